@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Set up streambin on a fresh Debian/Ubuntu machine, idempotently:
+#   1. Debian packages: KissFFT headers (native extension), libmysofa1 (the MIT KEMAR HRIRs
+#      the scene generator and its tests use), PortAudio (live demo), pkg-config.
+#      With --with-assets also the large real-sound/photo packages the training-data
+#      generator reads (tuxpaint-stamps-default, fluid-soundfont-gm).
+#   2. A virtual environment in .venv with torch==2.13.0 installed FIRST and explicitly
+#      (a looser requirement would pull several GB of CUDA wheels), then streambin itself
+#      (editable, building streambin._C) with its train/demo/dev extras.
+#      When nvcc exists, nvidia-cufft is installed too so the CUDA sources are compiled.
+# Usage: scripts/setup.sh [--with-assets]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+WITH_ASSETS=0
+for arg in "$@"; do
+  case "$arg" in
+    --with-assets) WITH_ASSETS=1 ;;
+    *) echo "usage: scripts/setup.sh [--with-assets]" >&2; exit 2 ;;
+  esac
+done
+
+debs=(libkissfft-dev libmysofa1 libportaudio2 pkg-config)
+if [ "$WITH_ASSETS" = 1 ]; then debs+=(tuxpaint-stamps-default fluid-soundfont-gm); fi
+missing=()
+for p in "${debs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  "$PYTHON" -m venv .venv
+fi
+PIP=".venv/bin/python -m pip"
+$PIP install -q --upgrade pip setuptools wheel
+if ! .venv/bin/python -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '2.13.0')" 2>/dev/null; then
+  echo "setup: installing torch==2.13.0 (CPU build)"
+  $PIP install -q torch==2.13.0
+fi
+$PIP install -q "pybind11>=2.11"
+if command -v nvcc >/dev/null 2>&1; then
+  $PIP install -q nvidia-cufft
+fi
+echo "setup: installing streambin (building streambin._C)"
+$PIP install -q --no-build-isolation -e ".[train,demo,dev]"
+.venv/bin/python -c "import streambin, streambin.dsp as d; print('setup: streambin', streambin.__version__, '| _C built with CUDA:', d.has_cuda())"

@@ -1,0 +1,238 @@
+"""streambin._C / streambin.dsp on the CPU: framing, reconstruction, masks, bad input.
+
+The same checks run on the GPU path in test_dsp_cuda.py (skipped where no GPU exists).
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from streambin import dsp
+
+N_FFT, WIN, HOP = 512, 400, 160
+LATENCY = WIN - HOP
+CHUNK_SIZES = [1, 7, 159, 160, 161, 1000, 4096]
+
+
+def stream(x, chunk, ana=None):
+    """Push x through a StreamingSTFT in chunks of `chunk` samples; concatenated frames."""
+    ana = ana or dsp.StreamingSTFT(N_FFT, WIN, HOP)
+    frames = [ana.push(x[i:i + chunk]) for i in range(0, len(x), chunk)]
+    return np.concatenate(frames, axis=0)
+
+
+def torch_reference_stft(x):
+    """center=False torch.stft of the zero-primed input: the documented offline equivalent.
+
+    The (n_fft - win)//2 zeros behind x fall under the zero part of the last window; they only
+    let torch form that last frame.
+    """
+    primed = torch.cat([torch.zeros(dsp.prime_samples(N_FFT, WIN, HOP)), torch.from_numpy(x),
+                        torch.zeros((N_FFT - WIN) // 2)])
+    spec = torch.stft(primed, N_FFT, HOP, WIN, torch.hann_window(WIN, periodic=True), center=False,
+                      return_complex=True)
+    return spec.T.numpy()  # (frames, bins)
+
+
+def test_latency_and_priming_constants():
+    assert dsp.latency_samples() == LATENCY == 240
+    assert dsp.prime_samples() == (N_FFT + WIN) // 2 - HOP == 296
+    w = dsp._C.padded_hann(N_FFT, WIN, HOP)
+    np.testing.assert_allclose(w, np.pad(torch.hann_window(WIN, periodic=True).numpy(), (56, 56)), atol=1e-6)
+
+
+@pytest.mark.parametrize("chunk", CHUNK_SIZES)
+def test_streaming_stft_equals_torch_stft(rng, chunk):
+    x = rng.standard_normal(5000).astype(np.float32)
+    frames = stream(x, chunk)
+    ref = torch_reference_stft(x)
+    assert frames.shape == (len(x) // HOP, N_FFT // 2 + 1)
+    np.testing.assert_allclose(frames, ref[: len(frames)], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("chunk", CHUNK_SIZES)
+def test_identity_mask_returns_delayed_input(rng, chunk):
+    x = rng.standard_normal(8000).astype(np.float32)
+    ana, syn = dsp.StreamingSTFT(), dsp.StreamingISTFT(channels=1)
+    out = []
+    for i in range(0, len(x), chunk):
+        spec = ana.push(x[i:i + chunk])
+        ones = np.zeros((1, 2, spec.shape[1], spec.shape[0]), np.float32)
+        ones[:, 0] = 1.0
+        out.append(syn.push(dsp.apply_mask(spec, ones))[0])
+    y = np.concatenate(out)
+    assert len(y) == (len(x) // HOP) * HOP
+    np.testing.assert_allclose(y[LATENCY:], x[: len(y) - LATENCY], atol=1e-5, rtol=0)
+    np.testing.assert_allclose(y[:LATENCY], 0.0, atol=1e-6)
+
+
+def numpy_overlap_add(spec, length):
+    """(C, bins, frames) complex -> (C, length) by irfft, window, overlap-add, envelope division."""
+    w = np.pad(torch.hann_window(WIN).numpy(), ((N_FFT - WIN) // 2,) * 2)
+    frames = np.fft.irfft(spec, n=N_FFT, axis=1) * w[None, :, None]
+    y, env = np.zeros((spec.shape[0], length)), np.zeros(length)
+    for t in range(spec.shape[2]):
+        y[:, t * HOP: t * HOP + N_FFT] += frames[:, :, t]
+        env[t * HOP: t * HOP + N_FFT] += w ** 2
+    return np.where(env > 1e-11, y / np.maximum(env, 1e-11), 0.0)
+
+
+def _random_masks(rng, n_masks, n_frames):
+    return rng.uniform(-1, 1, size=(n_masks, 2, N_FFT // 2 + 1, n_frames)).astype(np.float32)
+
+
+@pytest.mark.parametrize("mode,n_masks", [("direct", 1), ("direct", 2), ("side", 1)])
+def test_random_masks_streaming_equals_offline(rng, mode, n_masks):
+    x = rng.standard_normal(6400).astype(np.float32)
+    n_frames = len(x) // HOP
+    masks = _random_masks(rng, n_masks, n_frames)
+    # Offline: masked offline STFT, inverted offline (interior compared).
+    spec = dsp.stft(x)
+    ears_offline = dsp.apply_mask(spec, masks, mode=mode)
+    offline = dsp.istft(ears_offline)  # aligned with x
+    # Independent reference: torch.stft, then a numpy overlap-add inverse (torch.istft refuses
+    # center=False signals whose edges no window covers).
+    primed = np.concatenate([np.zeros(dsp.prime_samples(), np.float32), x, np.zeros(56, np.float32)])
+    ref_spec = torch.stft(torch.from_numpy(primed), N_FFT, HOP, WIN, torch.hann_window(WIN), center=False,
+                          return_complex=True).numpy()
+    m = masks[:, 0] + 1j * masks[:, 1]
+    ref_ears = ref_spec[None] * m if mode == "direct" else np.stack([ref_spec * (1 + m[0]), ref_spec * (1 - m[0])])
+    ref = numpy_overlap_add(ref_ears, len(primed))[:, dsp.prime_samples():]
+    interior = slice(400, len(x) - 400)
+    np.testing.assert_allclose(offline[:, interior], ref[:, interior], atol=1e-5, rtol=0)
+    # Streaming, in awkward chunks, with masks consumed as frames arrive.
+    n_out = offline.shape[0]
+    for chunk in (1, 161, 4096):
+        ana, syn = dsp.StreamingSTFT(), dsp.StreamingISTFT(channels=n_out)
+        got, t = [], 0
+        for i in range(0, len(x), chunk):
+            s = ana.push(x[i:i + chunk])
+            got.append(syn.push(dsp.apply_mask(s, masks[:, :, :, t:t + len(s)], mode=mode)))
+            t += len(s)
+        y = np.concatenate(got, axis=1)
+        np.testing.assert_allclose(y[:, LATENCY:][:, interior], offline[:, interior], atol=1e-5, rtol=0)
+
+
+def test_output_identical_for_any_chunking(rng):
+    x = rng.standard_normal(7000).astype(np.float32)
+    masks = _random_masks(rng, 1, len(x) // HOP)
+
+    def run(chunks):
+        ana, syn = dsp.StreamingSTFT(), dsp.StreamingISTFT(channels=2)
+        out, i, t = [], 0, 0
+        for c in chunks:
+            s = ana.push(x[i:i + c])
+            out.append(syn.push(dsp.apply_mask(s, masks[:, :, :, t:t + len(s)], mode="side")))
+            i, t = i + c, t + len(s)
+        return np.concatenate(out, axis=1)
+
+    whole = run([len(x)])
+    for chunks in ([1] * 500 + [6500], [7, 159, 160, 161, 1000, 4096, 1417], [64, 65] * 53 + [163]):
+        assert sum(chunks) == len(x)
+        np.testing.assert_array_equal(run(chunks), whole)
+
+
+def test_apply_mask_in_place_and_views(rng):
+    spec = (rng.standard_normal((5, 257)) + 1j * rng.standard_normal((5, 257))).astype(np.complex64)
+    full = _random_masks(rng, 2, 64)
+    view = full[:, :, :, -5:]  # strided view: newest frames of a model output
+    expected = spec[None] * (view[:, 0] + 1j * view[:, 1]).transpose(0, 2, 1)
+    np.testing.assert_allclose(dsp.apply_mask(spec, view), expected, rtol=1e-6, atol=1e-6)
+    side = dsp.apply_mask(spec, view[:1], mode="side")
+    d = spec * (view[0, 0] + 1j * view[0, 1]).T
+    np.testing.assert_allclose(side, np.stack([spec + d, spec - d]), rtol=1e-6, atol=1e-6)
+    inplace = spec.copy()
+    dsp.apply_mask(inplace, view[:1], out=inplace)
+    np.testing.assert_allclose(inplace, expected[0], rtol=1e-6, atol=1e-6)
+
+
+def test_offline_center_framing_matches_torch(rng):
+    x = rng.standard_normal((2, 3000)).astype(np.float32)
+    ours = dsp.stft(x, framing="center", pad_mode="reflect")
+    ref = torch.stft(torch.from_numpy(x), N_FFT, HOP, WIN, torch.hann_window(WIN), center=True, pad_mode="reflect",
+                     return_complex=True).transpose(1, 2).numpy()
+    np.testing.assert_allclose(ours, ref, atol=1e-5, rtol=0)
+    back = dsp.istft(ours, framing="center", length=3000)
+    np.testing.assert_allclose(back, x, atol=1e-5, rtol=0)
+
+
+# ------------------------------------------------------------------------------ bad input
+
+@pytest.mark.parametrize("bad,err,match", [
+    (np.zeros(10, np.int16), TypeError, "real floating"),
+    (np.zeros(10, np.complex64), TypeError, "real floating"),
+    (np.zeros((2, 10), np.float32), ValueError, r"expected shape \(n,\)"),
+    (np.array([0.0, np.nan, 1.0], np.float32), ValueError, "NaN or inf"),
+    (np.array([np.inf], np.float32), ValueError, "NaN or inf"),
+    ([0.0, 1.0], TypeError, "numpy array"),
+])
+def test_stft_push_rejects_bad_audio(bad, err, match):
+    ana = dsp.StreamingSTFT()
+    ana.push(np.ones(100, np.float32))
+    with pytest.raises(err, match=match):
+        ana.push(bad)
+    # State untouched by the rejected push: the next frame is as if it never happened.
+    ref = dsp.StreamingSTFT()
+    ref.push(np.ones(100, np.float32))
+    np.testing.assert_array_equal(ana.push(np.ones(60, np.float32)), ref.push(np.ones(60, np.float32)))
+
+
+def test_float64_and_non_contiguous_audio_are_converted(rng):
+    x = rng.standard_normal(2000)
+    a = dsp.StreamingSTFT().push(x)                      # float64 -> float32
+    b = dsp.StreamingSTFT().push(x.astype(np.float32))
+    np.testing.assert_array_equal(a, b)
+    strided = np.repeat(x.astype(np.float32), 2)[::2]   # non-contiguous view
+    np.testing.assert_array_equal(dsp.StreamingSTFT().push(strided), b)
+
+
+def test_native_layer_rejects_wrong_dtype_directly():
+    # The bindings check too: calling _C without the Python layer gives a clear error, no crash.
+    with pytest.raises(ValueError, match=r"\(n,\) float32"):
+        dsp._C.StreamingStft(512, 400, 160).push(np.zeros(10, np.float64))
+    with pytest.raises(ValueError, match="not C-contiguous"):
+        dsp._C.StreamingStft(512, 400, 160).push(np.zeros(20, np.float32)[::2])
+
+
+def test_mask_shape_mismatch_is_a_clear_error(rng):
+    spec = np.zeros((4, 257), np.complex64)
+    with pytest.raises(ValueError, match=r"expected shape \(n_masks, 2, 257, 4\)"):
+        dsp.apply_mask(spec, np.zeros((1, 2, 256, 4), np.float32))
+    with pytest.raises(TypeError, match="float32"):
+        dsp.apply_mask(spec, np.zeros((1, 2, 257, 4), np.float64))
+    with pytest.raises(ValueError, match="exactly one mask"):
+        dsp.apply_mask(spec, np.zeros((2, 2, 257, 4), np.float32), mode="side")
+    with pytest.raises(ValueError, match="mode"):
+        dsp.apply_mask(spec, np.zeros((1, 2, 257, 4), np.float32), mode="sideways")
+    with pytest.raises(ValueError, match=r"\(2, 4, 257\)"):
+        dsp._C.apply_mask(spec, np.zeros((1, 2, 257, 4), np.float32), np.zeros((1, 4, 257), np.complex64), 1)
+
+
+def test_istft_rejects_bad_frames():
+    syn = dsp.StreamingISTFT(channels=2)
+    with pytest.raises(ValueError, match=r"\(2, k, 257\)"):
+        syn.push(np.zeros((1, 3, 257), np.complex64))
+    with pytest.raises(TypeError, match="complex"):
+        syn.push(np.zeros((2, 3, 257), np.float32))
+    bad = np.zeros((2, 1, 257), np.complex64)
+    bad[0, 0, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN or inf"):
+        syn.push(bad)
+
+
+@pytest.mark.parametrize("params,match", [
+    ((511, 400, 160), "even"), ((512, 600, 160), "win_length"), ((512, 401, 160), "centred"),
+    ((512, 400, 0), "hop"), ((512, 400, 401), "hop"),
+])
+def test_invalid_stft_parameters(params, match):
+    with pytest.raises(ValueError, match=match):
+        dsp.StreamingSTFT(*params)
+
+
+def test_empty_push_and_reset(rng):
+    ana = dsp.StreamingSTFT()
+    assert ana.push(np.zeros(0, np.float32)).shape == (0, 257)
+    x = rng.standard_normal(1000).astype(np.float32)
+    first = ana.push(x)
+    ana.reset()
+    np.testing.assert_array_equal(ana.push(x), first)
