@@ -1,0 +1,507 @@
+"""The papers' test-time evaluation protocol, with the three standard baselines.
+
+Command line::
+
+    python -m streambin.train.evaluate --checkpoint CKPT --data DIR --split test \\
+        [--window-hop 0.1] [--max-clips N] [--out results.json] [--markdown results.md] \\
+        [--audio-only-checkpoint CKPT2] [--no-normalize] [--batch-size 32] [--device cpu]
+
+Procedure for each whole clip (Mono2Binaural / Sep-Stereo test time, minus the reference
+code's bugs):
+
+1. ``mono = (L + R) / 2`` of the ground-truth binaural clip.
+2. Windows of ``crop = (context_frames - 1) * hop`` samples (10080 at 16 kHz = 0.63 s) start
+   every ``window_hop_s`` seconds (0.1 s), plus one window ending exactly at the clip end; every
+   window takes its OWN samples of the mix (the reference re-used the previous window's mix for
+   the last one). A clip shorter than one window is zero-padded to one window.
+3. Per window, the network input is the centred STFT of the window (``torch.stft``, n_fft 512,
+   hop 160, win 400 periodic Hann, ``center=True``; real/imag as two channels,
+   (2, 257, T=64)) scaled by ``input_rms / max(rms(window), rms_floor)``; the visual feature is
+   the one of the frame showing the window centre: frame ``i`` (0-based) covers
+   ``[i / fps, (i + 1) / fps)`` (FAIR-Play's convention, as streambin.train.data picks the
+   training frame), so time ``t`` uses frame ``floor(t * fps)``.
+4. The masks multiply the RAW (un-normalised) window spectrogram: mask kind ``"side"``:
+   ``D = mask * M``, ``L = M + D``, ``R = M - D``; ``"left_right"``: ``L = m0 * M``,
+   ``R = m1 * M``. Each channel is inverted with ``torch.istft`` at the same n_fft 512 (the
+   reference ran its ISTFT at 510) and ``length = crop``.
+5. Overlapping window outputs are blended by averaging: per-sample sum / number of windows.
+
+Conditions scored on the same clips:
+
+- ``model``: the network with the true frames.
+- ``mono_mono``: both channels = mono.
+- ``audio_only``: the network with its visual input removed. The papers trained a separate
+  audio-only network; our definition, when no separate model is given, is the SAME network fed
+  the *neutral visual feature* = its visual net's output on a uniform mid-grey frame (uint8 128
+  in every channel, at the frames' size). With ``--audio-only-checkpoint`` a separately trained
+  model is scored instead (also fed the grey frame, so its visual branch carries no picture).
+- ``flipped_visual``: the network with every frame mirrored horizontally at test time (the sound
+  is not mirrored): a model that uses the picture must get worse.
+
+Metrics: all of :data:`streambin.metrics.METRICS`, with the papers' peak normalisation by
+default (``--no-normalize`` turns it off), per clip and as mean, sample standard deviation
+(ddof 1) and standard error ``std / sqrt(n)`` over clips. Non-finite per-clip values (``inf`` SNR
+on an exact match, ``nan`` direction accuracy when no frame is lateral) are left out of the
+aggregates (their count is reported) and written as ``null`` in the JSON file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+from streambin import metrics as M
+
+CONDITIONS = ("model", "mono_mono", "audio_only", "flipped_visual")
+VISUAL_MODES = ("true", "flipped", "none")
+NEUTRAL_GREY = 128  # uint8 value of the neutral (audio-only) frame
+_CONDITION_LABELS = {
+    "model": "Model (true frames)",
+    "mono_mono": "Mono-Mono",
+    "audio_only": "Audio-only",
+    "flipped_visual": "Flipped-visual",
+}
+_METRIC_LABELS = {
+    "stft": "STFT",
+    "env": "ENV",
+    "wave_l2": "Wave L2",
+    "mrstft": "MRSTFT",
+    "snr": "SNR (dB)",
+    "spl": "SPL (dB)",
+    "direction_acc": "Dir. acc.",
+}
+
+
+# ----------------------------------------------------------------------------- framing helpers
+
+
+def _audio_params(audio_cfg) -> Dict[str, Any]:
+    """Read the signal parameters from an AudioConfig-like object (attributes or dict keys)."""
+    names = ("sample_rate", "n_fft", "win_length", "hop", "context_frames", "input_rms", "rms_floor")
+    out = {}
+    for name in names:
+        if isinstance(audio_cfg, dict):
+            if name not in audio_cfg:
+                raise ValueError(f"audio_cfg is missing {name!r}; needs {names}")
+            out[name] = audio_cfg[name]
+        else:
+            if not hasattr(audio_cfg, name):
+                raise ValueError(f"audio_cfg is missing attribute {name!r}; needs {names}")
+            out[name] = getattr(audio_cfg, name)
+    for name in names[:5]:
+        if int(out[name]) != out[name] or int(out[name]) < 1:
+            raise ValueError(f"audio_cfg.{name} must be a positive int, got {out[name]!r}")
+        out[name] = int(out[name])
+    for name in ("input_rms", "rms_floor"):
+        if not float(out[name]) > 0:
+            raise ValueError(f"audio_cfg.{name} must be > 0, got {out[name]!r}")
+        out[name] = float(out[name])
+    out["crop"] = (out["context_frames"] - 1) * out["hop"]
+    return out
+
+
+def window_starts(n_samples: int, window: int, hop: int) -> List[int]:
+    """Start samples of the sliding windows over a clip of ``n_samples`` (>= ``window``).
+
+    ``0, hop, 2*hop, ...`` while the window fits, plus ``n_samples - window`` (a window aligned to
+    the clip end) when that is not already a start.
+    """
+    if window < 1 or hop < 1:
+        raise ValueError(f"window and hop must be >= 1 sample, got {window}, {hop}")
+    if n_samples < window:
+        raise ValueError(f"clip of {n_samples} samples is shorter than one window ({window})")
+    starts = list(range(0, n_samples - window + 1, hop))
+    if starts[-1] != n_samples - window:
+        starts.append(n_samples - window)
+    return starts
+
+
+def frame_index_at(time_s: float, fps: float, n_frames: int) -> int:
+    """0-based index of the video frame showing ``time_s`` when frame i covers
+    ``[i / fps, (i + 1) / fps)``, clipped to ``[0, n_frames - 1]``."""
+    return int(min(max(math.floor(time_s * fps), 0), n_frames - 1))
+
+
+def _as_tensor(x, dtype=None) -> torch.Tensor:
+    t = x if isinstance(x, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(x))
+    return t if dtype is None else t.to(dtype)
+
+
+def _model_device(model) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    for b in model.buffers():
+        return b.device
+    return torch.device("cpu")
+
+
+# ----------------------------------------------------------------------------- prediction
+
+
+@torch.no_grad()
+def predict_clip(model, audio_mono, frames, fps, audio_cfg, window_hop_s: float = 0.1,
+                 visual_mode: str = "true", batch_size: int = 32,
+                 pad_mode: str = "reflect") -> np.ndarray:
+    """Binaural prediction of one whole clip by the sliding-window protocol (module docstring).
+
+    model: object with ``visual(frames uint8 (B, H, W, 3)) -> feature (B, ...)``,
+        ``audio(spec (B, 2, 257, T), feature) -> mask (B, n_masks, 2, 257, T)`` and
+        ``mask_kind`` in {"side", "left_right"} (docs/architecture.md). Put in eval mode for the
+        call (its previous mode is restored).
+    audio_mono: (n,) float mono at ``audio_cfg.sample_rate``.
+    frames: (n_frames, H, W, 3) uint8 RGB, already at the model's visual size.
+    fps: frame rate of ``frames`` (frame i covers [i / fps, (i + 1) / fps)).
+    audio_cfg: sample_rate, n_fft, win_length, hop, context_frames, input_rms, rms_floor.
+    window_hop_s: seconds between window starts (0.1 in the papers but 2.5D's 0.05).
+    visual_mode: "true" (frames as given), "flipped" (mirrored left-right) or "none" (the
+        neutral feature of a mid-grey frame, see :data:`NEUTRAL_GREY`).
+    pad_mode: ``torch.stft`` padding of each window's analysis (``center=True``); "reflect" is
+        torch's default and what librosa < 0.9 (the reference's training) used.
+    Returns (2, n) float32 (left, right).
+    """
+    p = _audio_params(audio_cfg)
+    if visual_mode not in VISUAL_MODES:
+        raise ValueError(f"visual_mode must be one of {VISUAL_MODES}, got {visual_mode!r}")
+    kind = getattr(model, "mask_kind", None)
+    if kind not in ("side", "left_right"):
+        raise ValueError(f"model.mask_kind must be 'side' or 'left_right', got {kind!r}")
+    n_masks = 1 if kind == "side" else 2
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if not (window_hop_s > 0):
+        raise ValueError(f"window_hop_s must be > 0 seconds, got {window_hop_s}")
+    if not (float(fps) > 0):
+        raise ValueError(f"fps must be > 0, got {fps!r}")
+
+    mono = _as_tensor(audio_mono)
+    if mono.ndim != 1 or mono.numel() < 1 or not mono.dtype.is_floating_point:
+        raise ValueError(f"audio_mono must be a (n,) float array, got shape {tuple(mono.shape)} "
+                         f"dtype {mono.dtype}")
+    if not torch.isfinite(mono).all():
+        raise ValueError("audio_mono must be finite, (n,) float")
+    frames_t = _as_tensor(frames)
+    if frames_t.ndim != 4 or frames_t.shape[-1] != 3 or frames_t.shape[0] < 1:
+        raise ValueError(f"frames must have shape (n_frames, H, W, 3), got {tuple(frames_t.shape)}")
+    if frames_t.dtype != torch.uint8:
+        raise TypeError(f"frames must be uint8 (n_frames, H, W, 3) RGB, got dtype {frames_t.dtype}")
+
+    device = _model_device(model)
+    n = mono.numel()
+    crop, sr = p["crop"], p["sample_rate"]
+    mono = mono.to(device=device, dtype=torch.float32)
+    if n < crop:  # shorter than one window: pad with silence, crop the output back
+        mono = torch.nn.functional.pad(mono, (0, crop - n))
+    n_padded = mono.numel()
+    hop_samples = max(1, int(round(window_hop_s * sr)))
+    starts = window_starts(n_padded, crop, hop_samples)
+
+    was_training = model.training if isinstance(model, torch.nn.Module) else None
+    if was_training is not None:
+        model.eval()
+    try:
+        features = _window_features(model, frames_t, fps, starts, crop, sr, visual_mode,
+                                    batch_size, device)
+        window = torch.hann_window(p["win_length"], periodic=True, device=device)
+        stft_kw = dict(n_fft=p["n_fft"], hop_length=p["hop"], win_length=p["win_length"],
+                       window=window, center=True)
+        n_bins = p["n_fft"] // 2 + 1
+        out = torch.zeros(2, n_padded, device=device)
+        count = torch.zeros(n_padded, device=device)
+        for b0 in range(0, len(starts), batch_size):
+            bstarts = starts[b0:b0 + batch_size]
+            x = torch.stack([mono[s:s + crop] for s in bstarts])  # (B, crop)
+            spec = torch.stft(x, pad_mode=pad_mode, return_complex=True, **stft_kw)
+            B, T = spec.shape[0], spec.shape[-1]
+            if T != p["context_frames"]:  # cannot happen with crop = (T - 1) * hop
+                raise RuntimeError(f"window STFT has {T} frames, expected {p['context_frames']}")
+            rms = x.pow(2).mean(dim=1).sqrt()
+            scale = p["input_rms"] / rms.clamp(min=p["rms_floor"])
+            net_in = torch.stack([spec.real, spec.imag], dim=1) * scale[:, None, None, None]
+            mask = model.audio(net_in, features[b0:b0 + B])
+            expected = (B, n_masks, 2, n_bins, T)
+            if tuple(mask.shape) != expected:
+                raise ValueError(f"model.audio returned mask of shape {tuple(mask.shape)}, expected "
+                                 f"(B, n_masks, 2, 257, T) = {expected} for mask_kind {kind!r}")
+            cm = torch.complex(mask[:, :, 0].float(), mask[:, :, 1].float())  # (B, n_masks, F, T)
+            if kind == "side":
+                side = cm[:, 0] * spec
+                lr = torch.stack([spec + side, spec - side], dim=1)
+            else:
+                lr = cm * spec[:, None]
+            wav = torch.istft(lr.reshape(B * 2, n_bins, T), length=crop, **stft_kw)
+            wav = wav.reshape(B, 2, crop)
+            for i, s in enumerate(bstarts):
+                out[:, s:s + crop] += wav[i]
+                count[s:s + crop] += 1
+    finally:
+        if was_training:
+            model.train()
+    out = out / count  # every sample is covered by >= 1 window
+    return out[:, :n].cpu().numpy().astype(np.float32)
+
+
+def neutral_feature(model, height: int, width: int, device=None) -> torch.Tensor:
+    """The visual net's output on one uniform mid-grey frame (uint8 128): our audio-only input.
+
+    Returns the feature of shape (1, *feature_shape).
+    """
+    device = device if device is not None else _model_device(model)
+    grey = torch.full((1, height, width, 3), NEUTRAL_GREY, dtype=torch.uint8, device=device)
+    return model.visual(grey)
+
+
+def _window_features(model, frames, fps, starts, crop, sr, visual_mode, batch_size, device):
+    """Visual feature per window, (n_windows, *feature_shape); each distinct frame runs once."""
+    n_frames, height, width = frames.shape[0], frames.shape[1], frames.shape[2]
+    if visual_mode == "none":
+        feat = neutral_feature(model, height, width, device)
+        return feat.expand(len(starts), *feat.shape[1:])
+    idx = [frame_index_at((s + crop / 2) / sr, float(fps), n_frames) for s in starts]
+    unique = sorted(set(idx))
+    chosen = frames[unique]
+    if visual_mode == "flipped":
+        chosen = torch.flip(chosen, dims=[2])  # mirror the width axis of (N, H, W, 3)
+    feats = []
+    for b0 in range(0, len(unique), batch_size):
+        feats.append(model.visual(chosen[b0:b0 + batch_size].to(device)))
+    feats = torch.cat(feats)
+    where = {f: i for i, f in enumerate(unique)}
+    return feats[[where[i] for i in idx]]
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+def _item_fields(item, index):
+    for key in ("audio", "frames", "fps"):
+        if key not in item:
+            raise KeyError(f"dataset item {index} has no {key!r}; eval items need "
+                           f"audio (2, n), frames (n_frames, H, W, 3) uint8, fps, clip")
+    audio = item["audio"]
+    audio = audio.detach().cpu().numpy() if isinstance(audio, torch.Tensor) else np.asarray(audio)
+    if audio.ndim != 2 or audio.shape[0] != 2 or not np.issubdtype(audio.dtype, np.floating):
+        raise ValueError(f"dataset item {index}: audio must be float (2, n) left/right, got "
+                         f"shape {audio.shape} dtype {audio.dtype}")
+    fps = item["fps"]
+    fps = float(fps.item() if hasattr(fps, "item") else fps)
+    return audio.astype(np.float32), item["frames"], fps, str(item.get("clip", index))
+
+
+def _aggregate(values: Sequence[float]) -> Dict[str, Any]:
+    finite = np.array([v for v in values if np.isfinite(v)], dtype=np.float64)
+    n = int(finite.size)
+    out = {"mean": float(finite.mean()) if n else float("nan"), "std": float("nan"),
+           "sem": float("nan"), "n": n, "n_nonfinite": len(values) - n}
+    if n >= 2:
+        out["std"] = float(finite.std(ddof=1))
+        out["sem"] = out["std"] / math.sqrt(n)
+    return out
+
+
+def evaluate_model(model, config, dataset, window_hop_s: float = 0.1,
+                   max_clips: Optional[int] = None, normalize: bool = M.NORMALIZE_DEFAULT,
+                   audio_only_model=None, conditions: Sequence[str] = CONDITIONS,
+                   batch_size: int = 32, pad_mode: str = "reflect",
+                   progress: bool = True) -> Dict[str, Any]:
+    """Score ``model`` and the baselines on whole clips of ``dataset``.
+
+    model: generator (see :func:`predict_clip`); config: object with ``.audio`` (AudioConfig).
+    dataset: sequence (``len`` and ``[i]``) of eval items ``{"audio": (2, n) float at the model
+        rate, "frames": (n_frames, H, W, 3) uint8 at the visual size, "fps", "clip"}``.
+    max_clips: score only the first ``max_clips`` clips.
+    normalize: peak-normalise prediction and target before scoring (the papers' default).
+    audio_only_model: separately trained audio-only generator; default None = the same model
+        with the neutral grey-frame feature.
+    conditions: subset of :data:`CONDITIONS`.
+    Returns a dict with ``settings``, ``conditions``, ``metrics``, ``higher_is_better``,
+    ``summary[condition][metric] = {mean, std, sem, n, n_nonfinite}`` and ``per_clip`` (list of
+    ``{"clip", "n_samples", "metrics": {condition: {metric: value}}}``).
+    """
+    from tqdm import tqdm
+
+    conditions = tuple(conditions)
+    bad = [c for c in conditions if c not in CONDITIONS]
+    if bad or not conditions:
+        raise ValueError(f"conditions must be a non-empty subset of {CONDITIONS}, got {conditions}")
+    if max_clips is not None and max_clips < 1:
+        raise ValueError(f"max_clips must be >= 1 or None, got {max_clips}")
+    audio_cfg = config.audio
+    sr = _audio_params(audio_cfg)["sample_rate"]
+    n_clips = len(dataset) if max_clips is None else min(len(dataset), max_clips)
+    if n_clips == 0:
+        raise ValueError("dataset has no clips to evaluate")
+    names = list(M.METRICS)
+    per_clip = []
+    kw = dict(audio_cfg=audio_cfg, window_hop_s=window_hop_s, batch_size=batch_size,
+              pad_mode=pad_mode)
+    for i in tqdm(range(n_clips), desc="evaluate", unit="clip", disable=not progress):
+        target, frames, fps, clip = _item_fields(dataset[i], i)
+        mono = 0.5 * (target[0] + target[1])
+        preds = {}
+        for cond in conditions:
+            if cond == "model":
+                preds[cond] = predict_clip(model, mono, frames, fps, visual_mode="true", **kw)
+            elif cond == "mono_mono":
+                preds[cond] = np.stack([mono, mono])
+            elif cond == "audio_only":
+                net = audio_only_model if audio_only_model is not None else model
+                preds[cond] = predict_clip(net, mono, frames, fps, visual_mode="none", **kw)
+            else:
+                preds[cond] = predict_clip(model, mono, frames, fps, visual_mode="flipped", **kw)
+        scores = {
+            cond: {name: M.METRICS[name](pred, target, sample_rate=sr, normalize=normalize)
+                   for name in names}
+            for cond, pred in preds.items()
+        }
+        per_clip.append({"clip": clip, "n_samples": int(target.shape[1]), "metrics": scores})
+    summary = {
+        cond: {name: _aggregate([c["metrics"][cond][name] for c in per_clip]) for name in names}
+        for cond in conditions
+    }
+    return {
+        "settings": {
+            "window_hop_s": window_hop_s,
+            "window_samples": _audio_params(audio_cfg)["crop"],
+            "sample_rate": sr,
+            "normalize": bool(normalize),
+            "stft_pad_mode": pad_mode,
+            "n_clips": n_clips,
+            "audio_only": ("separate model, grey-frame visual input" if audio_only_model is not None
+                           else "same model, neutral feature of a uint8 128 grey frame"),
+        },
+        "conditions": list(conditions),
+        "metrics": names,
+        "higher_is_better": sorted(M.HIGHER_IS_BETTER),
+        "summary": summary,
+        "per_clip": per_clip,
+    }
+
+
+def _fmt(x: float, digits: int = 4) -> str:
+    return "n/a" if not np.isfinite(x) else f"{x:.{digits}f}"
+
+
+def markdown_table(results: Dict[str, Any]) -> str:
+    """Markdown table of ``results["summary"]``: one row per condition, ``mean ± sem`` cells."""
+    names = results["metrics"]
+    hib = set(results["higher_is_better"])
+    head = ["Condition"] + [f"{_METRIC_LABELS.get(m, m)} {'↑' if m in hib else '↓'}" for m in names]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for cond in results["conditions"]:
+        row = [_CONDITION_LABELS.get(cond, cond)]
+        for m in names:
+            s = results["summary"][cond][m]
+            cell = _fmt(s["mean"])
+            if np.isfinite(s["sem"]):
+                cell += f" ± {_fmt(s['sem'])}"
+            row.append(cell)
+        lines.append("| " + " | ".join(row) + " |")
+    st = results["settings"]
+    lines.append("")
+    lines.append(f"{st['n_clips']} clips; mean ± standard error over clips; window hop "
+                 f"{st['window_hop_s']} s; peak normalisation {'on' if st['normalize'] else 'off'}; "
+                 f"audio-only = {st['audio_only']}.")
+    return "\n".join(lines) + "\n"
+
+
+def _json_safe(x):
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def write_results(results: Dict[str, Any], json_path: Optional[str] = None,
+                  markdown_path: Optional[str] = None) -> None:
+    """Write the results as strict JSON (non-finite -> null) and/or the Markdown table."""
+    if json_path:
+        with open(json_path, "w", encoding="utf-8") as f:
+            json.dump(_json_safe(results), f, indent=2, allow_nan=False)
+    if markdown_path:
+        with open(markdown_path, "w", encoding="utf-8") as f:
+            f.write(markdown_table(results))
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="python -m streambin.train.evaluate",
+        description="Sliding-window evaluation of a trained generator and the Mono-Mono, "
+                    "Audio-only and Flipped-visual baselines on whole clips.")
+    ap.add_argument("--checkpoint", required=True, help="generator checkpoint (.pt)")
+    ap.add_argument("--data", required=True, help="data set root directory")
+    ap.add_argument("--split", default="test", help="split name (default: test)")
+    ap.add_argument("--window-hop", type=float, default=0.1,
+                    help="seconds between window starts (default 0.1; 2.5D used 0.05)")
+    ap.add_argument("--max-clips", type=int, default=None, help="score only the first N clips")
+    ap.add_argument("--out", default=None, help="JSON results file")
+    ap.add_argument("--markdown", default=None, help="Markdown table file")
+    ap.add_argument("--audio-only-checkpoint", default=None,
+                    help="separately trained audio-only generator (default: same network with "
+                         "the neutral grey-frame feature)")
+    ap.add_argument("--no-normalize", action="store_true",
+                    help="score without the papers' peak normalisation")
+    ap.add_argument("--batch-size", type=int, default=32, help="windows per forward pass")
+    ap.add_argument("--device", default=None, help="torch device (default: cuda if available)")
+    ap.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return ap
+
+
+def run(args, load_generator: Optional[Callable] = None,
+        make_dataset: Optional[Callable] = None) -> Dict[str, Any]:
+    """Run the evaluation described by parsed ``args``; returns the results dict.
+
+    load_generator(path) -> (model, config) and make_dataset(root, split, visual_size) ->
+    dataset default to streambin.train.checkpoint.load_generator and
+    streambin.train.data.SimBinauralDataset(root, split, mode="eval", visual_size=...).
+    """
+    if load_generator is None:
+        from streambin.train.checkpoint import load_generator
+    if make_dataset is None:
+        from streambin.train.data import SimBinauralDataset
+
+        def make_dataset(root, split, visual_size):
+            return SimBinauralDataset(root, split, mode="eval", visual_size=visual_size)
+
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model, config = load_generator(args.checkpoint)
+    model = model.to(device)
+    audio_only = None
+    if args.audio_only_checkpoint:
+        audio_only, ao_config = load_generator(args.audio_only_checkpoint)
+        if _audio_params(ao_config.audio) != _audio_params(config.audio):
+            raise ValueError("the audio-only checkpoint's audio config differs from the model's")
+        if tuple(ao_config.model.visual_size) != tuple(config.model.visual_size):
+            raise ValueError("the audio-only checkpoint's visual_size differs from the model's")
+        audio_only = audio_only.to(device)
+    dataset = make_dataset(args.data, args.split, tuple(config.model.visual_size))
+    results = evaluate_model(model, config, dataset, window_hop_s=args.window_hop,
+                             max_clips=args.max_clips, normalize=not args.no_normalize,
+                             audio_only_model=audio_only, batch_size=args.batch_size,
+                             progress=not args.no_progress)
+    results["settings"].update(checkpoint=args.checkpoint, data=args.data, split=args.split,
+                               audio_only_checkpoint=args.audio_only_checkpoint)
+    write_results(results, args.out, args.markdown)
+    return results
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    results = run(args)
+    sys.stdout.write(markdown_table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
