@@ -1,0 +1,376 @@
+"""The streaming engine: mono audio chunks + camera frames in, binaural audio out.
+
+Pipeline per :meth:`Spatializer.process` call (all state explicit, buffers allocated once)::
+
+    chunk (n,) at sample_rate --soxr--> model rate (16 kHz)
+        -> streambin._C streaming STFT -> ring of the last T frames (+ ring of raw samples for RMS)
+        -> every block_frames new frames: audio net on the last T frames (normalised by the
+           context's RMS) with the cached visual feature -> masks
+        -> masks of the block's frames (lookahead_frames before the newest) x raw spectrum
+           (_C mask multiply, both ears) -> _C streaming ISTFT
+        --soxr--> sample_rate -> output FIFO -> (2, n)
+
+Latency. Every stage's delay is fixed, so the output is the input delayed by exactly
+``latency_samples`` (at ``sample_rate``): the STFT/ISTFT's ``win_length - hop`` samples, the
+wait for a full hop and block (``block_frames * hop - 1``), ``lookahead_frames * hop``, rounded
+up so the total maps to whole device samples, plus zeros pre-filled into the output to cover
+the resamplers' worst hold-back (measured once at construction; see streambin.resample).
+The output is identical however the input is chunked.
+
+Input handling (documented, tested):
+
+* ``chunk``: ``(n,)`` (or ``(n, 1)`` / ``(1, n)``) real floats, converted to float32; int16 and
+  int32 PCM are scaled by their full scale (1/32768, 1/2^31); other dtypes raise TypeError;
+  ``n = 0`` returns ``(2, 0)``. NaN and inf samples are replaced by 0 (counted in
+  ``stats["nonfinite_samples"]``, one warning) so they never reach the network or later output.
+  Chunks of any size are processed in pieces of at most one second.
+* ``frame``: see :mod:`streambin.frames` (RGB/BGR uint8, grayscale and RGBA converted, any size,
+  size may change mid-stream; bad frames raise and leave the stream state untouched).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import warnings
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+
+from streambin import dsp
+from streambin.frames import prepare_frame
+from streambin.resample import QUALITIES, StreamResampler, chain_delay, worst_holdback
+from streambin.visual import VisualFeature
+
+log = logging.getLogger("streambin")
+
+SUPPORTED_RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000)
+_MAX_BLOCK_FRAMES = 16
+# Auto block size: the audio net may use at most this share of each block's duration.
+_AUTO_BLOCK_BUDGET = 0.35
+
+
+class Spatializer:
+    """Live mono audio + camera frames -> binaural audio.
+
+    Args:
+        model: "default" (the bundle shipped in the package), a bundle directory, or a
+            training checkpoint file (``*.pt``; runs on the torch backend).
+        backend: "auto" (TensorRT, then ONNX Runtime CUDA, then ONNX Runtime CPU, then torch),
+            "onnxruntime", "tensorrt" or "torch".
+        device: "auto", "cpu" or "cuda".
+        sample_rate: device sample rate of ``chunk`` and of the output, in Hz.
+        block_frames: STFT frames (10 ms each at the default hop) per audio-net run; None picks
+            the smallest block the measured speed of the audio net sustains in real time.
+        lookahead_frames: use masks this many frames before the newest (the network sees a
+            little future context) at the cost of ``lookahead_frames * hop`` more latency.
+        color: channel order of 3/4-channel frames, "rgb" or "bgr".
+        threaded_visual: run the visual network on a worker thread (live use) instead of
+            synchronously inside :meth:`process` (the deterministic default).
+        resample_quality: resampler between device and model rate: "fir" (default; polyphase
+            FIR, ~1 ms) or "soxr-lq"/"soxr-mq"/"soxr-hq" (soxr; 20-37 ms more per direction).
+        num_threads: CPU threads for the networks (ONNX Runtime intra-op / torch).
+    """
+
+    def __init__(self, model="default", backend: str = "auto", device: str = "auto", sample_rate: int = 48000,
+                 block_frames: int | None = None, lookahead_frames: int = 0, color: str = "rgb",
+                 threaded_visual: bool = False, resample_quality: str = "fir", num_threads: int | None = None):
+        from streambin.backends import create_backend
+
+        if not isinstance(sample_rate, (int, np.integer)) or int(sample_rate) not in SUPPORTED_RATES:
+            raise ValueError(f"sample_rate must be one of {SUPPORTED_RATES} Hz, got {sample_rate!r}")
+        if color not in ("rgb", "bgr"):
+            raise ValueError(f"color must be 'rgb' or 'bgr', got {color!r}")
+        if resample_quality not in QUALITIES:
+            raise ValueError(f"resample_quality must be one of {QUALITIES}, got {resample_quality!r}")
+        self.sample_rate = int(sample_rate)
+        self.color = color
+        self.resample_quality = resample_quality
+
+        options = {} if num_threads is None else {"num_threads": int(num_threads)}
+        self.bundle, self.backend = _open_model(model, backend, device, create_backend, options)
+        b = self.bundle
+        self.model_rate, self.hop, self.context_frames = b.sample_rate, b.hop, b.context_frames
+        self.n_bins = b.n_bins
+        self._side = b.mask_kind == "side"
+
+        if not isinstance(lookahead_frames, (int, np.integer)) or lookahead_frames < 0:
+            raise ValueError(f"lookahead_frames must be an integer >= 0, got {lookahead_frames!r}")
+        self.lookahead_frames = int(lookahead_frames)
+        self.visual = VisualFeature(self.backend, b.visual_size, threaded=threaded_visual)
+        self._audio_ms_probe = self._measure_audio_ms()
+        if block_frames is None:
+            block_frames = self._auto_block_frames(self._audio_ms_probe)
+        if not isinstance(block_frames, (int, np.integer)) or not 1 <= block_frames <= _MAX_BLOCK_FRAMES:
+            raise ValueError(f"block_frames must be an integer in [1, {_MAX_BLOCK_FRAMES}] or None, "
+                             f"got {block_frames!r}")
+        self.block_frames = int(block_frames)
+        if self.block_frames + self.lookahead_frames > self.context_frames:
+            raise ValueError(f"block_frames + lookahead_frames must be <= the model's context of "
+                             f"{self.context_frames} frames, got {self.block_frames} + {self.lookahead_frames}")
+
+        self._plan_latency()
+        self._allocate()
+        self.reset()
+        log.info("streambin: %s on %s, block %d frames, lookahead %d, latency %.1f ms at %d Hz",
+                 self.backend.name, self.backend.device, self.block_frames, self.lookahead_frames,
+                 self.latency_ms, self.sample_rate)
+
+    # ------------------------------------------------------------------ set-up
+
+    def _measure_audio_ms(self) -> float:
+        spec = np.zeros((1,) + tuple(self.bundle.spec_shape), np.float32)
+        feat = self.visual.neutral[None]
+        times = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            self.backend.audio(spec, feat)
+            times.append((time.perf_counter() - t0) * 1e3)
+        return float(np.median(times[1:]))
+
+    def _auto_block_frames(self, audio_ms: float) -> int:
+        hop_ms = 1e3 * self.hop / self.model_rate
+        needed = math.ceil(audio_ms / (_AUTO_BLOCK_BUDGET * hop_ms))
+        return int(min(max(needed, 1), _MAX_BLOCK_FRAMES, self.context_frames - self.lookahead_frames))
+
+    def _plan_latency(self) -> None:
+        """Fix every delay of the pipeline so the total is a whole number of device samples."""
+        hop, b, a = self.hop, self.block_frames, self.lookahead_frames
+        stft_latency = dsp.latency_samples(self.bundle.n_fft, self.bundle.win_length, hop)
+        model_latency = stft_latency + (b * hop - 1) + a * hop
+        # The model-rate delay must map to whole device samples: round it up to a multiple of
+        # model_rate / gcd(model_rate, sample_rate) by adding zeros in front of the output.
+        step = self.model_rate // math.gcd(self.model_rate, self.sample_rate)
+        self._model_latency = -(-model_latency // step) * step
+        # Zeros fed to the up-resampler before the first block: they cover the wait for the
+        # first block, so the engine itself never runs dry at model rate.
+        self._engine_prefill = self._model_latency - stft_latency - a * hop
+        device_model_latency = self._model_latency * self.sample_rate // self.model_rate
+        self._fifo_prefill = 0
+        if self.sample_rate != self.model_rate:
+            self._fifo_prefill = worst_holdback(self.sample_rate, self.model_rate, self.resample_quality,
+                                                engine_burst=b * hop, engine_prefill=self._engine_prefill)
+        self._resample_delay = chain_delay(self.sample_rate, self.model_rate, self.resample_quality)
+        self.latency_samples = int(device_model_latency + self._fifo_prefill + self._resample_delay)
+
+    def _allocate(self) -> None:
+        T, F, b, hop = self.context_frames, self.n_bins, self.block_frames, self.hop
+        self._ctx = np.zeros((T, F), np.complex64)              # ring of the last T frames, oldest first
+        self._ctx_samples = np.zeros(T * hop, np.float32)       # raw samples behind those frames
+        self._pending = np.zeros((b, F), np.complex64)          # frames of the block being filled
+        self._net_in = np.zeros((1, 2, F, T), np.float32)
+        self._ears = np.zeros((2, b, F), np.complex64)
+        self._block_out = np.zeros((2, b * hop), np.float32)
+        self._frame_buf = np.zeros((b + 1, F), np.complex64)
+        self._max_piece = self.sample_rate  # process huge chunks one second at a time
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def latency_ms(self) -> float:
+        """Fixed delay of the output relative to the input, in milliseconds."""
+        return 1e3 * self.latency_samples / self.sample_rate
+
+    def reset(self) -> None:
+        """Forget all stream state (audio history, pending output, visual feature)."""
+        self._ana = dsp.StreamingSTFT(self.bundle.n_fft, self.bundle.win_length, self.hop)
+        self._syn = dsp.StreamingISTFT(self.bundle.n_fft, self.bundle.win_length, self.hop, channels=2)
+        self._down = StreamResampler(self.sample_rate, self.model_rate, 1, self.resample_quality)
+        self._up = StreamResampler(self.model_rate, self.sample_rate, 2, self.resample_quality)
+        self._ctx[:] = 0
+        self._ctx_samples[:] = 0
+        self._n_pending = 0
+        self._hop_fill = 0
+        self._fifo = _SampleFifo(2, self.sample_rate)
+        self._fifo.push(np.zeros((self._fifo_prefill, 2), np.float32))
+        self._fifo.push(self._up.push(np.zeros((self._engine_prefill, 2), np.float32)))
+        self.visual.reset()
+        self._block_ms = deque(maxlen=1000)
+        self._counters = {"blocks": 0, "frames_received": 0, "nonfinite_samples": 0, "underrun_samples": 0,
+                          "samples_in": 0}
+        self._warned_nonfinite = False
+
+    def process(self, chunk, frame=None) -> np.ndarray:
+        """Spatialize one chunk.
+
+        Args:
+            chunk: ``(n,)`` mono samples at ``sample_rate`` (n >= 0), float (or int16/int32 PCM).
+            frame: the camera frame that goes with this chunk, or None to keep the last one.
+
+        Returns:
+            ``(2, n)`` float32, left then right, delayed by ``latency_samples``.
+        """
+        x = self._sanitise(chunk)
+        if frame is not None:
+            prepared = prepare_frame(frame, self.bundle.visual_size, self.color)
+            self._counters["frames_received"] += 1
+            self.visual.submit(prepared)
+        self._counters["samples_in"] += len(x)
+        for start in range(0, len(x), self._max_piece):
+            self._process_piece(x[start:start + self._max_piece])
+        return self._fifo.pop(len(x), self._counters)
+
+    def flush(self) -> np.ndarray:
+        """Return the delayed tail: ``(2, latency_samples)`` float32, the output still owed for
+        the input given so far. Feeds silence; call :meth:`reset` before reusing the stream."""
+        return self.process(np.zeros(self.latency_samples, np.float32))
+
+    @property
+    def stats(self) -> dict:
+        """Counters and timings of the stream so far."""
+        ms = np.array(self._block_ms) if self._block_ms else np.zeros(1)
+        c = self._counters
+        return {
+            "backend": self.backend.name, "device": self.backend.device,
+            "block_frames": self.block_frames, "lookahead_frames": self.lookahead_frames,
+            "latency_samples": self.latency_samples, "latency_ms": self.latency_ms,
+            "blocks": c["blocks"],
+            "block_ms_mean": float(ms.mean()), "block_ms_p99": float(np.percentile(ms, 99)),
+            "block_ms_max": float(ms.max()), "block_budget_ms": 1e3 * self.block_frames * self.hop / self.model_rate,
+            "visual_runs": self.visual.runs, "visual_ms_last": self.visual.last_ms,
+            "frames_received": c["frames_received"], "frames_dropped": self.visual.dropped,
+            "nonfinite_samples": c["nonfinite_samples"], "underrun_samples": c["underrun_samples"],
+            "samples_in": c["samples_in"],
+        }
+
+    def close(self) -> None:
+        """Stop the visual worker thread (threaded mode) and release the backend."""
+        self.visual.close()
+        close = getattr(self.backend, "close", None)
+        if close:
+            close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"Spatializer(model={str(self.bundle.path)!r}, backend={self.backend.name!r}, "
+                f"sample_rate={self.sample_rate}, block_frames={self.block_frames}, "
+                f"lookahead_frames={self.lookahead_frames}, latency_ms={self.latency_ms:.1f})")
+
+    # ------------------------------------------------------------------ internals
+
+    def _sanitise(self, chunk) -> np.ndarray:
+        if not isinstance(chunk, np.ndarray):
+            raise TypeError(f"chunk must be a numpy array (n,) float32 at {self.sample_rate} Hz, "
+                            f"got {type(chunk).__name__}")
+        if chunk.ndim == 2 and 1 in chunk.shape:
+            chunk = chunk.reshape(-1)
+        if chunk.ndim != 1:
+            raise ValueError(f"chunk must be mono audio of shape (n,) (or (n, 1)), got shape {chunk.shape}; "
+                             "mix multichannel input down to mono first")
+        if chunk.dtype == np.int16:
+            x = chunk.astype(np.float32) / 32768.0
+        elif chunk.dtype == np.int32:
+            x = (chunk.astype(np.float64) / 2147483648.0).astype(np.float32)
+        elif chunk.dtype.kind == "f":
+            x = np.ascontiguousarray(chunk, dtype=np.float32)
+        else:
+            raise TypeError(f"chunk must be float32 (n,) audio (float64, int16 and int32 are converted), "
+                            f"got dtype {chunk.dtype}")
+        bad = ~np.isfinite(x)
+        if bad.any():
+            x = np.where(bad, np.float32(0), x)
+            self._counters["nonfinite_samples"] += int(bad.sum())
+            if not self._warned_nonfinite:
+                warnings.warn("streambin: NaN/inf samples in the input were replaced by 0 "
+                              "(counted in Spatializer.stats['nonfinite_samples'])", RuntimeWarning, stacklevel=3)
+                self._warned_nonfinite = True
+        return x
+
+    def _process_piece(self, x: np.ndarray) -> None:
+        x16 = self._down.push(x)
+        if x16.ndim == 2:
+            x16 = x16[:, 0]
+        hop = self.hop
+        pos = 0
+        # Feed the analyser up to each block boundary, so the raw-sample ring ends exactly
+        # at the newest frame whenever a block runs.
+        while pos < len(x16):
+            to_block = (self.block_frames - self._n_pending) * hop - self._hop_fill
+            take = min(len(x16) - pos, to_block)
+            piece = x16[pos:pos + take]
+            k = self._ana.push_into(piece, self._frame_buf)
+            s = self._ctx_samples
+            s[:-take] = s[take:]
+            s[-take:] = piece
+            self._pending[self._n_pending:self._n_pending + k] = self._frame_buf[:k]
+            self._n_pending += k
+            self._hop_fill = (self._hop_fill + take) % hop
+            pos += take
+            if self._n_pending == self.block_frames:
+                self._run_block()
+                self._n_pending = 0
+
+    def _run_block(self) -> None:
+        t0 = time.perf_counter()
+        b, a, T = self.block_frames, self.lookahead_frames, self.context_frames
+        ctx = self._ctx
+        ctx[:-b] = ctx[b:]
+        ctx[-b:] = self._pending
+        rms = float(np.sqrt(np.dot(self._ctx_samples, self._ctx_samples) / len(self._ctx_samples)))
+        scale = self.bundle.input_rms / max(rms, self.bundle.rms_floor)
+        np.multiply(ctx.real.T, scale, out=self._net_in[0, 0])
+        np.multiply(ctx.imag.T, scale, out=self._net_in[0, 1])
+        masks = self.backend.audio(self._net_in, self.visual.current[None])[0]  # (n_masks, 2, F, T)
+        sel = slice(T - a - b, T - a)
+        dsp.apply_mask(ctx[sel], masks[:, :, :, sel], out=self._ears, mode="side" if self._side else "direct")
+        self._syn.push_into(self._ears, self._block_out)
+        self._fifo.push(self._up.push(np.ascontiguousarray(self._block_out.T)))
+        self._counters["blocks"] += 1
+        self._block_ms.append((time.perf_counter() - t0) * 1e3)
+
+
+class _SampleFifo:
+    """First-in first-out buffer of ``(n, channels)`` float32 samples, popped as ``(channels, n)``."""
+
+    def __init__(self, channels: int, capacity: int):
+        self._buf = np.zeros((max(capacity, 1), channels), np.float32)
+        self._start = 0
+        self._end = 0
+
+    def __len__(self) -> int:
+        return self._end - self._start
+
+    def push(self, x: np.ndarray) -> None:
+        n = len(x)
+        if n == 0:
+            return
+        if self._end + n > len(self._buf):
+            live = self._buf[self._start:self._end].copy()
+            if len(live) + n > len(self._buf):  # grow (rare: only for unusually large chunks)
+                self._buf = np.zeros((2 * (len(live) + n), self._buf.shape[1]), np.float32)
+            self._buf[:len(live)] = live
+            self._start, self._end = 0, len(live)
+        self._buf[self._end:self._end + n] = x
+        self._end += n
+
+    def pop(self, n: int, counters: dict) -> np.ndarray:
+        out = np.zeros((self._buf.shape[1], n), np.float32)
+        have = min(n, len(self))
+        out[:, :have] = self._buf[self._start:self._start + have].T
+        self._start += have
+        if have < n:  # cannot happen with a correct prefill; counted, never silent
+            counters["underrun_samples"] += n - have
+        return out
+
+
+def _open_model(model, backend, device, create_backend, options):
+    """Resolve ``model`` to (bundle, backend)."""
+    from streambin.bundle import load_bundle
+
+    if isinstance(model, (str, Path)) and str(model) != "default" and Path(model).is_file():
+        if backend not in ("auto", "torch"):
+            raise ValueError(f"model {model} is a checkpoint file: it runs on the torch backend, "
+                             f"got backend={backend!r}; export it to a bundle for other backends")
+        from streambin.backends.torch_backend import bundle_from_checkpoint
+
+        bundle = bundle_from_checkpoint(model)
+        return bundle, create_backend(bundle, backend="torch", device=device, **options)
+    bundle = load_bundle(model)
+    return bundle, create_backend(bundle, backend=backend, device=device, **options)

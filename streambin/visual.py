@@ -1,0 +1,104 @@
+"""The visual feature the audio network is conditioned on, kept up to date per camera frame.
+
+The visual network runs once per new camera frame, never per audio block; its output is
+cached. Before the first frame arrives, the *neutral feature* is used: the network's output
+for a uniform mid-grey frame (every pixel 128), i.e. "a picture with nothing in it".
+
+Two modes:
+
+* synchronous (default): :meth:`VisualFeature.submit` runs the network at once; the next
+  audio block uses the new feature. Deterministic.
+* threaded: a worker thread runs the network; :meth:`submit` only hands the frame over and
+  returns. If a frame is still waiting when a newer one arrives, the older one is dropped
+  (counted in ``dropped``): only the newest picture matters. The audio path always reads the
+  latest finished feature without waiting.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+
+class VisualFeature:
+    def __init__(self, backend, size_hw, threaded: bool = False):
+        self._backend = backend
+        grey = np.full((1, int(size_hw[0]), int(size_hw[1]), 3), 128, np.uint8)
+        self.neutral = np.ascontiguousarray(backend.visual(grey)[0])
+        self._feature = self.neutral.copy()
+        self._lock = threading.Lock()
+        self.runs = 0
+        self.dropped = 0
+        self.last_ms = 0.0
+        self.total_ms = 0.0
+        self._threaded = threaded
+        self._pending = None
+        self._wake = threading.Condition(self._lock)
+        self._stop = False
+        self._thread = None
+        if threaded:
+            self._thread = threading.Thread(target=self._loop, name="streambin-visual", daemon=True)
+            self._thread.start()
+
+    @property
+    def current(self) -> np.ndarray:
+        """The latest finished feature, ``feature_shape`` float32 (do not modify)."""
+        return self._feature
+
+    def reset(self) -> None:
+        with self._lock:
+            self._pending = None
+            self._feature = self.neutral.copy()
+
+    def _run(self, frame: np.ndarray) -> np.ndarray:
+        t0 = time.perf_counter()
+        feature = np.ascontiguousarray(self._backend.visual(frame[None])[0])
+        ms = (time.perf_counter() - t0) * 1e3
+        self.runs += 1
+        self.last_ms = ms
+        self.total_ms += ms
+        return feature
+
+    def submit(self, frame: np.ndarray) -> None:
+        """Hand over a prepared ``(H_v, W_v, 3)`` uint8 RGB frame."""
+        if not self._threaded:
+            self._feature = self._run(frame)
+            return
+        with self._lock:
+            if self._pending is not None:
+                self.dropped += 1
+            self._pending = frame
+            self._wake.notify()
+
+    def wait_idle(self, timeout: float = 10.0) -> None:
+        """Threaded mode: block until every submitted frame has been processed (for tests)."""
+        deadline = time.monotonic() + timeout
+        while self._threaded and time.monotonic() < deadline:
+            with self._lock:
+                if self._pending is None and not getattr(self, "_busy", False):
+                    return
+            time.sleep(0.001)
+
+    def _loop(self) -> None:
+        while True:
+            with self._lock:
+                while self._pending is None and not self._stop:
+                    self._wake.wait()
+                if self._stop:
+                    return
+                frame, self._pending = self._pending, None
+                self._busy = True
+            feature = self._run(frame)
+            with self._lock:
+                self._feature = feature
+                self._busy = False
+
+    def close(self) -> None:
+        if self._thread is not None:
+            with self._lock:
+                self._stop = True
+                self._wake.notify()
+            self._thread.join(timeout=5)
+            self._thread = None
