@@ -368,7 +368,7 @@ def _open_model(model, backend, device, create_backend, options):
         if backend not in ("auto", "torch"):
             raise ValueError(f"model {model} is a checkpoint file: it runs on the torch backend, "
                              f"got backend={backend!r}; export it to a bundle for other backends")
-        from streambin.backends.torch_backend import bundle_from_checkpoint
+        from streambin.backends.checkpoint_bundle import bundle_from_checkpoint
 
         bundle = bundle_from_checkpoint(model)
         return bundle, create_backend(bundle, backend="torch", device=device, **options)

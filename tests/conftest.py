@@ -18,3 +18,34 @@ def dsp_devices():
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+def _export_tiny(tmp_path_factory, arch: str):
+    """A tiny trained-shape model (random weights) exported to a real bundle."""
+    torch = pytest.importorskip("torch")
+    from export.to_onnx import export_bundle
+    from streambin.train.checkpoint import save_checkpoint
+    from streambin.train.config import load_config
+    from streambin.train.models.generator import build_generator
+
+    root = tmp_path_factory.mktemp(f"tiny_{arch}")
+    cfg = load_config(None, [f"model.arch={arch}", "model.ngf=4", "model.visual_size=[32,64]",
+                             f"recipe={'apnet' if arch == 'apnet' else 'mono2binaural'}"])
+    torch.manual_seed(0)
+    model = build_generator(cfg)
+    ckpt = root / "tiny.pt"
+    save_checkpoint(str(ckpt), config=cfg, model=model)
+    bundle = export_bundle(str(ckpt), str(root / "bundle"))
+    return bundle.path, ckpt
+
+
+@pytest.fixture(scope="session")
+def tiny_unet(tmp_path_factory):
+    """(bundle_dir, checkpoint) of a tiny U-Net (side mask) model."""
+    return _export_tiny(tmp_path_factory, "unet")
+
+
+@pytest.fixture(scope="session")
+def tiny_apnet(tmp_path_factory):
+    """(bundle_dir, checkpoint) of a tiny APNet (left/right masks) model."""
+    return _export_tiny(tmp_path_factory, "apnet")
