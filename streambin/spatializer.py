@@ -190,6 +190,8 @@ class Spatializer:
         self._block_ms = deque(maxlen=1000)
         self._counters = {"blocks": 0, "frames_received": 0, "nonfinite_samples": 0, "underrun_samples": 0,
                           "samples_in": 0}
+        # Wall time per pipeline stage, summed over the stream (seconds).
+        self._stage_s = dict.fromkeys(("resample_in", "stft", "audio_net", "mask_istft", "resample_out"), 0.0)
         self._warned_nonfinite = False
 
     def process(self, chunk, frame=None) -> np.ndarray:
@@ -233,6 +235,8 @@ class Spatializer:
             "frames_received": c["frames_received"], "frames_dropped": self.visual.dropped,
             "nonfinite_samples": c["nonfinite_samples"], "underrun_samples": c["underrun_samples"],
             "samples_in": c["samples_in"],
+            # Total wall time per stage over the stream, in ms ("visual" ran per camera frame).
+            "stage_ms": {**{k: 1e3 * v for k, v in self._stage_s.items()}, "visual": self.visual.total_ms},
         }
 
     def close(self) -> None:
@@ -284,9 +288,12 @@ class Spatializer:
         return x
 
     def _process_piece(self, x: np.ndarray) -> None:
+        clock, stage = time.perf_counter, self._stage_s
+        t0 = clock()
         x16 = self._down.push(x)
         if x16.ndim == 2:
             x16 = x16[:, 0]
+        stage["resample_in"] += clock() - t0
         hop = self.hop
         pos = 0
         # Feed the analyser up to each block boundary, so the raw-sample ring ends exactly
@@ -295,7 +302,9 @@ class Spatializer:
             to_block = (self.block_frames - self._n_pending) * hop - self._hop_fill
             take = min(len(x16) - pos, to_block)
             piece = x16[pos:pos + take]
+            t0 = clock()
             k = self._ana.push_into(piece, self._frame_buf)
+            stage["stft"] += clock() - t0
             s = self._ctx_samples
             s[:-take] = s[take:]
             s[-take:] = piece
@@ -308,7 +317,8 @@ class Spatializer:
                 self._n_pending = 0
 
     def _run_block(self) -> None:
-        t0 = time.perf_counter()
+        clock, stage = time.perf_counter, self._stage_s
+        t0 = clock()
         b, a, T = self.block_frames, self.lookahead_frames, self.context_frames
         ctx = self._ctx
         ctx[:-b] = ctx[b:]
@@ -317,13 +327,21 @@ class Spatializer:
         scale = self.bundle.input_rms / max(rms, self.bundle.rms_floor)
         np.multiply(ctx.real.T, scale, out=self._net_in[0, 0])
         np.multiply(ctx.imag.T, scale, out=self._net_in[0, 1])
+        t1 = clock()
         masks = self.backend.audio(self._net_in, self.visual.current[None])[0]  # (n_masks, 2, F, T)
+        t2 = clock()
         sel = slice(T - a - b, T - a)
         dsp.apply_mask(ctx[sel], masks[:, :, :, sel], out=self._ears, mode="side" if self._side else "direct")
         self._syn.push_into(self._ears, self._block_out)
+        t3 = clock()
         self._fifo.push(self._up.push(np.ascontiguousarray(self._block_out.T)))
+        t4 = clock()
+        stage["stft"] += t1 - t0  # ring update and network input (analysis side)
+        stage["audio_net"] += t2 - t1
+        stage["mask_istft"] += t3 - t2
+        stage["resample_out"] += t4 - t3
         self._counters["blocks"] += 1
-        self._block_ms.append((time.perf_counter() - t0) * 1e3)
+        self._block_ms.append((t4 - t0) * 1e3)
 
 
 class _SampleFifo:
