@@ -1,0 +1,317 @@
+"""Export a training checkpoint to a streambin model bundle (config.json + ONNX graphs).
+
+    python -m export.to_onnx --checkpoint CKPT --out BUNDLE_DIR [--opset 17] [--fp16]
+                             [--simplify] [--data DIR]
+
+Writes ``visual.onnx`` (``model.visual``: frames (B, H_v, W_v, 3) uint8 -> feature) and
+``audio.onnx`` (``model.audio``: spec (B, 2, 257, T), feature -> mask (B, n_masks, 2, 257, T)),
+fixed streaming shapes with a dynamic batch axis, plus ``config.json`` and ``weights.pt``
+(generator weights + config, for the torch backend).
+
+Before anything is written, every graph passes ``onnx.checker`` and ONNX Runtime (CPU) is
+compared with PyTorch on random inputs and on realistic inputs (a real clip and frame from
+``--data``, else a synthetic tone mix and gradient frame) at batch 1 and 3. The export fails
+(exit 1, nothing written) when the max abs error exceeds the tolerance:
+
+- float32 graphs: ``TOL_FP32 = 1e-4`` on masks (range [-1, 1]); on the visual feature
+  ``1e-4 * max(1, max|feature|)`` (features are unbounded ReLU outputs).
+- ``--fp16`` graphs: ``TOL_FP16 = 1e-2`` with the same scaling.
+
+The audio graph is checked with PyTorch's feature as its input, so its error is its own.
+Work happens in a temporary directory next to ``--out`` that is moved into place at the end.
+
+``--fp16``: weights and compute in float16 except the input stem, the mask head and
+normalisations (see :func:`export._common.fp32_node_names`); inputs/outputs stay float32/uint8.
+Needs onnxconverter-common. ``--simplify`` runs onnxsim when it is installed (skipped with a
+warning otherwise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Dict, Optional
+
+import numpy as np
+
+from export import _common
+from streambin.bundle import (CONFIG_NAME, Bundle, BundleError, load_bundle, make_config,
+                              write_config)
+
+log = logging.getLogger("streambin")
+
+DEFAULT_OPSET = 17
+TOL_FP32 = 1e-4
+TOL_FP16 = 1e-2
+VERIFY_BATCHES = (1, 3)
+
+
+class ExportError(RuntimeError):
+    """The export failed (parity check, checker, bad arguments); nothing was written."""
+
+
+def _wrappers(model):
+    """Two nn.Modules whose forward is ``model.visual`` / ``model.audio`` (in eval mode).
+
+    They are put in eval mode explicitly: the TorchScript exporter restores the *wrapper's*
+    training flag after tracing, which would otherwise switch the generator's BatchNorm layers
+    to training mode.
+    """
+    import torch
+
+    class Visual(torch.nn.Module):
+        def __init__(self, gen):
+            super().__init__()
+            self.gen = gen
+
+        def forward(self, frames):
+            return self.gen.visual(frames)
+
+    class Audio(torch.nn.Module):
+        def __init__(self, gen):
+            super().__init__()
+            self.gen = gen
+
+        def forward(self, spec, feature):
+            return self.gen.audio(spec, feature)
+
+    return Visual(model).eval(), Audio(model).eval()
+
+
+def _torch_export(module, args, path: Path, input_names, output_names, opset: int) -> None:
+    """torch.onnx.export with a dynamic batch axis on every input and output.
+
+    Uses the TorchScript exporter (``dynamo=False``): it handles these convolutional graphs
+    reliably and fast. Falls back to the dynamo exporter with ``dynamic_shapes`` where the
+    TorchScript one is gone (future torch).
+    """
+    import torch
+
+    names = list(input_names) + list(output_names)
+    dyn_axes = {n: {0: "batch"} for n in names}
+    with warnings.catch_warnings():
+        # The TorchScript exporter warns that it is legacy, and tracing warns about the
+        # generator's shape checks (they are constant for the traced shapes, as intended).
+        warnings.simplefilter("ignore")
+        try:
+            torch.onnx.export(module, args, str(path), dynamo=False, opset_version=opset,
+                              input_names=list(input_names), output_names=list(output_names),
+                              dynamic_axes=dyn_axes, do_constant_folding=True)
+            return
+        except TypeError as exc:  # dynamo=False no longer accepted
+            log.warning("TorchScript ONNX exporter unavailable (%s); using the dynamo exporter", exc)
+        batch = torch.export.Dim("batch", min=1, max=1024)
+        torch.onnx.export(module, args, str(path), dynamo=True, opset_version=opset,
+                          input_names=list(input_names), output_names=list(output_names),
+                          dynamic_shapes=tuple({0: batch} for _ in args), external_data=False)
+
+
+def _session(path: Path):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def verify(model, visual_path: Path, audio_path: Path, fields: Dict, fp16: bool,
+           data: Optional[str] = None) -> Dict[str, float]:
+    """Compare ONNX Runtime with PyTorch; returns max abs errors and raises ExportError over
+    tolerance. Inputs: random and realistic, at every batch size in VERIFY_BATCHES."""
+    import torch
+
+    tol = TOL_FP16 if fp16 else TOL_FP32
+    sv, sa = _session(visual_path), _session(audio_path)
+    errs = {"visual": 0.0, "audio": 0.0}
+    scales = {"visual": 1.0, "audio": 1.0}
+    for batch in VERIFY_BATCHES:
+        frames_r, spec_r = _common.random_inputs(fields, batch, seed=batch)
+        frames_s, spec_s, desc = _common.realistic_inputs(fields, batch, data=data, seed=batch)
+        for kind, frames, spec in (("random", frames_r, spec_r), ("realistic", frames_s, spec_s)):
+            with torch.inference_mode():
+                feat_t = model.visual(torch.from_numpy(frames)).float().numpy()
+                mask_t = model.audio(torch.from_numpy(spec), torch.from_numpy(feat_t)).numpy()
+            feat_o = sv.run(["feature"], {"frames": frames})[0]
+            mask_o = sa.run(["mask"], {"spec": spec, "feature": feat_t})[0]
+            if feat_o.dtype != np.float32 or mask_o.dtype != np.float32:
+                raise ExportError(f"ONNX outputs must be float32, got feature {feat_o.dtype}, "
+                                  f"mask {mask_o.dtype}")
+            if feat_o.shape != feat_t.shape or mask_o.shape != mask_t.shape:
+                raise ExportError(f"ONNX output shapes {feat_o.shape}, {mask_o.shape} differ from "
+                                  f"PyTorch {feat_t.shape}, {mask_t.shape} at batch {batch}")
+            ev = float(np.max(np.abs(feat_o - feat_t)))
+            ea = float(np.max(np.abs(mask_o - mask_t)))
+            if not (np.isfinite(ev) and np.isfinite(ea)):
+                raise ExportError(f"non-finite ONNX Runtime output on {kind} inputs at batch "
+                                  f"{batch} (fp16 overflow?)")
+            log.info("parity batch %d %-9s (%s): max|visual err| %.3g (max|feature| %.3g), "
+                     "max|mask err| %.3g", batch, kind, "random" if kind == "random" else desc,
+                     ev, float(np.max(np.abs(feat_t))), ea)
+            errs["visual"] = max(errs["visual"], ev)
+            errs["audio"] = max(errs["audio"], ea)
+            scales["visual"] = max(scales["visual"], float(np.max(np.abs(feat_t))))
+    limits = {"visual": tol * scales["visual"], "audio": tol}
+    for name in ("visual", "audio"):
+        if errs[name] > limits[name]:
+            raise ExportError(f"{name}.onnx differs from PyTorch by {errs[name]:.3g} (max abs), "
+                              f"over the tolerance {limits[name]:.3g} "
+                              f"({'fp16' if fp16 else 'fp32'}); nothing was written")
+    return errs
+
+
+def _weights_payload(checkpoint: str):
+    """The checkpoint reduced to what load_generator needs: generator weights + config."""
+    from streambin.train.checkpoint import read_checkpoint
+
+    ckpt = read_checkpoint(checkpoint)
+    ckpt["model"] = {k: v for k, v in ckpt["model"].items() if k.startswith("generator.")}
+    ckpt["optimizer"] = None
+    ckpt["scheduler"] = None
+    return ckpt
+
+
+def export_bundle(checkpoint, out_dir, opset: int = DEFAULT_OPSET, fp16: bool = False,
+                  simplify: bool = False, data: Optional[str] = None) -> Bundle:
+    """Export ``checkpoint`` to the bundle directory ``out_dir``; returns the loaded Bundle.
+
+    An existing bundle at ``out_dir`` is replaced (its TensorRT engines too: they belong to the
+    old graphs); a non-empty directory that is not a bundle is refused. Raises ExportError,
+    CheckpointError or BundleError; on any error nothing is written.
+    """
+    import onnx
+    import torch
+    from tqdm import tqdm
+
+    from streambin.train.checkpoint import load_generator
+
+    if not isinstance(opset, int) or not 13 <= opset <= 23:
+        raise ExportError(f"opset must be an int in 13..23, got {opset!r}")
+    out = Path(out_dir).expanduser().resolve()
+    if out.exists() and (not out.is_dir() or (any(out.iterdir())
+                                              and not (out / CONFIG_NAME).is_file())):
+        raise ExportError(f"{out} exists and is not a streambin bundle; refusing to replace it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    steps = tqdm(total=6, desc="export", unit="step", disable=None, file=sys.stderr)
+    model, cfg = load_generator(str(checkpoint))
+    model = model.float().eval()
+    a = cfg.audio
+    fields = {"sample_rate": a.sample_rate, "n_fft": a.n_fft, "win_length": a.win_length,
+              "hop": a.hop, "context_frames": a.context_frames, "input_rms": a.input_rms,
+              "rms_floor": a.rms_floor, "visual_size": tuple(cfg.model.visual_size)}
+    h, w = fields["visual_size"]
+    frames = torch.zeros((1, h, w, 3), dtype=torch.uint8)
+    spec = torch.zeros((1, 2, a.n_fft // 2 + 1, a.context_frames), dtype=torch.float32)
+    with torch.inference_mode():
+        feature = model.visual(frames).float()
+    if tuple(feature.shape[1:]) != tuple(model.feature_shape):
+        raise ExportError(f"model.visual returned {tuple(feature.shape)}, expected "
+                          f"(1, {model.feature_shape}) (model.feature_shape)")
+    steps.update()
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=str(out.parent)))
+    try:
+        visual_mod, audio_mod = _wrappers(model)
+        vpath, apath = tmp / "visual.onnx", tmp / "audio.onnx"
+        log.info("exporting visual graph (opset %d)", opset)
+        _torch_export(visual_mod, (frames,), vpath, ["frames"], ["feature"], opset)
+        log.info("exporting audio graph (opset %d)", opset)
+        _torch_export(audio_mod, (spec, feature.clone()), apath, ["spec", "feature"], ["mask"],
+                      opset)
+        model.eval()  # belt and braces: the exporter must not leave BatchNorm in training mode
+        steps.update()
+
+        for path in (vpath, apath):
+            graph = onnx.load(str(path))
+            if simplify:
+                graph = _simplify(graph, path.name)
+            if fp16:
+                graph = _common.convert_fp16(graph)
+            onnx.save(graph, str(path))
+            try:
+                onnx.checker.check_model(str(path), full_check=True)
+            except Exception as exc:  # ValidationError / InferenceError
+                raise ExportError(f"{path.name} fails onnx.checker: {exc}") from exc
+        steps.update()
+
+        errs = verify(model, vpath, apath, fields, fp16=fp16, data=data)
+        log.info("ONNX Runtime vs PyTorch: max abs error visual %.3g, audio %.3g",
+                 errs["visual"], errs["audio"])
+        steps.update()
+
+        torch.save(_weights_payload(str(checkpoint)), str(tmp / "weights.pt"))
+        config = make_config(
+            sample_rate=a.sample_rate, n_fft=a.n_fft, win_length=a.win_length, hop=a.hop,
+            context_frames=a.context_frames, input_rms=a.input_rms, rms_floor=a.rms_floor,
+            mask_kind=model.mask_kind, visual_size=(h, w), feature_shape=model.feature_shape,
+            recipe=cfg.recipe, arch=cfg.model.arch, model=cfg.to_dict()["model"],
+            export={"opset": opset, "fp16": bool(fp16), "simplified": bool(simplify),
+                    "max_abs_err_visual": errs["visual"], "max_abs_err_audio": errs["audio"],
+                    "tolerance": TOL_FP16 if fp16 else TOL_FP32,
+                    "checkpoint": os.path.basename(str(checkpoint))},
+            versions=_common.versions())
+        write_config(tmp, config)
+        load_bundle(tmp)  # the bundle must load before it replaces anything
+        steps.update()
+        _common.replace_dir(tmp, out)
+        steps.update()
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        steps.close()
+    log.info("wrote bundle %s", out)
+    return load_bundle(out)
+
+
+def _simplify(graph, name: str):
+    try:
+        import onnxsim
+    except ImportError:
+        log.warning("--simplify: onnxsim is not installed (pip install onnxsim); %s left as is",
+                    name)
+        return graph
+    simplified, ok = onnxsim.simplify(graph)
+    if not ok:
+        log.warning("--simplify: onnxsim could not validate the simplified %s; kept original",
+                    name)
+        return graph
+    return simplified
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m export.to_onnx", description=__doc__.split("\n")[0])
+    p.add_argument("--checkpoint", required=True, help="training checkpoint (.pt)")
+    p.add_argument("--out", required=True, help="bundle directory to write (replaced if a bundle)")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset (default 17)")
+    p.add_argument("--fp16", action="store_true", help="mixed-precision graphs (fp32 head/norms)")
+    p.add_argument("--simplify", action="store_true", help="run onnxsim if installed")
+    p.add_argument("--data", default=None,
+                   help="directory with a real audio clip and image for the parity check")
+    p.add_argument("-v", "--verbose", action="store_true")
+    args = p.parse_args(argv)
+    _common.setup_logging(args.verbose)
+    from streambin.train.checkpoint import CheckpointError
+
+    try:
+        bundle = export_bundle(args.checkpoint, args.out, opset=args.opset, fp16=args.fp16,
+                               simplify=args.simplify, data=args.data)
+    except (ExportError, BundleError, CheckpointError, OSError, RuntimeError, ValueError) as exc:
+        print(f"export.to_onnx: error: {exc}", file=sys.stderr)
+        return 1
+    e = bundle.config["export"]
+    print(f"wrote {bundle.path} (recipe {bundle.recipe}, arch {bundle.arch}, mask_kind "
+          f"{bundle.mask_kind}); ONNX Runtime vs PyTorch max abs error: visual "
+          f"{e['max_abs_err_visual']:.3g}, audio {e['max_abs_err_audio']:.3g}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
