@@ -145,7 +145,7 @@ ext = Pybind11Extension(
 
 EXTRAS = {
     "train": ["torch>=2.1", "sofar>=1.1", "pyroomacoustics>=0.7", "scikit-image>=0.21",
-              "h5py>=3", "pyyaml>=6", "onnx>=1.15", "onnxscript>=0.1", "onnxconverter-common>=1.14",
+              "h5py>=3", "pyyaml>=6", "onnx>=1.15", "onnxscript>=0.1", "onnxconverter-common>=1.16",
               "matplotlib>=3.7"],
     "demo": ["sounddevice>=0.4", "av>=11"],
     "trt": ["tensorrt>=10", "cuda-python>=12"],

@@ -1,0 +1,10 @@
+"""Training recipes (generator + losses + step), looked up by name.
+
+``get_recipe("mono2binaural")(config)`` -> a :class:`Recipe`; see :mod:`.base` to add one.
+"""
+
+from streambin.train.recipes.base import Recipe, available_recipes, get_recipe, register_recipe
+from streambin.train.recipes import apnet as _apnet  # noqa: F401  (registers "apnet")
+from streambin.train.recipes import mono2binaural as _mono2binaural  # noqa: F401
+
+__all__ = ["Recipe", "available_recipes", "get_recipe", "register_recipe"]
