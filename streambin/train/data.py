@@ -1,0 +1,261 @@
+"""PyTorch datasets for SimBinaural-lite (streambin.train.simulate) and FAIR-Play.
+
+Both yield the items of docs/architecture.md ("Data"):
+
+- ``mode="train"``: ``{"audio": (2, crop_samples) float32 tensor L/R at 16 kHz whose mono
+  (L+R)/2 has RMS ``rms`` (scale = rms / max(rms(mono), 1e-4), as the runtime's floor),
+  "frame": (H, W, 3) uint8 RGB tensor at ``visual_size``, the frame nearest the crop centre,
+  "clip": str, "flipped": bool}``. Augmentation as in the papers: a uniformly random crop;
+  brightness and colour saturation each scaled by a factor uniform in [0.7, 1.3] (on the
+  uint8 frame); with probability ``flip_prob`` the frame is mirrored horizontally AND left and
+  right are swapped together (a mirrored scene).
+- ``mode="eval"``: ``{"audio": (2, n) float32 whole clip (not normalised), "frames":
+  (n_frames, H, W, 3) uint8, "fps": float, "clip": str, "meta": dict or None}``.
+
+Frame timing (FAIR-Play's convention): file ``k`` (1-based, ``%06d.png``) covers
+``[(k-1)/fps, k/fps)``, so the frame nearest time ``t`` is file ``floor(t * fps) + 1``.
+
+Determinism: item ``i`` of epoch ``e`` draws its crop, jitter and flip from
+``numpy.random.default_rng([seed, e, i])``: the same for any number of DataLoader workers.
+Call :meth:`set_epoch` at the start of each epoch for new crops (a DataLoader without
+persistent workers copies the dataset, and its epoch, when each epoch's workers start).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import soundfile as sf
+import soxr
+import torch
+from torch.utils.data import Dataset
+
+MODEL_SAMPLE_RATE = 16000
+RMS_FLOOR = 1e-4
+
+
+def read_clip(root: str | Path, clip: str):
+    """Read a SimBinaural-lite clip.
+
+    Returns:
+        ``(audio, sample_rate, frames_dir)``: ``audio (2, n) float32`` left/right,
+        ``sample_rate`` int Hz, ``frames_dir`` Path of ``frames/<clip>/``.
+    """
+    root = Path(root)
+    wav = root / "binaural_audios" / f"{clip}.wav"
+    if not wav.is_file():
+        raise FileNotFoundError(f"no audio for clip {clip!r}: {wav}")
+    audio, sr = _read_stereo(wav)
+    return audio, sr, root / "frames" / clip
+
+
+def _read_stereo(path: Path) -> tuple[np.ndarray, int]:
+    x, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    if x.shape[1] != 2:
+        raise ValueError(f"{path} must be 2-channel (left, right), has {x.shape[1]} channels")
+    return np.ascontiguousarray(x.T), int(sr)
+
+
+def _load_frame(path: Path, visual_size) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise FileNotFoundError(f"cannot read frame {path}")
+    h, w = visual_size
+    if img.shape[:2] != (h, w):
+        img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def colour_jitter(frame: np.ndarray, brightness: float, saturation: float) -> np.ndarray:
+    """Scale brightness and colour saturation of an ``(H, W, 3) uint8`` RGB frame.
+
+    ``saturation`` blends with the frame's grey version (ITU-R 601 luma), like PIL's
+    ImageEnhance.Color; ``brightness`` multiplies all channels, like ImageEnhance.Brightness.
+    """
+    if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+        raise ValueError(f"frame must be (H, W, 3) uint8, got {frame.shape} {frame.dtype}")
+    x = frame.astype(np.float32)
+    grey = x @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    x = grey[..., None] + saturation * (x - grey[..., None])
+    return np.clip(x * brightness + 0.5, 0, 255).astype(np.uint8)
+
+
+class _BinauralBase(Dataset):
+    """Shared crop / augmentation / eval logic; subclasses list clips and read them."""
+
+    def __init__(self, mode, visual_size, crop_samples, flip_prob, rms, seed):
+        if mode not in ("train", "eval"):
+            raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
+        if len(tuple(visual_size)) != 2 or min(visual_size) < 1:
+            raise ValueError(f"visual_size must be (H, W) positive ints, got {visual_size}")
+        if crop_samples < 1:
+            raise ValueError(f"crop_samples must be >= 1, got {crop_samples}")
+        if not 0.0 <= flip_prob <= 1.0:
+            raise ValueError(f"flip_prob must be in [0, 1], got {flip_prob}")
+        if rms <= 0:
+            raise ValueError(f"rms must be > 0, got {rms}")
+        self.mode, self.visual_size = mode, (int(visual_size[0]), int(visual_size[1]))
+        self.crop_samples, self.flip_prob, self.rms, self.seed = int(crop_samples), flip_prob, rms, seed
+        self.epoch = 0
+        self.clips: list[str] = []
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose random crops/flips items draw (see the module docstring)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    # subclass interface
+    def _audio(self, i: int) -> np.ndarray: ...  # (2, n) float32 at 16 kHz
+    def _frame_path(self, i: int, k: int) -> Path: ...  # 1-based frame file
+    def _n_frames(self, i: int) -> int: ...
+    def _fps(self, i: int) -> float: ...
+    def _meta(self, i: int): return None
+
+    def __getitem__(self, i: int) -> dict:
+        if not 0 <= i < len(self):
+            raise IndexError(f"index {i} out of range for {len(self)} clips")
+        audio = self._audio(i)
+        if self.mode == "eval":
+            frames = np.stack([_load_frame(self._frame_path(i, k), self.visual_size)
+                               for k in range(1, self._n_frames(i) + 1)])
+            return {"audio": torch.from_numpy(audio), "frames": torch.from_numpy(frames),
+                    "fps": float(self._fps(i)), "clip": self.clips[i], "meta": self._meta(i)}
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        n, c = audio.shape[1], self.crop_samples
+        if n < c:  # shorter than a crop: zero-pad at the end
+            audio = np.pad(audio, ((0, 0), (0, c - n)))
+            n = c
+        start = int(rng.integers(0, n - c + 1))
+        crop = audio[:, start:start + c].astype(np.float64)
+        mono_rms = np.sqrt(np.mean(((crop[0] + crop[1]) / 2) ** 2))
+        crop = crop * (self.rms / max(mono_rms, RMS_FLOOR))
+        centre_s = (start + c / 2) / MODEL_SAMPLE_RATE
+        k = min(int(np.floor(centre_s * self._fps(i))), self._n_frames(i) - 1) + 1
+        frame = _load_frame(self._frame_path(i, k), self.visual_size)
+        frame = colour_jitter(frame, rng.uniform(0.7, 1.3), rng.uniform(0.7, 1.3))
+        flipped = bool(rng.random() < self.flip_prob)
+        if flipped:
+            frame = frame[:, ::-1]
+            crop = crop[::-1]
+        return {"audio": torch.from_numpy(np.ascontiguousarray(crop, dtype=np.float32)),
+                "frame": torch.from_numpy(np.ascontiguousarray(frame)),
+                "clip": self.clips[i], "flipped": flipped}
+
+
+class SimBinauralDataset(_BinauralBase):
+    """A SimBinaural-lite split: ``root/splits/<split>.txt`` lists clip names.
+
+    Args:
+        root: the directory given to ``simulate --out``.
+        split: "train", "val" or "test".
+        mode, visual_size (H, W), crop_samples, flip_prob, rms, seed: see the module docstring.
+    """
+
+    def __init__(self, root, split, mode="train", visual_size=(224, 448), crop_samples=10080,
+                 flip_prob=0.0, rms=0.1, seed=0):
+        super().__init__(mode, visual_size, crop_samples, flip_prob, rms, seed)
+        self.root = Path(root)
+        lst = self.root / "splits" / f"{split}.txt"
+        if not lst.is_file():
+            raise FileNotFoundError(f"split file {lst} not found (write it with "
+                                    f"python -m streambin.train.simulate --out {self.root} --splits-only)")
+        self.clips = [l.strip() for l in lst.read_text().splitlines() if l.strip()]
+        self._meta_cache: dict = {}
+
+    def _meta(self, i):
+        c = self.clips[i]
+        if c not in self._meta_cache:
+            p = self.root / "meta" / f"{c}.json"
+            self._meta_cache[c] = json.loads(p.read_text()) if p.is_file() else None
+        return self._meta_cache[c]
+
+    def _audio(self, i):
+        audio, sr, _ = read_clip(self.root, self.clips[i])
+        if sr != MODEL_SAMPLE_RATE:
+            audio = soxr.resample(audio.T, sr, MODEL_SAMPLE_RATE).T.astype(np.float32)
+        return np.ascontiguousarray(audio)
+
+    def _fps(self, i):
+        m = self._meta(i)
+        return float(m["fps"]) if m else 10.0
+
+    def _n_frames(self, i):
+        m = self._meta(i)
+        if m and "n_frames" in m:
+            return int(m["n_frames"])
+        return len(list((self.root / "frames" / self.clips[i]).glob("*.png")))
+
+    def _frame_path(self, i, k):
+        return self.root / "frames" / self.clips[i] / f"{k:06d}.png"
+
+
+class FairPlayDataset(_BinauralBase):
+    """FAIR-Play as its authors ship it.
+
+    Args:
+        root: the FAIR-Play directory (``binaural_audios/*.wav`` at 48 kHz, ``frames/``).
+        split_file: an ``.h5`` file (e.g. ``splits/split1/train.h5``; relative paths are taken
+            from ``root``) whose dataset ``audio`` holds wav paths as byte strings. Paths that do
+            not exist as written are looked up by file name in ``root/binaural_audios``.
+        mode, visual_size, crop_samples, flip_prob, rms, seed: see the module docstring.
+
+    Frames are read from ``root/frames/<stem>.mp4/`` (the authors' layout) or
+    ``root/frames/<stem>/``, 10 fps. Audio is resampled to 16 kHz with soxr.
+    """
+
+    FPS = 10.0
+
+    def __init__(self, root, split_file, mode="train", visual_size=(224, 448), crop_samples=10080,
+                 flip_prob=0.0, rms=0.1, seed=0):
+        super().__init__(mode, visual_size, crop_samples, flip_prob, rms, seed)
+        import h5py
+
+        self.root = Path(root)
+        sp = Path(split_file)
+        if not sp.is_absolute() and not sp.is_file():
+            sp = self.root / sp
+        if not sp.is_file():
+            raise FileNotFoundError(f"FAIR-Play split file {split_file} not found")
+        with h5py.File(sp, "r") as f:
+            if "audio" not in f:
+                raise ValueError(f"{sp} has no dataset 'audio' (expected wav paths as byte strings)")
+            raw = [p.decode() if isinstance(p, bytes) else str(p) for p in f["audio"][()]]
+        self.wavs = []
+        for p in raw:
+            path = Path(p.strip())
+            if not path.is_file():
+                path = self.root / "binaural_audios" / path.name
+            if not path.is_file():
+                raise FileNotFoundError(f"wav {p!r} listed in {sp} not found (also not in "
+                                        f"{self.root / 'binaural_audios'})")
+            self.wavs.append(path)
+        self.clips = [w.stem for w in self.wavs]
+        self._nframes: dict = {}
+
+    def _frames_dir(self, i) -> Path:
+        d = self.root / "frames" / f"{self.clips[i]}.mp4"
+        return d if d.is_dir() else self.root / "frames" / self.clips[i]
+
+    def _audio(self, i):
+        audio, sr = _read_stereo(self.wavs[i])
+        if sr != MODEL_SAMPLE_RATE:
+            audio = soxr.resample(audio.T, sr, MODEL_SAMPLE_RATE).T
+        return np.ascontiguousarray(audio, dtype=np.float32)
+
+    def _fps(self, i):
+        return self.FPS
+
+    def _n_frames(self, i):
+        if i not in self._nframes:
+            n = len(list(self._frames_dir(i).glob("*.png")))
+            if n == 0:
+                raise FileNotFoundError(f"no frames in {self._frames_dir(i)}")
+            self._nframes[i] = n
+        return self._nframes[i]
+
+    def _frame_path(self, i, k):
+        return self._frames_dir(i) / f"{k:06d}.png"
