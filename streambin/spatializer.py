@@ -72,11 +72,14 @@ class Spatializer:
         resample_quality: resampler between device and model rate: "fir" (default; polyphase
             FIR, ~1 ms) or "soxr-lq"/"soxr-mq"/"soxr-hq" (soxr; 20-37 ms more per direction).
         num_threads: CPU threads for the networks (ONNX Runtime intra-op / torch).
+        gpu_pipeline: keep model-rate audio on the GPU from STFT to ISTFT (streambin.gpu_engine).
+            None: on when the backend is torch on CUDA and streambin._C has CUDA.
     """
 
     def __init__(self, model="default", backend: str = "auto", device: str = "auto", sample_rate: int = 48000,
                  block_frames: int | None = None, lookahead_frames: int = 0, color: str = "rgb",
-                 threaded_visual: bool = False, resample_quality: str = "fir", num_threads: int | None = None):
+                 threaded_visual: bool = False, resample_quality: str = "fir", num_threads: int | None = None,
+                 gpu_pipeline: bool | None = None):
         from streambin.backends import create_backend
 
         if not isinstance(sample_rate, (int, np.integer)) or int(sample_rate) not in SUPPORTED_RATES:
@@ -113,6 +116,7 @@ class Spatializer:
 
         self._plan_latency()
         self._allocate()
+        self._gpu = self._make_gpu_runner(gpu_pipeline)
         self.reset()
         log.info("streambin: %s on %s, block %d frames, lookahead %d, latency %.1f ms at %d Hz",
                  self.backend.name, self.backend.device, self.block_frames, self.lookahead_frames,
@@ -164,7 +168,21 @@ class Spatializer:
         self._ears = np.zeros((2, b, F), np.complex64)
         self._block_out = np.zeros((2, b * hop), np.float32)
         self._frame_buf = np.zeros((b + 1, F), np.complex64)
+        self._block_in = np.zeros(b * hop, np.float32)       # GPU mode: model-rate samples of a block
         self._max_piece = self.sample_rate  # process huge chunks one second at a time
+
+    def _make_gpu_runner(self, wanted):
+        on_cuda = self.backend.name == "torch" and self.backend.device == "cuda"
+        possible = on_cuda and dsp.cuda_device_count() > 0
+        if wanted and not possible:
+            raise ValueError("gpu_pipeline=True needs backend='torch' on device 'cuda' and streambin._C built "
+                             f"with CUDA (backend {self.backend.name} on {self.backend.device}, "
+                             f"_C CUDA devices: {dsp.cuda_device_count()})")
+        if not possible or wanted is False:
+            return None
+        from streambin.gpu_engine import GpuBlockRunner
+
+        return GpuBlockRunner(self.bundle, self.backend.model, self.block_frames, self.lookahead_frames)
 
     # ------------------------------------------------------------------ public API
 
@@ -187,6 +205,10 @@ class Spatializer:
         self._fifo.push(np.zeros((self._fifo_prefill, 2), np.float32))
         self._fifo.push(self._up.push(np.zeros((self._engine_prefill, 2), np.float32)))
         self.visual.reset()
+        if self._gpu is not None:
+            self._gpu.reset()
+            self._gpu_fill = 0
+            self._gpu_feature_runs = -1
         self._block_ms = deque(maxlen=1000)
         self._counters = {"blocks": 0, "frames_received": 0, "nonfinite_samples": 0, "underrun_samples": 0,
                           "samples_in": 0}
@@ -294,6 +316,9 @@ class Spatializer:
         if x16.ndim == 2:
             x16 = x16[:, 0]
         stage["resample_in"] += clock() - t0
+        if self._gpu is not None:
+            self._process_piece_gpu(x16)
+            return
         hop = self.hop
         pos = 0
         # Feed the analyser up to each block boundary, so the raw-sample ring ends exactly
@@ -315,6 +340,30 @@ class Spatializer:
             if self._n_pending == self.block_frames:
                 self._run_block()
                 self._n_pending = 0
+
+    def _process_piece_gpu(self, x16: np.ndarray) -> None:
+        """GPU mode: collect whole blocks of model-rate samples; the runner does the rest."""
+        block = self._block_in
+        pos = 0
+        while pos < len(x16):
+            take = min(len(x16) - pos, len(block) - self._gpu_fill)
+            block[self._gpu_fill:self._gpu_fill + take] = x16[pos:pos + take]
+            self._gpu_fill += take
+            pos += take
+            if self._gpu_fill == len(block):
+                t0 = time.perf_counter()
+                if self.visual.runs != self._gpu_feature_runs:  # a new camera frame was seen
+                    self._gpu.set_feature(self.visual.current)
+                    self._gpu_feature_runs = self.visual.runs
+                out = self._gpu.run_block(block, self.bundle.input_rms, self.bundle.rms_floor)
+                t1 = time.perf_counter()
+                self._fifo.push(self._up.push(np.ascontiguousarray(out.T)))
+                t2 = time.perf_counter()
+                self._stage_s["audio_net"] += t1 - t0  # the whole GPU block: STFT .. ISTFT
+                self._stage_s["resample_out"] += t2 - t1
+                self._counters["blocks"] += 1
+                self._block_ms.append((t2 - t0) * 1e3)
+                self._gpu_fill = 0
 
     def _run_block(self) -> None:
         clock, stage = time.perf_counter, self._stage_s
