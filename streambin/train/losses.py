@@ -1,0 +1,69 @@
+"""Training-time spectrograms and the papers' losses (all in the normalised domain).
+
+- :func:`spectrogram`: ``(B, n)`` waveform -> ``(B, 2, 257, T)`` real/imag, ``torch.stft`` with
+  ``center=True``, periodic Hann of ``win_length`` centred in ``n_fft`` (docs/architecture.md);
+  10080 samples give 64 frames.
+- :func:`complex_mul`: mask x spectrogram with real/imag on dim -3.
+- :func:`side_loss`: Mono2Binaural's loss, MSE between ``mask * M`` and the side spectrogram
+  ``D`` over the stacked real/imag channels (256 bins, Nyquist dropped as the reference does).
+- :func:`left_right_loss`: APNet's head losses, see its docstring.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from streambin.train.config import AudioConfig
+
+
+def spectrogram(wave: torch.Tensor, audio_cfg: AudioConfig) -> torch.Tensor:
+    """``(B, n)`` float32 at ``audio_cfg.sample_rate`` -> ``(B, 2, n_fft//2+1, 1 + n//hop)`` (real, imag)."""
+    if wave.dim() != 2 or not wave.is_floating_point():
+        raise ValueError(f"wave must be (B, n) float, got {tuple(wave.shape)} {wave.dtype}")
+    window = torch.hann_window(audio_cfg.win_length, periodic=True, dtype=wave.dtype, device=wave.device)
+    spec = torch.stft(wave, audio_cfg.n_fft, hop_length=audio_cfg.hop, win_length=audio_cfg.win_length,
+                      window=window, center=True, return_complex=True)
+    return torch.stack([spec.real, spec.imag], dim=1)
+
+
+def mono_side_specs(audio: torch.Tensor, audio_cfg: AudioConfig):
+    """``(B, 2, n)`` left/right -> ``(M, D)``, each ``(B, 2, 257, T)``; ``m = (L+R)/2``, ``D = (L-R)/2``."""
+    if audio.dim() != 3 or audio.shape[1] != 2:
+        raise ValueError(f"audio must be (B, 2, n) left/right float32, got {tuple(audio.shape)}")
+    mono = 0.5 * (audio[:, 0] + audio[:, 1])
+    side = 0.5 * (audio[:, 0] - audio[:, 1])
+    return spectrogram(mono, audio_cfg), spectrogram(side, audio_cfg)
+
+
+def complex_mul(mask: torch.Tensor, spec: torch.Tensor) -> torch.Tensor:
+    """Complex product with (real, imag) on dim -3: ``(..., 2, F, T) x (..., 2, F, T)``."""
+    if mask.shape[-3] != 2 or spec.shape[-3] != 2:
+        raise ValueError(f"complex tensors need 2 (real, imag) channels on dim -3, got "
+                         f"{tuple(mask.shape)} and {tuple(spec.shape)}")
+    a, b = mask.select(-3, 0), mask.select(-3, 1)
+    c, d = spec.select(-3, 0), spec.select(-3, 1)
+    return torch.stack([a * c - b * d, a * d + b * c], dim=-3)
+
+
+def side_loss(side_mask: torch.Tensor, mono: torch.Tensor, side: torch.Tensor) -> torch.Tensor:
+    """MSE(``side_mask * M``, ``D``) on the first ``side_mask.shape[-2]`` bins (256: Nyquist dropped).
+
+    ``side_mask`` ``(B, 2, F', T)``, ``mono``/``side`` ``(B, 2, 257, T)``; returns a scalar.
+    """
+    nb = side_mask.shape[-2]
+    return F.mse_loss(complex_mul(side_mask, mono[..., :nb, :]), side[..., :nb, :])
+
+
+def left_right_loss(lr_masks: torch.Tensor, mono: torch.Tensor, side: torch.Tensor) -> torch.Tensor:
+    """APNet head loss: each head's implied side prediction against ``D``.
+
+    ``lr_masks`` ``(B, 2, 2, F', T)`` (left, right). The left head predicts ``L^ = maskL*M``,
+    whose side prediction is ``L^ - M``; the right head's is ``M - R^``. Returns
+    ``MSE(L^ - M, D) + MSE(M - R^, D)`` (equal to ``MSE(L^, L) + MSE(R^, R)``), scalar.
+    """
+    nb = lr_masks.shape[-2]
+    m, d = mono[..., :nb, :], side[..., :nb, :]
+    left = complex_mul(lr_masks[:, 0], m)
+    right = complex_mul(lr_masks[:, 1], m)
+    return F.mse_loss(left - m, d) + F.mse_loss(m - right, d)

@@ -1,0 +1,150 @@
+"""The binaural generator: visual encoder + audio mask network behind the export interface.
+
+``build_generator(cfg)`` returns a :class:`BinauralGenerator` whose two methods are exactly
+what export traces (docs/architecture.md, "Model interface"):
+
+- ``visual(frames)``: ``(B, H_v, W_v, 3) uint8`` RGB at ``cfg.model.visual_size`` ->
+  feature ``(B, *feature_shape)`` float32.
+- ``audio(spec, feature)``: ``(B, 2, 257, T)`` float32 normalised mono spectrogram (real, imag)
+  -> masks ``(B, n_masks, 2, 257, T)`` float32 in [-1, 1].
+
+Architectures (``cfg.model.arch``):
+
+- ``"unet"`` (Mono2Binaural): feature = ResNet-18 map -> 1x1 conv 512->8 + BN + ReLU, flattened
+  (``feature_shape = (8*h*w,)``, 784 at 224x448); ``mask_kind = "side"`` (n_masks 1).
+- ``"apnet"`` (Sep-Stereo): feature = the ResNet-18 map itself (``feature_shape = (512, h, w)``),
+  because APNet needs positions; the U-Net backbone gets the reduced, flattened feature computed
+  from it inside ``audio``; ``mask_kind = "left_right"`` (n_masks 2).
+
+The U-Nets see 256 bins; the Nyquist bin of the mask is padded back (side mask 0, left/right
+mask 1+0j). No Python control flow depends on tensor values, inputs are never modified in
+place, and only the batch dimension is dynamic.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Tuple
+
+import torch
+from torch import nn
+
+from streambin.train.config import Config
+from streambin.train.models.apnet import APNet
+from streambin.train.models.resnet import ResNet18Trunk, load_imagenet_weights, trunk_output_hw
+from streambin.train.models.unet import AudioUNet, init_weights
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+N_BINS = 257
+UNET_BINS = 256
+
+
+class BinauralGenerator(nn.Module):
+    """Visual ResNet-18 trunk + audio U-Net (+ APNet). See the module docstring for shapes."""
+
+    def __init__(self, arch: str, ngf: int, visual_size: Tuple[int, int], reduced_channels: int = 8):
+        super().__init__()
+        if arch not in ("unet", "apnet"):
+            raise ValueError(f"arch must be 'unet' or 'apnet', got {arch!r}")
+        self.arch = arch
+        self.visual_size = (int(visual_size[0]), int(visual_size[1]))
+        h, w = trunk_output_hw(*self.visual_size)
+        self.visual_map_shape = (ResNet18Trunk.out_channels, h, w)
+        flat = reduced_channels * h * w
+
+        self.trunk = ResNet18Trunk()
+        self.reduce = nn.Sequential(nn.Conv2d(ResNet18Trunk.out_channels, reduced_channels, 1),
+                                    nn.BatchNorm2d(reduced_channels), nn.ReLU())
+        init_weights(self.reduce)
+        self.unet = AudioUNet(ngf, flat)
+        if arch == "apnet":
+            self.apnet = APNet(ngf, ResNet18Trunk.out_channels, h * w)
+            self.mask_kind = "left_right"
+            self.feature_shape: Tuple[int, ...] = self.visual_map_shape
+        else:
+            self.apnet = None
+            self.mask_kind = "side"
+            self.feature_shape = (flat,)
+        self.n_masks = 2 if self.mask_kind == "left_right" else 1
+        self.trunk_frozen = False
+
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        # Nyquist-bin value of each mask (real, imag): side -> 0, left/right -> 1+0j (pass-through).
+        nyq = [1.0, 0.0] if self.mask_kind == "left_right" else [0.0, 0.0]
+        self.register_buffer("nyquist_mask", torch.tensor(nyq).view(1, 1, 2, 1, 1), persistent=False)
+
+    # ------------------------------------------------------------------ export interface
+    def visual(self, frames: torch.Tensor) -> torch.Tensor:
+        """``(B, H_v, W_v, 3) uint8`` RGB -> feature ``(B, *feature_shape)`` float32."""
+        hv, wv = self.visual_size
+        if frames.dim() != 4 or tuple(frames.shape[1:]) != (hv, wv, 3) or frames.dtype != torch.uint8:
+            raise ValueError(f"frames must be (B, {hv}, {wv}, 3) uint8 RGB, got "
+                             f"{tuple(frames.shape)} {frames.dtype}")
+        x = frames.permute(0, 3, 1, 2).to(torch.float32) / 255.0
+        x = (x - self.mean) / self.std
+        fmap = self.trunk(x)
+        if self.arch == "apnet":
+            return fmap
+        return self.reduce(fmap).flatten(1)
+
+    def audio(self, spec: torch.Tensor, feature: torch.Tensor) -> torch.Tensor:
+        """``(B, 2, 257, T)`` normalised spec, feature -> masks ``(B, n_masks, 2, 257, T)`` in [-1, 1]."""
+        out = self.audio_outputs(spec, feature)
+        masks = out["left_right"] if self.mask_kind == "left_right" else out["side"][:, None]
+        return self.pad_nyquist(masks)
+
+    def forward(self, spec: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        """``audio(spec, visual(frames))``."""
+        return self.audio(spec, self.visual(frames))
+
+    # ------------------------------------------------------------------ training helpers
+    def audio_outputs(self, spec: torch.Tensor, feature: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """All heads on 256 bins: ``{"side": (B, 2, 256, T)}`` (+ ``"left_right": (B, 2, 2, 256, T)``)."""
+        if spec.dim() != 4 or spec.shape[1] != 2 or spec.shape[2] != N_BINS or spec.shape[3] % 32 != 0:
+            raise ValueError(f"spec must be (B, 2, {N_BINS}, T) float32 with T a multiple of 32, "
+                             f"got {tuple(spec.shape)}")
+        if tuple(feature.shape[1:]) != tuple(self.feature_shape):
+            raise ValueError(f"feature must be (B, {', '.join(map(str, self.feature_shape))}), "
+                             f"got {tuple(feature.shape)}")
+        x = spec[:, :, :UNET_BINS]
+        if self.arch == "apnet":
+            side, decoder = self.unet.forward_features(x, self.reduce(feature).flatten(1))
+            return {"side": side, "left_right": self.apnet(decoder, feature)}
+        return {"side": self.unet(x, feature)}
+
+    def pad_nyquist(self, masks: torch.Tensor) -> torch.Tensor:
+        """``(B, n, 2, 256, T)`` -> ``(B, n, 2, 257, T)`` with the Nyquist bin set to its fixed value."""
+        nyq = torch.zeros_like(masks[:, :, :, :1]) + self.nyquist_mask
+        return torch.cat([masks, nyq], dim=3)
+
+    def freeze_trunk(self, frozen: bool = True) -> None:
+        """Stop training the ResNet trunk (no gradients, BN statistics fixed: trunk stays in eval
+        mode). Useful with ImageNet weights, and ~5x cheaper steps on a CPU."""
+        self.trunk_frozen = bool(frozen)
+        for p in self.trunk.parameters():
+            p.requires_grad_(not frozen)
+        self.train(self.training)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.trunk_frozen:
+            self.trunk.eval()
+        return self
+
+    def param_groups(self) -> Dict[str, List[nn.Parameter]]:
+        """``{"visual": trunk + 1x1 reducer, "audio": everything else}`` (separate learning rates);
+        trainable parameters only (a frozen trunk is left out)."""
+        visual = [p for p in list(self.trunk.parameters()) + list(self.reduce.parameters()) if p.requires_grad]
+        ids = {id(p) for p in self.trunk.parameters()} | {id(p) for p in self.reduce.parameters()}
+        return {"visual": visual,
+                "audio": [p for p in self.parameters() if id(p) not in ids and p.requires_grad]}
+
+
+def build_generator(cfg: Config) -> BinauralGenerator:
+    """Generator for ``cfg.model`` (loads ``cfg.model.imagenet_weights`` into the trunk if set)."""
+    m = cfg.model
+    gen = BinauralGenerator(m.arch, m.ngf, m.visual_size, m.visual_reduced_channels)
+    if m.imagenet_weights:
+        load_imagenet_weights(gen.trunk, m.imagenet_weights)
+    return gen

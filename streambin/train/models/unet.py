@@ -1,0 +1,96 @@
+"""Audio U-Net of Mono2Binaural (Gao & Grauman, CVPR 2019), with the visual feature at the bottleneck.
+
+Layout (``ngf`` = 64 in the paper, ``F`` = flattened visual feature size, 784 at 224x448):
+
+    input (B, 2, 256, T)                 normalised mono spectrogram, real/imag, Nyquist dropped
+    down1..5: Conv2d k4 s2 p1 + BN + LeakyReLU(0.2)   2 -> ngf -> 2ngf -> 4ngf -> 8ngf -> 8ngf
+    bottleneck (8ngf, 8, T/32) ++ visual feature tiled over it (F channels)
+    up1: ConvT k4 s2 p1 + BN + ReLU      8ngf+F -> 8ngf
+    up2..up4 (input concatenated with the matching down output): -> 4ngf -> 2ngf -> ngf
+    up5: ConvT 2ngf -> 2, Sigmoid, *2-1  complex mask in [-1, 1], (B, 2, 256, T)
+
+Weights are initialised N(0, 0.02) (convs) and N(1, 0.02) (BN weights), as in the reference.
+"""
+
+from __future__ import annotations
+
+from typing import List, Tuple
+
+import torch
+from torch import nn
+
+
+def down_block(in_channels: int, out_channels: int) -> nn.Sequential:
+    """Conv2d k4 s2 p1 + BN + LeakyReLU(0.2): halves both spatial dimensions."""
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 4, 2, 1),
+                         nn.BatchNorm2d(out_channels), nn.LeakyReLU(0.2))
+
+
+def up_block(in_channels: int, out_channels: int) -> nn.Sequential:
+    """ConvTranspose2d k4 s2 p1 + BN + ReLU: doubles both spatial dimensions."""
+    return nn.Sequential(nn.ConvTranspose2d(in_channels, out_channels, 4, 2, 1),
+                         nn.BatchNorm2d(out_channels), nn.ReLU())
+
+
+def mask_head(in_channels: int) -> nn.Sequential:
+    """ConvTranspose2d k4 s2 p1 -> 2 channels (real, imag) + Sigmoid; the caller maps to [-1, 1]."""
+    return nn.Sequential(nn.ConvTranspose2d(in_channels, 2, 4, 2, 1), nn.Sigmoid())
+
+
+def init_weights(module: nn.Module) -> None:
+    """The reference initialisation: convs N(0, 0.02), BN weight N(1, 0.02), biases 0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+class AudioUNet(nn.Module):
+    """Mono2Binaural audio U-Net: ``(B, 2, 256, T)`` spec + ``(B, F)`` feature -> ``(B, 2, 256, T)`` mask.
+
+    ``T`` must be a multiple of 32. :meth:`forward_features` also returns the outputs of
+    up1..up4 (channels 8ngf, 4ngf, 2ngf, ngf at 1/16, 1/8, 1/4, 1/2 resolution) for APNet.
+    """
+
+    def __init__(self, ngf: int, visual_features: int):
+        super().__init__()
+        if ngf < 1 or visual_features < 1:
+            raise ValueError(f"ngf and visual_features must be >= 1, got {ngf}, {visual_features}")
+        self.ngf = ngf
+        self.visual_features = visual_features
+        self.down1 = down_block(2, ngf)
+        self.down2 = down_block(ngf, 2 * ngf)
+        self.down3 = down_block(2 * ngf, 4 * ngf)
+        self.down4 = down_block(4 * ngf, 8 * ngf)
+        self.down5 = down_block(8 * ngf, 8 * ngf)
+        self.up1 = up_block(8 * ngf + visual_features, 8 * ngf)
+        self.up2 = up_block(16 * ngf, 4 * ngf)
+        self.up3 = up_block(8 * ngf, 2 * ngf)
+        self.up4 = up_block(4 * ngf, ngf)
+        self.head = mask_head(2 * ngf)
+        init_weights(self)
+
+    def forward_features(self, spec: torch.Tensor, feature: torch.Tensor
+                         ) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+        """Returns ``(mask (B, 2, 256, T) in [-1, 1], [up1, up2, up3, up4] outputs)``."""
+        d1 = self.down1(spec)
+        d2 = self.down2(d1)
+        d3 = self.down3(d2)
+        d4 = self.down4(d3)
+        d5 = self.down5(d4)
+        # Tile the flattened visual feature over every bottleneck position (8 x T/32).
+        tiled = feature[:, :, None, None].expand(-1, -1, d5.shape[2], d5.shape[3])
+        u1 = self.up1(torch.cat([d5, tiled], dim=1))
+        u2 = self.up2(torch.cat([u1, d4], dim=1))
+        u3 = self.up3(torch.cat([u2, d3], dim=1))
+        u4 = self.up4(torch.cat([u3, d2], dim=1))
+        mask = self.head(torch.cat([u4, d1], dim=1)) * 2.0 - 1.0
+        return mask, [u1, u2, u3, u4]
+
+    def forward(self, spec: torch.Tensor, feature: torch.Tensor) -> torch.Tensor:
+        """``(B, 2, 256, T)``, ``(B, F)`` -> side mask ``(B, 2, 256, T)`` in [-1, 1]."""
+        return self.forward_features(spec, feature)[0]

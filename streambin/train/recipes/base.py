@@ -1,0 +1,113 @@
+"""Recipe base class and registry.
+
+A recipe ties together a generator architecture, its losses and its training step. The trainer
+only talks to this interface, so a new recipe (issue 5: flip classification, SAGM, ...) is a
+subclass registered with :func:`register_recipe`::
+
+    @register_recipe
+    class MyRecipe(Recipe):
+        name = "my_recipe"
+        arch = "unet"
+        loss_names = ("side", "extra")
+
+        def make_step_module(self, generator):
+            return MyStep(generator, self.config.audio)   # forward(audio, frames) -> dict
+
+The step module is an ``nn.Module`` whose ``forward(audio (B, 2, n) float32, frames (B, H, W, 3)
+uint8)`` returns a dict of scalar losses including ``"total"``. It owns the generator (and any
+extra heads, which are trained but not exported), so the trainer can wrap it in
+DistributedDataParallel and every parameter update goes through one module.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, ClassVar, Dict, List, Tuple, Type
+
+import torch
+from torch import nn
+
+from streambin.train.config import Config
+from streambin.train.models import BinauralGenerator, build_generator
+
+_REGISTRY: Dict[str, Type["Recipe"]] = {}
+
+
+class Recipe:
+    """Builds the generator + step module for a config; runs one training/validation step."""
+
+    name: ClassVar[str] = ""
+    arch: ClassVar[str] = "unet"
+    loss_names: ClassVar[Tuple[str, ...]] = ()
+
+    def __init__(self, config: Config):
+        if config.recipe != self.name:
+            raise ValueError(f"config.recipe is {config.recipe!r} but this recipe is {self.name!r}")
+        if config.model.arch != self.arch:
+            raise ValueError(f"recipe {self.name!r} needs model.arch {self.arch!r}, "
+                             f"got {config.model.arch!r}")
+        self.config = config
+        self.generator: BinauralGenerator = None
+        self.step_module: nn.Module = None
+        self.runner: nn.Module = None
+
+    # -------------------------------------------------------------- to override
+    def make_step_module(self, generator: BinauralGenerator) -> nn.Module:
+        """Return the module computing the loss dict from ``(audio, frames)``."""
+        raise NotImplementedError
+
+    # -------------------------------------------------------------- shared
+    def build(self, generator: BinauralGenerator = None) -> BinauralGenerator:
+        """Create (or adopt) the generator and the step module; returns the generator."""
+        self.generator = generator if generator is not None else build_generator(self.config)
+        if self.config.train.freeze_trunk:
+            self.generator.freeze_trunk(True)
+        self.step_module = self.make_step_module(self.generator)
+        self.runner = self.step_module
+        return self.generator
+
+    def wrap(self, fn: Callable[[nn.Module], nn.Module]) -> None:
+        """Replace the runner by ``fn(step_module)`` (e.g. a DistributedDataParallel wrapper)."""
+        self.runner = fn(self.step_module)
+
+    def parameter_groups(self) -> List[dict]:
+        """Adam groups: visual (lr_visual) and audio (lr_audio, includes recipe-only heads)."""
+        t = self.config.train
+        groups = self.generator.param_groups()
+        visual_ids = {id(p) for p in self.generator.trunk.parameters()}
+        visual_ids |= {id(p) for p in self.generator.reduce.parameters()}
+        audio = [p for p in self.step_module.parameters() if id(p) not in visual_ids and p.requires_grad]
+        return [{"params": groups["visual"], "lr": t.lr_visual, "name": "visual"},
+                {"params": audio, "lr": t.lr_audio, "name": "audio"}]
+
+    def training_step(self, batch: dict) -> Dict[str, torch.Tensor]:
+        """Losses for a collated batch ``{"audio": (B, 2, n), "frame": (B, H, W, 3) uint8, ...}``."""
+        if self.runner is None:
+            raise RuntimeError("call build() before training_step()")
+        device = next(self.step_module.parameters()).device
+        audio = batch["audio"].to(device, non_blocking=True)
+        frames = batch["frame"].to(device, non_blocking=True)
+        if audio.dim() != 3 or audio.shape[1] != 2 or audio.dtype != torch.float32:
+            raise ValueError(f"batch['audio'] must be (B, 2, n) float32, got {tuple(audio.shape)} {audio.dtype}")
+        losses = self.runner(audio, frames)
+        if "total" not in losses:
+            raise RuntimeError(f"recipe {self.name!r} returned no 'total' loss")
+        return losses
+
+
+def register_recipe(cls: Type[Recipe]) -> Type[Recipe]:
+    """Class decorator adding ``cls`` to the registry under ``cls.name``."""
+    if not cls.name or cls.name in _REGISTRY:
+        raise ValueError(f"recipe name {cls.name!r} is empty or already registered")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def get_recipe(name: str) -> Type[Recipe]:
+    """The recipe class registered as ``name``."""
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown recipe {name!r}; available: {sorted(_REGISTRY)}")
+    return _REGISTRY[name]
+
+
+def available_recipes() -> Dict[str, Type[Recipe]]:
+    return dict(_REGISTRY)

@@ -1,0 +1,173 @@
+"""Shapes, parameter names and counts of the training models (streambin.train.models)."""
+
+import pytest
+import torch
+
+from streambin.train.config import Config
+from streambin.train.models import (APNet, AudioUNet, BinauralGenerator, ResNet18Trunk, build_generator,
+                                    load_imagenet_weights, trunk_output_hw)
+from streambin.train.recipes import get_recipe
+
+
+def n_params(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+def small_cfg(arch, visual_size=(32, 64), ngf=8):
+    cfg = Config(recipe="mono2binaural" if arch == "unet" else "apnet")
+    cfg.model.arch, cfg.model.ngf, cfg.model.visual_size = arch, ngf, visual_size
+    return cfg.validate()
+
+
+def test_resnet_trunk_paper_shape():
+    trunk = ResNet18Trunk().eval()
+    with torch.no_grad():
+        out = trunk(torch.randn(1, 3, 224, 448))
+    assert out.shape == (1, 512, 7, 14)
+
+
+@pytest.mark.parametrize("hw", [(32, 64), (33, 65), (112, 224), (17, 100)])
+def test_trunk_output_hw_matches_forward(hw):
+    trunk = ResNet18Trunk().eval()
+    with torch.no_grad():
+        out = trunk(torch.randn(1, 3, *hw))
+    assert tuple(out.shape[2:]) == trunk_output_hw(*hw)
+
+
+def test_torchvision_key_names():
+    keys = set(ResNet18Trunk().state_dict())
+    for k in ["conv1.weight", "bn1.running_var", "layer1.0.conv1.weight", "layer1.1.bn2.bias",
+              "layer2.0.downsample.0.weight", "layer2.0.downsample.1.running_mean",
+              "layer3.1.conv2.weight", "layer4.0.downsample.1.weight", "layer4.1.bn2.num_batches_tracked"]:
+        assert k in keys, k
+    assert not any(k.startswith(("fc.", "avgpool")) for k in keys)
+    assert "layer1.0.downsample.0.weight" not in keys  # no projection where shapes agree
+    # torchvision's resnet18 state_dict has 122 entries, 2 of them fc.*
+    assert len(keys) == 120
+
+
+def test_load_imagenet_weights(tmp_path):
+    torch.manual_seed(1)
+    src = ResNet18Trunk()
+    state = {"module." + k: v for k, v in src.state_dict().items()}  # DataParallel-style prefix
+    state["module.fc.weight"], state["module.fc.bias"] = torch.zeros(1000, 512), torch.zeros(1000)
+    path = tmp_path / "r18.pth"
+    torch.save(state, path)
+    dst = ResNet18Trunk()
+    load_imagenet_weights(dst, str(path))
+    for k, v in src.state_dict().items():
+        assert torch.equal(dst.state_dict()[k], v), k
+
+    bad = dict(state)
+    del bad["module.layer3.0.conv1.weight"]
+    torch.save(bad, tmp_path / "bad.pth")
+    with pytest.raises(ValueError, match="layer3.0.conv1.weight"):
+        load_imagenet_weights(ResNet18Trunk(), str(tmp_path / "bad.pth"))
+    with pytest.raises(FileNotFoundError, match="resnet18"):
+        load_imagenet_weights(ResNet18Trunk(), str(tmp_path / "missing.pth"))
+    (tmp_path / "junk.pth").write_bytes(b"not a torch file")
+    with pytest.raises(ValueError, match="could not read"):
+        load_imagenet_weights(ResNet18Trunk(), str(tmp_path / "junk.pth"))
+
+
+def test_paper_sizes_param_counts():
+    # REFERENCE.md: 23.1 M audio params + 11.2 M ResNet trunk = 34.3 M.
+    unet = AudioUNet(64, 8 * 7 * 14)
+    assert abs(n_params(unet) - 23.1e6) < 0.05e6
+    assert abs(n_params(ResNet18Trunk()) - 11.2e6) < 0.05e6
+    gen = build_generator(Config())
+    assert gen.feature_shape == (784,)
+    assert abs(n_params(gen) - 34.3e6) < 0.05e6
+
+
+def test_unet_shapes_and_range():
+    unet = AudioUNet(4, 16)
+    mask, dec = unet.forward_features(torch.randn(3, 2, 256, 64), torch.randn(3, 16))
+    assert mask.shape == (3, 2, 256, 64)
+    assert mask.abs().max() <= 1.0
+    assert [tuple(d.shape) for d in dec] == [(3, 32, 16, 4), (3, 16, 32, 8), (3, 8, 64, 16), (3, 4, 128, 32)]
+
+
+@pytest.mark.parametrize("arch,visual_size,feature_shape,n_masks,nyq", [
+    ("unet", (32, 64), (16,), 1, (0.0, 0.0)),
+    ("unet", (64, 96), (8 * 2 * 3,), 1, (0.0, 0.0)),
+    ("apnet", (32, 64), (512, 1, 2), 2, (1.0, 0.0)),
+    ("apnet", (64, 96), (512, 2, 3), 2, (1.0, 0.0)),
+])
+def test_generator_shapes(arch, visual_size, feature_shape, n_masks, nyq):
+    torch.manual_seed(0)
+    gen = build_generator(small_cfg(arch, visual_size)).eval()
+    assert gen.feature_shape == feature_shape
+    assert gen.mask_kind == ("side" if arch == "unet" else "left_right")
+    frames = torch.randint(0, 256, (2, *visual_size, 3), dtype=torch.uint8)
+    with torch.no_grad():
+        feat = gen.visual(frames)
+        assert feat.shape == (2, *feature_shape) and feat.dtype == torch.float32
+        spec = torch.randn(2, 2, 257, 64)
+        spec_before = spec.clone()
+        mask = gen.audio(spec, feat)
+        assert mask.shape == (2, n_masks, 2, 257, 64) and mask.dtype == torch.float32
+        assert mask.abs().max() <= 1.0
+        assert torch.all(mask[:, :, 0, 256] == nyq[0]) and torch.all(mask[:, :, 1, 256] == nyq[1])
+        assert torch.equal(gen(spec, frames), mask)
+        # Batch items are independent in eval mode (no cross-batch mixing anywhere).
+        assert torch.allclose(gen.audio(spec[:1], feat[:1]), mask[:1], atol=1e-6)
+    assert torch.equal(spec, spec_before)  # input untouched (no in-place ops on inputs)
+
+
+def test_generator_input_errors():
+    gen = build_generator(small_cfg("unet")).eval()
+    with pytest.raises(ValueError, match=r"\(B, 32, 64, 3\) uint8"):
+        gen.visual(torch.zeros(1, 32, 64, 3))  # float, not uint8
+    with pytest.raises(ValueError, match=r"\(B, 32, 64, 3\)"):
+        gen.visual(torch.zeros(1, 3, 32, 64, dtype=torch.uint8))
+    with pytest.raises(ValueError, match=r"\(B, 2, 257, T\)"):
+        gen.audio(torch.zeros(1, 2, 256, 64), torch.zeros(1, 16))
+    with pytest.raises(ValueError, match=r"\(B, 16\)"):
+        gen.audio(torch.zeros(1, 2, 257, 64), torch.zeros(1, 17))
+
+
+@pytest.mark.parametrize("recipe", ["mono2binaural", "apnet"])
+def test_every_parameter_gets_a_gradient(recipe):
+    # DDP without find_unused_parameters requires this; also no leftover unused modules.
+    from tests.train.synthetic import PictureSideDataset, tiny_config
+    from torch.utils.data import default_collate
+
+    cfg = tiny_config(recipe)
+    cfg.model.ngf = 4
+    r = get_recipe(recipe)(cfg)
+    r.build()
+    ds = PictureSideDataset(4)
+    r.training_step(default_collate([ds[i] for i in range(4)]))["total"].backward()
+    missing = [n for n, p in r.step_module.named_parameters() if p.grad is None]
+    assert missing == []
+
+
+def test_export_friendly_dynamic_batch():
+    # torch.export with a dynamic batch dimension: no data-dependent control flow, fixed shapes.
+    gen = build_generator(small_cfg("apnet")).eval()
+
+    class Audio(torch.nn.Module):
+        def __init__(self, g):
+            super().__init__()
+            self.g = g
+
+        def forward(self, spec, feature):
+            return self.g.audio(spec, feature)
+
+    batch = torch.export.Dim("batch", min=1, max=64)
+    spec, feat = torch.randn(2, 2, 257, 64), torch.randn(2, 512, 1, 2)
+    ep = torch.export.export(Audio(gen), (spec, feat), dynamic_shapes=({0: batch}, {0: batch}))
+    spec3, feat3 = torch.randn(3, 2, 257, 64), torch.randn(3, 512, 1, 2)
+    with torch.no_grad():
+        assert torch.allclose(ep.module()(spec3, feat3), gen.audio(spec3, feat3), atol=1e-5)
+
+
+def test_apnet_positions_and_fusion():
+    ap = APNet(ngf=4, visual_channels=512, positions=6)
+    dec = [torch.randn(2, c, 16 * s, 4 * s) for c, s in ((32, 1), (16, 2), (8, 4), (4, 8))]
+    out = ap(dec, torch.randn(2, 512, 2, 3))
+    assert out.shape == (2, 2, 2, 256, 64)
+    fused = ap.assoc[0](dec[0], torch.randn(2, 512, 2, 3))
+    assert fused.shape == (2, 6, 16, 4)  # one channel per visual position
+    assert isinstance(BinauralGenerator("apnet", 4, (32, 64)).apnet, APNet)

@@ -1,0 +1,161 @@
+"""Trainer, config and checkpoints on a tiny generated data set (tests/train/synthetic.py)."""
+
+import csv
+import os
+
+import pytest
+import torch
+
+from streambin.train.__main__ import build_config, main, parse_args
+from streambin.train.checkpoint import CheckpointError, load_generator, read_checkpoint
+from streambin.train.config import Config, ConfigError, apply_overrides, config_from_dict, load_config, save_config
+from streambin.train.trainer import Trainer
+from tests.train.synthetic import PictureSideDataset, tiny_config
+
+
+@pytest.fixture(autouse=True)
+def one_thread(monkeypatch):
+    # The machine's 2 cores are shared: one thread per test process is faster under load.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+class Mirrored(torch.utils.data.Dataset):
+    """The same items with frames mirrored left-right but the audio NOT swapped (wrong picture)."""
+
+    def __init__(self, base):
+        self.base = base
+
+    def __len__(self):
+        return len(self.base)
+
+    def __getitem__(self, i):
+        item = dict(self.base[i])
+        item["frame"] = torch.flip(item["frame"], dims=[1])
+        return item
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """150 steps of a tiny Mono2Binaural (ngf 4, 32x64 frames, trunk frozen for speed)."""
+    torch.set_num_threads(1)
+    out = str(tmp_path_factory.mktemp("run"))
+    cfg = tiny_config("mono2binaural", max_steps=150, batch_size=8, lr_visual=1e-3, freeze_trunk=True)
+    cfg.model.ngf = 4
+    val = PictureSideDataset(16, seed=2)
+    tr = Trainer(cfg, PictureSideDataset(64, seed=1), val, out_dir=out, progress=False)
+    initial = tr.validate()["total"]
+    summary = tr.fit()
+    return {"trainer": tr, "out": out, "initial": initial, "summary": summary, "val": val, "cfg": cfg}
+
+
+def test_loss_goes_down_and_uses_the_picture(trained):
+    initial, final = trained["initial"], trained["summary"]["val"]["total"]
+    # Without the picture the best constant mask is 0, i.e. the initial loss; the sign comes
+    # only from the bright square, so a clear drop means the visual path is used.
+    assert final < 0.3 * initial, (initial, final)
+    tr = trained["trainer"]
+    tr.val_loader = tr._loader(Mirrored(trained["val"]), shuffle=False)
+    assert tr.validate()["total"] > initial  # the mirrored picture gives the wrong side
+
+
+def test_log_and_checkpoint_files(trained):
+    out = trained["out"]
+    for name in ("last.pt", "best.pt", "config.yaml", "log.csv"):
+        assert os.path.isfile(os.path.join(out, name)), name
+    rows = list(csv.DictReader(open(os.path.join(out, "log.csv"))))
+    assert [int(r["step"]) for r in rows if r["phase"] == "train"] == list(range(10, 151, 10))
+    assert rows[-1]["phase"] == "val" and int(rows[-1]["step"]) == 150
+    ckpt = read_checkpoint(os.path.join(out, "last.pt"))
+    assert ckpt["step"] == 150 and ckpt["recipe"] == "mono2binaural"
+    assert set(ckpt["versions"]) == {"streambin", "torch", "python"}
+    assert ckpt["config"]["model"]["ngf"] == 4
+    # lr decay x0.94 every 10 epochs: 64 items / batch 8 = 8 steps per epoch, 150 steps = 18 epochs.
+    assert ckpt["epoch"] == 18
+    assert ckpt["scheduler"]["_last_lr"] == pytest.approx([1e-3 * 0.94, 1e-3 * 0.94])
+
+
+def test_checkpoint_round_trip_identical_outputs(trained):
+    gen, cfg = load_generator(os.path.join(trained["out"], "last.pt"))
+    assert not gen.training and cfg.model.ngf == 4 and cfg.recipe == "mono2binaural"
+    ref = trained["trainer"].recipe.generator.eval()
+    frames = torch.randint(0, 256, (3, 32, 64, 3), dtype=torch.uint8)
+    spec = torch.randn(3, 2, 257, 64)
+    with torch.no_grad():
+        assert torch.equal(gen(spec, frames), ref(spec, frames))
+    ref.train()
+
+
+def test_resume_continues_step_count(trained, tmp_path):
+    last = os.path.join(trained["out"], "last.pt")
+    cfg = apply_overrides(trained["cfg"], ["train.max_steps=155"])
+    tr = Trainer(cfg, PictureSideDataset(64, seed=1), None, out_dir=str(tmp_path), resume=last, progress=False)
+    assert tr.step == 150 and tr.epoch == 18
+    saved = read_checkpoint(last)["model"]
+    for k, v in tr.recipe.step_module.state_dict().items():
+        assert torch.equal(v, saved[k]), k
+    assert tr.optimizer.state_dict()["state"]  # Adam moments restored, not fresh
+    summary = tr.fit()
+    assert summary["step"] == 155
+    assert read_checkpoint(str(tmp_path / "last.pt"))["step"] == 155
+
+
+def test_load_generator_errors(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        load_generator(str(tmp_path / "nope.pt"))
+    (tmp_path / "corrupt.pt").write_bytes(b"\x00garbage")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_generator(str(tmp_path / "corrupt.pt"))
+    torch.save({"weights": 1}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not a streambin checkpoint"):
+        load_generator(str(tmp_path / "other.pt"))
+
+
+def test_config_validation_errors(tmp_path):
+    with pytest.raises(ConfigError, match="unknown key model.ngff"):
+        config_from_dict({"model": {"ngff": 3}})
+    with pytest.raises(ConfigError, match="unknown config section"):
+        config_from_dict({"optim": {}})
+    with pytest.raises(ConfigError, match="model.arch must be one of"):
+        config_from_dict({"model": {"arch": "transformer"}})
+    with pytest.raises(ConfigError, match="train.lr_audio must be a positive"):
+        config_from_dict({"train": {"lr_audio": -1}})
+    with pytest.raises(ConfigError, match="model.visual_size"):
+        config_from_dict({"model": {"visual_size": [224]}})
+    with pytest.raises(ConfigError, match="context_frames must be a multiple of 32"):
+        config_from_dict({"audio": {"context_frames": 50}})
+    with pytest.raises(ConfigError, match="recipe must be one of"):
+        config_from_dict({"recipe": "sagm"})
+    with pytest.raises(ConfigError, match="section.key=value"):
+        apply_overrides(Config(), ["model.ngf"])
+    with pytest.raises(ConfigError, match="train.batch_size must be a positive int"):
+        apply_overrides(Config(), ["train.batch_size=0"])
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(str(tmp_path / "missing.yaml"))
+    (tmp_path / "bad.yaml").write_text("model: {ngf: 16, bogus: 1}\n")
+    with pytest.raises(ConfigError, match="bad.yaml.*model.bogus"):
+        load_config(str(tmp_path / "bad.yaml"))
+
+
+def test_config_yaml_round_trip_and_shipped_configs(tmp_path):
+    cfg = load_config(None, ["model.ngf=16", "model.visual_size=[112, 224]", "train.betas=[0.5, 0.9]"])
+    assert cfg.model.visual_size == (112, 224) and cfg.train.betas == (0.5, 0.9)
+    save_config(cfg, str(tmp_path / "c.yaml"))
+    assert load_config(str(tmp_path / "c.yaml")) == cfg
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
+    paper = load_config(os.path.join(root, "mono2binaural_paper.yaml"))
+    paper.train.num_workers = Config().train.num_workers  # the only non-default value there
+    assert paper == Config()  # otherwise the paper file restates the defaults
+    assert load_config(os.path.join(root, "apnet_paper.yaml")).model.arch == "apnet"
+    assert load_config(os.path.join(root, "cpu_small.yaml")).model.ngf < 64
+
+
+def test_cli_config_building(tmp_path):
+    args = parse_args(["--recipe", "apnet", "--data", "/d", "--max-steps", "7", "--set", "model.ngf=8"])
+    cfg = build_config(args)
+    assert (cfg.recipe, cfg.model.arch, cfg.data.root, cfg.train.max_steps, cfg.model.ngf) == \
+        ("apnet", "apnet", "/d", 7, 8)
+    assert main(["--recipe", "mono2binaural", "--set", "model.ngf=zero"]) == 2
