@@ -92,7 +92,7 @@ class Spatializer:
         self.color = color
         self.resample_quality = resample_quality
 
-        options = {} if num_threads is None else {"num_threads": int(num_threads)}
+        options = {} if num_threads is None else {"num_threads": int(num_threads)}  # create_backend maps it
         self.bundle, self.backend = _open_model(model, backend, device, create_backend, options)
         b = self.bundle
         self.model_rate, self.hop, self.context_frames = b.sample_rate, b.hop, b.context_frames

@@ -240,3 +240,17 @@ def test_threaded_visual_mode(tiny_unet, noise):
         out = np.concatenate([out, sp.process(noise[4800:])], axis=1)
         assert sp.stats["visual_runs"] == 1
         assert np.isfinite(out).all() and out.shape == (2, len(noise))
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "torch"])
+def test_num_threads_reaches_every_backend(tiny_unet, backend):
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()  # torch's setting is process-wide: restore it after
+    model = tiny_unet[0] if backend == "onnxruntime" else tiny_unet[1]
+    try:
+        sp = Spatializer(model, backend=backend, num_threads=1, sample_rate=16000)
+        assert sp.process(np.zeros(320, np.float32)).shape == (2, 320)
+        if backend == "torch":
+            assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)

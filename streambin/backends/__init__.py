@@ -126,13 +126,15 @@ def _ort_cuda_available() -> bool:
     return "CUDAExecutionProvider" in ort.get_available_providers()
 
 
-def create_backend(bundle, backend: str = "auto", device: str = "auto",
+def create_backend(bundle, backend: str = "auto", device: str = "auto", num_threads=None,
                    **options) -> InferenceBackend:
     """Create an inference backend for ``bundle`` (a Bundle or a bundle directory path).
 
     ``backend``: "auto" | "onnxruntime" | "tensorrt" | "torch".
     ``device``: "auto" | "cpu" | "cuda".
-    ``options`` are passed to the backend (e.g. ``intra_op_num_threads`` for onnxruntime).
+    ``num_threads``: CPU threads for inference, whichever backend is chosen (ONNX Runtime's
+    intra-op threads, torch's thread count; TensorRT ignores it).
+    ``options`` are passed to the backend (e.g. ``io_binding`` for onnxruntime).
     Raises BackendUnavailable with the reason when the requested backend cannot run.
     """
     from streambin.bundle import Bundle, load_bundle
@@ -143,6 +145,8 @@ def create_backend(bundle, backend: str = "auto", device: str = "auto",
         raise ValueError(f"device must be one of {list(DEVICES)}, got {device!r}")
     if not isinstance(bundle, Bundle):
         bundle = load_bundle(bundle)
+    ort_options = dict(options, **({"intra_op_num_threads": int(num_threads)} if num_threads else {}))
+    torch_options = dict(options, **({"num_threads": int(num_threads)} if num_threads else {}))
 
     if backend == "tensorrt":
         if device == "cpu":
@@ -155,11 +159,11 @@ def create_backend(bundle, backend: str = "auto", device: str = "auto",
 
         if device == "auto":
             device = "cuda" if _ort_cuda_available() else "cpu"
-        return OnnxRuntimeBackend(bundle, device=device, **options)
+        return OnnxRuntimeBackend(bundle, device=device, **ort_options)
     if backend == "torch":
         from streambin.backends.torch_backend import TorchBackend
 
-        return TorchBackend(bundle, device=device, **options)
+        return TorchBackend(bundle, device=device, **torch_options)
 
     # auto
     if device != "cpu":
@@ -180,7 +184,7 @@ def create_backend(bundle, backend: str = "auto", device: str = "auto",
             from streambin.backends.onnxruntime_backend import OnnxRuntimeBackend
 
             log.info("streambin: using ONNX Runtime on CUDA (CUDAExecutionProvider available)")
-            return OnnxRuntimeBackend(bundle, device="cuda", **options)
+            return OnnxRuntimeBackend(bundle, device="cuda", **ort_options)
         if device == "cuda":
             raise BackendUnavailable("device 'cuda' was requested but neither a matching TensorRT "
                                      "engine nor ONNX Runtime's CUDAExecutionProvider is available "
@@ -191,12 +195,12 @@ def create_backend(bundle, backend: str = "auto", device: str = "auto",
 
         log.info("streambin: using ONNX Runtime on CPU%s",
                  "" if device == "cpu" else " (no CUDA provider or TensorRT engine available)")
-        return OnnxRuntimeBackend(bundle, device="cpu", **options)
+        return OnnxRuntimeBackend(bundle, device="cpu", **ort_options)
     if bundle.weights is not None and _has_module("torch"):
         from streambin.backends.torch_backend import TorchBackend
 
         log.info("streambin: using torch (onnxruntime is not installed)")
-        return TorchBackend(bundle, device="cpu" if device == "auto" else device, **options)
+        return TorchBackend(bundle, device="cpu" if device == "auto" else device, **torch_options)
     raise BackendUnavailable("no inference backend can run this bundle: install onnxruntime "
                              "(pip install onnxruntime), or torch with a bundle that has weights.pt")
 
