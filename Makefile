@@ -4,9 +4,10 @@
 setup:
 	bash scripts/setup.sh
 
-# Main job on the embedded default: see README.
+# Main job: the shipped example scene through the default model (ONNX Runtime, CPU).
 run: setup
-	.venv/bin/python benchmarks/latency.py --quick
+	.venv/bin/python -m streambin spatialize examples/scene.wav --video examples/scene.mp4 -o scene_binaural.wav
+	.venv/bin/python -m streambin spatialize examples/scene.wav --video examples/scene.mp4 -o scene_binaural.mp4
 
 test: setup
 	.venv/bin/python -m pytest -q
