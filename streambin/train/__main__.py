@@ -22,7 +22,8 @@ from streambin.train.config import ConfigError, apply_overrides, load_config
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m streambin.train", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--recipe", help="mono2binaural | apnet (sets model.arch to match)")
+    p.add_argument("--recipe", help="mono2binaural | apnet | multitask | sagm | avconsistency | geometry | "
+                                    "sepstereo (sets model.arch and what the recipe needs)")
     p.add_argument("--data", help="data root (data.root)")
     p.add_argument("--config", help="YAML config file (defaults are the papers' values)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -42,7 +43,9 @@ def build_config(args: argparse.Namespace):
     overrides: List[str] = []
     if args.recipe:
         try:
-            overrides += [f"recipe={args.recipe}", f"model.arch={get_recipe(args.recipe).arch}"]
+            cls = get_recipe(args.recipe)
+            overrides += [f"recipe={args.recipe}", f"model.arch={cls.arch}"]
+            overrides += [f"model.{k}={_yaml_value(v)}" for k, v in cls.model_requires.items()]
         except KeyError as exc:
             raise ConfigError(str(exc.args[0])) from None
     if args.data:
@@ -55,6 +58,13 @@ def build_config(args: argparse.Namespace):
 
         return apply_overrides(config_from_checkpoint(read_checkpoint(args.resume), args.resume), overrides)
     return load_config(args.config, overrides)
+
+
+def _yaml_value(v) -> str:
+    """A value as the YAML text ``--set`` parses back (``True`` -> ``true``)."""
+    import yaml
+
+    return yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("...").strip()
 
 
 def main(argv: Optional[List[str]] = None) -> int:

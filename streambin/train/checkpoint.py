@@ -96,11 +96,11 @@ def config_from_checkpoint(ckpt: Dict[str, Any], path: str = "checkpoint") -> Co
 def load_generator(path: str, map_location="cpu") -> Tuple[torch.nn.Module, Config]:
     """``(generator in eval mode, Config)`` from a checkpoint written by :func:`save_checkpoint`."""
     from streambin.train.models import BinauralGenerator  # local: keep this module light
+    from streambin.train.models.generator import generator_kwargs
 
     ckpt = read_checkpoint(path, map_location=map_location)
     cfg = config_from_checkpoint(ckpt, path)
-    m = cfg.model
-    gen = BinauralGenerator(m.arch, m.ngf, m.visual_size, m.visual_reduced_channels)
+    gen = BinauralGenerator(**generator_kwargs(cfg))
     state = {k[len(_GEN_PREFIX):]: v for k, v in ckpt["model"].items() if k.startswith(_GEN_PREFIX)}
     try:
         gen.load_state_dict(state, strict=True)

@@ -1,6 +1,7 @@
 """Training configuration: dataclasses with the papers' hyper-parameters as defaults, YAML I/O.
 
-A :class:`Config` is a tree of small dataclasses (``audio``, ``model``, ``train``, ``data``).
+A :class:`Config` is a tree of small dataclasses (``audio``, ``model``, ``train``, ``data``,
+``recipes``: the options of the issue-5 recipes, each key prefixed by its recipe's name).
 Defaults are the numbers of Mono2Binaural (Gao & Grauman 2019) and Sep-Stereo (Zhou et al.
 2020); CPU-sized overrides live in ``configs/cpu_small.yaml``.
 
@@ -20,8 +21,9 @@ from typing import Any, Dict, Iterable, Optional, Tuple
 
 import yaml
 
-RECIPES = ("mono2binaural", "apnet")
+RECIPES = ("mono2binaural", "apnet", "multitask", "sagm", "avconsistency", "geometry", "sepstereo")
 ARCHS = ("unet", "apnet")
+VISUAL_NETS = ("resnet18", "c3d")
 DATA_FORMATS = ("sim", "fairplay")
 LOG_KINDS = ("csv", "none")
 
@@ -66,17 +68,35 @@ class AudioConfig:
 
 @dataclass
 class ModelConfig:
-    """Architecture. ``visual_size`` is (height, width) of the frames the visual net sees."""
+    """Architecture. ``visual_size`` is (height, width) of the frames the visual net sees.
+
+    ``visual_net`` "resnet18" (default) or "c3d" (spatio-temporal trunk over ``visual_frames``
+    frames, SAGM's option; the exported ``visual`` repeats its one frame over time).
+    ``visual_gate``: a sigmoid attention gate on the trunk map inside ``visual`` (the
+    generation-task gate of the multitask recipe). Both default off = the papers' generators.
+    """
 
     arch: str = "unet"
     ngf: int = 64
     visual_size: Tuple[int, int] = (224, 448)
     visual_reduced_channels: int = 8
     imagenet_weights: Optional[str] = None
+    visual_net: str = "resnet18"
+    visual_frames: int = 4
+    visual_gate: bool = False
 
     def validate(self) -> None:
         _choice(self, "model", "arch", ARCHS)
-        _positive_int(self, "model", ("ngf", "visual_reduced_channels"))
+        _choice(self, "model", "visual_net", VISUAL_NETS)
+        _positive_int(self, "model", ("ngf", "visual_reduced_channels", "visual_frames"))
+        if self.visual_frames % 4 != 0:
+            raise ConfigError(f"model.visual_frames must be a multiple of 4 (the c3d trunk halves time "
+                              f"twice), got {self.visual_frames}")
+        if not isinstance(self.visual_gate, bool):
+            raise ConfigError(f"model.visual_gate must be true or false, got {self.visual_gate!r}")
+        if self.visual_net != "resnet18" and self.imagenet_weights is not None:
+            raise ConfigError("model.imagenet_weights is a ResNet-18 state_dict: it needs "
+                              f"model.visual_net 'resnet18', got {self.visual_net!r}")
         vs = self.visual_size
         if (not isinstance(vs, (tuple, list)) or len(vs) != 2
                 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in vs)):
@@ -156,6 +176,55 @@ class DataConfig:
 
 
 @dataclass
+class RecipesConfig:
+    """Options of the issue-5 recipes (streambin.train.recipes), one prefix per recipe.
+
+    Loss weights are tuples in the order the recipe's docstring gives. Where a paper states a
+    value it is the default (multitask (44, 44, 1); geometry (10, 1, 0.01, 1)); the others are
+    ours and say so in the recipe's docstring.
+    """
+
+    # multitask: (lambda1 L_D backbone side, lambda2 L_C left/right heads, lambda3 L_cls)
+    multitask_lambdas: Tuple[float, float, float] = (44.0, 44.0, 1.0)
+    # sagm: (L1 on the side spectrogram, adversarial term of the generator)
+    sagm_lambdas: Tuple[float, float] = (1.0, 0.01)
+    # avconsistency: (side MSE on labelled clips, consistency BCE)
+    avc_lambdas: Tuple[float, float] = (1.0, 0.01)
+    avc_labelled_fraction: float = 1.0
+    avc_ramp_width: float = 0.1          # sigmoid ramp width, fraction of the image width
+    avc_ild_scale_db: float = 3.0        # ILD (dB) giving a target of sigmoid(1) = 0.73
+    avc_temperature: float = 0.1         # softmax temperature of the cosine co-attention
+    # geometry: (binaural, spatial coherence, geometric consistency, RIR prediction)
+    geometry_lambdas: Tuple[float, float, float, float] = (10.0, 1.0, 0.01, 1.0)
+    geometry_margin: float = 0.1         # alpha: allowed squared distance of unit features
+    geometry_frame_gap_s: float = 1.0    # time between the two frames of the consistency loss
+    geometry_rir_samples: int = 10080    # RIR length compared (0.63 s at 16 kHz -> 64 STFT frames)
+    geometry_rt60_weight: float = 1.0    # weight of the RT60 term inside the RIR loss
+    # sepstereo: weight of the separative loss added to the stereophonic loss
+    sepstereo_lambda_sep: float = 1.0
+
+    def validate(self) -> None:
+        for name, n in (("multitask_lambdas", 3), ("sagm_lambdas", 2), ("avc_lambdas", 2),
+                        ("geometry_lambdas", 4)):
+            v = getattr(self, name)
+            if (not isinstance(v, (tuple, list)) or len(v) != n or not all(
+                    isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x >= 0
+                    for x in v)):
+                raise ConfigError(f"recipes.{name} must be {n} finite numbers >= 0, got {v!r}")
+            setattr(self, name, tuple(float(x) for x in v))
+        f = self.avc_labelled_fraction
+        if not isinstance(f, (int, float)) or isinstance(f, bool) or not 0.0 <= f <= 1.0:
+            raise ConfigError(f"recipes.avc_labelled_fraction must be in [0, 1], got {f!r}")
+        _positive_float(self, "recipes", ("avc_ramp_width", "avc_ild_scale_db", "avc_temperature",
+                                          "geometry_frame_gap_s"))
+        for name in ("geometry_margin", "geometry_rt60_weight", "sepstereo_lambda_sep"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
+                raise ConfigError(f"recipes.{name} must be a finite number >= 0, got {v!r}")
+        _positive_int(self, "recipes", ("geometry_rir_samples",))
+
+
+@dataclass
 class Config:
     """The whole configuration. ``recipe`` names a registered recipe (streambin.train.recipes)."""
 
@@ -164,6 +233,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    recipes: RecipesConfig = field(default_factory=RecipesConfig)
 
     def validate(self) -> "Config":
         """Check every field; raises :class:`ConfigError`. Returns self."""
@@ -171,7 +241,7 @@ class Config:
 
         if self.recipe not in available_recipes():
             raise ConfigError(f"recipe must be one of {sorted(available_recipes())}, got {self.recipe!r}")
-        for section in (self.audio, self.model, self.train, self.data):
+        for section in (self.audio, self.model, self.train, self.data, self.recipes):
             section.validate()
         return self
 
@@ -180,7 +250,8 @@ class Config:
         return _plain(dataclasses.asdict(self))
 
 
-_SECTIONS = {"audio": AudioConfig, "model": ModelConfig, "train": TrainConfig, "data": DataConfig}
+_SECTIONS = {"audio": AudioConfig, "model": ModelConfig, "train": TrainConfig, "data": DataConfig,
+             "recipes": RecipesConfig}
 
 
 def config_from_dict(d: Dict[str, Any], base: Optional[Config] = None) -> Config:

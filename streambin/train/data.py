@@ -9,6 +9,15 @@ Both yield the items of docs/architecture.md ("Data"):
   brightness and colour saturation each scaled by a factor uniform in [0.7, 1.3] (on the
   uint8 frame); with probability ``flip_prob`` the frame is mirrored horizontally AND left and
   right are swapped together (a mirrored scene).
+- opt-in training-item fields (constructor arguments, all off by default; used by the
+  issue-5 recipes): ``with_second_frame=True`` adds ``"frame2"`` (H, W, 3) uint8, the frame
+  ``second_frame_gap_s`` later than ``"frame"`` (earlier when that is past the clip end), with
+  the same jitter and flip; ``clip_frames=K`` adds ``"clip_frames"`` (K, H, W, 3) uint8, the K
+  consecutive frames centred on the crop centre (clamped at the clip ends), same jitter and
+  flip; ``with_rir=True`` (SimBinaural-lite only) adds ``"rir"`` (2, rir_samples) float32,
+  the ground-truth binaural room impulse response of the clip's first source at 16 kHz
+  (``brirs/<clip>.npy``), truncated or zero-padded, channels swapped when flipped. These
+  draw no random numbers, so the crops of a seed are the same with and without them.
 - ``mode="eval"``: ``{"audio": (2, n) float32 whole clip (not normalised), "frames":
   (n_frames, H, W, 3) uint8, "fps": float, "clip": str, "meta": dict or None}``.
 
@@ -85,7 +94,16 @@ def colour_jitter(frame: np.ndarray, brightness: float, saturation: float) -> np
 class _BinauralBase(Dataset):
     """Shared crop / augmentation / eval logic; subclasses list clips and read them."""
 
-    def __init__(self, mode, visual_size, crop_samples, flip_prob, rms, seed):
+    def __init__(self, mode, visual_size, crop_samples, flip_prob, rms, seed, with_second_frame=False,
+                 second_frame_gap_s=1.0, clip_frames=0, with_rir=False, rir_samples=10080):
+        if not second_frame_gap_s > 0:
+            raise ValueError(f"second_frame_gap_s must be > 0 seconds, got {second_frame_gap_s}")
+        if not isinstance(clip_frames, int) or clip_frames < 0:
+            raise ValueError(f"clip_frames must be an int >= 0 (0: off), got {clip_frames!r}")
+        if rir_samples < 1:
+            raise ValueError(f"rir_samples must be >= 1, got {rir_samples}")
+        self.with_second_frame, self.second_frame_gap_s = bool(with_second_frame), float(second_frame_gap_s)
+        self.clip_frames, self.with_rir, self.rir_samples = clip_frames, bool(with_rir), int(rir_samples)
         if mode not in ("train", "eval"):
             raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
         if len(tuple(visual_size)) != 2 or min(visual_size) < 1:
@@ -114,6 +132,9 @@ class _BinauralBase(Dataset):
     def _n_frames(self, i: int) -> int: ...
     def _fps(self, i: int) -> float: ...
     def _meta(self, i: int): return None
+    def _rir(self, i: int) -> np.ndarray:  # (n_sources, 2, taps) float32 at 16 kHz
+        raise ValueError(f"{type(self).__name__} has no room impulse responses (with_rir=True needs "
+                         "the SimBinaural-lite layout's brirs/)")
 
     def __getitem__(self, i: int) -> dict:
         if not 0 <= i < len(self):
@@ -136,14 +157,48 @@ class _BinauralBase(Dataset):
         centre_s = (start + c / 2) / MODEL_SAMPLE_RATE
         k = min(int(np.floor(centre_s * self._fps(i))), self._n_frames(i) - 1) + 1
         frame = _load_frame(self._frame_path(i, k), self.visual_size)
-        frame = colour_jitter(frame, rng.uniform(0.7, 1.3), rng.uniform(0.7, 1.3))
+        jitter = (rng.uniform(0.7, 1.3), rng.uniform(0.7, 1.3))
+        frame = colour_jitter(frame, *jitter)
         flipped = bool(rng.random() < self.flip_prob)
         if flipped:
             frame = frame[:, ::-1]
             crop = crop[::-1]
-        return {"audio": torch.from_numpy(np.ascontiguousarray(crop, dtype=np.float32)),
+        item = {"audio": torch.from_numpy(np.ascontiguousarray(crop, dtype=np.float32)),
                 "frame": torch.from_numpy(np.ascontiguousarray(frame)),
                 "clip": self.clips[i], "flipped": flipped}
+        item.update(self._extras(i, k, centre_s, jitter, flipped))
+        return item
+
+    def _extras(self, i: int, k: int, centre_s: float, jitter, flipped: bool) -> dict:
+        """The opt-in fields of a training item (see the module docstring); ``k`` is the 1-based
+        frame of ``"frame"``."""
+        out = {}
+        n = self._n_frames(i)
+
+        def load(kk):
+            f = colour_jitter(_load_frame(self._frame_path(i, kk), self.visual_size), *jitter)
+            return np.ascontiguousarray(f[:, ::-1] if flipped else f)
+
+        if self.with_second_frame:
+            fps = self._fps(i)
+            k2 = int(np.floor((centre_s + self.second_frame_gap_s) * fps)) + 1
+            if k2 > n:
+                k2 = int(np.floor((centre_s - self.second_frame_gap_s) * fps)) + 1
+            out["frame2"] = torch.from_numpy(load(min(max(k2, 1), n)))
+        if self.clip_frames:
+            first = k - self.clip_frames // 2
+            ks = [min(max(first + j, 1), n) for j in range(self.clip_frames)]
+            out["clip_frames"] = torch.from_numpy(np.stack([load(kk) for kk in ks]))
+        if self.with_rir:
+            rir = np.asarray(self._rir(i), dtype=np.float32)
+            if rir.ndim != 3 or rir.shape[1] != 2 or rir.shape[0] < 1:
+                raise ValueError(f"room responses of clip {self.clips[i]!r} must be (n_sources, 2, taps), "
+                                 f"got {rir.shape}")
+            r = np.zeros((2, self.rir_samples), np.float32)
+            taps = min(self.rir_samples, rir.shape[2])
+            r[:, :taps] = rir[0, :, :taps]
+            out["rir"] = torch.from_numpy(np.ascontiguousarray(r[::-1] if flipped else r))
+        return out
 
 
 class SimBinauralDataset(_BinauralBase):
@@ -153,11 +208,13 @@ class SimBinauralDataset(_BinauralBase):
         root: the directory given to ``simulate --out``.
         split: "train", "val" or "test".
         mode, visual_size (H, W), crop_samples, flip_prob, rms, seed: see the module docstring.
+        **extras: the opt-in item fields (with_second_frame, second_frame_gap_s, clip_frames,
+            with_rir, rir_samples), see the module docstring.
     """
 
     def __init__(self, root, split, mode="train", visual_size=(224, 448), crop_samples=10080,
-                 flip_prob=0.0, rms=0.1, seed=0):
-        super().__init__(mode, visual_size, crop_samples, flip_prob, rms, seed)
+                 flip_prob=0.0, rms=0.1, seed=0, **extras):
+        super().__init__(mode, visual_size, crop_samples, flip_prob, rms, seed, **extras)
         self.root = Path(root)
         lst = self.root / "splits" / f"{split}.txt"
         if not lst.is_file():
@@ -178,6 +235,15 @@ class SimBinauralDataset(_BinauralBase):
         if sr != MODEL_SAMPLE_RATE:
             audio = soxr.resample(audio.T, sr, MODEL_SAMPLE_RATE).T.astype(np.float32)
         return np.ascontiguousarray(audio)
+
+    def _rir(self, i):
+        m = self._meta(i)
+        if not m or "brir_file" not in m:
+            raise FileNotFoundError(f"clip {self.clips[i]!r} has no meta/<clip>.json with a brir_file")
+        sr = int(m.get("brir_sample_rate", MODEL_SAMPLE_RATE))
+        if sr != MODEL_SAMPLE_RATE:
+            raise ValueError(f"clip {self.clips[i]!r}: BRIRs at {sr} Hz, expected {MODEL_SAMPLE_RATE}")
+        return np.load(self.root / m["brir_file"])
 
     def _fps(self, i):
         m = self._meta(i)
@@ -210,8 +276,8 @@ class FairPlayDataset(_BinauralBase):
     FPS = 10.0
 
     def __init__(self, root, split_file, mode="train", visual_size=(224, 448), crop_samples=10080,
-                 flip_prob=0.0, rms=0.1, seed=0):
-        super().__init__(mode, visual_size, crop_samples, flip_prob, rms, seed)
+                 flip_prob=0.0, rms=0.1, seed=0, **extras):
+        super().__init__(mode, visual_size, crop_samples, flip_prob, rms, seed, **extras)
         import h5py
 
         self.root = Path(root)

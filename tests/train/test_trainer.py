@@ -128,7 +128,7 @@ def test_config_validation_errors(tmp_path):
     with pytest.raises(ConfigError, match="context_frames must be a multiple of 32"):
         config_from_dict({"audio": {"context_frames": 50}})
     with pytest.raises(ConfigError, match="recipe must be one of"):
-        config_from_dict({"recipe": "sagm"})
+        config_from_dict({"recipe": "no_such_recipe"})
     with pytest.raises(ConfigError, match="section.key=value"):
         apply_overrides(Config(), ["model.ngf"])
     with pytest.raises(ConfigError, match="train.batch_size must be a positive int"):

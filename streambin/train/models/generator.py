@@ -16,6 +16,12 @@ Architectures (``cfg.model.arch``):
   because APNet needs positions; the U-Net backbone gets the reduced, flattened feature computed
   from it inside ``audio``; ``mask_kind = "left_right"`` (n_masks 2).
 
+Options (default off: the papers' generators): ``cfg.model.visual_net = "c3d"`` replaces the
+ResNet-18 trunk by :class:`~streambin.train.models.visual.C3DTrunk` over ``visual_frames``
+frames; ``visual`` (the exported one-frame interface) repeats its frame over time (a still
+clip), and :meth:`BinauralGenerator.visual_clip` takes real clips for training.
+``cfg.model.visual_gate`` multiplies a sigmoid gate into the trunk map inside ``visual``.
+
 The U-Nets see 256 bins; the Nyquist bin of the mask is padded back (side mask 0, left/right
 mask 1+0j). No Python control flow depends on tensor values, inputs are never modified in
 place, and only the batch dimension is dynamic.
@@ -32,6 +38,7 @@ from streambin.train.config import Config
 from streambin.train.models.apnet import APNet
 from streambin.train.models.resnet import ResNet18Trunk, load_imagenet_weights, trunk_output_hw
 from streambin.train.models.unet import AudioUNet, init_weights
+from streambin.train.models.visual import C3DTrunk, VisualGate
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -42,17 +49,22 @@ UNET_BINS = 256
 class BinauralGenerator(nn.Module):
     """Visual ResNet-18 trunk + audio U-Net (+ APNet). See the module docstring for shapes."""
 
-    def __init__(self, arch: str, ngf: int, visual_size: Tuple[int, int], reduced_channels: int = 8):
+    def __init__(self, arch: str, ngf: int, visual_size: Tuple[int, int], reduced_channels: int = 8,
+                 visual_net: str = "resnet18", visual_frames: int = 4, visual_gate: bool = False):
         super().__init__()
         if arch not in ("unet", "apnet"):
             raise ValueError(f"arch must be 'unet' or 'apnet', got {arch!r}")
+        if visual_net not in ("resnet18", "c3d"):
+            raise ValueError(f"visual_net must be 'resnet18' or 'c3d', got {visual_net!r}")
         self.arch = arch
         self.visual_size = (int(visual_size[0]), int(visual_size[1]))
         h, w = trunk_output_hw(*self.visual_size)
         self.visual_map_shape = (ResNet18Trunk.out_channels, h, w)
         flat = reduced_channels * h * w
 
-        self.trunk = ResNet18Trunk()
+        self.visual_net = visual_net
+        self.trunk = ResNet18Trunk() if visual_net == "resnet18" else C3DTrunk(visual_frames)
+        self.gate = VisualGate(ResNet18Trunk.out_channels) if visual_gate else None
         self.reduce = nn.Sequential(nn.Conv2d(ResNet18Trunk.out_channels, reduced_channels, 1),
                                     nn.BatchNorm2d(reduced_channels), nn.ReLU())
         init_weights(self.reduce)
@@ -81,12 +93,7 @@ class BinauralGenerator(nn.Module):
         if frames.dim() != 4 or tuple(frames.shape[1:]) != (hv, wv, 3) or frames.dtype != torch.uint8:
             raise ValueError(f"frames must be (B, {hv}, {wv}, 3) uint8 RGB, got "
                              f"{tuple(frames.shape)} {frames.dtype}")
-        x = frames.permute(0, 3, 1, 2).to(torch.float32) / 255.0
-        x = (x - self.mean) / self.std
-        fmap = self.trunk(x)
-        if self.arch == "apnet":
-            return fmap
-        return self.reduce(fmap).flatten(1)
+        return self.feature_from_map(self.trunk_map(frames))
 
     def audio(self, spec: torch.Tensor, feature: torch.Tensor) -> torch.Tensor:
         """``(B, 2, 257, T)`` normalised spec, feature -> masks ``(B, n_masks, 2, 257, T)`` in [-1, 1]."""
@@ -99,6 +106,44 @@ class BinauralGenerator(nn.Module):
         return self.audio(spec, self.visual(frames))
 
     # ------------------------------------------------------------------ training helpers
+    def trunk_map(self, frames: torch.Tensor) -> torch.Tensor:
+        """``(B, H_v, W_v, 3) uint8`` -> the trunk map ``(B, 512, h, w)`` before gate/reduction.
+
+        A c3d trunk sees the frame repeated over its ``visual_frames`` time steps (a still clip)."""
+        hv, wv = self.visual_size
+        if frames.dim() != 4 or tuple(frames.shape[1:]) != (hv, wv, 3) or frames.dtype != torch.uint8:
+            raise ValueError(f"frames must be (B, {hv}, {wv}, 3) uint8 RGB, got "
+                             f"{tuple(frames.shape)} {frames.dtype}")
+        x = self._normalise(frames.permute(0, 3, 1, 2))
+        if self.visual_net == "c3d":
+            x = x[:, :, None].expand(-1, -1, self.trunk.frames, -1, -1)
+        return self.trunk(x)
+
+    def visual_clip(self, clip: torch.Tensor) -> torch.Tensor:
+        """``(B, K, H_v, W_v, 3) uint8`` clip (K = ``visual_frames``; c3d trunk only) -> feature."""
+        if self.visual_net != "c3d":
+            raise ValueError("visual_clip needs model.visual_net 'c3d'")
+        hv, wv = self.visual_size
+        k = self.trunk.frames
+        if clip.dim() != 5 or tuple(clip.shape[1:]) != (k, hv, wv, 3) or clip.dtype != torch.uint8:
+            raise ValueError(f"clip must be (B, {k}, {hv}, {wv}, 3) uint8 RGB, got "
+                             f"{tuple(clip.shape)} {clip.dtype}")
+        x = self._normalise(clip.permute(0, 4, 1, 2, 3))               # (B, 3, K, H, W)
+        return self.feature_from_map(self.trunk(x))
+
+    def feature_from_map(self, fmap: torch.Tensor) -> torch.Tensor:
+        """Trunk map ``(B, 512, h, w)`` -> the exported feature (gate, then the arch's reduction)."""
+        if self.gate is not None:
+            fmap = self.gate(fmap)
+        if self.arch == "apnet":
+            return fmap
+        return self.reduce(fmap).flatten(1)
+
+    def _normalise(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 ``(B, 3, ...)`` -> float32 ImageNet-normalised (mean/std broadcast over dims 2+)."""
+        shape = (1, 3) + (1,) * (x.dim() - 2)
+        return (x.to(torch.float32) / 255.0 - self.mean.view(shape)) / self.std.view(shape)
+
     def audio_outputs(self, spec: torch.Tensor, feature: torch.Tensor) -> Dict[str, torch.Tensor]:
         """All heads on 256 bins: ``{"side": (B, 2, 256, T)}`` (+ ``"left_right": (B, 2, 2, 256, T)``)."""
         if spec.dim() != 4 or spec.shape[1] != 2 or spec.shape[2] != N_BINS or spec.shape[3] % 32 != 0:
@@ -141,10 +186,17 @@ class BinauralGenerator(nn.Module):
                 "audio": [p for p in self.parameters() if id(p) not in ids and p.requires_grad]}
 
 
+def generator_kwargs(cfg: Config) -> Dict[str, object]:
+    """The :class:`BinauralGenerator` constructor arguments of ``cfg.model`` (no weights)."""
+    m = cfg.model
+    return dict(arch=m.arch, ngf=m.ngf, visual_size=m.visual_size, reduced_channels=m.visual_reduced_channels,
+                visual_net=m.visual_net, visual_frames=m.visual_frames, visual_gate=m.visual_gate)
+
+
 def build_generator(cfg: Config) -> BinauralGenerator:
     """Generator for ``cfg.model`` (loads ``cfg.model.imagenet_weights`` into the trunk if set)."""
     m = cfg.model
-    gen = BinauralGenerator(m.arch, m.ngf, m.visual_size, m.visual_reduced_channels)
+    gen = BinauralGenerator(**generator_kwargs(cfg))
     if m.imagenet_weights:
         load_imagenet_weights(gen.trunk, m.imagenet_weights)
     return gen

@@ -14,14 +14,19 @@ subclass registered with :func:`register_recipe`::
             return MyStep(generator, self.config.audio)   # forward(audio, frames) -> dict
 
 The step module is an ``nn.Module`` whose ``forward(audio (B, 2, n) float32, frames (B, H, W, 3)
-uint8)`` returns a dict of scalar losses including ``"total"``. It owns the generator (and any
+uint8, **inputs)`` returns a dict of scalar losses including ``"total"``; ``inputs`` are what
+:meth:`Recipe.step_inputs` takes from the batch (nothing by default). It owns the generator (and any
 extra heads, which are trained but not exported), so the trainer can wrap it in
 DistributedDataParallel and every parameter update goes through one module.
+
+Optional hooks: ``model_requires`` (model config values the recipe needs; the CLI sets them
+with ``--recipe``, the constructor checks them), :meth:`Recipe.dataset_options` (opt-in item
+fields of streambin.train.data the step needs, e.g. ``with_rir``) and :meth:`Recipe.step_inputs`.
 """
 
 from __future__ import annotations
 
-from typing import Callable, ClassVar, Dict, List, Tuple, Type
+from typing import Any, Callable, ClassVar, Dict, List, Tuple, Type
 
 import torch
 from torch import nn
@@ -38,6 +43,7 @@ class Recipe:
     name: ClassVar[str] = ""
     arch: ClassVar[str] = "unet"
     loss_names: ClassVar[Tuple[str, ...]] = ()
+    model_requires: ClassVar[Dict[str, Any]] = {}
 
     def __init__(self, config: Config):
         if config.recipe != self.name:
@@ -45,6 +51,10 @@ class Recipe:
         if config.model.arch != self.arch:
             raise ValueError(f"recipe {self.name!r} needs model.arch {self.arch!r}, "
                              f"got {config.model.arch!r}")
+        for key, value in self.model_requires.items():
+            if getattr(config.model, key) != value:
+                raise ValueError(f"recipe {self.name!r} needs model.{key} = {value!r}, "
+                                 f"got {getattr(config.model, key)!r}")
         self.config = config
         self.generator: BinauralGenerator = None
         self.step_module: nn.Module = None
@@ -54,6 +64,15 @@ class Recipe:
     def make_step_module(self, generator: BinauralGenerator) -> nn.Module:
         """Return the module computing the loss dict from ``(audio, frames)``."""
         raise NotImplementedError
+
+    @classmethod
+    def dataset_options(cls, config: Config) -> Dict[str, Any]:
+        """Extra keyword arguments for the training/validation datasets (default none)."""
+        return {}
+
+    def step_inputs(self, batch: dict, device: torch.device) -> Dict[str, Any]:
+        """Keyword inputs of the step module beyond ``(audio, frames)``, from the batch."""
+        return {}
 
     # -------------------------------------------------------------- shared
     def build(self, generator: BinauralGenerator = None) -> BinauralGenerator:
@@ -88,7 +107,7 @@ class Recipe:
         frames = batch["frame"].to(device, non_blocking=True)
         if audio.dim() != 3 or audio.shape[1] != 2 or audio.dtype != torch.float32:
             raise ValueError(f"batch['audio'] must be (B, 2, n) float32, got {tuple(audio.shape)} {audio.dtype}")
-        losses = self.runner(audio, frames)
+        losses = self.runner(audio, frames, **self.step_inputs(batch, device))
         if "total" not in losses:
             raise RuntimeError(f"recipe {self.name!r} returned no 'total' loss")
         return losses

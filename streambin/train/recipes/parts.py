@@ -1,0 +1,97 @@
+"""Training-only building blocks shared by the issue-5 recipes (never exported).
+
+- :func:`left_right_specs`: ``(B, 2, n)`` L/R waveform -> ``(B, 4, 256, T)`` (L real/imag, R
+  real/imag; Nyquist dropped like the U-Nets).
+- :func:`random_channel_swap`: swap L and R of a random half of the batch; returns the labels.
+- :class:`SpecEncoder`: 4 x [Conv2d k4 s2 p1 (+ BN) + LeakyReLU 0.2] over a spectrogram,
+  channels ``ngf, 2ngf, 4ngf, 8ngf``: ``(B, C_in, 256, T)`` -> ``(B, 8ngf, 16, T/16)``.
+- :class:`FlipClassifier`: is the binaural audio mirrored with respect to the picture? Binaural
+  encoder (a :class:`SpecEncoder` on :func:`left_right_specs`) and the visual map, each
+  global-average-pooled, concatenated, MLP -> one logit.
+- :func:`masked_mean`: mean of per-item values over the items selected by a mask.
+"""
+
+from __future__ import annotations
+
+from typing import Tuple
+
+import torch
+from torch import nn
+
+from streambin.train.config import AudioConfig
+from streambin.train.losses import spectrogram
+from streambin.train.models.unet import init_weights
+
+UNET_BINS = 256
+
+
+def left_right_specs(audio: torch.Tensor, audio_cfg: AudioConfig) -> torch.Tensor:
+    """``(B, 2, n)`` left/right -> ``(B, 4, 256, T)``: [L real, L imag, R real, R imag], 256 bins."""
+    if audio.dim() != 3 or audio.shape[1] != 2:
+        raise ValueError(f"audio must be (B, 2, n) left/right float32, got {tuple(audio.shape)}")
+    left = spectrogram(audio[:, 0], audio_cfg)[:, :, :UNET_BINS]
+    right = spectrogram(audio[:, 1], audio_cfg)[:, :, :UNET_BINS]
+    return torch.cat([left, right], dim=1)
+
+
+def random_channel_swap(audio: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Swap left/right of each item with probability 1/2 (torch's global RNG).
+
+    ``(B, 2, n)`` -> ``(swapped (B, 2, n), label (B,) float32: 1 = swapped)``.
+    """
+    if audio.dim() != 3 or audio.shape[1] != 2:
+        raise ValueError(f"audio must be (B, 2, n) left/right float32, got {tuple(audio.shape)}")
+    label = (torch.rand(audio.shape[0], device=audio.device) < 0.5).to(audio.dtype)
+    sel = label[:, None, None]
+    return sel * audio.flip(1) + (1.0 - sel) * audio, label
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values (B,)`` over items where ``mask (B,)`` is true; 0 (still in the graph) if none."""
+    if values.shape != mask.shape:
+        raise ValueError(f"values and mask must have the same shape (B,), got {tuple(values.shape)} "
+                         f"and {tuple(mask.shape)}")
+    m = mask.to(values.dtype)
+    return (values * m).sum() / m.sum().clamp_min(1.0)
+
+
+class SpecEncoder(nn.Module):
+    """``(B, C_in, 256, T)`` -> ``(B, 8ngf, 16, T/16)``; ``batch_norm=False`` for discriminators."""
+
+    def __init__(self, in_channels: int, ngf: int, batch_norm: bool = True):
+        super().__init__()
+        if in_channels < 1 or ngf < 1:
+            raise ValueError(f"in_channels and ngf must be >= 1, got {in_channels}, {ngf}")
+        layers, c = [], in_channels
+        for k in (1, 2, 4, 8):
+            layers.append(nn.Conv2d(c, k * ngf, 4, 2, 1))
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(k * ngf))
+            layers.append(nn.LeakyReLU(0.2))
+            c = k * ngf
+        self.net = nn.Sequential(*layers)
+        self.out_channels = 8 * ngf
+        init_weights(self)
+
+    def forward(self, spec: torch.Tensor) -> torch.Tensor:
+        if spec.dim() != 4 or spec.shape[1] != self.net[0].in_channels or spec.shape[2] != UNET_BINS:
+            raise ValueError(f"spec must be (B, {self.net[0].in_channels}, {UNET_BINS}, T), got {tuple(spec.shape)}")
+        return self.net(spec)
+
+
+class FlipClassifier(nn.Module):
+    """``(lr_spec (B, 4, 256, T), visual map (B, C_v, h, w))`` -> logit ``(B,)`` (1 = mirrored audio)."""
+
+    def __init__(self, visual_channels: int, ngf: int, hidden: int = 128):
+        super().__init__()
+        self.encoder = SpecEncoder(4, ngf)
+        self.visual_channels = visual_channels
+        self.mlp = nn.Sequential(nn.Linear(visual_channels + self.encoder.out_channels, hidden),
+                                 nn.ReLU(), nn.Linear(hidden, 1))
+
+    def forward(self, lr_spec: torch.Tensor, visual_map: torch.Tensor) -> torch.Tensor:
+        if visual_map.dim() != 4 or visual_map.shape[1] != self.visual_channels:
+            raise ValueError(f"visual map must be (B, {self.visual_channels}, h, w), got {tuple(visual_map.shape)}")
+        a = self.encoder(lr_spec).mean(dim=(2, 3))
+        v = visual_map.mean(dim=(2, 3))
+        return self.mlp(torch.cat([a, v], dim=1)).squeeze(1)
