@@ -403,3 +403,34 @@ def replace_dir(src: Path, dst: Path) -> None:
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def store_weights_fp16(model, min_elements: int = 1024) -> int:
+    """Store large float32 initializers as float16, each behind a Cast back to float32.
+
+    Halves the file size while the graph still computes in float32: ONNX Runtime folds the
+    Casts into float32 constants when it loads the session, so only the rounding of the
+    weights to float16 changes the outputs. Returns the number of initializers converted.
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    keep, casts, converted = [], [], 0
+    input_names = {i.name for i in graph.input}
+    for init in graph.initializer:
+        n = int(np.prod(init.dims)) if init.dims else 1
+        if init.data_type != onnx.TensorProto.FLOAT or n < min_elements or init.name in input_names:
+            keep.append(init)
+            continue
+        half = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), init.name + "__fp16")
+        keep.append(half)
+        casts.append(helper.make_node("Cast", [half.name], [init.name], to=onnx.TensorProto.FLOAT,
+                                      name=init.name + "__to_fp32"))
+        converted += 1
+    del graph.initializer[:]
+    graph.initializer.extend(keep)
+    nodes = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(casts + nodes)  # Casts first: the graph stays topologically sorted
+    return converted

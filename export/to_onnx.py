@@ -178,8 +178,13 @@ def _weights_payload(checkpoint: str):
 
 
 def export_bundle(checkpoint, out_dir, opset: int = DEFAULT_OPSET, fp16: bool = False,
-                  simplify: bool = False, data: Optional[str] = None) -> Bundle:
+                  simplify: bool = False, data: Optional[str] = None, weights_fp16: bool = False,
+                  torch_weights: bool = True) -> Bundle:
     """Export ``checkpoint`` to the bundle directory ``out_dir``; returns the loaded Bundle.
+
+    ``weights_fp16``: store the graphs' weights as float16 (computed in float32; half the size,
+    parity checked at the fp16 tolerance). ``torch_weights``: also write weights.pt for the
+    torch backend (leave it out to keep a shipped bundle small).
 
     An existing bundle at ``out_dir`` is replaced (its TensorRT engines too: they belong to the
     old graphs); a non-empty directory that is not a bundle is refused. Raises ExportError,
@@ -234,6 +239,9 @@ def export_bundle(checkpoint, out_dir, opset: int = DEFAULT_OPSET, fp16: bool = 
                 graph = _simplify(graph, path.name)
             if fp16:
                 graph = _common.convert_fp16(graph)
+            elif weights_fp16:
+                n = _common.store_weights_fp16(graph)
+                log.info("%s: %d weight tensors stored as float16", path.name, n)
             onnx.save(graph, str(path))
             try:
                 onnx.checker.check_model(str(path), full_check=True)
@@ -241,20 +249,22 @@ def export_bundle(checkpoint, out_dir, opset: int = DEFAULT_OPSET, fp16: bool = 
                 raise ExportError(f"{path.name} fails onnx.checker: {exc}") from exc
         steps.update()
 
-        errs = verify(model, vpath, apath, fields, fp16=fp16, data=data)
+        errs = verify(model, vpath, apath, fields, fp16=fp16 or weights_fp16, data=data)
         log.info("ONNX Runtime vs PyTorch: max abs error visual %.3g, audio %.3g",
                  errs["visual"], errs["audio"])
         steps.update()
 
-        torch.save(_weights_payload(str(checkpoint)), str(tmp / "weights.pt"))
+        if torch_weights:
+            torch.save(_weights_payload(str(checkpoint)), str(tmp / "weights.pt"))
         config = make_config(
             sample_rate=a.sample_rate, n_fft=a.n_fft, win_length=a.win_length, hop=a.hop,
             context_frames=a.context_frames, input_rms=a.input_rms, rms_floor=a.rms_floor,
             mask_kind=model.mask_kind, visual_size=(h, w), feature_shape=model.feature_shape,
             recipe=cfg.recipe, arch=cfg.model.arch, model=cfg.to_dict()["model"],
-            export={"opset": opset, "fp16": bool(fp16), "simplified": bool(simplify),
+            export={"opset": opset, "fp16": bool(fp16), "weights_fp16": bool(weights_fp16),
+                    "simplified": bool(simplify),
                     "max_abs_err_visual": errs["visual"], "max_abs_err_audio": errs["audio"],
-                    "tolerance": TOL_FP16 if fp16 else TOL_FP32,
+                    "tolerance": TOL_FP16 if (fp16 or weights_fp16) else TOL_FP32,
                     "checkpoint": os.path.basename(str(checkpoint))},
             versions=_common.versions())
         write_config(tmp, config)
@@ -292,6 +302,10 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, help="bundle directory to write (replaced if a bundle)")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset (default 17)")
     p.add_argument("--fp16", action="store_true", help="mixed-precision graphs (fp32 head/norms)")
+    p.add_argument("--weights-fp16", action="store_true",
+                   help="store weights as float16, compute in float32 (half the file size)")
+    p.add_argument("--no-torch-weights", action="store_true",
+                   help="do not write weights.pt (the torch backend then cannot run the bundle)")
     p.add_argument("--simplify", action="store_true", help="run onnxsim if installed")
     p.add_argument("--data", default=None,
                    help="directory with a real audio clip and image for the parity check")
@@ -302,7 +316,8 @@ def main(argv=None) -> int:
 
     try:
         bundle = export_bundle(args.checkpoint, args.out, opset=args.opset, fp16=args.fp16,
-                               simplify=args.simplify, data=args.data)
+                               simplify=args.simplify, data=args.data, weights_fp16=args.weights_fp16,
+                               torch_weights=not args.no_torch_weights)
     except (ExportError, BundleError, CheckpointError, OSError, RuntimeError, ValueError) as exc:
         print(f"export.to_onnx: error: {exc}", file=sys.stderr)
         return 1
