@@ -29,6 +29,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set model.ngf=16 (repeatable)")
     p.add_argument("--out", default=None, help="run directory (default runs/<recipe>)")
+    p.add_argument("--init", help="start from this checkpoint's generator weights (fresh optimizer, step 0)")
     p.add_argument("--resume", help="checkpoint to resume from (its config is the base when "
                                     "--config is not given)")
     p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps in total")
@@ -79,7 +80,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     train_set = make_dataset(cfg, cfg.data.train_split, train=True)
     val_set = make_dataset(cfg, cfg.data.val_split, train=False)
     out = args.out or os.path.join("runs", cfg.recipe)
-    trainer = Trainer(cfg, train_set, val_set, out_dir=out, resume=args.resume, progress=not args.no_progress)
+    trainer = Trainer(cfg, train_set, val_set, out_dir=out, resume=args.resume, progress=not args.no_progress,
+                      init=args.init)
     summary = trainer.fit()
     if trainer.info.is_main:
         print(f"done: step {summary['step']}, epoch {summary['epoch']}, last train loss "

@@ -202,6 +202,11 @@ class RecipesConfig:
     geometry_rt60_weight: float = 1.0    # weight of the RT60 term inside the RIR loss
     # sepstereo: weight of the separative loss added to the stereophonic loss
     sepstereo_lambda_sep: float = 1.0
+    # mono2binaural / apnet: weight of an auxiliary, training-only localisation loss that teaches
+    # the visual trunk where the sources are (BCE on which trunk-map columns hold a source, from
+    # the simulator's boxes). 0 = the papers' loss. Not in the papers: ours, for training the
+    # visual net from scratch on a CPU budget (see docs/results.md).
+    localisation_weight: float = 0.0
 
     def validate(self) -> None:
         for name, n in (("multitask_lambdas", 3), ("sagm_lambdas", 2), ("avc_lambdas", 2),

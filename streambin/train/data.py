@@ -42,6 +42,7 @@ import torch
 from torch.utils.data import Dataset
 
 MODEL_SAMPLE_RATE = 16000
+MAX_SOURCES = 3  # the generator's --max-sources ceiling
 RMS_FLOOR = 1e-4
 
 
@@ -95,7 +96,8 @@ class _BinauralBase(Dataset):
     """Shared crop / augmentation / eval logic; subclasses list clips and read them."""
 
     def __init__(self, mode, visual_size, crop_samples, flip_prob, rms, seed, with_second_frame=False,
-                 second_frame_gap_s=1.0, clip_frames=0, with_rir=False, rir_samples=10080):
+                 second_frame_gap_s=1.0, clip_frames=0, with_rir=False, rir_samples=10080,
+                 with_positions=False):
         if not second_frame_gap_s > 0:
             raise ValueError(f"second_frame_gap_s must be > 0 seconds, got {second_frame_gap_s}")
         if not isinstance(clip_frames, int) or clip_frames < 0:
@@ -104,6 +106,7 @@ class _BinauralBase(Dataset):
             raise ValueError(f"rir_samples must be >= 1, got {rir_samples}")
         self.with_second_frame, self.second_frame_gap_s = bool(with_second_frame), float(second_frame_gap_s)
         self.clip_frames, self.with_rir, self.rir_samples = clip_frames, bool(with_rir), int(rir_samples)
+        self.with_positions = bool(with_positions)
         if mode not in ("train", "eval"):
             raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
         if len(tuple(visual_size)) != 2 or min(visual_size) < 1:
@@ -198,7 +201,23 @@ class _BinauralBase(Dataset):
             taps = min(self.rir_samples, rir.shape[2])
             r[:, :taps] = rir[0, :, :taps]
             out["rir"] = torch.from_numpy(np.ascontiguousarray(r[::-1] if flipped else r))
+        if self.with_positions:
+            out["source_x"] = torch.from_numpy(self._source_x(i, k, flipped))
         return out
+
+    def _source_x(self, i: int, k: int, flipped: bool) -> np.ndarray:
+        """Horizontal box centres of the sources in frame ``k`` (1-based) as fractions of the
+        frame width, mirrored when flipped: (MAX_SOURCES,) float32, -1 where no source."""
+        m = self._meta(i)
+        if not m or "sources" not in m:
+            raise ValueError(f"clip {self.clips[i]!r}: with_positions needs the sidecar's source boxes")
+        width = float(m.get("frame_width", 448))
+        xs = np.full(MAX_SOURCES, -1.0, np.float32)
+        for j, src in enumerate(m["sources"][:MAX_SOURCES]):
+            x0, _, x1, _ = src["bbox"][min(k - 1, len(src["bbox"]) - 1)]
+            x = min(max((x0 + x1) / 2.0 / width, 0.0), 1.0)
+            xs[j] = 1.0 - x if flipped else x
+        return xs
 
 
 class SimBinauralDataset(_BinauralBase):

@@ -82,7 +82,7 @@ def evaluate_streaming(bundle_path, data_root, split: str = "test", lookaheads: 
             for cond, p in preds.items()}})
     conditions = list(per_clip[0]["metrics"])
     summary = {c: {m: _aggregate([p["metrics"][c][m] for p in per_clip]) for m in names} for c in conditions}
-    ratios = {c: {m: summary[c][m]["mean"] / summary["offline"][m]["mean"] for m in ("stft_distance", "envelope_distance")}
+    ratios = {c: {m: summary[c][m]["mean"] / summary["offline"][m]["mean"] for m in ("stft", "env")}
               for c in conditions if c.startswith("streaming")}
     latency_ms = {a: sp.latency_ms for a, sp in engines.items()}
     return {"settings": {"bundle": str(bundle.path), "split": split, "n_clips": n, "block_frames": block_frames,
@@ -93,7 +93,7 @@ def evaluate_streaming(bundle_path, data_root, split: str = "test", lookaheads: 
 
 def markdown(results: Dict) -> str:
     s = results["summary"]
-    cols = ["stft_distance", "envelope_distance", "wave_l2", "snr", "direction_accuracy"]
+    cols = ["stft", "env", "wave_l2", "snr", "direction_acc"]
     lines = ["| condition | latency (ms) | " + " | ".join(cols) + " | STFT / offline | ENV / offline |",
              "|---|---|" + "---|" * (len(cols) + 2)]
     lat = results["settings"]["latency_ms_at_model_rate"]
@@ -103,7 +103,7 @@ def markdown(results: Dict) -> str:
         cells = [f"{row[c]['mean']:.4f} ± {row[c]['sem']:.4f}" for c in cols]
         lines.append(f"| {cond} | {lat[int(a)]:.1f} |" if a is not None else f"| {cond} | - |")
         lines[-1] += " " + " | ".join(cells) + " | " + (
-            f"{r['stft_distance']:.3f} | {r['envelope_distance']:.3f} |" if r else "- | - |")
+            f"{r['stft']:.3f} | {r['env']:.3f} |" if r else "- | - |")
     return "\n".join(lines)
 
 

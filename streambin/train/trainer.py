@@ -123,7 +123,7 @@ class Trainer:
 
     def __init__(self, config: Config, train_set: Dataset, val_set: Optional[Dataset] = None,
                  out_dir: str = "runs/default", resume: Optional[str] = None,
-                 device: Optional[torch.device] = None, progress: bool = True):
+                 device: Optional[torch.device] = None, progress: bool = True, init: Optional[str] = None):
         self.cfg = config.validate()
         t = config.train
         self.info = init_distributed()
@@ -146,6 +146,10 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=t.lr_decay_every_epochs,
                                                          gamma=t.lr_decay)
         self.step, self.epoch, self.best_val = 0, 0, None
+        if init and resume:
+            raise ValueError("give either init (weights only) or resume (full state), not both")
+        if init:
+            self._init_weights(init)
         if resume:
             self._load(resume)
         if self.info.distributed:
@@ -176,6 +180,17 @@ class Trainer:
                           generator=gen)
         # No persistent workers: each epoch's workers copy the dataset after set_epoch() below,
         # so datasets that draw crops from (seed, epoch, index) get new crops every epoch.
+
+    def _init_weights(self, path: str) -> None:
+        """Start from another run's generator weights (fresh optimizer, step 0). Recipe-only
+        heads are not carried over: ours keep their initialisation, the other run's are ignored."""
+        ckpt = read_checkpoint(path, map_location=self.device)
+        state = {k: v for k, v in ckpt["model"].items() if k.startswith("generator.")}
+        missing, unexpected = self.recipe.step_module.load_state_dict(state, strict=False)
+        gen_missing = [k for k in missing if k.startswith("generator.")]
+        if gen_missing or unexpected:
+            raise ValueError(f"cannot initialise from {path}: generator keys missing {gen_missing[:5]}, "
+                             f"unexpected keys {list(unexpected)[:5]} (different architecture?)")
 
     def _load(self, path: str) -> None:
         ckpt = read_checkpoint(path, map_location=self.device)

@@ -95,3 +95,48 @@ class FlipClassifier(nn.Module):
         a = self.encoder(lr_spec).mean(dim=(2, 3))
         v = visual_map.mean(dim=(2, 3))
         return self.mlp(torch.cat([a, v], dim=1)).squeeze(1)
+
+
+class LocalisationHead(nn.Module):
+    """Training-only auxiliary head: which columns of the visual trunk map hold a source.
+
+    ``forward(fmap (B, C, h, w), source_x (B, S) box centres in [0, 1], -1 for no source)`` ->
+    BCE between per-column logits (a 1x1 conv averaged over the map's height) and the columns
+    the sources fall in. It gives the from-scratch visual trunk a direct localisation signal;
+    the exported generator does not contain it.
+    """
+
+    def __init__(self, channels: int = 512):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, 1, 1)
+
+    def forward(self, fmap: torch.Tensor, source_x: torch.Tensor) -> torch.Tensor:
+        logits = self.conv(fmap).mean(dim=2)[:, 0]                      # (B, w)
+        w = logits.shape[1]
+        present = source_x >= 0
+        cols = torch.clamp((source_x.clamp(min=0) * w).long(), 0, w - 1)  # (B, S)
+        target = torch.zeros_like(logits)
+        target.scatter_reduce_(1, cols, present.to(logits.dtype), reduce="amax")
+        return nn.functional.binary_cross_entropy_with_logits(logits, target)
+
+
+def localisation_options(config) -> dict:
+    """Dataset options for the auxiliary localisation loss (source boxes), when it is on."""
+    return {"with_positions": True} if config.recipes.localisation_weight > 0 else {}
+
+
+def localisation_inputs(config, batch: dict, device) -> dict:
+    """Step-module inputs for the auxiliary localisation loss, when it is on."""
+    if config.recipes.localisation_weight > 0:
+        return {"source_x": batch["source_x"].to(device, non_blocking=True)}
+    return {}
+
+
+def add_localisation(step, losses: dict, fmap: torch.Tensor, source_x) -> dict:
+    """Add ``weight * localisation`` to ``losses["total"]`` when the step has the head."""
+    if step.localisation is None:
+        return losses
+    if source_x is None:
+        raise ValueError("localisation_weight > 0 needs batch['source_x'] (dataset with_positions=True)")
+    loc = step.localisation(fmap, source_x)
+    return {**losses, "localisation": loc, "total": losses["total"] + step.localisation_weight * loc}
