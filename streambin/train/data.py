@@ -16,8 +16,10 @@ Both yield the items of docs/architecture.md ("Data"):
   consecutive frames centred on the crop centre (clamped at the clip ends), same jitter and
   flip; ``with_rir=True`` (SimBinaural-lite only) adds ``"rir"`` (2, rir_samples) float32,
   the ground-truth binaural room impulse response of the clip's first source at 16 kHz
-  (``brirs/<clip>.npy``), truncated or zero-padded, channels swapped when flipped. These
-  draw no random numbers, so the crops of a seed are the same with and without them.
+  (``brirs/<clip>.npy``), truncated or zero-padded, channels swapped when flipped;
+  ``with_positions=True`` (sidecars needed) adds ``"source_x"`` (3,) float32, each source's box
+  centre in the item's frame as a fraction of the width (mirrored when flipped; -1 for no
+  source), for the auxiliary localisation loss. These draw no random numbers, so the crops of a seed are the same with and without them.
 - ``mode="eval"``: ``{"audio": (2, n) float32 whole clip (not normalised), "frames":
   (n_frames, H, W, 3) uint8, "fps": float, "clip": str, "meta": dict or None}``.
 
