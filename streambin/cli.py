@@ -24,10 +24,12 @@ from pathlib import Path
 import numpy as np
 
 from streambin import media
+from streambin.spatializer import DEFAULT_LOOKAHEAD_FRAMES
 
 
 def spatialize_file(input_path, output_path, frames_dir=None, video=None, fps: float = 10.0, model="default",
-                    backend: str = "auto", device: str = "auto", block_frames=None, lookahead_frames: int = 0,
+                    backend: str = "auto", device: str = "auto", block_frames=None,
+                    lookahead_frames: int = DEFAULT_LOOKAHEAD_FRAMES,
                     chunk_ms: float = 10.0, progress: bool = True) -> dict:
     """Spatialize a file offline through the streaming engine; returns the engine's stats."""
     from tqdm import tqdm
@@ -94,7 +96,7 @@ def main(argv=None) -> int:
     sp.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt", "torch"])
     sp.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     sp.add_argument("--block-frames", type=int, default=None)
-    sp.add_argument("--lookahead-frames", type=int, default=0)
+    sp.add_argument("--lookahead-frames", type=int, default=DEFAULT_LOOKAHEAD_FRAMES)
     sp.add_argument("--chunk-ms", type=float, default=10.0, help="streaming chunk size (default 10 ms)")
     sp.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)

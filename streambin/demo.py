@@ -28,6 +28,7 @@ import time
 import numpy as np
 
 from streambin import media
+from streambin.spatializer import DEFAULT_LOOKAHEAD_FRAMES
 from streambin.demo_overlay import NO_DISPLAY_MESSAGE, LevelHistory, PreviewWindow, render_overlay
 from streambin.demo_realtime import AudioBridge, FrameSlot, SpatializerWorker
 
@@ -206,7 +207,8 @@ class FileFeeder(threading.Thread):
 
 
 def run_file_mode(input_wav, output_wav, video=None, frames_dir=None, fps: float = 10.0, model="default",
-                  backend: str = "auto", device: str = "auto", block_frames=None, lookahead_frames: int = 0,
+                  backend: str = "auto", device: str = "auto", block_frames=None,
+                  lookahead_frames: int = DEFAULT_LOOKAHEAD_FRAMES,
                   blocksize: int = 0, pace: bool = True, preview: bool = False, max_jitter_ms: float = 250.0,
                   print_report: bool = True) -> dict:
     """Spatialize a wav through the live demo's real-time path; returns the report (see
@@ -500,7 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt", "torch"])
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="inference device")
     p.add_argument("--block-frames", type=int, default=None, help="STFT frames per network run (default: auto)")
-    p.add_argument("--lookahead-frames", type=int, default=0)
+    p.add_argument("--lookahead-frames", type=int, default=DEFAULT_LOOKAHEAD_FRAMES)
     return p
 
 
