@@ -15,53 +15,23 @@ APNet consumes. Exactly what we do:
 
 from __future__ import annotations
 
-from typing import Dict
-
-import torch
-from torch import nn
-
-from streambin.train.config import AudioConfig
-from streambin.train.losses import left_right_loss, mono_side_specs, side_loss
+from streambin.train.losses import left_right_loss, side_loss
 from streambin.train.recipes.base import Recipe, register_recipe
-from streambin.train.recipes.parts import (LocalisationHead, add_localisation, localisation_inputs,
-                                            localisation_options)
+from streambin.train.recipes.parts import LocalisationRecipeMixin, LocalisedStep
 
 
-class APNetStep(nn.Module):
+class APNetStep(LocalisedStep):
     """``forward(audio, frames) -> {"backbone", "heads", "total"}`` (see module docstring)."""
 
-    def __init__(self, generator: nn.Module, audio_cfg: AudioConfig, localisation_weight: float = 0.0):
-        super().__init__()
-        self.generator = generator
-        self.audio_cfg = audio_cfg
-        self.localisation_weight = float(localisation_weight)
-        self.localisation = LocalisationHead() if self.localisation_weight > 0 else None
-
-    def forward(self, audio: torch.Tensor, frames: torch.Tensor, source_x=None) -> Dict[str, torch.Tensor]:
-        mono, side = mono_side_specs(audio, self.audio_cfg)
-        fmap = self.generator.trunk_map(frames)
-        out = self.generator.audio_outputs(mono, self.generator.feature_from_map(fmap))
+    def losses(self, mono, side, out):
         backbone = side_loss(out["side"], mono, side)
         heads = left_right_loss(out["left_right"], mono, side)
-        losses = {"backbone": backbone, "heads": heads, "total": backbone + heads}
-        return add_localisation(self, losses, fmap, source_x)
+        return {"backbone": backbone, "heads": heads, "total": backbone + heads}
 
 
 @register_recipe
-class APNetRecipe(Recipe):
+class APNetRecipe(LocalisationRecipeMixin, Recipe):
     name = "apnet"
     arch = "apnet"
     loss_names = ("backbone", "heads")
-
-    def __init__(self, config):
-        super().__init__(config)
-        if config.recipes.localisation_weight > 0:
-            self.loss_names = type(self).loss_names + ("localisation",)
-
-    def make_step_module(self, generator):
-        return APNetStep(generator, self.config.audio, self.config.recipes.localisation_weight)
-
-    dataset_options = classmethod(lambda cls, config: localisation_options(config))
-
-    def step_inputs(self, batch, device):
-        return localisation_inputs(self.config, batch, device)
+    step_class = APNetStep

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from streambin.train.config import AudioConfig
-from streambin.train.losses import spectrogram
+from streambin.train.losses import mono_side_specs, spectrogram
 from streambin.train.models.unet import init_weights
 
 UNET_BINS = 256
@@ -140,3 +140,48 @@ def add_localisation(step, losses: dict, fmap: torch.Tensor, source_x) -> dict:
         raise ValueError("localisation_weight > 0 needs batch['source_x'] (dataset with_positions=True)")
     loc = step.localisation(fmap, source_x)
     return {**losses, "localisation": loc, "total": losses["total"] + step.localisation_weight * loc}
+
+
+class LocalisedStep(nn.Module):
+    """Step module shared by mono2binaural and apnet: runs the generator on ``(audio (B, 2, n)
+    L/R, frames (B, H, W, 3) uint8)``, scores it with :meth:`losses`, and adds the optional
+    localisation loss (``source_x`` from the batch when ``localisation_weight > 0``)."""
+
+    def __init__(self, generator: nn.Module, audio_cfg: AudioConfig, localisation_weight: float = 0.0):
+        super().__init__()
+        self.generator = generator
+        self.audio_cfg = audio_cfg
+        self.localisation_weight = float(localisation_weight)
+        self.localisation = LocalisationHead() if self.localisation_weight > 0 else None
+
+    def losses(self, mono: torch.Tensor, side: torch.Tensor, out: dict) -> dict:
+        """The recipe's own loss dict (with ``"total"``) from the generator's outputs."""
+        raise NotImplementedError
+
+    def forward(self, audio: torch.Tensor, frames: torch.Tensor, source_x=None) -> dict:
+        mono, side = mono_side_specs(audio, self.audio_cfg)
+        fmap = self.generator.trunk_map(frames)
+        out = self.generator.audio_outputs(mono, self.generator.feature_from_map(fmap))
+        return add_localisation(self, self.losses(mono, side, out), fmap, source_x)
+
+
+class LocalisationRecipeMixin:
+    """Recipe side of the optional localisation loss (put before Recipe in the bases): builds
+    ``step_class``, logs the extra loss, asks the dataset for source positions and passes them."""
+
+    step_class = LocalisedStep
+
+    def __init__(self, config):
+        super().__init__(config)
+        if config.recipes.localisation_weight > 0:
+            self.loss_names = type(self).loss_names + ("localisation",)
+
+    def make_step_module(self, generator):
+        return self.step_class(generator, self.config.audio, self.config.recipes.localisation_weight)
+
+    @classmethod
+    def dataset_options(cls, config) -> dict:
+        return localisation_options(config)
+
+    def step_inputs(self, batch: dict, device) -> dict:
+        return localisation_inputs(self.config, batch, device)
