@@ -172,6 +172,7 @@ class Spatializer:
         self._net_in = np.zeros((1, 2, F, T), np.float32)
         self._ears = np.zeros((2, b, F), np.complex64)
         self._block_out = np.zeros((2, b * hop), np.float32)
+        self._block_out_t = np.zeros((b * hop, 2), np.float32)  # frame-major copy the resampler takes
         self._frame_buf = np.zeros((b + 1, F), np.complex64)
         self._block_in = np.zeros(b * hop, np.float32)       # GPU mode: model-rate samples of a block
         self._max_piece = self.sample_rate  # process huge chunks one second at a time
@@ -362,7 +363,8 @@ class Spatializer:
                     self._gpu_feature_runs = self.visual.runs
                 out = self._gpu.run_block(block, self.bundle.input_rms, self.bundle.rms_floor)
                 t1 = time.perf_counter()
-                self._fifo.push(self._up.push(np.ascontiguousarray(out.T)))
+                np.copyto(self._block_out_t, out.T)
+                self._fifo.push(self._up.push(self._block_out_t))
                 t2 = time.perf_counter()
                 self._stage_s["audio_net"] += t1 - t0  # the whole GPU block: STFT .. ISTFT
                 self._stage_s["resample_out"] += t2 - t1
@@ -388,7 +390,8 @@ class Spatializer:
         dsp.apply_mask(ctx[sel], masks[:, :, :, sel], out=self._ears, mode="side" if self._side else "direct")
         self._syn.push_into(self._ears, self._block_out)
         t3 = clock()
-        self._fifo.push(self._up.push(np.ascontiguousarray(self._block_out.T)))
+        np.copyto(self._block_out_t, self._block_out.T)  # no per-block allocation
+        self._fifo.push(self._up.push(self._block_out_t))
         t4 = clock()
         stage["stft"] += t1 - t0  # ring update and network input (analysis side)
         stage["audio_net"] += t2 - t1

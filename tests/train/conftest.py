@@ -141,3 +141,15 @@ def tiny_library(tiny_assets):
     from streambin.train.sim.scene import Library
 
     return Library(tiny_assets)
+
+
+@pytest.fixture
+def one_thread(monkeypatch):
+    """One torch/OpenMP thread for the test (the 2 shared cores run faster that way), restored after."""
+    import torch
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

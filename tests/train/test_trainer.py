@@ -13,14 +13,7 @@ from streambin.train.trainer import Trainer
 from tests.train.synthetic import PictureSideDataset, tiny_config
 
 
-@pytest.fixture(autouse=True)
-def one_thread(monkeypatch):
-    # The machine's 2 cores are shared: one thread per test process is faster under load.
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class Mirrored(torch.utils.data.Dataset):
