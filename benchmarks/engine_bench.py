@@ -170,11 +170,13 @@ def _model_info(bundle) -> dict:
 def measure_stream(model_path, backend: str, device: str, chunk_samples: int, seconds: float,
                    sample_rate: int = SAMPLE_RATE, threaded_visual: bool = True, warmup_s: float = 1.0,
                    model_label: str | None = None, fps: float = CAMERA_FPS, block_frames: int | None = None,
-                   seed: int = 0) -> dict:
+                   seed: int = 0, options: dict | None = None) -> dict:
     """Stream ``seconds`` of speech-like audio + camera frames at ``fps`` through a Spatializer in
     chunks of ``chunk_samples`` samples at ``sample_rate`` and time every ``process()`` call.
 
-    ``block_frames``: the engine's block size (None: its automatic choice).
+    ``block_frames``: the engine's block size (None: its automatic choice). ``options``: more
+    Spatializer keyword arguments (e.g. ``visual_fps``, ``num_threads``, ``backend_options``),
+    recorded in the row.
 
     Returns a row: :data:`ROW_KEYS` plus ``mean_ms``, ``rtf`` (process() time / audio time),
     ``rtf_total`` (plus the visual worker's time in threaded mode), ``ms_per_audio_s``
@@ -189,8 +191,9 @@ def measure_stream(model_path, backend: str, device: str, chunk_samples: int, se
         raise ValueError(f"seconds must be > 0 and warmup_s >= 0, got {seconds!r}, {warmup_s!r}")
     rss_before = peak_rss_mb()
     t_open = time.perf_counter()
+    options = dict(options or {})
     sp = Spatializer(str(model_path), backend=backend, device=device, sample_rate=sample_rate,
-                     threaded_visual=threaded_visual, block_frames=block_frames)
+                     threaded_visual=threaded_visual, block_frames=block_frames, **options)
     open_s = time.perf_counter() - t_open
     try:
         if sp.backend.device != device:  # e.g. ONNX Runtime fell back to CPU
@@ -246,8 +249,10 @@ def measure_stream(model_path, backend: str, device: str, chunk_samples: int, se
             block_frames=st["block_frames"], blocks=st["blocks"], block_ms_p99=st["block_ms_p99"],
             block_ms_max=st["block_ms_max"], block_budget_ms=st["block_budget_ms"],
             visual="threaded" if threaded_visual else "sync", visual_runs=sp.visual.runs - v_runs0,
-            frames_dropped=sp.visual.dropped - v_drop0, camera_fps=fps, underrun_samples=st["underrun_samples"],
-            threads=_threads(sp), open_s=open_s,
+            frames_dropped=sp.visual.dropped - v_drop0, frames_skipped=st["frames_skipped"], camera_fps=fps,
+            visual_fps=sp.visual_fps, underrun_samples=st["underrun_samples"],
+            threads=_threads(sp), allow_spinning=getattr(sp.backend, "allow_spinning", None), open_s=open_s,
+            options=options,
         )
         return row
     finally:
@@ -322,7 +327,7 @@ def run_spec(spec: dict) -> dict:
                                   float(spec["seconds"]), int(spec.get("sample_rate", SAMPLE_RATE)),
                                   bool(spec.get("threaded_visual", True)), float(spec.get("warmup_s", 1.0)),
                                   spec.get("model_label"), float(spec.get("fps", CAMERA_FPS)),
-                                  spec.get("block_frames"))
+                                  spec.get("block_frames"), options=spec.get("options"))
         if kind == "offline":
             return measure_offline(spec["model_path"], spec["backend"], spec["device"], float(spec["seconds"]),
                                    int(spec.get("sample_rate", SAMPLE_RATE)), spec.get("model_label"),

@@ -64,7 +64,7 @@ BACKEND_GROUPS = {"all": tuple(BACKENDS), "onnxruntime": ("onnxruntime-cpu", "on
 MODEL_CONFIGS = {"default": "configs/cpu_small.yaml", "paper": "configs/mono2binaural_paper.yaml"}
 CHUNKS = (128, 256, 512, 1024)
 QUICK_CHUNKS = (256, 1024)
-GOAL_CPU = {"rtf": 0.5, "end_to_end_latency_ms": 60.0}
+GOAL_CPU = {"rtf": 0.5, "algorithmic_latency_ms": 60.0}
 GOAL_GPU_BLOCK_MS = 2.0
 REFERENCE_FPS = 10.0  # frame rate of the offline rows (the papers pre-extract frames at 10 fps)
 
@@ -357,13 +357,22 @@ def goal_lines(rows: list, machine: dict) -> list:
     if not cpu_rows:
         out.append("goal (default model, CPU): NOT MEASURED (no ONNX Runtime CPU rows for the default model)")
     for r in sorted(cpu_rows, key=lambda r: r["chunk_samples"]):
-        checks = [("RTF", r["rtf_total"], GOAL_CPU["rtf"], "<="),
-                  ("end-to-end ms", r["end_to_end_latency_ms"], GOAL_CPU["end_to_end_latency_ms"], "<="),
-                  ("p99 chunk ms", r["p99_ms"], r["chunk_ms"], "<")]
+        # The issue's three goals: whole-engine RTF (visual worker included), algorithmic
+        # latency, and no audio-net block slower than its audio duration at p99.
+        checks = [("RTF (visual included)", r["rtf_total"], GOAL_CPU["rtf"], "<="),
+                  ("algorithmic latency ms", r["algorithmic_latency_ms"], GOAL_CPU["algorithmic_latency_ms"], "<="),
+                  (f"p99 per block ms (block of {r['block_frames']} frames)", r["block_ms_p99"],
+                   r["block_budget_ms"], "<")]
         for what, got, goal, op in checks:
             ok = got <= goal if op == "<=" else got < goal
             out.append(f"{'PASS' if ok else 'FAIL'}  default model, onnxruntime/cpu, chunk {r['chunk_samples']}: "
                        f"{what} {got:.3f} {op} {goal:.3f} {where}")
+        # Not a goal, said so: a process() call that completes a block runs the whole block, so
+        # an app whose audio callback is shorter than a block needs that much output buffering.
+        ok = r["p99_ms"] < r["chunk_ms"]
+        out.append(f"info  default model, onnxruntime/cpu, chunk {r['chunk_samples']}: p99 per process() call "
+                   f"{r['p99_ms']:.3f} ms {'<' if ok else '>='} chunk duration {r['chunk_ms']:.3f} ms "
+                   f"(end-to-end latency {r['end_to_end_latency_ms']:.1f} ms)")
     gpu_rows = [r for r in rows if r.get("kind") == "stream" and r.get("model") == "paper"
                 and r.get("device") == "cuda" and not r.get("skipped") and not r.get("error")]
     if not gpu_rows:

@@ -429,7 +429,8 @@ def make_report(mode, stats, bridge: AudioBridge, slot: FrameSlot, rate, capture
         "skipped_samples": bridge.skipped_samples, "device_status_flags": bridge.device_status,
         "engine_underrun_samples": stats["underrun_samples"],
         "frames_in": slot.put_count, "frames_received": stats["frames_received"],
-        "frames_dropped": stats["frames_dropped"], "frames_overwritten": slot.overwritten,
+        "frames_dropped": stats["frames_dropped"], "frames_skipped": stats["frames_skipped"],
+        "frames_overwritten": slot.overwritten,
         "algorithmic_latency_ms": alg_ms, "capture_ms": float(capture_ms), "jitter_ms": jitter_ms,
         "preroll_ms": 1e3 * (bridge.silence_samples - bridge.underrun_samples) / rate,
         "end_to_end_latency_ms": alg_ms + float(capture_ms) + jitter_ms,
@@ -448,8 +449,8 @@ def format_report(r: dict) -> str:
         f" {r['callbacks']} callbacks of ~{r['callback_frames']:.0f} samples",
         f"  underruns          {r['underruns']} ({r['underrun_samples']} samples of silence), "
         f"overruns {r['overruns']} ({r['overrun_samples']} samples lost), skipped {r['skipped_samples']}",
-        f"  frames             {r['frames_in']} in, {r['frames_dropped']} dropped by the visual worker, "
-        f"{r['frames_overwritten']} overwritten before use",
+        f"  frames             {r['frames_in']} in, {r['frames_skipped']} skipped by the visual_fps cap, "
+        f"{r['frames_dropped']} dropped by the visual worker, {r['frames_overwritten']} overwritten before use",
         f"  latency            algorithmic {r['algorithmic_latency_ms']:.1f} ms + {capture} {r['capture_ms']:.1f} ms"
         f" + jitter buffer {r['jitter_ms']:.1f} ms = end-to-end {r['end_to_end_latency_ms']:.1f} ms",
     ])

@@ -52,8 +52,16 @@ _MAX_BLOCK_FRAMES = 16
 # the streaming output scored 6.3% worse than the offline protocol on STFT distance (30 test
 # clips, docs/results.md); 2 frames (+20 ms) brings it within 0.2% and keeps 48 kHz under 60 ms.
 DEFAULT_LOOKAHEAD_FRAMES = 2
-# Auto block size: the audio net may use at most this share of each block's duration.
-_AUTO_BLOCK_BUDGET = 0.35
+# Auto block size: the audio net may use at most this share of each block's duration, leaving
+# the rest of a 0.5 real-time factor to the visual net (~12% at 10 fps on 2 cores) and the DSP
+# (~5%) (benchmarks/results/engine-settings-cpu-2core.json).
+_AUTO_BLOCK_BUDGET = 0.25
+# Default cap on visual-net runs per second of audio: the frame rate the models are trained on
+# (SimBinaural-lite and FAIR-Play frames are 10 fps). A 30 fps camera would otherwise spend 3x
+# the CPU on pictures that barely differ at the model's 64-frame (0.63 s) audio context.
+DEFAULT_VISUAL_FPS = 10.0
+# A frame counts as due when it arrives at most this share of a period early (camera jitter).
+_VISUAL_DUE_TOLERANCE = 0.1
 
 
 class Spatializer:
@@ -74,9 +82,16 @@ class Spatializer:
         color: channel order of 3/4-channel frames, "rgb" or "bgr".
         threaded_visual: run the visual network on a worker thread (live use) instead of
             synchronously inside :meth:`process` (the deterministic default).
+        visual_fps: at most this many visual-net runs per second of audio, on the audio clock
+            (samples given to :meth:`process`, so it is deterministic). Frames that arrive
+            sooner after the last run are still validated, then skipped (``stats
+            ["frames_skipped"]``); on average the rate reaches ``visual_fps`` for any faster
+            camera. Default 10 (DEFAULT_VISUAL_FPS, the training frame rate); None: every frame.
         resample_quality: resampler between device and model rate: "fir" (default; polyphase
             FIR, ~1 ms) or "soxr-lq"/"soxr-mq"/"soxr-hq" (soxr; 20-37 ms more per direction).
         num_threads: CPU threads for the networks (ONNX Runtime intra-op / torch).
+        backend_options: extra keyword arguments for the backend's constructor, e.g.
+            ``{"allow_spinning": True}`` for ONNX Runtime (streambin.backends).
         gpu_pipeline: keep model-rate audio on the GPU from STFT to ISTFT (streambin.gpu_engine).
             None: on when the backend is torch on CUDA and streambin._C has CUDA.
     """
@@ -84,7 +99,8 @@ class Spatializer:
     def __init__(self, model="default", backend: str = "auto", device: str = "auto", sample_rate: int = 48000,
                  block_frames: int | None = None, lookahead_frames: int = DEFAULT_LOOKAHEAD_FRAMES, color: str = "rgb",
                  threaded_visual: bool = False, resample_quality: str = "fir", num_threads: int | None = None,
-                 gpu_pipeline: bool | None = None):
+                 gpu_pipeline: bool | None = None, visual_fps: float | None = DEFAULT_VISUAL_FPS,
+                 backend_options: dict | None = None):
         from streambin.backends import create_backend
 
         if not isinstance(sample_rate, (int, np.integer)) or int(sample_rate) not in SUPPORTED_RATES:
@@ -93,11 +109,21 @@ class Spatializer:
             raise ValueError(f"color must be 'rgb' or 'bgr', got {color!r}")
         if resample_quality not in QUALITIES:
             raise ValueError(f"resample_quality must be one of {QUALITIES}, got {resample_quality!r}")
+        if visual_fps is not None and (isinstance(visual_fps, bool) or not isinstance(visual_fps, (int, float))
+                                       or not math.isfinite(visual_fps) or visual_fps <= 0):
+            raise ValueError(f"visual_fps must be a positive number of frames per second or None "
+                             f"(every frame), got {visual_fps!r}")
         self.sample_rate = int(sample_rate)
         self.color = color
+        self.visual_fps = None if visual_fps is None else float(visual_fps)
         self.resample_quality = resample_quality
 
-        options = {} if num_threads is None else {"num_threads": int(num_threads)}  # create_backend maps it
+        if backend_options is not None and not isinstance(backend_options, dict):
+            raise TypeError(f"backend_options must be a dict of backend keyword arguments or None, "
+                            f"got {type(backend_options).__name__}")
+        options = dict(backend_options or {})
+        if num_threads is not None:
+            options["num_threads"] = int(num_threads)  # create_backend maps it per backend
         self.bundle, self.backend = _open_model(model, backend, device, create_backend, options)
         b = self.bundle
         self.model_rate, self.hop, self.context_frames = b.sample_rate, b.hop, b.context_frames
@@ -133,11 +159,11 @@ class Spatializer:
         spec = np.zeros((1,) + tuple(self.bundle.spec_shape), np.float32)
         feat = self.visual.neutral[None]
         times = []
-        for _ in range(5):
+        for _ in range(12):  # ~40 ms at construction; the first two runs (warm-up) not counted
             t0 = time.perf_counter()
             self.backend.audio(spec, feat)
             times.append((time.perf_counter() - t0) * 1e3)
-        return float(np.median(times[1:]))
+        return float(np.median(times[2:]))
 
     def _auto_block_frames(self, audio_ms: float) -> int:
         hop_ms = 1e3 * self.hop / self.model_rate
@@ -216,8 +242,9 @@ class Spatializer:
             self._gpu_fill = 0
             self._gpu_feature_runs = -1
         self._block_ms = deque(maxlen=1000)
-        self._counters = {"blocks": 0, "frames_received": 0, "nonfinite_samples": 0, "underrun_samples": 0,
-                          "samples_in": 0}
+        self._counters = {"blocks": 0, "frames_received": 0, "frames_skipped": 0, "nonfinite_samples": 0,
+                          "underrun_samples": 0, "samples_in": 0}
+        self._next_visual_at = 0.0  # audio-clock time (device samples) when the next frame is due
         # Wall time per pipeline stage, summed over the stream (seconds).
         self._stage_s = dict.fromkeys(("resample_in", "stft", "audio_net", "mask_istft", "resample_out"), 0.0)
         self._warned_nonfinite = False
@@ -236,7 +263,10 @@ class Spatializer:
         if frame is not None:
             prepared = prepare_frame(frame, self.bundle.visual_size, self.color)
             self._counters["frames_received"] += 1
-            self.visual.submit(prepared)
+            if self._visual_due():
+                self.visual.submit(prepared)
+            else:
+                self._counters["frames_skipped"] += 1
         self._counters["samples_in"] += len(x)
         for start in range(0, len(x), self._max_piece):
             self._process_piece(x[start:start + self._max_piece])
@@ -260,7 +290,8 @@ class Spatializer:
             "block_ms_mean": float(ms.mean()), "block_ms_p99": float(np.percentile(ms, 99)),
             "block_ms_max": float(ms.max()), "block_budget_ms": 1e3 * self.block_frames * self.hop / self.model_rate,
             "visual_runs": self.visual.runs, "visual_ms_last": self.visual.last_ms,
-            "frames_received": c["frames_received"], "frames_dropped": self.visual.dropped,
+            "frames_received": c["frames_received"], "frames_skipped": c["frames_skipped"],
+            "frames_dropped": self.visual.dropped,
             "nonfinite_samples": c["nonfinite_samples"], "underrun_samples": c["underrun_samples"],
             "samples_in": c["samples_in"],
             # Total wall time per stage over the stream, in ms ("visual" ran per camera frame).
@@ -314,6 +345,20 @@ class Spatializer:
                               "(counted in Spatializer.stats['nonfinite_samples'])", RuntimeWarning, stacklevel=3)
                 self._warned_nonfinite = True
         return x
+
+    def _visual_due(self) -> bool:
+        """Whether a frame arriving now may run the visual net (``visual_fps`` cap, audio clock)."""
+        if self.visual_fps is None:
+            return True
+        now = float(self._counters["samples_in"])
+        period = self.sample_rate / self.visual_fps
+        if now < self._next_visual_at - _VISUAL_DUE_TOLERANCE * period:
+            return False
+        # Next due one period after this one's due time (not after its arrival), so a camera a
+        # little faster than the cap still averages visual_fps; but never sooner than about a
+        # period after this run, so frames after a gap do not run in a catch-up burst.
+        self._next_visual_at = max(self._next_visual_at + period, now + (1 - _VISUAL_DUE_TOLERANCE) * period)
+        return True
 
     def _process_piece(self, x: np.ndarray) -> None:
         clock, stage = time.perf_counter, self._stage_s

@@ -48,9 +48,11 @@ class VisualFeature:
         return self._feature
 
     def reset(self) -> None:
+        """Back to the neutral feature; the counters (runs, dropped, times) start from zero."""
         with self._lock:
             self._pending = None
             self._feature = self.neutral.copy()
+            self.runs, self.dropped, self.last_ms, self.total_ms = 0, 0, 0.0, 0.0
 
     def _run(self, frame: np.ndarray) -> np.ndarray:
         t0 = time.perf_counter()

@@ -41,10 +41,11 @@ def test_auto_picks_onnxruntime_cpu_here(bundle, caplog):
     be.close()
 
 
-@pytest.mark.parametrize("io_binding", [False, True])
-def test_onnxruntime_matches_numpy_reference(bundle, io_binding):
+@pytest.mark.parametrize("io_binding,spinning", [(False, False), (True, False), (False, True)])
+def test_onnxruntime_matches_numpy_reference(bundle, io_binding, spinning):
     with OnnxRuntimeBackend(bundle, device="cpu", io_binding=io_binding,
-                            intra_op_num_threads=1) as be:
+                            intra_op_num_threads=2, allow_spinning=spinning) as be:
+        assert be.allow_spinning is spinning
         for batch in (1, 3, 1):  # batch sizes change between calls (IOBinding buffers per batch)
             frames, spec = _inputs(batch, seed=batch)
             feat_ref, mask_ref = tiny_reference(frames, spec)

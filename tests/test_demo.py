@@ -68,6 +68,7 @@ def test_file_mode_real_time_path_equals_offline_cli(tiny_unet, tmp_path):
     assert report["underruns"] == 0 and report["overruns"] == 0 and report["skipped_samples"] == 0
     assert report["engine_underrun_samples"] == 0
     assert report["frames_in"] == 15 and report["frames_dropped"] == 0 and report["frames_overwritten"] == 0
+    assert report["frames_skipped"] == 0  # 10 fps frames, the default visual_fps cap
     assert report["blocks"] >= len(mono) // (report["block_frames"] * RATE // 100)
     assert report["callback_frames"] == block
     assert report["jitter_ms"] == pytest.approx(1e3 * block / RATE)  # the pre-roll, nothing more

@@ -219,6 +219,12 @@ def test_constructor_validation(tiny_unet):
         Spatializer(tiny_unet[0], resample_quality="best")
     with pytest.raises(ValueError, match="torch backend"):
         Spatializer(tiny_unet[1], backend="onnxruntime")
+    with pytest.raises(TypeError, match="backend_options"):
+        Spatializer(tiny_unet[0], backend_options=["allow_spinning"])
+    # Idle ONNX Runtime threads sleep by default; backend_options reach the backend.
+    assert Spatializer(tiny_unet[0], backend="onnxruntime").backend.allow_spinning is False
+    sp = Spatializer(tiny_unet[0], backend="onnxruntime", backend_options={"allow_spinning": True}, num_threads=1)
+    assert sp.backend.allow_spinning is True and sp.backend.intra_op_num_threads == 1
 
 
 def test_auto_block_size_and_stats(tiny_unet, noise):
@@ -240,6 +246,49 @@ def test_threaded_visual_mode(tiny_unet, noise):
         out = np.concatenate([out, sp.process(noise[4800:])], axis=1)
         assert sp.stats["visual_runs"] == 1
         assert np.isfinite(out).all() and out.shape == (2, len(noise))
+
+
+def camera_run(sp, seconds, fps, rate=48000, chunk=480, gap=None):
+    """Feed `seconds` of noise in chunks with a new frame whenever one is due at `fps` (handed
+    with the first chunk starting at or after its time); gap=(t0, t1): no frames in between."""
+    rng = np.random.default_rng(8)
+    frame = rng.integers(0, 255, (30, 40, 3), dtype=np.uint8)
+    x = rng.standard_normal(int(seconds * rate)).astype(np.float32) * 0.1
+    k = 0
+    for pos in range(0, len(x), chunk):
+        f = None
+        while k / fps <= pos / rate:
+            f = frame if gap is None or not gap[0] <= k / fps < gap[1] else None
+            k += 1
+        sp.process(x[pos:pos + chunk], f)
+    return sp.stats
+
+
+def test_visual_rate_cap_on_the_audio_clock(tiny_unet):
+    sp = Spatializer(tiny_unet[0], sample_rate=48000, block_frames=2)       # default cap: 10 fps
+    s = camera_run(sp, 1.0, fps=30)
+    assert s["frames_received"] == 30
+    assert s["visual_runs"] == 10 and s["frames_skipped"] == 20
+    sp.reset()
+    s = camera_run(sp, 2.0, fps=25)              # a camera a little off the cap still averages it
+    assert 19 <= s["visual_runs"] <= 20 and s["visual_runs"] + s["frames_skipped"] == 50
+    sp.reset()
+    s = camera_run(sp, 2.0, fps=30, gap=(0.5, 1.5))   # no catch-up burst after a gap
+    assert s["visual_runs"] == 5 + 5
+    every = Spatializer(tiny_unet[0], sample_rate=48000, block_frames=2, visual_fps=None)
+    s = camera_run(every, 1.0, fps=30)
+    assert s["visual_runs"] == 30 and s["frames_skipped"] == 0
+    for bad in (0, -1.0, float("nan"), "10", True):
+        with pytest.raises(ValueError, match="visual_fps"):
+            Spatializer(tiny_unet[0], visual_fps=bad)
+
+
+def test_skipped_frames_are_still_validated(tiny_unet, noise):
+    sp = Spatializer(tiny_unet[0], sample_rate=48000)
+    sp.process(noise[:480], np.zeros((10, 10, 3), np.uint8))                 # runs
+    with pytest.raises(TypeError, match="uint8"):                          # would be skipped
+        sp.process(noise[480:960], np.zeros((10, 10, 3), np.float32))
+    assert sp.stats["frames_received"] == 1 and sp.stats["frames_skipped"] == 0
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "torch"])

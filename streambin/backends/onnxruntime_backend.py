@@ -1,7 +1,10 @@
 """ONNX Runtime backend (CPU, or CUDA through onnxruntime-gpu).
 
 CPU sessions: ``intra_op_num_threads`` (default ``min(2, cores)``), graph optimisation level
-ALL, sequential execution. CUDA sessions run through IOBinding with input and output buffers
+ALL, sequential execution, and intra-op threads that sleep instead of spinning between runs
+(``allow_spinning=False``): the engine runs the audio net about 50 times a second and the visual
+net on another thread, and spinning workers of two sessions on 2 cores steal each other's time
+(benchmarks/results/ort-threads-*.json measures it). CUDA sessions run through IOBinding with input and output buffers
 preallocated on the device once per batch size, so the per-block path does not allocate device
 memory (ORT's CUDA-graph mode needs exactly such fixed addresses). ONNX Runtime silently falls
 back to CPU when CUDA libraries are missing: the session's providers are checked and a warning
@@ -83,13 +86,15 @@ class OnnxRuntimeBackend(InferenceBackend):
 
     ``device``: "cpu" or "cuda". ``intra_op_num_threads``: CPU threads per session (default
     :func:`default_threads`). ``io_binding``: run through preallocated IOBinding buffers (always
-    on for CUDA; optional on CPU). ``device_id``: CUDA device index.
+    on for CUDA; optional on CPU). ``device_id``: CUDA device index. ``allow_spinning``: let
+    idle intra-op threads busy-wait for the next run (ONNX Runtime's own default; default here
+    False, see the module docstring).
     """
 
     name = "onnxruntime"
 
     def __init__(self, bundle, device: str = "cpu", intra_op_num_threads: Optional[int] = None,
-                 io_binding: Optional[bool] = None, device_id: int = 0):
+                 io_binding: Optional[bool] = None, device_id: int = 0, allow_spinning: bool = False):
         if device not in ("cpu", "cuda"):
             raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
         try:
@@ -111,6 +116,8 @@ class OnnxRuntimeBackend(InferenceBackend):
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.log_severity_level = 3  # errors only: ORT's warnings are not actionable here
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
+        self.allow_spinning = bool(allow_spinning)
         if device == "cuda":
             if "CUDAExecutionProvider" not in ort.get_available_providers():
                 raise BackendUnavailable(
