@@ -86,3 +86,42 @@ def test_cli_with_localisation_then_init(sim_root, tmp_path):
                           "--init", str(first / "last.pt"), *common],
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode != 0 and "cannot initialise" in res.stderr
+
+
+def test_pretrain_visual_writes_a_trunk_that_recipes_load(sim_root, tmp_path, one_thread):
+    """Visual pretraining: the loss falls on a batch it repeats, the summary holds a real column
+    accuracy, and the written trunk is what model.imagenet_weights loads into a generator."""
+    from streambin.train.config import load_config
+    from streambin.train.models import build_generator
+    from streambin.train.pretrain_visual import LocaliserNet, main, pretrain
+
+    torch.manual_seed(0)
+    ds = SimBinauralDataset(sim_root, "train", visual_size=VISUAL, seed=3, with_positions=True)
+    batch = torch.utils.data.default_collate([ds[i] for i in range(4)])
+    net = LocaliserNet()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(8):
+        loss = net.loss(batch["frame"], batch["source_x"])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.5 * losses[0]
+    hits, cols = net.column_hits(batch["frame"], batch["source_x"])
+    assert cols == 4 * 2 and 0 <= hits <= cols   # (32, 64) frames -> a map 2 columns wide
+
+    out = tmp_path / "pv"
+    summary = pretrain(str(sim_root), str(out), steps=3, visual_size=VISUAL, batch_size=4, num_workers=0,
+                       progress=False)
+    assert summary["steps"] == 3 and 0.0 <= summary["val_column_accuracy"] <= 1.0
+    assert summary["val_items"] == len(SimBinauralDataset(sim_root, "val", visual_size=VISUAL))
+    assert json.loads((out / "summary.json").read_text()) == summary
+    rows = list(csv.DictReader(open(out / "log.csv")))
+    assert [int(r["step"]) for r in rows] == [3] and math.isfinite(float(rows[0]["loss"]))
+    cfg = load_config(None, ["model.ngf=4", f"model.visual_size=[{VISUAL[0]}, {VISUAL[1]}]",
+                             f"model.imagenet_weights={out / 'resnet18.pth'}"])
+    gen = build_generator(cfg)
+    saved = torch.load(out / "resnet18.pth", weights_only=True)
+    assert all(torch.equal(gen.trunk.state_dict()[k], v) for k, v in saved.items())
+    assert main(["--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x"), "--steps", "1"]) == 2

@@ -112,12 +112,17 @@ class LocalisationHead(nn.Module):
 
     def forward(self, fmap: torch.Tensor, source_x: torch.Tensor) -> torch.Tensor:
         logits = self.conv(fmap).mean(dim=2)[:, 0]                      # (B, w)
+        return nn.functional.binary_cross_entropy_with_logits(logits, self.column_targets(logits, source_x))
+
+    @staticmethod
+    def column_targets(logits: torch.Tensor, source_x: torch.Tensor) -> torch.Tensor:
+        """``(B, w)`` 0/1 targets: 1 where a source's box centre (``source_x (B, S)``) falls."""
         w = logits.shape[1]
         present = source_x >= 0
         cols = torch.clamp((source_x.clamp(min=0) * w).long(), 0, w - 1)  # (B, S)
         target = torch.zeros_like(logits)
         target.scatter_reduce_(1, cols, present.to(logits.dtype), reduce="amax")
-        return nn.functional.binary_cross_entropy_with_logits(logits, target)
+        return target
 
 
 def localisation_options(config) -> dict:

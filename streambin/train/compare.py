@@ -1,0 +1,188 @@
+"""The methods comparison table (docs/results.md): evaluation JSONs + training runs -> Markdown.
+
+Each method is one training run (``<runs>/<name>/``: ``best.pt`` and ``log.csv``) and its
+evaluation on the same test clips (``<evals>/<name>.json`` written by
+``python -m streambin.train.evaluate --out``). The table has the three baselines (from the first
+method's evaluation: Mono-Mono, Audio-only, Flipped-visual) and one row per method: every metric
+as mean ± standard error over clips, training wall time, steps, and parameters (the exported
+generator's, and all trained ones including the recipe's training-only heads). A second table
+gives each method's per-clip paired difference to a reference method (default the first) on
+STFT and ENV distance, which is what "better by how much" needs: the clips are shared, so the
+paired standard error is much smaller than the per-method ones. Optional: the semi-supervised
+curve (labelled fraction vs STFT distance) of runs named ``<prefix><fraction>``.
+
+    python -m streambin.train.compare --runs runs/compare --evals docs/results/compare \\
+        --methods mono2binaural apnet multitask sagm avconsistency geometry sepstereo \\
+        --curve avconsistency:1.0 avc_frac0.5:0.5 avc_frac0.25:0.25 --out docs/results/compare.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import sys
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+BASELINES = (("mono_mono", "Mono-Mono"), ("audio_only", "Audio-only (grey frame)"),
+             ("flipped_visual", "Flipped-visual"))
+METRIC_LABELS = {"stft": "STFT", "env": "ENV", "wave_l2": "Wave L2", "mrstft": "MRSTFT", "snr": "SNR (dB)",
+                 "spl": "SPL (dB)", "direction_acc": "Dir. acc."}
+
+
+def load_eval(path: str) -> dict:
+    """An evaluation JSON (streambin.train.evaluate --out); checks the fields the tables use."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            ev = json.load(f)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"cannot read evaluation results {path}: {exc}") from exc
+    for key in ("metrics", "summary", "per_clip", "settings", "higher_is_better"):
+        if key not in ev:
+            raise ValueError(f"{path} is not a streambin.train.evaluate result: no {key!r}")
+    return ev
+
+
+def run_info(run_dir: str) -> dict:
+    """Training wall time (s, last ``elapsed_s`` of log.csv), steps and parameter counts of a run."""
+    import torch
+
+    from streambin.train.checkpoint import read_checkpoint
+
+    log_path = os.path.join(run_dir, "log.csv")
+    rows = list(csv.DictReader(open(log_path))) if os.path.isfile(log_path) else []
+    if not rows:
+        raise ValueError(f"{log_path}: no training log")
+    ckpt_path = os.path.join(run_dir, "best.pt")
+    ckpt = read_checkpoint(ckpt_path, map_location="cpu")
+    state = ckpt["model"]
+    n_all = sum(int(v.numel()) for k, v in state.items() if torch.is_floating_point(v) and "running_" not in k)
+    n_gen = sum(int(v.numel()) for k, v in state.items()
+                if k.startswith("generator.") and torch.is_floating_point(v) and "running_" not in k)
+    return {"train_s": float(rows[-1]["elapsed_s"]), "steps": max(int(r["step"]) for r in rows),
+            "best_step": int(ckpt["step"]), "params_generator": n_gen, "params_trained": n_all,
+            "recipe": ckpt["recipe"]}
+
+
+def _cell(s: dict) -> str:
+    if s["mean"] is None or not math.isfinite(s["mean"]):
+        return "-"
+    sem = s.get("sem")
+    return f"{s['mean']:.4f}" + (f" ± {sem:.4f}" if sem is not None and math.isfinite(sem) else "")
+
+
+def _clip_values(ev: dict, condition: str, metric: str) -> Dict[str, float]:
+    out = {}
+    for c in ev["per_clip"]:
+        v = c["metrics"][condition][metric]
+        if v is not None and math.isfinite(v):
+            out[c["clip"]] = float(v)
+    return out
+
+
+def paired_difference(ev: dict, ref: dict, metric: str, condition: str = "model") -> Tuple[float, float, float, int]:
+    """Mean and standard error of per-clip ``ev - ref`` on the shared clips, the mean difference
+    relative to ref's mean there, and the number of clips."""
+    a, b = _clip_values(ev, condition, metric), _clip_values(ref, condition, metric)
+    shared = sorted(set(a) & set(b))
+    if len(shared) < 2:
+        raise ValueError(f"fewer than 2 shared clips with finite {metric} to compare")
+    d = np.array([a[c] - b[c] for c in shared])
+    ref_mean = float(np.mean([b[c] for c in shared]))
+    return float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d))), float(d.mean() / ref_mean), len(d)
+
+
+def build_tables(methods: Sequence[Tuple[str, dict, dict]], reference: Optional[str] = None,
+                 curve: Sequence[Tuple[float, str, dict]] = ()) -> str:
+    """Markdown: the main table, the paired differences and (if given) the semi-supervised curve.
+
+    ``methods``: (name, evaluation, run info) in table order; ``reference``: the method the
+    paired differences are taken against (default the first); ``curve``: (labelled fraction,
+    name, evaluation)."""
+    if not methods:
+        raise ValueError("no methods to tabulate")
+    names = [m[0] for m in methods]
+    reference = reference or names[0]
+    if reference not in names:
+        raise ValueError(f"reference method {reference!r} is not among {names}")
+    first = methods[0][1]
+    metrics = first["metrics"]
+    clips = sorted(c["clip"] for c in first["per_clip"])
+    for name, ev, _ in methods:
+        if sorted(c["clip"] for c in ev["per_clip"]) != clips:
+            raise ValueError(f"{name}: evaluated on other clips than {names[0]} (the table needs the same clips)")
+    hib = set(first["higher_is_better"])
+    head = ["Method"] + [f"{METRIC_LABELS.get(m, m)} {'↑' if m in hib else '↓'}" for m in metrics] + \
+        ["Train time", "Steps (best)", "Params: exported / trained"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for cond, label in BASELINES:
+        if cond in first["summary"]:
+            lines.append("| " + " | ".join([f"{label} (from {names[0]})"] +
+                                            [_cell(first["summary"][cond][m]) for m in metrics] + ["-", "-", "-"]) + " |")
+    for name, ev, info in methods:
+        cells = [name] + [_cell(ev["summary"]["model"][m]) for m in metrics]
+        cells += [f"{info['train_s'] / 60:.0f} min", f"{info['steps']} ({info['best_step']})",
+                  f"{info['params_generator'] / 1e6:.2f} M / {info['params_trained'] / 1e6:.2f} M"]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append(f"{len(clips)} test clips (the same for every row); mean ± standard error over clips.")
+    lines.append("")
+    ref_ev = next(ev for n, ev, _ in methods if n == reference)
+    lines += [f"Paired per-clip differences to {reference} (negative = better on these distances):", "",
+              "| Method | ΔSTFT (± SE) | ΔSTFT % | ΔENV (± SE) | ΔENV % | flipped frames: STFT vs true |",
+              "|---|---|---|---|---|---|"]
+    for name, ev, _ in methods:
+        if name == reference:
+            continue
+        s = paired_difference(ev, ref_ev, "stft")
+        e = paired_difference(ev, ref_ev, "env")
+        flip = ev["summary"]["flipped_visual"]["stft"]["mean"] / ev["summary"]["model"]["stft"]["mean"]
+        lines.append(f"| {name} | {s[0]:+.4f} ± {s[1]:.4f} | {100 * s[2]:+.1f}% | {e[0]:+.4f} ± {e[1]:.4f} | "
+                     f"{100 * e[2]:+.1f}% | {flip:.2f}x |")
+    flip = ref_ev["summary"]["flipped_visual"]["stft"]["mean"] / ref_ev["summary"]["model"]["stft"]["mean"]
+    lines.append(f"| {reference} (reference) | 0 | 0 | 0 | 0 | {flip:.2f}x |")
+    if curve:
+        lines += ["", "Semi-supervised curve (fraction of training clips with binaural ground truth):", "",
+                  "| labelled fraction | run | STFT ↓ | ENV ↓ | Dir. acc. ↑ |", "|---|---|---|---|---|"]
+        for frac, name, ev in sorted(curve, key=lambda c: c[0]):
+            s = ev["summary"]["model"]
+            lines.append(f"| {frac:g} | {name} | {_cell(s['stft'])} | {_cell(s['env'])} | {_cell(s['direction_acc'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m streambin.train.compare", description=__doc__.split("\n")[0])
+    p.add_argument("--runs", required=True, help="directory of the training runs (<runs>/<name>/)")
+    p.add_argument("--evals", required=True, help="directory of the evaluation JSONs (<evals>/<name>.json)")
+    p.add_argument("--methods", nargs="+", required=True, help="run names, in table order")
+    p.add_argument("--reference", default=None, help="method for the paired differences (default the first)")
+    p.add_argument("--curve", nargs="*", default=[], metavar="NAME:FRACTION",
+                   help="semi-supervised runs and their labelled fractions")
+    p.add_argument("--out", default=None, help="Markdown file (default: print)")
+    a = p.parse_args(argv)
+    try:
+        methods = [(n, load_eval(os.path.join(a.evals, f"{n}.json")), run_info(os.path.join(a.runs, n)))
+                   for n in a.methods]
+        curve = []
+        for item in a.curve:
+            name, _, frac = item.rpartition(":")
+            if not name:
+                raise ValueError(f"--curve entries are NAME:FRACTION, got {item!r}")
+            curve.append((float(frac), name, load_eval(os.path.join(a.evals, f"{name}.json"))))
+        text = build_tables(methods, a.reference, curve)
+    except (ValueError, OSError) as exc:
+        print(f"compare: error: {exc}", file=sys.stderr)
+        return 2
+    if a.out:
+        with open(a.out, "w", encoding="utf-8") as f:
+            f.write(text)
+    sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
