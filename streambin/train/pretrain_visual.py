@@ -14,7 +14,8 @@ BCE). No audio is involved, so no recipe's loss is favoured. The output is a tor
 
 Writes ``<out>/resnet18.pth`` (trunk state_dict), ``<out>/log.csv`` (step, loss, elapsed_s) and
 ``<out>/summary.json`` (validation loss and column accuracy: the fraction of map columns whose
-"holds a source" prediction is right, on the val split's frames).
+"holds a source" prediction is right, on the val split's frames, beside the accuracy of always
+answering "no source", the trivial baseline).
 """
 
 from __future__ import annotations
@@ -57,11 +58,12 @@ class LocaliserNet(torch.nn.Module):
         return self.head(self(frames), source_x)
 
     @torch.no_grad()
-    def column_hits(self, frames: torch.Tensor, source_x: torch.Tensor) -> Tuple[int, int]:
-        """(right column decisions, columns) for a batch: logit > 0 vs "a box centre is in it"."""
+    def column_hits(self, frames: torch.Tensor, source_x: torch.Tensor) -> Tuple[int, int, int]:
+        """(right column decisions, columns, columns holding a source) for a batch: logit > 0
+        vs "a box centre is in it"."""
         logits = self.head.conv(self(frames)).mean(dim=2)[:, 0]
         target = self.head.column_targets(logits, source_x)
-        return int(((logits > 0).float() == target).sum()), int(target.numel())
+        return int(((logits > 0).float() == target).sum()), int(target.numel()), int(target.sum())
 
 
 def _dataset(root: str, split: str, visual_size, seed: int, flip_prob: float):
@@ -127,19 +129,21 @@ def pretrain(data: str, out: str, steps: int, visual_size=(64, 128), batch_size:
 
 @torch.no_grad()
 def evaluate(net: LocaliserNet, val_set, batch_size: int) -> dict:
-    """Mean BCE and column accuracy over ``val_set`` (eval-mode batch norm)."""
+    """Mean BCE and column accuracy over ``val_set`` (eval-mode batch norm), with the accuracy
+    of the trivial answer "no column holds a source" for comparison."""
     net.eval()
-    loss_sum, n, hits, cols = 0.0, 0, 0, 0
+    loss_sum, n, hits, cols, positive = 0.0, 0, 0, 0, 0
     for batch in DataLoader(val_set, batch_size=batch_size, shuffle=False):
         b = batch["frame"].shape[0]
         loss_sum += float(net.loss(batch["frame"], batch["source_x"])) * b
         n += b
-        h, c = net.column_hits(batch["frame"], batch["source_x"])
-        hits, cols = hits + h, cols + c
+        h, c, pos = net.column_hits(batch["frame"], batch["source_x"])
+        hits, cols, positive = hits + h, cols + c, positive + pos
     net.train()
     if n == 0:
         raise ValueError("the val split is empty")
-    return {"val_loss": round(loss_sum / n, 5), "val_column_accuracy": round(hits / cols, 4), "val_items": n}
+    return {"val_loss": round(loss_sum / n, 5), "val_column_accuracy": round(hits / cols, 4),
+            "val_empty_answer_accuracy": round(1 - positive / cols, 4), "val_items": n}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

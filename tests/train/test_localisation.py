@@ -108,13 +108,15 @@ def test_pretrain_visual_writes_a_trunk_that_recipes_load(sim_root, tmp_path, on
         opt.step()
         losses.append(float(loss.detach()))
     assert losses[-1] < 0.5 * losses[0]
-    hits, cols = net.column_hits(batch["frame"], batch["source_x"])
-    assert cols == 4 * 2 and 0 <= hits <= cols   # (32, 64) frames -> a map 2 columns wide
+    hits, cols, positive = net.column_hits(batch["frame"], batch["source_x"])
+    assert cols == 4 * 2 and 0 <= hits <= cols and 1 <= positive <= cols  # (32, 64) frames -> 2 columns
+    assert positive == int(net.head.column_targets(torch.zeros(4, 2), batch["source_x"]).sum())
 
     out = tmp_path / "pv"
     summary = pretrain(str(sim_root), str(out), steps=3, visual_size=VISUAL, batch_size=4, num_workers=0,
                        progress=False)
     assert summary["steps"] == 3 and 0.0 <= summary["val_column_accuracy"] <= 1.0
+    assert 0.0 <= summary["val_empty_answer_accuracy"] < 1.0   # every clip has a source
     assert summary["val_items"] == len(SimBinauralDataset(sim_root, "val", visual_size=VISUAL))
     assert json.loads((out / "summary.json").read_text()) == summary
     rows = list(csv.DictReader(open(out / "log.csv")))
