@@ -52,16 +52,20 @@ _MAX_BLOCK_FRAMES = 16
 # the streaming output scored 6.3% worse than the offline protocol on STFT distance (30 test
 # clips, docs/results.md); 2 frames (+20 ms) brings it within 0.2% and keeps 48 kHz under 60 ms.
 DEFAULT_LOOKAHEAD_FRAMES = 2
-# Auto block size: the audio net may use at most this share of each block's duration, leaving
-# the rest of a 0.5 real-time factor to the visual net (~12% at 10 fps on 2 cores) and the DSP
-# (~5%) (benchmarks/results/engine-settings-cpu-2core.json).
-_AUTO_BLOCK_BUDGET = 0.25
+# Auto block size: the audio net may use at most this share of each block's duration (as
+# measured alone at construction), leaving the rest of a 0.5 real-time factor to the visual net
+# (~12% at 10 fps on 2 cores), the DSP (~5%) and the slowdown when both nets share the cores.
+# At 0.25 the default model's probe (~2.4 ms) sat at the 1-vs-2-frame threshold on 2 cores and
+# block 1 ran at p99 9.3-9.8 ms of its 10 ms in the demo (docs/demo.md).
+_AUTO_BLOCK_BUDGET = 0.2
 # Default cap on visual-net runs per second of audio: the frame rate the models are trained on
 # (SimBinaural-lite and FAIR-Play frames are 10 fps). A 30 fps camera would otherwise spend 3x
 # the CPU on pictures that barely differ at the model's 64-frame (0.63 s) audio context.
 DEFAULT_VISUAL_FPS = 10.0
-# A frame counts as due when it arrives at most this share of a period early (camera jitter).
-_VISUAL_DUE_TOLERANCE = 0.1
+# A frame counts as due when it arrives at most this share of a period early: a 10 fps camera
+# read by its own thread drifts by a few ms against the audio clock (0.1 skipped 1 frame in 100
+# of the demo's file mode).
+_VISUAL_DUE_TOLERANCE = 0.25
 
 
 class Spatializer:
@@ -355,9 +359,9 @@ class Spatializer:
         if now < self._next_visual_at - _VISUAL_DUE_TOLERANCE * period:
             return False
         # Next due one period after this one's due time (not after its arrival), so a camera a
-        # little faster than the cap still averages visual_fps; but never sooner than about a
-        # period after this run, so frames after a gap do not run in a catch-up burst.
-        self._next_visual_at = max(self._next_visual_at + period, now + (1 - _VISUAL_DUE_TOLERANCE) * period)
+        # little faster than the cap still averages visual_fps; but not before a period after
+        # this run, so frames after a gap do not run in a catch-up burst.
+        self._next_visual_at = max(self._next_visual_at + period, now + period)
         return True
 
     def _process_piece(self, x: np.ndarray) -> None:
