@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from streambin import dsp
-from streambin.frames import prepare_frame
+from streambin.frames import check_frame, convert_frame
 from streambin.resample import QUALITIES, StreamResampler, chain_delay, worst_holdback
 from streambin.visual import VisualFeature
 
@@ -265,10 +265,10 @@ class Spatializer:
         """
         x = self._sanitise(chunk)
         if frame is not None:
-            prepared = prepare_frame(frame, self.bundle.visual_size, self.color)
+            frame = check_frame(frame, self.color)  # every frame is validated before any state changes
             self._counters["frames_received"] += 1
-            if self._visual_due():
-                self.visual.submit(prepared)
+            if self._visual_due():  # only frames the visual net will see are resized
+                self.visual.submit(convert_frame(frame, self.bundle.visual_size, self.color))
             else:
                 self._counters["frames_skipped"] += 1
         self._counters["samples_in"] += len(x)

@@ -1,8 +1,9 @@
 """The visual feature the audio network is conditioned on, kept up to date per camera frame.
 
 The visual network runs once per camera frame it is given (the Spatializer gives it at most
-``visual_fps`` frames per audio second), never per audio block; its output is cached. Before the first frame arrives, the *neutral feature* is used: the network's output
-for a uniform mid-grey frame (every pixel 128), i.e. "a picture with nothing in it".
+``visual_fps`` frames per audio second), never per audio block; its output is cached. Before
+the first frame arrives, the *neutral feature* is used: the network's output for a uniform
+mid-grey frame (every pixel 128), i.e. "a picture with nothing in it".
 
 Two modes:
 

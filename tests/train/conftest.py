@@ -123,6 +123,21 @@ def tiny_assets(tmp_path_factory):
     return AssetPaths(sofa=sofa, stamps=stamps, sf2=None, backgrounds=[bg])
 
 
+@pytest.fixture(scope="session")
+def make_tiny_sim(tmp_path_factory, tiny_assets):
+    """``make(name, seconds, seed=0, rooms=True)`` -> root of 10 generated clips (8/1/1 split) from
+    the tiny assets: half of them moving, and half in rooms when ``rooms``."""
+    from streambin.train import simulate as S
+
+    def make(name: str, seconds: float, seed: int = 0, rooms: bool = True) -> Path:
+        root = tmp_path_factory.mktemp(name)
+        S.generate(root, clips=10, seconds=seconds, seed=seed, rooms=rooms, moving=True, workers=1,
+                   paths=tiny_assets, room_fraction=0.5 if rooms else 0.0, moving_fraction=0.5, progress=False)
+        return root
+
+    return make
+
+
 @pytest.fixture(scope="session", params=["synthetic", "kemar"])
 def physics_assets(request, tiny_assets):
     """The tiny assets with the synthetic SOFA, and again with the real MIT KEMAR HRIRs

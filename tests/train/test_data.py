@@ -17,11 +17,8 @@ from streambin.train.data import (FairPlayDataset, SimBinauralDataset, colour_ji
 
 
 @pytest.fixture(scope="module")
-def sim_root(tmp_path_factory, tiny_assets):
-    root = tmp_path_factory.mktemp("simbin")
-    S.generate(root, clips=10, seconds=1.2, seed=0, rooms=True, moving=True, workers=1,
-               paths=tiny_assets, room_fraction=0.5, moving_fraction=0.5, progress=False)
-    return root
+def sim_root(make_tiny_sim):
+    return make_tiny_sim("simbin", seconds=1.2)
 
 
 def test_sim_train_items(sim_root):

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-from streambin.train import simulate as S
 from streambin.train.data import SimBinauralDataset
 from streambin.train.recipes.parts import LocalisationHead
 
@@ -20,11 +19,8 @@ VISUAL = (32, 64)
 
 
 @pytest.fixture(scope="module")
-def sim_root(tmp_path_factory, tiny_assets):
-    root = tmp_path_factory.mktemp("simbin_loc")
-    S.generate(root, clips=10, seconds=1.5, seed=1, rooms=False, moving=True, workers=1,
-               paths=tiny_assets, room_fraction=0.0, moving_fraction=0.5, progress=False)
-    return root
+def sim_root(make_tiny_sim):
+    return make_tiny_sim("simbin_loc", seconds=1.5, seed=1, rooms=False)
 
 
 def test_source_positions_follow_the_sidecar_and_the_flip(sim_root):

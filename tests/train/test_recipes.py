@@ -12,7 +12,6 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-from streambin.train import simulate as S
 from streambin.train.config import Config
 from streambin.train.data import SimBinauralDataset
 from streambin.train.recipes import get_recipe
@@ -208,11 +207,8 @@ def test_rt60_estimate_on_known_decays():
 # ---------------------------------------------------------------------------- sim data + CLI
 
 @pytest.fixture(scope="module")
-def sim_root(tmp_path_factory, tiny_assets):
-    root = tmp_path_factory.mktemp("simbin_recipes")
-    S.generate(root, clips=10, seconds=1.5, seed=0, rooms=True, moving=True, workers=1,
-               paths=tiny_assets, room_fraction=0.5, moving_fraction=0.5, progress=False)
-    return root
+def sim_root(make_tiny_sim):
+    return make_tiny_sim("simbin_recipes", seconds=1.5)
 
 
 def test_sim_opt_in_fields(sim_root):
