@@ -1,21 +1,35 @@
 """The streaming engine: mono audio chunks + camera frames in, binaural audio out.
 
-Pipeline per :meth:`Spatializer.process` call (all state explicit, buffers allocated once)::
+Two paths per :meth:`Spatializer.process` call (all state explicit, buffers allocated once).
 
-    chunk (n,) at sample_rate --soxr--> model rate (16 kHz)
-        -> streambin._C streaming STFT -> ring of the last T frames (+ ring of raw samples for RMS)
+Full band (default where the device rate is above the model's and its 10 ms hop is a whole
+number of samples: 24, 32, 44.1, 48, 88.2, 96 kHz; see streambin.full_band)::
+
+    chunk (n,) at sample_rate -> streambin._C streaming STFT on the model's time grid at the
+        device rate -> model bins below 8 kHz, scaled to the model rate's level -> ring of the
+        last T frames (+ their band energy for the RMS)
         -> every block_frames new frames: audio net on the last T frames (normalised by the
            context's RMS) with the cached visual feature -> masks
-        -> masks of the block's frames (lookahead_frames before the newest) x raw spectrum
-           (_C mask multiply, both ears) -> _C streaming ISTFT
-        --soxr--> sample_rate -> output FIFO -> (2, n)
+        -> masks of the block's frames (lookahead_frames before the newest), on the device bins
+           below 8 kHz, extended above from the model's 4-8 kHz band -> x raw device spectrum
+           (_C mask multiply, both ears) -> _C streaming ISTFT -> output FIFO -> (2, n)
+
+Resampling (rates at or below the model's, 22.05 kHz, the GPU pipeline, ``full_band=False``)::
+
+    chunk (n,) at sample_rate --FIR/soxr--> model rate (16 kHz)
+        -> streambin._C streaming STFT -> ring of the last T frames (+ ring of raw samples for RMS)
+        -> audio net and masks as above, on the model's bins -> _C streaming ISTFT
+        --FIR/soxr--> sample_rate -> output FIFO -> (2, n)
+
+The resampling path's output stops at the model's Nyquist (8 kHz).
 
 Latency. Every stage's delay is fixed, so the output is the input delayed by exactly
 ``latency_samples`` (at ``sample_rate``): the STFT/ISTFT's ``win_length - hop`` samples, the
-wait for a full hop and block (``block_frames * hop - 1``), ``lookahead_frames * hop``, rounded
-up so the total maps to whole device samples, plus zeros pre-filled into the output to cover
-the resamplers' worst hold-back (measured once at construction; see streambin.resample).
-The output is identical however the input is chunked.
+wait for a full hop and block (``block_frames * hop - 1``), ``lookahead_frames * hop``; on the
+resampling path also rounding up so the total maps to whole device samples, the resamplers' filter
+delay and zeros pre-filled into the output to cover their worst hold-back (streambin.latency_plan).
+At 48 kHz with block 1 that is 25.0 ms with lookahead 0, 35.0 ms with 1, 45.0 ms with 2 (full
+band). The output is identical however the input is chunked.
 
 Input handling (documented, tested):
 
@@ -41,6 +55,8 @@ import numpy as np
 
 from streambin import dsp
 from streambin.frames import check_frame, convert_frame
+from streambin.full_band import FullBandMapper, device_grid
+from streambin.latency_plan import plan_latency
 from streambin.resample import QUALITIES, StreamResampler, chain_delay, worst_holdback
 from streambin.visual import VisualFeature
 
@@ -97,20 +113,28 @@ class Spatializer:
         backend_options: extra keyword arguments for the backend's constructor, e.g.
             ``{"allow_spinning": True}`` for ONNX Runtime (streambin.backends).
         gpu_pipeline: keep model-rate audio on the GPU from STFT to ISTFT (streambin.gpu_engine).
-            None: on when the backend is torch on CUDA and streambin._C has CUDA.
+            None: on when the backend is torch on CUDA and streambin._C has CUDA (and full_band
+            is not True).
+        full_band: True: full-band output at the device rate, no resampler (streambin.full_band;
+            raises where the rate has no such grid); False: resample to the model rate and back
+            (output band-limited to the model's Nyquist, 8 kHz); None: full band wherever the rate
+            allows and the GPU pipeline is not in use. ``resample_quality`` only concerns the
+            resampling path.
     """
 
     def __init__(self, model="default", backend: str = "auto", device: str = "auto", sample_rate: int = 48000,
                  block_frames: int | None = None, lookahead_frames: int = DEFAULT_LOOKAHEAD_FRAMES, color: str = "rgb",
                  threaded_visual: bool = False, resample_quality: str = "fir", num_threads: int | None = None,
                  gpu_pipeline: bool | None = None, visual_fps: float | None = DEFAULT_VISUAL_FPS,
-                 backend_options: dict | None = None):
+                 backend_options: dict | None = None, full_band: bool | None = None):
         from streambin.backends import create_backend
 
         if not isinstance(sample_rate, (int, np.integer)) or int(sample_rate) not in SUPPORTED_RATES:
             raise ValueError(f"sample_rate must be one of {SUPPORTED_RATES} Hz, got {sample_rate!r}")
         if color not in ("rgb", "bgr"):
             raise ValueError(f"color must be 'rgb' or 'bgr', got {color!r}")
+        if full_band is not None and not isinstance(full_band, bool):
+            raise ValueError(f"full_band must be True, False or None (where the rate allows), got {full_band!r}")
         if resample_quality not in QUALITIES:
             raise ValueError(f"resample_quality must be one of {QUALITIES}, got {resample_quality!r}")
         if visual_fps is not None and (isinstance(visual_fps, bool) or not isinstance(visual_fps, (int, float))
@@ -149,9 +173,11 @@ class Spatializer:
             raise ValueError(f"block_frames + lookahead_frames must be <= the model's context of "
                              f"{self.context_frames} frames, got {self.block_frames} + {self.lookahead_frames}")
 
+        self._gpu = self._make_gpu_runner(gpu_pipeline, full_band)
+        self._grid = self._choose_grid(full_band)
+        self.full_band = self._grid is not None
         self._plan_latency()
         self._allocate()
-        self._gpu = self._make_gpu_runner(gpu_pipeline)
         self.reset()
         log.info("streambin: %s on %s, block %d frames, lookahead %d, latency %.1f ms at %d Hz",
                  self.backend.name, self.backend.device, self.block_frames, self.lookahead_frames,
@@ -174,47 +200,87 @@ class Spatializer:
         needed = math.ceil(audio_ms / (_AUTO_BLOCK_BUDGET * hop_ms))
         return int(min(max(needed, 1), _MAX_BLOCK_FRAMES, self.context_frames - self.lookahead_frames))
 
+    def _choose_grid(self, wanted):
+        """The device-rate STFT grid of the full-band path, or None for the resampling path."""
+        b = self.bundle
+        grid = device_grid(self.sample_rate, self.model_rate, b.n_fft, b.win_length, self.hop)
+        if wanted and grid is None:
+            raise ValueError(f"full_band=True needs a device rate above the model's {self.model_rate} Hz whose "
+                             f"{1e3 * self.hop / self.model_rate:g} ms hop is a whole number of samples, "
+                             f"got sample_rate={self.sample_rate}")
+        if wanted and self._gpu is not None:
+            raise ValueError("full_band=True does not run on the GPU pipeline (it works at the model rate): "
+                             "pass gpu_pipeline=False or full_band=False")
+        if wanted is False or self._gpu is not None:
+            return None
+        return grid
+
     def _plan_latency(self) -> None:
-        """Fix every delay of the pipeline so the total is a whole number of device samples."""
-        hop, b, a = self.hop, self.block_frames, self.lookahead_frames
-        stft_latency = dsp.latency_samples(self.bundle.n_fft, self.bundle.win_length, hop)
-        model_latency = stft_latency + (b * hop - 1) + a * hop
-        # The model-rate delay must map to whole device samples: round it up to a multiple of
-        # model_rate / gcd(model_rate, sample_rate) by adding zeros in front of the output.
-        step = self.model_rate // math.gcd(self.model_rate, self.sample_rate)
-        self._model_latency = -(-model_latency // step) * step
-        # Zeros fed to the up-resampler before the first block: they cover the wait for the
-        # first block, so the engine itself never runs dry at model rate.
-        self._engine_prefill = self._model_latency - stft_latency - a * hop
-        device_model_latency = self._model_latency * self.sample_rate // self.model_rate
-        self._fifo_prefill = 0
-        if self.sample_rate != self.model_rate:
-            self._fifo_prefill = worst_holdback(self.sample_rate, self.model_rate, self.resample_quality,
-                                                engine_burst=b * hop, engine_prefill=self._engine_prefill)
-        self._resample_delay = chain_delay(self.sample_rate, self.model_rate, self.resample_quality)
-        self.latency_samples = int(device_model_latency + self._fifo_prefill + self._resample_delay)
+        """Fix every delay of the pipeline (streambin.latency_plan)."""
+        b, a = self.block_frames, self.lookahead_frames
+        if self.full_band:
+            g = self._grid
+            plan = plan_latency(sample_rate=self.sample_rate, stft_rate=self.sample_rate, win_length=g.win_length,
+                                hop=g.hop, block_frames=b, lookahead_frames=a)
+        else:
+            holdback = None
+            if self.sample_rate != self.model_rate:
+                def holdback(burst, prefill):
+                    return worst_holdback(self.sample_rate, self.model_rate, self.resample_quality,
+                                          engine_burst=burst, engine_prefill=prefill)
+            plan = plan_latency(sample_rate=self.sample_rate, stft_rate=self.model_rate,
+                                win_length=self.bundle.win_length, hop=self.hop, block_frames=b, lookahead_frames=a,
+                                resample_holdback=holdback,
+                                resample_delay=chain_delay(self.sample_rate, self.model_rate, self.resample_quality))
+        self._latency_plan = plan
+        self._engine_prefill, self._fifo_prefill = plan.engine_prefill, plan.fifo_prefill
+        self.latency_samples = plan.latency_samples
 
     def _allocate(self) -> None:
-        T, F, b, hop = self.context_frames, self.n_bins, self.block_frames, self.hop
-        self._ctx = np.zeros((T, F), np.complex64)              # ring of the last T frames, oldest first
-        self._ctx_samples = np.zeros(T * hop, np.float32)       # raw samples behind those frames
-        self._pending = np.zeros((b, F), np.complex64)          # frames of the block being filled
+        T, F, b = self.context_frames, self.n_bins, self.block_frames
+        # STFT at the rate the engine analyses: the device rate (full band) or the model rate.
+        if self.full_band:
+            g = self._grid
+            self._stft_params = (g.n_fft, g.win_length, g.hop)
+            self._mapper = FullBandMapper(g, "side" if self._side else "direct", self.bundle.n_masks, b)
+        else:
+            self._stft_params = (self.bundle.n_fft, self.bundle.win_length, self.hop)
+            self._mapper = None
+        n_fft, _, hop = self._stft_params
+        F_stft = n_fft // 2 + 1
+        self._stft_hop = hop
+        self._ctx = np.zeros((T, F), np.complex64)              # ring of the last T frames (model bins), oldest first
+        self._ctx_samples = np.zeros(T * hop, np.float32)       # resampling path: raw samples behind those frames
+        self._ctx_energy = np.zeros(T, np.float64)              # full band: band energy of those frames
+        self._pending = np.zeros((b, F_stft), np.complex64)     # frames of the block being filled
         self._net_in = np.zeros((1, 2, F, T), np.float32)
-        self._ears = np.zeros((2, b, F), np.complex64)
+        self._ears = np.zeros((2, b, F_stft), np.complex64)
         self._block_out = np.zeros((2, b * hop), np.float32)
-        self._block_out_t = np.zeros((b * hop, 2), np.float32)  # frame-major copy the resampler takes
-        self._frame_buf = np.zeros((b + 1, F), np.complex64)
+        self._block_out_t = np.zeros((b * hop, 2), np.float32)  # frame-major copy the resampler / FIFO takes
+        self._frame_buf = np.zeros((b + 1, F_stft), np.complex64)
         self._block_in = np.zeros(b * hop, np.float32)       # GPU mode: model-rate samples of a block
+        if self.full_band:
+            a = self.lookahead_frames
+            self._dev_ring = np.zeros((a + b, F_stft), np.complex64)  # device frames still to be masked
+            self._power = np.zeros((2, b, F), np.float32)
+            self._energy_new = np.zeros(b, np.float32)
+            # Band energy -> mean square of the model-rate signal: the window-square sum of the
+            # model's STFT (Parseval over overlapping frames), as the resampling path's RMS of
+            # the model-rate samples behind the context.
+            w = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(self.bundle.win_length) / self.bundle.win_length)
+            self._energy_per_mean_square = float(self.bundle.n_fft * np.sum(w * w) * T)
+            self._bin_weight = np.full(F, 2.0, np.float32)     # one-sided spectrum: DC and Nyquist once
+            self._bin_weight[[0, -1]] = 1.0
         self._max_piece = self.sample_rate  # process huge chunks one second at a time
 
-    def _make_gpu_runner(self, wanted):
+    def _make_gpu_runner(self, wanted, full_band):
         on_cuda = self.backend.name == "torch" and self.backend.device == "cuda"
         possible = on_cuda and dsp.cuda_device_count() > 0
         if wanted and not possible:
             raise ValueError("gpu_pipeline=True needs backend='torch' on device 'cuda' and streambin._C built "
                              f"with CUDA (backend {self.backend.name} on {self.backend.device}, "
                              f"_C CUDA devices: {dsp.cuda_device_count()})")
-        if not possible or wanted is False:
+        if not possible or wanted is False or (wanted is None and full_band):
             return None
         from streambin.gpu_engine import GpuBlockRunner
 
@@ -229,12 +295,18 @@ class Spatializer:
 
     def reset(self) -> None:
         """Forget all stream state (audio history, pending output, visual feature)."""
-        self._ana = dsp.StreamingSTFT(self.bundle.n_fft, self.bundle.win_length, self.hop)
-        self._syn = dsp.StreamingISTFT(self.bundle.n_fft, self.bundle.win_length, self.hop, channels=2)
-        self._down = StreamResampler(self.sample_rate, self.model_rate, 1, self.resample_quality)
-        self._up = StreamResampler(self.model_rate, self.sample_rate, 2, self.resample_quality)
+        self._ana = dsp.StreamingSTFT(*self._stft_params)
+        self._syn = dsp.StreamingISTFT(*self._stft_params, channels=2)
+        # Full band: nothing is resampled (pass-through "resamplers" keep one code path).
+        stft_rate = self.sample_rate if self.full_band else self.model_rate
+        self._down = StreamResampler(self.sample_rate, stft_rate, 1, self.resample_quality)
+        self._up = StreamResampler(stft_rate, self.sample_rate, 2, self.resample_quality)
         self._ctx[:] = 0
         self._ctx_samples[:] = 0
+        self._ctx_energy[:] = 0
+        if self.full_band:
+            self._dev_ring[:] = 0
+            self._mapper.reset()
         self._n_pending = 0
         self._hop_fill = 0
         self._fifo = _SampleFifo(2, self.sample_rate)
@@ -374,7 +446,7 @@ class Spatializer:
         if self._gpu is not None:
             self._process_piece_gpu(x16)
             return
-        hop = self.hop
+        hop = self._stft_hop
         pos = 0
         # Feed the analyser up to each block boundary, so the raw-sample ring ends exactly
         # at the newest frame whenever a block runs.
@@ -385,15 +457,19 @@ class Spatializer:
             t0 = clock()
             k = self._ana.push_into(piece, self._frame_buf)
             stage["stft"] += clock() - t0
-            s = self._ctx_samples
-            s[:-take] = s[take:]
-            s[-take:] = piece
+            if not self.full_band:
+                s = self._ctx_samples
+                s[:-take] = s[take:]
+                s[-take:] = piece
             self._pending[self._n_pending:self._n_pending + k] = self._frame_buf[:k]
             self._n_pending += k
             self._hop_fill = (self._hop_fill + take) % hop
             pos += take
             if self._n_pending == self.block_frames:
-                self._run_block()
+                if self.full_band:
+                    self._run_block_full_band()
+                else:
+                    self._run_block()
                 self._n_pending = 0
 
     def _process_piece_gpu(self, x16: np.ndarray) -> None:
@@ -448,6 +524,45 @@ class Spatializer:
         stage["resample_out"] += t4 - t3
         self._counters["blocks"] += 1
         self._block_ms.append((t4 - t0) * 1e3)
+
+
+    def _run_block_full_band(self) -> None:
+        """One block on the device-rate grid (streambin.full_band): no resampling."""
+        clock, stage = time.perf_counter, self._stage_s
+        t0 = clock()
+        b, a, T = self.block_frames, self.lookahead_frames, self.context_frames
+        ctx, energy, ring = self._ctx, self._ctx_energy, self._dev_ring
+        ctx[:-b] = ctx[b:]
+        self._mapper.to_model_bins(self._pending, ctx[-b:])
+        # Band energy of the new frames stands in for the model-rate samples' RMS.
+        p = self._power
+        np.multiply(ctx[-b:].real, ctx[-b:].real, out=p[0])
+        np.multiply(ctx[-b:].imag, ctx[-b:].imag, out=p[1])
+        np.add(p[0], p[1], out=p[0])
+        energy[:-b] = energy[b:]
+        np.dot(p[0], self._bin_weight, out=self._energy_new)
+        energy[-b:] = self._energy_new
+        rms = math.sqrt(max(float(energy.sum()), 0.0) / self._energy_per_mean_square)
+        scale = self.bundle.input_rms / max(rms, self.bundle.rms_floor)
+        np.multiply(ctx.real.T, scale, out=self._net_in[0, 0])
+        np.multiply(ctx.imag.T, scale, out=self._net_in[0, 1])
+        ring[:-b] = ring[b:]
+        ring[-b:] = self._pending
+        t1 = clock()
+        masks = self.backend.audio(self._net_in, self.visual.current[None])[0]  # (n_masks, 2, F, T)
+        t2 = clock()
+        sel = slice(T - a - b, T - a)
+        full = self._mapper.device_masks(masks[:, :, :, sel], ctx[sel])
+        dsp.apply_mask(ring[:b], full, out=self._ears, mode="side" if self._side else "direct")
+        self._syn.push_into(self._ears, self._block_out)
+        np.copyto(self._block_out_t, self._block_out.T)
+        self._fifo.push(self._block_out_t)
+        t3 = clock()
+        stage["stft"] += t1 - t0  # ring update and network input (analysis side)
+        stage["audio_net"] += t2 - t1
+        stage["mask_istft"] += t3 - t2
+        self._counters["blocks"] += 1
+        self._block_ms.append((t3 - t0) * 1e3)
 
 
 class _SampleFifo:

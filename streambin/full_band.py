@@ -1,0 +1,267 @@
+"""Full-band output at the device rate from masks the model predicts on its own (16 kHz) grid.
+
+The device-rate signal is analysed on the model's time grid: the same hop and window in seconds
+(10 ms, 25 ms), ``n_fft`` scaled by ``sample_rate / model_rate`` (:func:`device_grid`). A device
+frame then spans the model frame's time and device bin ``k`` below the model's Nyquist sits at
+model bin ``k`` (at 44.1 kHz, where no whole ``n_fft`` gives 31.25 Hz bins, next to it:
+:class:`FullBandMapper` interpolates in frequency). Per block:
+
+* network input: the model bins read off the device spectrum, times ``model_rate /
+  sample_rate`` (a window of r times as many samples sums r times larger), i.e. what the
+  resampling path shows the network up to its anti-alias filter;
+* masks below the model's Nyquist: the model's, per bin;
+* masks above it: each ear's level relative to the mono, taken from the model's masks over its
+  upper octave (4-8 kHz, power gain weighted by the mono's power there) and smoothed over frames,
+  applied flat up to the device's Nyquist and cross-faded in over the last 500 Hz of the model's
+  band. With a side mask the extension is the real side mask with that level ratio, so
+  ``(L + R) / 2`` stays the mono input over the whole band; a zero side mask extends to zero.
+
+No resampler sits in the audio path, so the delay is the device-rate STFT's alone
+(streambin.latency_plan). Every buffer is allocated in ``__init__``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+#: The model's band whose masks set the level above it (Hz), its upper octave.
+REFERENCE_BAND_HZ = (4000.0, 8000.0)
+#: Width (Hz) below the model's Nyquist over which its masks cross-fade into the extension.
+BLEND_HZ = 500.0
+#: Time constant (ms) of the extension's smoothing over frames.
+SMOOTHING_MS = 50.0
+# Prime factors an FFT size's half may have (KissFFT's real transform runs a complex FFT of
+# n_fft / 2; large prime factors make it slow).
+_FFT_FACTORS = (2, 3, 5, 7, 11)
+
+
+def _smooth(n: int) -> bool:
+    for p in _FFT_FACTORS:
+        while n % p == 0:
+            n //= p
+    return n == 1
+
+
+@dataclass(frozen=True)
+class DeviceGrid:
+    """STFT parameters at the device rate on the model's time grid (samples at ``sample_rate``).
+
+    ``exact``: device bin k is at model bin k's frequency (true when ``model_n_fft * sample_rate /
+    model_rate`` is a whole number, e.g. 24, 32, 48, 96 kHz); otherwise masks and network input
+    are interpolated in frequency (44.1, 88.2 kHz).
+    """
+
+    sample_rate: int
+    n_fft: int
+    win_length: int
+    hop: int
+    model_rate: int
+    model_n_fft: int
+
+    @property
+    def n_bins(self) -> int:
+        return self.n_fft // 2 + 1
+
+    @property
+    def model_bins(self) -> int:
+        return self.model_n_fft // 2 + 1
+
+    @property
+    def bin_hz(self) -> float:
+        return self.sample_rate / self.n_fft
+
+    @property
+    def model_bin_hz(self) -> float:
+        return self.model_rate / self.model_n_fft
+
+    @property
+    def exact(self) -> bool:
+        return self.n_fft * self.model_rate == self.model_n_fft * self.sample_rate
+
+
+def device_grid(sample_rate: int, model_rate: int, n_fft: int, win_length: int, hop: int) -> DeviceGrid | None:
+    """The device-rate STFT on the model's time grid, or None where there is none.
+
+    None when ``sample_rate <= model_rate`` (nothing above the model's band) or when the hop is
+    not a whole number of device samples (22.05 kHz: 220.5): those rates take the resampling
+    path. The window is rounded to an even length; ``n_fft`` is the even size nearest the scaled
+    one whose half has only the prime factors 2, 3, 5, 7, 11 (1536 at 48 kHz, 1408 at 44.1 kHz).
+    """
+    for name, v in (("sample_rate", sample_rate), ("model_rate", model_rate), ("n_fft", n_fft),
+                    ("win_length", win_length), ("hop", hop)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"device_grid: {name} must be a positive integer, got {v!r}")
+    if sample_rate <= model_rate or (hop * sample_rate) % model_rate:
+        return None
+    ratio = sample_rate / model_rate
+    win_d = 2 * int(round(win_length * ratio / 2))
+    target = n_fft * ratio
+    candidates = [n for n in range(win_d + win_d % 2, int(2 * target) + 2, 2) if _smooth(n // 2)]
+    n_fft_d = min(candidates, key=lambda n: (abs(n - target), n))
+    return DeviceGrid(int(sample_rate), n_fft_d, win_d, hop * sample_rate // model_rate, int(model_rate), int(n_fft))
+
+
+def _interp(positions: np.ndarray, last: int):
+    """Linear-interpolation indices and weights for fractional ``positions`` on ``0..last``."""
+    pos = np.clip(positions, 0.0, float(last))
+    i0 = np.minimum(np.floor(pos).astype(np.intp), last - 1)
+    return i0, (pos - i0).astype(np.float32)
+
+
+class FullBandMapper:
+    """Moves spectra and masks between the device grid and the model's bins (see module doc).
+
+    Args:
+        grid: the device grid (:func:`device_grid`).
+        mask_mode: "side" (one side mask D: L = M(1 + D), R = M(1 - D)) or "direct" (one
+            complex mask per ear).
+        n_masks: masks the model emits (1 for "side", 2 for left/right).
+        block_frames: frames per block (every buffer is sized for it).
+    """
+
+    def __init__(self, grid: DeviceGrid, mask_mode: str, n_masks: int, block_frames: int):
+        if mask_mode not in ("side", "direct"):
+            raise ValueError(f"FullBandMapper: mask_mode must be 'side' or 'direct', got {mask_mode!r}")
+        if mask_mode == "side" and n_masks != 1 or mask_mode == "direct" and n_masks not in (1, 2):
+            raise ValueError(f"FullBandMapper: mode {mask_mode!r} takes n_masks "
+                             f"{'1' if mask_mode == 'side' else '1 or 2'}, got {n_masks!r}")
+        if isinstance(block_frames, bool) or not isinstance(block_frames, (int, np.integer)) or block_frames < 1:
+            raise ValueError(f"FullBandMapper: block_frames must be an integer >= 1, got {block_frames!r}")
+        self.grid, self.mode, self.n_masks, self.b = grid, mask_mode, int(n_masks), int(block_frames)
+        Fm, Fd, b = grid.model_bins, grid.n_bins, self.b
+        scale = grid.model_rate / grid.sample_rate
+
+        # Network input: model bin j from device position p_j. Both spectra carry the sign
+        # (-1)^k of a window centred in the frame, so neighbours are interpolated with it taken
+        # out and j's put back: c0 * X[i0] + c1 * X[i0 + 1].
+        self._in_i0, w = _interp(np.arange(Fm) * grid.model_bin_hz / grid.bin_hz, Fd - 1)
+        sign = np.where((np.arange(Fm) - self._in_i0) % 2 == 0, 1.0, -1.0)
+        self._in_c0 = (scale * (1 - w) * sign).astype(np.float32)
+        self._in_c1 = (-scale * w * sign).astype(np.float32)
+        self._in_buf = np.zeros((b, Fm), np.complex64)
+
+        # Masks: device bins up to the model's Nyquist from model position q_k.
+        nyquist = grid.model_rate / 2
+        freqs = np.arange(Fd) * grid.bin_hz
+        self.n_low = int(np.count_nonzero(freqs <= nyquist + 1e-6))        # bins the model covers
+        self.n_pure = int(np.count_nonzero(freqs < nyquist - BLEND_HZ))    # bins with the model's masks only
+        self._m_i0, wm = _interp(freqs[:self.n_low] / grid.model_bin_hz, Fm - 1)
+        self._m_w = wm[:, None]                                            # (n_low, 1)
+        self._m_1w = (1 - wm)[:, None]
+        u = (freqs[self.n_pure:self.n_low] - (nyquist - BLEND_HZ)) / BLEND_HZ
+        self._blend_u = u.astype(np.float32)[:, None]                      # (n_blend, 1)
+        self._blend_1u = (1 - u).astype(np.float32)[:, None]
+
+        # Extension: power gains over the model's reference band, weighted by the mono's power.
+        j = np.arange(Fm) * grid.model_bin_hz
+        ref = np.flatnonzero((j >= REFERENCE_BAND_HZ[0]) & (j < REFERENCE_BAND_HZ[1]))
+        self._ref = slice(int(ref[0]), int(ref[-1]) + 1)
+        n_ref = len(ref)
+        self._ref_power = np.zeros((n_ref, b), np.float32)
+        self._ref_gain = np.zeros((n_ref, b), np.float32)
+        self._ref_tmp = np.zeros((n_ref, b), np.float32)
+        self._gain_now = np.zeros((2, b), np.float64)       # per ear (or per mask), this block
+        self._weight = np.zeros(b, np.float64)
+        self._alpha = math.exp(-1e3 * grid.hop / grid.sample_rate / SMOOTHING_MS)
+        self._ext = np.zeros((self.n_masks, 2, b), np.float32)  # extension mask per frame: re, im
+        self._masks = np.zeros((self.n_masks, 2, Fd, b), np.float32)
+        self._tmp_a = np.zeros((self.n_masks, 2, self.n_low, b), np.float32)
+        self._tmp_b = np.zeros((self.n_masks, 2, self.n_low, b), np.float32)
+        self._blend_tmp = np.zeros((self.n_low - self.n_pure, b), np.float32)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the extension's smoothing state (back to unit gains)."""
+        self._gain_smooth = [1.0, 1.0]
+
+    # ------------------------------------------------------------------ network input
+
+    def to_model_bins(self, device_frames: np.ndarray, out: np.ndarray) -> None:
+        """Model-grid spectra of device frames, scaled to the model rate's level.
+
+        Args:
+            device_frames: ``(k, n_bins)`` complex64 device-rate frames, k <= block_frames.
+            out: ``(k, model_bins)`` complex64, written.
+        """
+        k = device_frames.shape[0]
+        tmp = self._in_buf[:k]
+        np.take(device_frames, self._in_i0, axis=1, out=tmp, mode="clip")
+        np.multiply(tmp, self._in_c0, out=out)
+        np.take(device_frames, self._in_i0 + 1, axis=1, out=tmp, mode="clip")
+        np.multiply(tmp, self._in_c1, out=tmp)
+        np.add(out, tmp, out=out)
+
+    # ------------------------------------------------------------------ masks
+
+    def device_masks(self, masks: np.ndarray, model_frames: np.ndarray) -> np.ndarray:
+        """Device-grid masks of one block.
+
+        Args:
+            masks: ``(n_masks, 2, model_bins, block_frames)`` float32 (a strided view is fine),
+                the model's masks of the block's frames, real and imaginary planes.
+            model_frames: ``(block_frames, model_bins)`` complex64, the same frames' model-grid
+                spectra (their power weights the reference band).
+
+        Returns:
+            ``(n_masks, 2, n_bins, block_frames)`` float32, a buffer reused by the next call.
+        """
+        out, lo, pure = self._masks, self.n_low, self.n_pure
+        if self.grid.exact:
+            np.copyto(out[:, :, :lo], masks[:, :, :lo])
+        else:
+            np.take(masks, self._m_i0, axis=2, out=self._tmp_a, mode="clip")
+            np.take(masks, self._m_i0 + 1, axis=2, out=self._tmp_b, mode="clip")
+            np.multiply(self._tmp_a, self._m_1w, out=self._tmp_a)
+            np.multiply(self._tmp_b, self._m_w, out=self._tmp_b)
+            np.add(self._tmp_a, self._tmp_b, out=out[:, :, :lo])
+        self._extension(masks, model_frames)
+        np.multiply(out[:, :, pure:lo], self._blend_1u, out=out[:, :, pure:lo])
+        for c in range(self.n_masks):
+            for part in range(2):
+                value = self._ext[c, part]                      # (b,)
+                np.multiply(self._blend_u, value, out=self._blend_tmp)
+                np.add(out[c, part, pure:lo], self._blend_tmp, out=out[c, part, pure:lo])
+                out[c, part, lo:] = value
+        return out
+
+    def _extension(self, masks: np.ndarray, model_frames: np.ndarray) -> None:
+        """Per frame, the flat mask above the model's band (``self._ext``)."""
+        ref, p, g, tmp = self._ref, self._ref_power, self._ref_gain, self._ref_tmp
+        spec = model_frames[:, ref].T                           # (n_ref, b) view
+        np.multiply(spec.real, spec.real, out=p)
+        np.multiply(spec.imag, spec.imag, out=tmp)
+        np.add(p, tmp, out=p)
+        p.sum(axis=0, out=self._weight)
+        for ear in range(2):
+            if self.mode == "side":  # |1 + D|^2 (left), |1 - D|^2 (right)
+                np.multiply(masks[0, 0, ref], 1.0 if ear == 0 else -1.0, out=g)
+                np.add(g, 1.0, out=g)
+                np.multiply(g, g, out=g)
+                np.multiply(masks[0, 1, ref], masks[0, 1, ref], out=tmp)
+                np.add(g, tmp, out=g)
+            else:                    # |mask of this ear|^2 (one mask: both ears)
+                c = min(ear, self.n_masks - 1)
+                np.multiply(masks[c, 0, ref], masks[c, 0, ref], out=g)
+                np.multiply(masks[c, 1, ref], masks[c, 1, ref], out=tmp)
+                np.add(g, tmp, out=g)
+            np.multiply(g, p, out=g)
+            g.sum(axis=0, out=self._gain_now[ear])
+        alpha, s = self._alpha, self._gain_smooth
+        ext = self._ext
+        for t in range(self.b):
+            w = float(self._weight[t])
+            for ear in range(2):
+                # A silent frame (no weight) keeps the previous level.
+                now = float(self._gain_now[ear, t]) / w if w > 0 else s[ear]
+                s[ear] = alpha * s[ear] + (1 - alpha) * now
+            amp_l, amp_r = math.sqrt(s[0]), math.sqrt(s[1])
+            if self.mode == "side":  # real D with |1 + D| / |1 - D| = amp_l / amp_r
+                ext[0, 0, t] = (amp_l - amp_r) / (amp_l + amp_r) if amp_l + amp_r > 0 else 0.0
+            else:
+                ext[0, 0, t] = amp_l
+                if self.n_masks == 2:
+                    ext[1, 0, t] = amp_r
+        # Imaginary parts stay 0 (set once in __init__).
