@@ -5,6 +5,17 @@ Command line::
     python -m streambin.train.evaluate --checkpoint CKPT --data DIR --split test \\
         [--window-hop 0.1] [--max-clips N] [--out results.json] [--markdown results.md] \\
         [--audio-only-checkpoint CKPT2] [--no-normalize] [--batch-size 32] [--device cpu]
+    python -m streambin.train.evaluate --bundle streambin/models/default --data DIR --split test \\
+        [--sample-rate 48000] [--lookahead A] [--block-frames 1] [--backend onnxruntime] ...
+
+``--checkpoint`` runs the offline protocol below in torch (``--streamed``: through the
+Spatializer on the torch backend instead); ``--bundle`` streams every clip through
+:class:`streambin.Spatializer` (ONNX Runtime) at ``--sample-rate`` as an app would (see
+:class:`streambin.train.evaluate_streaming.StreamedPredictor`); the conditions below are then
+the engine's output with the true, grey and mirrored frames. Beside the papers' metrics the
+report has the localisation measures of :mod:`streambin.train.localisation_eval` (direction
+accuracy per scene kind, mirror flip rate, predicted / true level difference, grey-frame bias),
+computed from the same model, audio-only and flipped-visual outputs.
 
 Procedure for each whole clip (Mono2Binaural / Sep-Stereo test time, minus the reference
 code's bugs):
@@ -48,15 +59,22 @@ aggregates (their count is reported) and written as ``null`` in the JSON file.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import sys
+import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
 
 from streambin import metrics as M
+from streambin.train import localisation_eval as L
+
+# (mono (n,) float at the model rate, frames (n_frames, H, W, 3) uint8, fps, visual_mode) ->
+# (2, n) float32 left/right at the model rate; visual_mode as in predict_clip.
+Predictor = Callable[[Any, Any, float, str], np.ndarray]
 
 CONDITIONS = ("model", "mono_mono", "audio_only", "flipped_visual")
 VISUAL_MODES = ("true", "flipped", "none")
@@ -304,14 +322,46 @@ def _aggregate(values: Sequence[float]) -> Dict[str, Any]:
     return out
 
 
+def offline_predictor(model, audio_cfg, window_hop_s: float = 0.1, batch_size: int = 32,
+                      pad_mode: str = "reflect") -> Predictor:
+    """The papers' sliding-window protocol (:func:`predict_clip`) as a :data:`Predictor`."""
+    def predict(mono, frames, fps, visual_mode):
+        return predict_clip(model, mono, frames, fps, audio_cfg, window_hop_s=window_hop_s,
+                            visual_mode=visual_mode, batch_size=batch_size, pad_mode=pad_mode)
+    return predict
+
+
+def localisation_record(predict: Predictor, clip: str, meta, target, mono, frames, fps,
+                        pred=None, grey=None, mirrored=None) -> Dict[str, Any]:
+    """The clip's :func:`streambin.train.localisation_eval.clip_record`; the outputs with true
+    (``pred``), grey and mirrored frames are predicted with ``predict`` unless given (mirrored
+    ones only for lateral single-source clips)."""
+    if pred is None:
+        pred = predict(mono, frames, fps, "true")
+    if grey is None:
+        grey = predict(mono, frames, fps, "none")
+    if mirrored is None and L.qualify(meta)["qualifies"]:
+        mirrored = predict(mono, frames, fps, "flipped")
+    return L.clip_record(clip, meta, target, pred, grey, mirrored)
+
+
 def evaluate_model(model, config, dataset, window_hop_s: float = 0.1,
                    max_clips: Optional[int] = None, normalize: bool = M.NORMALIZE_DEFAULT,
                    audio_only_model=None, conditions: Sequence[str] = CONDITIONS,
                    batch_size: int = 32, pad_mode: str = "reflect",
-                   progress: bool = True) -> Dict[str, Any]:
+                   progress: bool = True, predict: Optional[Predictor] = None,
+                   localisation: bool = True, protocol: Optional[str] = None) -> Dict[str, Any]:
     """Score ``model`` and the baselines on whole clips of ``dataset``.
 
-    model: generator (see :func:`predict_clip`); config: object with ``.audio`` (AudioConfig).
+    model: generator (see :func:`predict_clip`), scored by the offline protocol; or None when
+        ``predict`` is given. config: object with ``.audio`` (AudioConfig or a Bundle: the
+        model's sample rate and STFT parameters).
+    predict: another engine for every condition that uses the network, e.g. the streaming
+        engine (:class:`streambin.train.evaluate_streaming.StreamedPredictor`); its
+        ``visual_mode`` "none" is its output with uniform grey frames. ``protocol`` describes
+        it in the settings.
+    localisation: also compute the localisation measures (:mod:`streambin.train.localisation_eval`);
+        they reuse the model / audio-only / flipped-visual predictions of the same engine.
     dataset: sequence (``len`` and ``[i]``) of eval items ``{"audio": (2, n) float at the model
         rate, "frames": (n_frames, H, W, 3) uint8 at the visual size, "fps", "clip"}``.
     max_clips: score only the first ``max_clips`` clips.
@@ -336,44 +386,61 @@ def evaluate_model(model, config, dataset, window_hop_s: float = 0.1,
     n_clips = len(dataset) if max_clips is None else min(len(dataset), max_clips)
     if n_clips == 0:
         raise ValueError("dataset has no clips to evaluate")
+    if (model is None) == (predict is None):
+        raise ValueError("give either model (offline protocol) or predict (another engine), not both")
+    if predict is not None and audio_only_model is not None:
+        raise ValueError("audio_only_model is scored by the offline protocol: use it without predict")
     names = list(M.METRICS)
-    per_clip = []
-    kw = dict(audio_cfg=audio_cfg, window_hop_s=window_hop_s, batch_size=batch_size,
-              pad_mode=pad_mode)
+    per_clip, records = [], []
+    kw = dict(window_hop_s=window_hop_s, batch_size=batch_size, pad_mode=pad_mode)
+    if predict is None:
+        predict = offline_predictor(model, audio_cfg, **kw)
+    predict_ao = offline_predictor(audio_only_model, audio_cfg, **kw) if audio_only_model is not None else predict
+    visual_modes = {"model": "true", "audio_only": "none", "flipped_visual": "flipped"}
+    t0 = time.perf_counter()
     for i in tqdm(range(n_clips), desc="evaluate", unit="clip", disable=not progress):
-        target, frames, fps, clip = _item_fields(dataset[i], i)
+        item = dataset[i]
+        target, frames, fps, clip = _item_fields(item, i)
         mono = 0.5 * (target[0] + target[1])
         preds = {}
         for cond in conditions:
-            if cond == "model":
-                preds[cond] = predict_clip(model, mono, frames, fps, visual_mode="true", **kw)
-            elif cond == "mono_mono":
+            if cond == "mono_mono":
                 preds[cond] = np.stack([mono, mono])
-            elif cond == "audio_only":
-                net = audio_only_model if audio_only_model is not None else model
-                preds[cond] = predict_clip(net, mono, frames, fps, visual_mode="none", **kw)
             else:
-                preds[cond] = predict_clip(model, mono, frames, fps, visual_mode="flipped", **kw)
+                net = predict_ao if cond == "audio_only" else predict
+                preds[cond] = net(mono, frames, fps, visual_modes[cond])
         scores = {
             cond: {name: M.METRICS[name](pred, target, sample_rate=sr, normalize=normalize)
                    for name in names}
             for cond, pred in preds.items()
         }
         per_clip.append({"clip": clip, "n_samples": int(target.shape[1]), "metrics": scores})
+        if localisation:
+            records.append(localisation_record(
+                predict, clip, item.get("meta"), target, mono, frames, fps, pred=preds.get("model"),
+                grey=preds.get("audio_only") if audio_only_model is None else None,
+                mirrored=preds.get("flipped_visual")))
+    wall_s = time.perf_counter() - t0
     summary = {
         cond: {name: _aggregate([c["metrics"][cond][name] for c in per_clip]) for name in names}
         for cond in conditions
     }
-    return {
+    results = {
         "settings": {
+            "protocol": protocol or f"offline sliding-window protocol, window hop {window_hop_s} s",
+            "wall_s": wall_s,
+            "wall_s_per_clip": wall_s / n_clips,
             "window_hop_s": window_hop_s,
             "window_samples": _audio_params(audio_cfg)["crop"],
             "sample_rate": sr,
             "normalize": bool(normalize),
             "stft_pad_mode": pad_mode,
+            # the STFT metric's own padding: its default (not forced here)
+            "metric_stft_pad_mode": inspect.signature(M.stft_distance).parameters["pad_mode"].default,
             "n_clips": n_clips,
             "audio_only": ("separate model, grey-frame visual input" if audio_only_model is not None
-                           else "same model, neutral feature of a uint8 128 grey frame"),
+                           else "same model, neutral feature of a uint8 128 grey frame"
+                           if protocol is None else "same engine, uniform uint8 128 grey frames"),
         },
         "conditions": list(conditions),
         "metrics": names,
@@ -381,6 +448,9 @@ def evaluate_model(model, config, dataset, window_hop_s: float = 0.1,
         "summary": summary,
         "per_clip": per_clip,
     }
+    if localisation:
+        results["localisation"] = {"summary": L.summarize(records), "per_clip": records}
+    return results
 
 
 def _fmt(x: float, digits: int = 4) -> str:
@@ -404,10 +474,13 @@ def markdown_table(results: Dict[str, Any]) -> str:
         lines.append("| " + " | ".join(row) + " |")
     st = results["settings"]
     lines.append("")
-    lines.append(f"{st['n_clips']} clips; mean ± standard error over clips; window hop "
-                 f"{st['window_hop_s']} s; peak normalisation {'on' if st['normalize'] else 'off'}; "
-                 f"audio-only = {st['audio_only']}.")
-    return "\n".join(lines) + "\n"
+    lines.append(f"{st['n_clips']} clips; {st['protocol']}; mean ± standard error over clips; "
+                 f"peak normalisation {'on' if st['normalize'] else 'off'}; "
+                 f"audio-only = {st['audio_only']}; {st['wall_s_per_clip']:.2f} s wall time per clip.")
+    table = "\n".join(lines) + "\n"
+    if "localisation" in results:
+        table += "\n" + L.markdown_table(results["localisation"]["summary"])
+    return table
 
 
 def _json_safe(x):
@@ -437,24 +510,43 @@ def write_results(results: Dict[str, Any], json_path: Optional[str] = None,
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="python -m streambin.train.evaluate",
-        description="Sliding-window evaluation of a trained generator and the Mono-Mono, "
-                    "Audio-only and Flipped-visual baselines on whole clips.")
-    ap.add_argument("--checkpoint", required=True, help="generator checkpoint (.pt)")
+        description="Evaluation of a trained generator (checkpoint) or a model bundle on whole "
+                    "clips: the papers' metrics for the model and the Mono-Mono, Audio-only and "
+                    "Flipped-visual baselines, and the localisation measures.")
+    model = ap.add_mutually_exclusive_group(required=True)
+    model.add_argument("--checkpoint", help="generator checkpoint (.pt): offline protocol in torch "
+                                            "(or --streamed)")
+    model.add_argument("--bundle", help="model bundle directory (e.g. streambin/models/default): "
+                                        "streamed through the Spatializer")
     ap.add_argument("--data", required=True, help="data set root directory")
     ap.add_argument("--split", default="test", help="split name (default: test)")
     ap.add_argument("--window-hop", type=float, default=0.1,
-                    help="seconds between window starts (default 0.1; 2.5D used 0.05)")
+                    help="offline protocol: seconds between window starts (default 0.1; 2.5D used 0.05)")
     ap.add_argument("--max-clips", type=int, default=None, help="score only the first N clips")
     ap.add_argument("--out", default=None, help="JSON results file")
     ap.add_argument("--markdown", default=None, help="Markdown table file")
     ap.add_argument("--audio-only-checkpoint", default=None,
                     help="separately trained audio-only generator (default: same network with "
-                         "the neutral grey-frame feature)")
+                         "the neutral grey-frame feature); offline protocol only")
     ap.add_argument("--no-normalize", action="store_true",
                     help="score without the papers' peak normalisation")
-    ap.add_argument("--batch-size", type=int, default=32, help="windows per forward pass")
+    ap.add_argument("--no-localisation", action="store_true",
+                    help="skip the localisation measures (and their extra runs)")
+    ap.add_argument("--batch-size", type=int, default=32, help="offline protocol: windows per forward pass")
     ap.add_argument("--device", default=None, help="torch device (default: cuda if available)")
     ap.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    st = ap.add_argument_group("streamed evaluation (--bundle, or --checkpoint with --streamed)")
+    st.add_argument("--streamed", action="store_true",
+                    help="stream a --checkpoint through the Spatializer (torch backend) instead of "
+                         "the offline protocol")
+    st.add_argument("--sample-rate", type=int, default=48000,
+                    help="device sample rate the clips are streamed at (default 48000, as an app)")
+    st.add_argument("--lookahead", type=int, default=None,
+                    help="Spatializer lookahead_frames (default: the engine's default)")
+    st.add_argument("--block-frames", type=int, default=1,
+                    help="Spatializer block_frames (default 1: deterministic, not measured speed)")
+    st.add_argument("--backend", default="onnxruntime",
+                    help="Spatializer backend for a --bundle (default onnxruntime)")
     return ap
 
 
@@ -465,15 +557,33 @@ def run(args, load_generator: Optional[Callable] = None,
     load_generator(path) -> (model, config) and make_dataset(root, split, visual_size) ->
     dataset default to streambin.train.checkpoint.load_generator and
     streambin.train.data.SimBinauralDataset(root, split, mode="eval", visual_size=...).
+    Streamed runs load the frames at the model's visual size: the loader and the Spatializer
+    resize with the same INTER_AREA, so the engine sees what a full-size frame would give it.
     """
-    if load_generator is None:
-        from streambin.train.checkpoint import load_generator
     if make_dataset is None:
         from streambin.train.data import SimBinauralDataset
 
         def make_dataset(root, split, visual_size):
             return SimBinauralDataset(root, split, mode="eval", visual_size=visual_size)
 
+    streamed = bool(args.bundle) or args.streamed
+    if streamed and args.audio_only_checkpoint:
+        raise ValueError("--audio-only-checkpoint is scored by the offline protocol; it cannot be "
+                         "combined with --bundle or --streamed")
+    localisation = not args.no_localisation
+    if streamed:
+        results = _run_streamed(args, make_dataset, localisation)
+    else:
+        results = _run_offline(args, load_generator, make_dataset, localisation)
+    results["settings"].update(checkpoint=args.checkpoint, bundle=args.bundle, data=args.data,
+                               split=args.split, audio_only_checkpoint=args.audio_only_checkpoint)
+    write_results(results, args.out, args.markdown)
+    return results
+
+
+def _run_offline(args, load_generator, make_dataset, localisation):
+    if load_generator is None:
+        from streambin.train.checkpoint import load_generator
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model, config = load_generator(args.checkpoint)
     model = model.to(device)
@@ -486,14 +596,30 @@ def run(args, load_generator: Optional[Callable] = None,
             raise ValueError("the audio-only checkpoint's visual_size differs from the model's")
         audio_only = audio_only.to(device)
     dataset = make_dataset(args.data, args.split, tuple(config.model.visual_size))
-    results = evaluate_model(model, config, dataset, window_hop_s=args.window_hop,
-                             max_clips=args.max_clips, normalize=not args.no_normalize,
-                             audio_only_model=audio_only, batch_size=args.batch_size,
-                             progress=not args.no_progress)
-    results["settings"].update(checkpoint=args.checkpoint, data=args.data, split=args.split,
-                               audio_only_checkpoint=args.audio_only_checkpoint)
-    write_results(results, args.out, args.markdown)
-    return results
+    return evaluate_model(model, config, dataset, window_hop_s=args.window_hop,
+                          max_clips=args.max_clips, normalize=not args.no_normalize,
+                          audio_only_model=audio_only, batch_size=args.batch_size,
+                          progress=not args.no_progress, localisation=localisation)
+
+
+def _run_streamed(args, make_dataset, localisation):
+    from types import SimpleNamespace
+
+    from streambin.train.evaluate_streaming import StreamedPredictor
+
+    kw = {} if args.lookahead is None else {"lookahead_frames": args.lookahead}
+    if args.bundle:
+        kw["backend"] = args.backend
+    else:
+        kw.update(backend="torch", device=args.device or "auto")
+    predictor = StreamedPredictor(args.bundle or args.checkpoint, sample_rate=args.sample_rate,
+                                  block_frames=args.block_frames, **kw)
+    bundle = predictor.spatializer.bundle
+    dataset = make_dataset(args.data, args.split, tuple(bundle.visual_size))
+    return evaluate_model(None, SimpleNamespace(audio=bundle), dataset, max_clips=args.max_clips,
+                          normalize=not args.no_normalize, progress=not args.no_progress,
+                          predict=predictor, localisation=localisation,
+                          protocol=predictor.description)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

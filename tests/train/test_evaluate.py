@@ -325,4 +325,6 @@ def test_run_writes_strict_json_and_markdown(tmp_path):
     table = md.read_text()
     for label in ("Mono-Mono", "Audio-only", "Flipped-visual", "STFT", "ENV", "±"):
         assert label in table
-    assert len([l for l in table.splitlines() if l.startswith("| ")]) == 5  # header + 4 rows
+    papers = table.split("\n\n")[0]  # the localisation table follows
+    assert len([l for l in papers.splitlines() if l.startswith("| ")]) == 5  # header + 4 rows
+    assert "| Localisation | value |" in table
