@@ -104,6 +104,66 @@ class HrirSet:
         return (1.0 - w) * self.hrirs[idx[lo]] + w * self.hrirs[idx[hi]]
 
 
+def direction_grid(azimuth_step_deg: float = 5.0, elevation_min_deg: float = -40.0,
+                   elevation_max_deg: float = 90.0, elevation_step_deg: float = 10.0
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Directions on elevation rings: ``(azimuth_deg (k,), elevation_deg (k,))`` float64.
+
+    Each ring has azimuths every ``azimuth_step_deg`` all around, (-180, 180]; a ring at +-90
+    degrees is a single direction (the pole). The defaults cover what KEMAR covers (-40..90).
+    """
+    if not 0 < azimuth_step_deg <= 90 or not 0 < elevation_step_deg <= 90:
+        raise ValueError(f"azimuth_step_deg and elevation_step_deg must be in (0, 90], got "
+                         f"{azimuth_step_deg} and {elevation_step_deg}")
+    if not -90 <= elevation_min_deg <= elevation_max_deg <= 90:
+        raise ValueError("need -90 <= elevation_min_deg <= elevation_max_deg <= 90, got "
+                         f"{elevation_min_deg}, {elevation_max_deg}")
+    ring = wrap_deg(np.arange(0.0, 360.0, azimuth_step_deg))
+    az, el = [], []
+    for e in np.arange(elevation_min_deg, elevation_max_deg + 1e-9, elevation_step_deg):
+        a = np.zeros(1) if abs(abs(e) - 90.0) < 1e-9 else ring
+        az.append(a)
+        el.append(np.full(a.shape, float(e)))
+    return np.concatenate(az), np.concatenate(el)
+
+
+def interaural_cues(hrirs: np.ndarray, sample_rate: int, lowpass_hz: float = 1500.0,
+                    upsample: int = 16):
+    """Broadband interaural cues of HRIR pairs ``(..., 2, n_taps)`` (left, right) at ``sample_rate``.
+
+    Returns:
+        ``(itd_s, ild_db)``, each of shape ``hrirs.shape[:-2]`` (floats for one pair):
+        ``itd_s`` how much EARLIER the right ear hears than the left, in seconds (positive for a
+        source on the right), from the peak of the cross-correlation of the two ears' responses
+        low-passed at ``lowpass_hz`` (where the auditory system uses the ITD), resolved to
+        ``1 / upsample`` of a sample; ``ild_db`` the right-to-left ratio of broadband energy in
+        dB (positive for a source on the right).
+    """
+    h = np.asarray(hrirs, dtype=np.float64)
+    if h.ndim < 2 or h.shape[-2] != 2 or h.shape[-1] < 8:
+        raise ValueError(f"hrirs must be (..., 2, n_taps >= 8), got shape {h.shape}")
+    if not 0 < lowpass_hz < sample_rate / 2:
+        raise ValueError(f"lowpass_hz must be in (0, sample_rate / 2), got {lowpass_hz}")
+    if not (isinstance(upsample, (int, np.integer)) and upsample >= 1):
+        raise ValueError(f"upsample must be an int >= 1, got {upsample!r}")
+    energy = np.sum(h ** 2, axis=-1)
+    if np.any(energy <= 0):
+        raise ValueError("hrirs has a silent ear")
+    n = 2 * h.shape[-1]
+    spec = np.fft.rfft(h, n, axis=-1)
+    # 4th-order Butterworth magnitude, applied forward and backward (zero phase, |H|^2).
+    spec *= 1.0 / (1.0 + (np.fft.rfftfreq(n, 1.0 / sample_rate) / lowpass_hz) ** 8)
+    # Zero-padding the cross-spectrum interpolates the correlation to 1/upsample of a sample.
+    cc = np.fft.irfft(spec[..., 0, :] * np.conj(spec[..., 1, :]), n * upsample, axis=-1)
+    k = np.argmax(cc, axis=-1)
+    lag = np.where(k < cc.shape[-1] // 2, k, k - cc.shape[-1])  # > 0: the left ear lags
+    itd = lag / upsample / sample_rate
+    ild = 10 * np.log10(energy[..., 1] / energy[..., 0])
+    if h.ndim == 2:
+        return float(itd), float(ild)
+    return itd, ild
+
+
 def _unit_vectors(az_deg, el_deg) -> np.ndarray:
     """``(k, 3)`` unit vectors (x forward, y LEFT, z up) for our azimuth (positive right)."""
     az = np.deg2rad(np.asarray(az_deg, dtype=np.float64))
