@@ -371,7 +371,10 @@ def evaluate_model(model, config, dataset, window_hop_s: float = 0.1,
     conditions: subset of :data:`CONDITIONS`.
     Returns a dict with ``settings``, ``conditions``, ``metrics``, ``higher_is_better``,
     ``summary[condition][metric] = {mean, std, sem, n, n_nonfinite}`` and ``per_clip`` (list of
-    ``{"clip", "n_samples", "metrics": {condition: {metric: value}}}``).
+    ``{"clip", "n_samples", "metrics": {condition: {metric: value}}}``), and with
+    ``localisation`` also ``localisation = {"summary": localisation_eval.summarize(...),
+    "per_clip": [clip_record, ...]}``. ``settings`` has the protocol and the wall time
+    (``wall_s``, ``wall_s_per_clip``: prediction and scoring, not loading the model).
     """
     from tqdm import tqdm
 

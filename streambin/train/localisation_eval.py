@@ -194,7 +194,8 @@ def _cell(rate: Mapping) -> str:
 def markdown_table(summary: Mapping, title: str = "Localisation") -> str:
     """Markdown table of :func:`summarize`'s result: one row per measure."""
     d, t = summary["direction_acc"], summary["target_direction_acc"]
-    rows = [(f"direction accuracy, single static source, |az| >= {MIN_AZIMUTH_DEG:g} deg, {k}", _cell(d[k]))
+    # no "|" inside cells: it would end the cell
+    rows = [(f"direction accuracy, single static source, azimuth beyond ±{MIN_AZIMUTH_DEG:g} deg, {k}", _cell(d[k]))
             for k in d if k != "overall"]
     rows.append(("direction accuracy, all scene kinds", _cell(d["overall"])))
     rows.append(("mirrored frames flip the output's side", _cell(summary["mirror_flip_rate"])))
@@ -202,7 +203,7 @@ def markdown_table(summary: Mapping, title: str = "Localisation") -> str:
     rows.append(("median predicted / true level difference",
                  f"{ratio:.3f} ({summary['ld_ratio_n']} clips)" if np.isfinite(ratio) else "n/a (0 clips)"))
     if summary["grey_n"]:
-        rows.append(("level difference with uniform grey frames, mean |LD|",
+        rows.append(("level difference with uniform grey frames, mean absolute",
                      f"{summary['grey_bias_abs_db']:.2f} dB ({summary['grey_n']} clips)"))
         rows.append(("same, signed mean (> 0: right)", f"{summary['grey_bias_signed_db']:+.2f} dB"))
     rows.append(("check: the truth's direction accuracy", _cell(t["overall"])))
