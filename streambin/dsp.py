@@ -81,6 +81,14 @@ def latency_samples(n_fft: int = DEFAULT_N_FFT, win_length: int = DEFAULT_WIN_LE
     return int(_C.latency_samples(n_fft, win_length, hop_size))
 
 
+def _all_finite(x: np.ndarray) -> bool:
+    """Whether a real float array holds no NaN or inf, without a temporary array (NaN propagates
+    through min/max; inf is an extreme): the streaming paths check every block."""
+    if x.size == 0:
+        return True
+    return bool(np.isfinite(x.min()) and np.isfinite(x.max()))
+
+
 def _as_audio(x, name: str, ndim: int, expected: str) -> np.ndarray:
     """Validate audio: real float of rank ``ndim``, finite; returns C-contiguous float32."""
     if not isinstance(x, np.ndarray):
@@ -90,7 +98,7 @@ def _as_audio(x, name: str, ndim: int, expected: str) -> np.ndarray:
     if x.ndim != ndim:
         raise ValueError(f"{name}: expected shape {expected}, got {x.shape}")
     x = np.ascontiguousarray(x, dtype=np.float32)
-    if not np.isfinite(x).all():
+    if not _all_finite(x):
         bad = int(np.flatnonzero(~np.isfinite(x.ravel()))[0])
         raise ValueError(f"{name}: audio contains NaN or inf (first at flat index {bad}); sanitise it first")
     return x
@@ -162,7 +170,7 @@ class StreamingISTFT:
         if frames.ndim != 3 or frames.shape[0] != self.channels or frames.shape[2] != self.n_bins:
             raise ValueError(f"StreamingISTFT.push(frames): expected shape {expected} complex64"
                              f"{' or (k, %d)' % self.n_bins if self.channels == 1 else ''}, got {frames.shape}")
-        if not np.isfinite(frames.view(np.float32)).all():
+        if not _all_finite(frames.view(np.float32)):
             raise ValueError("StreamingISTFT.push(frames): frames contain NaN or inf")
         return frames
 

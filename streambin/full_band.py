@@ -60,6 +60,7 @@ class DeviceGrid:
     hop: int
     model_rate: int
     model_n_fft: int
+    model_win_length: int
 
     @property
     def n_bins(self) -> int:
@@ -101,7 +102,8 @@ def device_grid(sample_rate: int, model_rate: int, n_fft: int, win_length: int, 
     target = n_fft * ratio
     candidates = [n for n in range(win_d + win_d % 2, int(2 * target) + 2, 2) if _smooth(n // 2)]
     n_fft_d = min(candidates, key=lambda n: (abs(n - target), n))
-    return DeviceGrid(int(sample_rate), n_fft_d, win_d, hop * sample_rate // model_rate, int(model_rate), int(n_fft))
+    return DeviceGrid(int(sample_rate), n_fft_d, win_d, hop * sample_rate // model_rate, int(model_rate), int(n_fft),
+                      int(win_length))
 
 
 def _interp(positions: np.ndarray, last: int):
@@ -134,14 +136,21 @@ class FullBandMapper:
         Fm, Fd, b = grid.model_bins, grid.n_bins, self.b
         scale = grid.model_rate / grid.sample_rate
 
-        # Network input: model bin j from device position p_j. Both spectra carry the sign
-        # (-1)^k of a window centred in the frame, so neighbours are interpolated with it taken
-        # out and j's put back: c0 * X[i0] + c1 * X[i0 + 1].
-        self._in_i0, w = _interp(np.arange(Fm) * grid.model_bin_hz / grid.bin_hz, Fd - 1)
-        sign = np.where((np.arange(Fm) - self._in_i0) % 2 == 0, 1.0, -1.0)
-        self._in_c0 = (scale * (1 - w) * sign).astype(np.float32)
-        self._in_c1 = (-scale * w * sign).astype(np.float32)
-        self._in_buf = np.zeros((b, Fm), np.complex64)
+        # Network input. Exact grid: model bin j is device bin j, times the scale. Otherwise
+        # (44.1 kHz) the model's frequencies are evaluated on the device frame's windowed samples
+        # directly: a DFT at those frequencies with the phase referred to the model window's
+        # centre in time (the device window's sits 6 us off at 44.1 kHz, which alone cost -16 dB)
+        # and the model frame's (-1)^j of a window centred in its frame. Interpolating
+        # neighbouring device bins instead missed the network input by -16 dB on white noise.
+        self._in_buf = np.zeros((2 * Fm, b), np.float32)
+        if not grid.exact:
+            W = grid.win_length
+            i = np.arange(W)
+            window = 0.5 - 0.5 * np.cos(2 * np.pi * i / W)
+            centre_s = grid.model_win_length / 2 / grid.model_rate      # before the frame's newest sample
+            phase = 2 * np.pi * np.outer(np.arange(Fm) * grid.model_bin_hz, (i - W) / grid.sample_rate + centre_s)
+            amp = scale * np.where(np.arange(Fm) % 2 == 0, 1.0, -1.0)[:, None] * window[None, :]
+            self._dft = np.concatenate([amp * np.cos(phase), -amp * np.sin(phase)]).astype(np.float32)  # (2F, W)
 
         # Masks: device bins up to the model's Nyquist from model position q_k.
         nyquist = grid.model_rate / 2
@@ -163,13 +172,14 @@ class FullBandMapper:
         self._ref_power = np.zeros((n_ref, b), np.float32)
         self._ref_gain = np.zeros((n_ref, b), np.float32)
         self._ref_tmp = np.zeros((n_ref, b), np.float32)
-        self._gain_now = np.zeros((2, b), np.float64)       # per ear (or per mask), this block
-        self._weight = np.zeros(b, np.float64)
+        self._gain_now = np.zeros((2, b), np.float32)       # per ear (or per mask), this block
+        self._weight = np.zeros(b, np.float32)
         self._alpha = math.exp(-1e3 * grid.hop / grid.sample_rate / SMOOTHING_MS)
         self._ext = np.zeros((self.n_masks, 2, b), np.float32)  # extension mask per frame: re, im
         self._masks = np.zeros((self.n_masks, 2, Fd, b), np.float32)
         self._tmp_a = np.zeros((self.n_masks, 2, self.n_low, b), np.float32)
         self._tmp_b = np.zeros((self.n_masks, 2, self.n_low, b), np.float32)
+        self._blend = np.zeros((self.n_masks, 2, self.n_low - self.n_pure, b), np.float32)
         self._blend_tmp = np.zeros((self.n_low - self.n_pure, b), np.float32)
         self.reset()
 
@@ -179,20 +189,36 @@ class FullBandMapper:
 
     # ------------------------------------------------------------------ network input
 
-    def to_model_bins(self, device_frames: np.ndarray, out: np.ndarray) -> None:
-        """Model-grid spectra of device frames, scaled to the model rate's level.
+    @property
+    def needs_samples(self) -> bool:
+        """Whether :meth:`to_model_bins` reads the device samples (grids that are not exact)."""
+        return not self.grid.exact
+
+    def to_model_bins(self, device_frames: np.ndarray, out: np.ndarray, samples: np.ndarray | None = None) -> None:
+        """Model-grid spectra of the newest device frames, scaled to the model rate's level.
 
         Args:
             device_frames: ``(k, n_bins)`` complex64 device-rate frames, k <= block_frames.
             out: ``(k, model_bins)`` complex64, written.
+            samples: when :attr:`needs_samples`, ``(m,)`` float32 device samples ending with the
+                newest frame's newest sample, ``m >= win_length + (k - 1) * hop``.
         """
-        k = device_frames.shape[0]
-        tmp = self._in_buf[:k]
-        np.take(device_frames, self._in_i0, axis=1, out=tmp, mode="clip")
-        np.multiply(tmp, self._in_c0, out=out)
-        np.take(device_frames, self._in_i0 + 1, axis=1, out=tmp, mode="clip")
-        np.multiply(tmp, self._in_c1, out=tmp)
-        np.add(out, tmp, out=out)
+        k, Fm = device_frames.shape[0], self.grid.model_bins
+        if self.grid.exact:
+            np.multiply(device_frames[:, :Fm], self.grid.model_rate / self.grid.sample_rate, out=out)
+            return
+        W, hop = self.grid.win_length, self.grid.hop
+        if samples is None or samples.ndim != 1 or len(samples) < W + (k - 1) * hop:
+            raise ValueError(f"to_model_bins: needs samples (m >= {W + (k - 1) * hop},) float32 at "
+                             f"{self.grid.sample_rate} Hz, got {None if samples is None else samples.shape}")
+        # Frame t's window: the W samples ending (k - 1 - t) hops before the newest one.
+        start = len(samples) - W - (k - 1) * hop
+        windows = np.lib.stride_tricks.as_strided(samples[start:], shape=(W, k),
+                                                  strides=(samples.strides[0], hop * samples.strides[0]))
+        buf = self._in_buf[:, :k]
+        np.matmul(self._dft, windows, out=buf)
+        np.copyto(out.real, buf[:Fm].T)
+        np.copyto(out.imag, buf[Fm:].T)
 
     # ------------------------------------------------------------------ masks
 
@@ -208,45 +234,51 @@ class FullBandMapper:
         Returns:
             ``(n_masks, 2, n_bins, block_frames)`` float32, a buffer reused by the next call.
         """
+        # numpy runs an operation on strided views through a temporary buffer; every product
+        # here is formed in a contiguous scratch buffer and copied (copies need none).
         out, lo, pure = self._masks, self.n_low, self.n_pure
+        a, blend = self._tmp_a, self._blend
         if self.grid.exact:
-            np.copyto(out[:, :, :lo], masks[:, :, :lo])
+            np.copyto(a, masks[:, :, :lo])
         else:
-            np.take(masks, self._m_i0, axis=2, out=self._tmp_a, mode="clip")
+            np.take(masks, self._m_i0, axis=2, out=a, mode="clip")
             np.take(masks, self._m_i0 + 1, axis=2, out=self._tmp_b, mode="clip")
-            np.multiply(self._tmp_a, self._m_1w, out=self._tmp_a)
+            np.multiply(a, self._m_1w, out=a)
             np.multiply(self._tmp_b, self._m_w, out=self._tmp_b)
-            np.add(self._tmp_a, self._tmp_b, out=out[:, :, :lo])
+            np.add(a, self._tmp_b, out=a)
         self._extension(masks, model_frames)
-        np.multiply(out[:, :, pure:lo], self._blend_1u, out=out[:, :, pure:lo])
+        np.multiply(a[:, :, pure:], self._blend_1u, out=blend)
         for c in range(self.n_masks):
             for part in range(2):
                 value = self._ext[c, part]                      # (b,)
                 np.multiply(self._blend_u, value, out=self._blend_tmp)
-                np.add(out[c, part, pure:lo], self._blend_tmp, out=out[c, part, pure:lo])
+                np.add(blend[c, part], self._blend_tmp, out=blend[c, part])
                 out[c, part, lo:] = value
+        np.copyto(out[:, :, :pure], a[:, :, :pure])
+        np.copyto(out[:, :, pure:lo], blend)
         return out
 
     def _extension(self, masks: np.ndarray, model_frames: np.ndarray) -> None:
         """Per frame, the flat mask above the model's band (``self._ext``)."""
         ref, p, g, tmp = self._ref, self._ref_power, self._ref_gain, self._ref_tmp
-        spec = model_frames[:, ref].T                           # (n_ref, b) view
-        np.multiply(spec.real, spec.real, out=p)
-        np.multiply(spec.imag, spec.imag, out=tmp)
+        np.copyto(p, model_frames[:, ref].real.T)
+        np.copyto(tmp, model_frames[:, ref].imag.T)
+        np.multiply(p, p, out=p)
+        np.multiply(tmp, tmp, out=tmp)
         np.add(p, tmp, out=p)
         p.sum(axis=0, out=self._weight)
         for ear in range(2):
+            c = 0 if self.mode == "side" else min(ear, self.n_masks - 1)
+            np.copyto(g, masks[c, 0, ref])
+            np.copyto(tmp, masks[c, 1, ref])
             if self.mode == "side":  # |1 + D|^2 (left), |1 - D|^2 (right)
-                np.multiply(masks[0, 0, ref], 1.0 if ear == 0 else -1.0, out=g)
+                if ear == 1:
+                    np.negative(g, out=g)
                 np.add(g, 1.0, out=g)
-                np.multiply(g, g, out=g)
-                np.multiply(masks[0, 1, ref], masks[0, 1, ref], out=tmp)
-                np.add(g, tmp, out=g)
-            else:                    # |mask of this ear|^2 (one mask: both ears)
-                c = min(ear, self.n_masks - 1)
-                np.multiply(masks[c, 0, ref], masks[c, 0, ref], out=g)
-                np.multiply(masks[c, 1, ref], masks[c, 1, ref], out=tmp)
-                np.add(g, tmp, out=g)
+            # else: |mask of this ear|^2 (one mask: both ears)
+            np.multiply(g, g, out=g)
+            np.multiply(tmp, tmp, out=tmp)
+            np.add(g, tmp, out=g)
             np.multiply(g, p, out=g)
             g.sum(axis=0, out=self._gain_now[ear])
         alpha, s = self._alpha, self._gain_smooth

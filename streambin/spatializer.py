@@ -251,7 +251,6 @@ class Spatializer:
         self._stft_hop = hop
         self._ctx = np.zeros((T, F), np.complex64)              # ring of the last T frames (model bins), oldest first
         self._ctx_samples = np.zeros(T * hop, np.float32)       # resampling path: raw samples behind those frames
-        self._ctx_energy = np.zeros(T, np.float64)              # full band: band energy of those frames
         self._pending = np.zeros((b, F_stft), np.complex64)     # frames of the block being filled
         self._net_in = np.zeros((1, 2, F, T), np.float32)
         self._ears = np.zeros((2, b, F_stft), np.complex64)
@@ -261,9 +260,18 @@ class Spatializer:
         self._block_in = np.zeros(b * hop, np.float32)       # GPU mode: model-rate samples of a block
         if self.full_band:
             a = self.lookahead_frames
+            # Rings written twice (rows i and i + T), so the last T rows are always one
+            # contiguous slice and nothing is shifted (a shift of overlapping rows would copy
+            # through a temporary every block).
+            self._ctx2 = np.zeros((2 * T, F), np.complex64)
+            self._energy2 = np.zeros(2 * T, np.float64)
+            self._head = 0                                       # next row to write, in [0, T)
             self._dev_ring = np.zeros((a + b, F_stft), np.complex64)  # device frames still to be masked
+            self._model_block = np.zeros((b, F), np.complex64)
             self._power = np.zeros((2, b, F), np.float32)
             self._energy_new = np.zeros(b, np.float32)
+            # Device samples behind the newest frames (for grids read off the samples, 44.1 kHz).
+            self._recent = _SampleRing(self._grid.win_length + b * hop if self._mapper.needs_samples else 0)
             # Band energy -> mean square of the model-rate signal: the window-square sum of the
             # model's STFT (Parseval over overlapping frames), as the resampling path's RMS of
             # the model-rate samples behind the context.
@@ -303,9 +311,12 @@ class Spatializer:
         self._up = StreamResampler(stft_rate, self.sample_rate, 2, self.resample_quality)
         self._ctx[:] = 0
         self._ctx_samples[:] = 0
-        self._ctx_energy[:] = 0
         if self.full_band:
+            self._ctx2[:] = 0
+            self._energy2[:] = 0
+            self._head = 0
             self._dev_ring[:] = 0
+            self._recent.reset()
             self._mapper.reset()
         self._n_pending = 0
         self._hop_fill = 0
@@ -461,6 +472,8 @@ class Spatializer:
                 s = self._ctx_samples
                 s[:-take] = s[take:]
                 s[-take:] = piece
+            else:
+                self._recent.push(piece)
             self._pending[self._n_pending:self._n_pending + k] = self._frame_buf[:k]
             self._n_pending += k
             self._hop_fill = (self._hop_fill + take) % hop
@@ -531,23 +544,31 @@ class Spatializer:
         clock, stage = time.perf_counter, self._stage_s
         t0 = clock()
         b, a, T = self.block_frames, self.lookahead_frames, self.context_frames
-        ctx, energy, ring = self._ctx, self._ctx_energy, self._dev_ring
-        ctx[:-b] = ctx[b:]
-        self._mapper.to_model_bins(self._pending, ctx[-b:])
-        # Band energy of the new frames stands in for the model-rate samples' RMS.
-        p = self._power
-        np.multiply(ctx[-b:].real, ctx[-b:].real, out=p[0])
-        np.multiply(ctx[-b:].imag, ctx[-b:].imag, out=p[1])
+        new, p = self._model_block, self._power
+        self._mapper.to_model_bins(self._pending, new, self._recent.last() if self._recent.size else None)
+        # Band energy of the new frames stands in for the RMS of the model-rate samples.
+        np.multiply(new.real, new.real, out=p[0])
+        np.multiply(new.imag, new.imag, out=p[1])
         np.add(p[0], p[1], out=p[0])
-        energy[:-b] = energy[b:]
         np.dot(p[0], self._bin_weight, out=self._energy_new)
-        energy[-b:] = self._energy_new
-        rms = math.sqrt(max(float(energy.sum()), 0.0) / self._energy_per_mean_square)
+        for i in range(b):
+            row = (self._head + i) % T
+            self._ctx2[row] = self._ctx2[row + T] = new[i]
+            self._energy2[row] = self._energy2[row + T] = self._energy_new[i]
+        self._head = (self._head + b) % T
+        ctx = self._ctx2[self._head:self._head + T]              # last T frames, oldest first
+        energy = float(np.add.reduce(self._energy2[self._head:self._head + T]))
+        rms = math.sqrt(max(energy, 0.0) / self._energy_per_mean_square)
         scale = self.bundle.input_rms / max(rms, self.bundle.rms_floor)
-        np.multiply(ctx.real.T, scale, out=self._net_in[0, 0])
-        np.multiply(ctx.imag.T, scale, out=self._net_in[0, 1])
-        ring[:-b] = ring[b:]
-        ring[-b:] = self._pending
+        # Copy, then scale in place: a product formed from the strided view would go through
+        # a temporary buffer.
+        np.copyto(self._net_in[0, 0], ctx.real.T)
+        np.copyto(self._net_in[0, 1], ctx.imag.T)
+        np.multiply(self._net_in, scale, out=self._net_in)
+        ring = self._dev_ring
+        for i in range(a):                                       # row by row: no overlapping copy
+            ring[i] = ring[i + b]
+        ring[a:] = self._pending
         t1 = clock()
         masks = self.backend.audio(self._net_in, self.visual.current[None])[0]  # (n_masks, 2, F, T)
         t2 = clock()
@@ -563,6 +584,39 @@ class Spatializer:
         stage["mask_istft"] += t3 - t2
         self._counters["blocks"] += 1
         self._block_ms.append((t3 - t0) * 1e3)
+
+
+class _SampleRing:
+    """The last ``size`` float32 samples as one contiguous view, without shifting: every sample
+    is stored twice (slots i and i + size), so the newest ``size`` always sit side by side."""
+
+    def __init__(self, size: int):
+        self.size = int(size)
+        self._buf = np.zeros(2 * self.size, np.float32)
+        self._head = 0
+
+    def reset(self) -> None:
+        self._buf[:] = 0
+        self._head = 0
+
+    def push(self, x: np.ndarray) -> None:
+        M, n = self.size, len(x)
+        if M == 0 or n == 0:
+            return
+        if n > M:
+            x, n = x[n - M:], M
+        first = min(n, M - self._head)
+        h = self._head
+        self._buf[h:h + first] = x[:first]
+        self._buf[h + M:h + M + first] = x[:first]
+        if n > first:
+            self._buf[:n - first] = x[first:]
+            self._buf[M:M + n - first] = x[first:]
+        self._head = (h + n) % M
+
+    def last(self) -> np.ndarray:
+        """``(size,)`` float32 view, oldest first, valid until the next push."""
+        return self._buf[self._head:self._head + self.size]
 
 
 class _SampleFifo:
