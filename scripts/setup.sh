@@ -3,7 +3,8 @@
 #   1. Debian packages: KissFFT headers (native extension), libmysofa1 (the MIT KEMAR HRIRs
 #      the scene generator and its tests use), PortAudio (live demo), pkg-config.
 #      With --with-assets also the large real-sound/photo packages the training-data
-#      generator reads (tuxpaint-stamps-default, fluid-soundfont-gm).
+#      generator reads (tux paint stamps and templates, a SoundFont, wallpaper photographs,
+#      espeak-ng; see streambin/train/sim/assets.py).
 #   2. A virtual environment in .venv with torch==2.13.0 installed FIRST and explicitly
 #      (a looser requirement would pull several GB of CUDA wheels), then streambin itself
 #      (editable, building streambin._C) with its train/demo/dev extras.
@@ -21,7 +22,13 @@ for arg in "$@"; do
 done
 
 debs=(libkissfft-dev libmysofa1 libportaudio2 pkg-config)
-if [ "$WITH_ASSETS" = 1 ]; then debs+=(tuxpaint-stamps-default fluid-soundfont-gm); fi
+if [ "$WITH_ASSETS" = 1 ]; then
+  # Photo cut-outs with their sounds, instrument samples, background photographs (wallpaper
+  # collections and Tux Paint's photo templates) and a speech synthesiser for talkers.
+  debs+=(tuxpaint-stamps-default tuxpaint-data fluid-soundfont-gm espeak-ng
+         gnome-backgrounds mate-backgrounds plasma-workspace-wallpapers ukui-wallpapers
+         lomiri-wallpapers lomiri-wallpapers-20.04 sway-backgrounds)
+fi
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

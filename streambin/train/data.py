@@ -215,7 +215,8 @@ class _BinauralBase(Dataset):
             raise ValueError(f"clip {self.clips[i]!r}: with_positions needs the sidecar's source boxes")
         width = float(m.get("frame_width", 448))
         xs = np.full(MAX_SOURCES, -1.0, np.float32)
-        for j, src in enumerate(m["sources"][:MAX_SOURCES]):
+        sounding = [src for src in m["sources"] if not src.get("silent", False)]  # distractors are not sources
+        for j, src in enumerate(sounding[:MAX_SOURCES]):
             x0, _, x1, _ = src["bbox"][min(k - 1, len(src["bbox"]) - 1)]
             x = min(max((x0 + x1) / 2.0 / width, 0.0), 1.0)
             xs[j] = 1.0 - x if flipped else x
@@ -346,3 +347,114 @@ class FairPlayDataset(_BinauralBase):
 
     def _frame_path(self, i, k):
         return self._frames_dir(i) / f"{k:06d}.png"
+
+
+class OnlineSimDataset(Dataset):
+    """Training items rendered on the fly from the scene generator: no files, every item a new
+    scene, so a run can see millions of distinct scenes.
+
+    Items are the ``mode="train"`` items of the file-based datasets (see the module docstring):
+    ``{"audio": (2, crop_samples) float32, "frame": (H, W, 3) uint8, "clip": str,
+    "flipped": bool}`` plus ``"source_x"`` with ``with_positions=True`` (the SOUNDING sources'
+    box centres only: silent distractors are not sources). The scene is rendered for
+    ``crop_samples`` (plus 0.1 s) with one frame, shown at the crop's centre.
+
+    Determinism: item ``i`` of epoch ``e`` is drawn from ``default_rng([seed, e, i])``: the same
+    scene, crop, jitter and flip for any number of DataLoader workers.
+
+    Args:
+        length: items per epoch.
+        pool: asset pool ("train" for training; "ood" only for measurements).
+        options: :class:`streambin.train.sim.scene.SceneOptions` (default: all variation on).
+        room_prob, moving_prob, max_sources, instrument_prob: as the offline generator's.
+        paths: :class:`streambin.train.sim.assets.AssetPaths` (default: the Debian locations).
+        visual_size, crop_samples, flip_prob, rms, with_positions: as the file-based datasets'.
+    """
+
+    def __init__(self, length: int, pool: str = "train", seed: int = 0, visual_size=(224, 448),
+                 crop_samples: int = 10080, flip_prob: float = 0.0, rms: float = 0.1,
+                 room_prob: float = 0.5, moving_prob: float = 0.3, max_sources: int = 3,
+                 instrument_prob: float = 0.3, options=None, paths=None, with_positions: bool = False):
+        from .sim.pools import check_pool
+
+        if length < 1:
+            raise ValueError(f"length must be >= 1, got {length}")
+        if len(tuple(visual_size)) != 2 or min(visual_size) < 1:
+            raise ValueError(f"visual_size must be (H, W) positive ints, got {visual_size}")
+        if crop_samples < 160:
+            raise ValueError(f"crop_samples must be >= 160, got {crop_samples}")
+        for name, p in (("flip_prob", flip_prob), ("room_prob", room_prob), ("moving_prob", moving_prob)):
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {p}")
+        if rms <= 0:
+            raise ValueError(f"rms must be > 0, got {rms}")
+        self.length, self.pool, self.seed = int(length), check_pool(pool), seed
+        self.visual_size = (int(visual_size[0]), int(visual_size[1]))
+        self.crop_samples, self.flip_prob, self.rms = int(crop_samples), float(flip_prob), float(rms)
+        self.room_prob, self.moving_prob, self.max_sources = room_prob, moving_prob, int(max_sources)
+        self.instrument_prob, self.options, self.paths = instrument_prob, options, paths
+        self.with_positions = bool(with_positions)
+        self.epoch = 0
+        self._lib = None  # built lazily in each worker process
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.length
+
+    @property
+    def library(self):
+        if self._lib is None:
+            from .sim.assets import AssetPaths
+            from .sim.scene import Library
+            self._lib = Library(self.paths or AssetPaths(), MODEL_SAMPLE_RATE, pool=self.pool,
+                                options=self.options)
+        return self._lib
+
+    def render(self, i: int, epoch: int | None = None):
+        """Scene ``i`` of ``epoch`` (default: the current one): ``(audio (2, n) float32 at 16 kHz,
+        frame (448x224 RGB uint8), scene, bboxes)``; the frame shows the audio's centre."""
+        from .sim.scene import compose_frames, render_audio, sample_scene
+
+        lib = self.library
+        rng = np.random.default_rng([self.seed, self.epoch if epoch is None else epoch, i])
+        seconds = self.crop_samples / MODEL_SAMPLE_RATE + 0.1
+        scene = sample_scene(rng, lib, seconds=seconds, fps=1.0 / seconds,
+                             max_sources=self.max_sources, room_prob=self.room_prob,
+                             moving_prob=self.moving_prob, instrument_prob=self.instrument_prob)
+        audio, _ = render_audio(scene, lib, rng)
+        frames, bboxes = compose_frames(scene, lib)
+        return audio, frames[0], scene, bboxes
+
+    def __getitem__(self, i: int) -> dict:
+        if not 0 <= i < self.length:
+            raise IndexError(f"index {i} out of range for {self.length} items")
+        audio, frame, scene, bboxes = self.render(i)
+        rng = np.random.default_rng([self.seed, self.epoch, i, 1])  # augmentation stream
+        n, c = audio.shape[1], self.crop_samples
+        start = (n - c) // 2  # centred on the frame's time
+        crop = audio[:, start:start + c].astype(np.float64)
+        mono_rms = np.sqrt(np.mean(((crop[0] + crop[1]) / 2) ** 2))
+        crop = crop * (self.rms / max(mono_rms, RMS_FLOOR))
+        H, W = self.visual_size
+        frame = cv2.resize(frame, (W, H), interpolation=cv2.INTER_AREA)
+        frame = colour_jitter(frame, rng.uniform(0.7, 1.3), rng.uniform(0.7, 1.3))
+        flipped = bool(rng.random() < self.flip_prob)
+        if flipped:
+            frame, crop = frame[:, ::-1], crop[::-1]
+        item = {"audio": torch.from_numpy(np.ascontiguousarray(crop, dtype=np.float32)),
+                "frame": torch.from_numpy(np.ascontiguousarray(frame)),
+                "clip": f"online-{self.pool}-{self.seed}-{self.epoch}-{i}", "flipped": flipped}
+        if self.with_positions:
+            xs = np.full(MAX_SOURCES, -1.0, np.float32)
+            k = 0
+            for src, bb in zip(scene.sources, bboxes):
+                if src.silent or k >= MAX_SOURCES:
+                    continue
+                x0, _, x1, _ = bb[0]
+                x = min(max((x0 + x1) / 2.0 / scene.width, 0.0), 1.0)
+                xs[k] = 1.0 - x if flipped else x
+                k += 1
+            item["source_x"] = torch.from_numpy(xs)
+        return item

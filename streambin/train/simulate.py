@@ -38,6 +38,7 @@ import soundfile as sf
 from .sim import assets as A
 
 SPLIT_NAMES = ("train", "val", "test")
+MIXES = ("random", "validation")
 # Level 3 + RLE strategy: ~11 ms per 448x224 frame here and slightly smaller than default filtering.
 PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 3, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
 _LIB = None  # per-process asset library, loaded once by _init_worker
@@ -58,9 +59,11 @@ def split_of(index: int, seed: int) -> str:
 
 
 def write_splits(out: Path, seed: int) -> dict:
-    """Write ``splits/{train,val,test}.txt`` for every clip whose sidecar exists.
+    """Write ``splits/{train,val,test}.txt`` for every clip whose sidecar exists, and
+    ``splits/all.txt`` listing every clip (what an evaluation-only set, e.g. an OOD validation
+    set, is scored on).
 
-    Returns ``{split: [clip, ...]}``.
+    Returns ``{split: [clip, ...]}`` for train/val/test.
     """
     out = Path(out)
     clips = sorted(p.stem for p in (out / "meta").glob("*.json"))
@@ -70,7 +73,7 @@ def write_splits(out: Path, seed: int) -> dict:
             continue
         splits[split_of(int(c), seed)].append(c)
     (out / "splits").mkdir(parents=True, exist_ok=True)
-    for s, names in splits.items():
+    for s, names in {**splits, "all": [c for c in clips if c.isdigit()]}.items():
         tmp = out / "splits" / f".{s}.txt.tmp"
         tmp.write_text("".join(n + "\n" for n in names))
         os.replace(tmp, out / "splits" / f"{s}.txt")
@@ -81,8 +84,20 @@ def _r(a, nd=4):
     return [round(float(v), nd) for v in np.asarray(a).reshape(-1)]
 
 
+def scenario_of(index: int, mix: str):
+    """The scenario of clip ``index`` under ``mix``: None (everything random) for "random";
+    for "validation" the scenarios of :data:`streambin.train.sim.scene.SCENARIOS` in turn."""
+    from .sim.scene import SCENARIOS
+
+    if mix == "random":
+        return None
+    if mix == "validation":
+        return SCENARIOS[index % len(SCENARIOS)]
+    raise ValueError(f"mix must be one of {MIXES}, got {mix!r}")
+
+
 def generate_clip(out: Path, index: int, seed: int, lib, seconds: float, max_sources: int,
-                  room_fraction: float, moving_fraction: float) -> str:
+                  room_fraction: float, moving_fraction: float, mix: str = "random") -> str:
     """Generate and write clip ``index``; returns its name. See the module docstring."""
     from .sim.scene import compose_frames, render_audio, sample_scene
 
@@ -90,7 +105,8 @@ def generate_clip(out: Path, index: int, seed: int, lib, seconds: float, max_sou
     name = clip_name(index)
     rng = np.random.default_rng([seed, index])
     scene = sample_scene(rng, lib, seconds=seconds, max_sources=max_sources,
-                         room_prob=room_fraction, moving_prob=moving_fraction)
+                         room_prob=room_fraction, moving_prob=moving_fraction,
+                         scenario=scenario_of(index, mix))
     audio, brirs = render_audio(scene, lib, rng)
     peak = float(np.abs(audio).max())
     target_peak = float(rng.uniform(0.3, 0.9))
@@ -121,34 +137,12 @@ def generate_clip(out: Path, index: int, seed: int, lib, seconds: float, max_sou
         path.write_bytes(buf.tobytes())
         prev_obj, prev_path = fr, path
 
+    meta = scene_sidecar(scene, lib, bboxes, name, index, seed, scale)
     L = max(b.shape[1] for b in brirs)
     brir_arr = np.stack([np.pad(b, ((0, 0), (0, L - b.shape[1]))) for b in brirs]).astype(np.float32)
     (out / "brirs").mkdir(parents=True, exist_ok=True)
     np.save(out / "brirs" / f"{name}.npy", brir_arr)
 
-    room = None
-    if scene.room is not None:
-        from .sim.render import RoomModel
-        room = scene.room.to_json()
-        room["rt60_s"] = round(float(RoomModel(lib.hrirs, scene.room).rt60_s), 4)
-    meta = {
-        "clip": name, "index": index, "seed": seed,
-        "sample_rate": scene.sample_rate, "fps": scene.fps, "seconds": scene.seconds,
-        "n_frames": scene.n_frames, "frame_width": scene.width, "frame_height": scene.height,
-        "frame_times_s": _r(scene.frame_times()),
-        "hfov_deg": 90.0, "audio_format": "PCM_16", "output_scale": round(scale, 8),
-        "background": Path(scene.background).name, "background_crop": list(scene.background_crop),
-        "background_flip": scene.background_flip,
-        "sources": [{
-            "name": s.name, "kind": s.kind, "cutout": Path(s.cutout).name,
-            "moving": s.moving, "gain": round(s.gain, 6), "height_m": round(s.height_m, 4),
-            "azimuth_deg": _r(s.azimuth_deg), "elevation_deg": _r(s.elevation_deg),
-            "distance_m": _r(s.distance_m), "bbox": bboxes[i].tolist(),
-        } for i, s in enumerate(scene.sources)],
-        "room": room,
-        "brir_file": f"brirs/{name}.npy", "brir_sample_rate": scene.sample_rate,
-        "split": split_of(index, seed),
-    }
     (out / "meta").mkdir(parents=True, exist_ok=True)
     tmp = out / "meta" / f".{name}.json.tmp"
     tmp.write_text(json.dumps(meta, indent=1))
@@ -156,21 +150,59 @@ def generate_clip(out: Path, index: int, seed: int, lib, seconds: float, max_sou
     return name
 
 
-def _init_worker(paths: A.AssetPaths):
+def scene_sidecar(scene, lib, bboxes, name: str, index: int, seed: int, scale: float) -> dict:
+    """The sidecar dict of a rendered scene (see docs/dataset.md for every key)."""
+    room = None
+    if scene.room is not None:
+        from .sim.render import RoomModel
+        room = scene.room.to_json()
+        room["rt60_s"] = round(float(RoomModel(lib.head(scene.head), scene.room).rt60_s), 4)
+    head = {"id": scene.head}
+    if scene.head != "base":
+        from .sim.heads import describe_head
+        head.update(describe_head(scene.head))
+    return {
+        "clip": name, "index": index, "seed": seed, "pool": scene.pool,
+        "scene_kind": scene.kind,
+        "sample_rate": scene.sample_rate, "fps": scene.fps, "seconds": scene.seconds,
+        "n_frames": scene.n_frames, "frame_width": scene.width, "frame_height": scene.height,
+        "frame_times_s": _r(scene.frame_times()),
+        "hfov_deg": round(float(scene.hfov_deg), 4), "audio_format": "PCM_16",
+        "output_scale": round(scale, 8),
+        "background": scene.background_id, "background_file": Path(scene.background).name,
+        "background_crop": list(scene.background_crop), "background_flip": scene.background_flip,
+        "photo_pan": scene.photo, "camera": scene.camera, "head": scene.head, "head_info": head,
+        "sources": [{
+            "name": s.name,
+            "kind": "photograph" if (scene.kind == "photograph" and i == 0) else "cutout",
+            "sound_kind": s.kind, "sound": Path(s.sound).name if s.kind == "stamp" else s.sound,
+            "silent": s.silent, "cutout": Path(s.cutout).name,
+            "moving": s.moving, "gain": round(s.gain, 6), "height_m": round(s.height_m, 4),
+            "look": s.look,
+            "azimuth_deg": _r(s.azimuth_deg), "elevation_deg": _r(s.elevation_deg),
+            "distance_m": _r(s.distance_m), "bbox": bboxes[i].tolist(),
+        } for i, s in enumerate(scene.sources)],
+        "room": room,
+        "brir_file": f"brirs/{name}.npy", "brir_sample_rate": scene.sample_rate,
+        "split": split_of(index, seed),
+    }
+
+
+def _init_worker(paths: A.AssetPaths, pool: str = "train", options=None):
     global _LIB
     from .sim.scene import Library
     cv2.setNumThreads(1)  # one clip per process; no oversubscription of the cores
-    _LIB = Library(paths)
+    _LIB = Library(paths, pool=pool, options=options)
 
 
 def _work(args):
     """Generate one clip; returns ``(index, None)`` or ``(index, error text)`` so that one bad
     clip is reported at the end instead of killing a long run (it gets no sidecar, so it is in
     no split)."""
-    out, index, seed, seconds, max_sources, room_fraction, moving_fraction = args
+    out, index, seed, seconds, max_sources, room_fraction, moving_fraction, mix = args
     try:
         generate_clip(Path(out), index, seed, _LIB, seconds, max_sources, room_fraction,
-                      moving_fraction)
+                      moving_fraction, mix)
         return index, None
     except Exception as e:  # noqa: BLE001 - reported with the clip index, run exits non-zero
         import traceback
@@ -180,8 +212,15 @@ def _work(args):
 def generate(out: Path, clips: int, seconds: float, seed: int, rooms: bool, moving: bool,
              max_sources: int = 3, workers: int = 1, paths: A.AssetPaths | None = None,
              room_fraction: float = 0.5, moving_fraction: float = 0.3, start: int = 0,
-             progress: bool = True) -> dict:
-    """Generate clips ``start .. start+clips-1`` into ``out`` and write the split files."""
+             progress: bool = True, pool: str = "train", options=None, mix: str = "random",
+             only_split: str | None = None) -> dict:
+    """Generate clips ``start .. start+clips-1`` into ``out`` and write the split files.
+
+    ``pool`` and ``options`` (:class:`streambin.train.sim.scene.SceneOptions`, default: all
+    variation on) choose the assets and what varies; ``mix`` "validation" gives the clips a fixed
+    rotation of scenarios; ``only_split`` generates only the clips of that split (e.g. to rebuild
+    a set's test clips).
+    """
     from tqdm import tqdm
 
     if clips < 1 or seconds <= 0 or max_sources < 1 or workers < 1:
@@ -191,9 +230,14 @@ def generate(out: Path, clips: int, seconds: float, seed: int, rooms: bool, movi
     paths.check()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if mix not in MIXES:
+        raise ValueError(f"mix must be one of {MIXES}, got {mix!r}")
+    if only_split is not None and only_split not in SPLIT_NAMES:
+        raise ValueError(f"only_split must be None or one of {SPLIT_NAMES}, got {only_split!r}")
+    indices = [i for i in range(start, start + clips) if only_split is None or split_of(i, seed) == only_split]
     jobs = [(str(out), i, seed, seconds, max_sources, room_fraction if rooms else 0.0,
-             moving_fraction if moving else 0.0) for i in range(start, start + clips)]
-    bar = tqdm(total=clips, unit="clip", disable=not progress, mininterval=5.0)
+             moving_fraction if moving else 0.0, mix) for i in indices]
+    bar = tqdm(total=len(jobs), unit="clip", disable=not progress, mininterval=5.0)
     failed = []
 
     def done(k, result):
@@ -206,11 +250,12 @@ def generate(out: Path, clips: int, seconds: float, seed: int, rooms: bool, movi
             write_splits(out, seed)
 
     if workers == 1:
-        _init_worker(paths)
+        _init_worker(paths, pool, options)
         for k, j in enumerate(jobs):
             done(k, _work(j))
     else:
-        with mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(paths,)) as pool:
+        with mp.get_context("spawn").Pool(workers, initializer=_init_worker,
+                                         initargs=(paths, pool, options)) as pool:
             # imap keeps index order, so a partial run is a prefix of the clip list (up to workers).
             for k, result in enumerate(pool.imap(_work, jobs, chunksize=1)):
                 done(k, result)
@@ -222,46 +267,105 @@ def generate(out: Path, clips: int, seconds: float, seed: int, rooms: bool, movi
     return splits
 
 
-def main(argv=None) -> int:
+def options_from_args(a):
+    """SceneOptions from the parsed command line (``--legacy`` = the first sets' generator)."""
+    from .sim.scene import LEGACY_OPTIONS, SceneOptions
+
+    if a.legacy:
+        return LEGACY_OPTIONS
+    return SceneOptions(
+        hfov_range_deg=None if a.fixed_hfov else tuple(a.hfov_range),
+        photograph_share=0.0 if a.no_photographs else a.photograph_share,
+        distractor_share=0.0 if a.no_distractors else a.distractor_share,
+        speech_share=0.0 if a.no_speech else a.speech_share,
+        head_variation=not a.no_head_variation, camera_effects=not a.no_camera_effects,
+        realistic_cutouts=not a.no_realistic_cutouts,
+        procedural_share=0.0 if a.no_procedural else a.procedural_share,
+        many_backgrounds=not a.skimage_backgrounds_only)
+
+
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m streambin.train.simulate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--clips", type=int, default=100)
-    p.add_argument("--seconds", type=float, default=10.0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, type=Path, help="output directory (FAIR-Play-like layout)")
+    p.add_argument("--clips", type=int, default=100, help="number of clip indices to generate")
+    p.add_argument("--seconds", type=float, default=10.0, help="clip length in seconds")
+    p.add_argument("--seed", type=int, default=0, help="clip i is drawn from default_rng([seed, i])")
+    p.add_argument("--pool", choices=("train", "ood", "all"), default="train",
+                   help="asset pool: train (default), ood (held-out backgrounds, objects, voices, "
+                        "heads: evaluation sets), all (no split; only with --legacy)")
+    p.add_argument("--mix", choices=MIXES, default="random",
+                   help="random scenes, or 'validation': clips cycle through single static source, "
+                        "photograph, moving source, two sources, centre source")
+    p.add_argument("--only-split", choices=SPLIT_NAMES, default=None,
+                   help="generate only the clips of this split among the indices")
     p.add_argument("--rooms", action="store_true", help="put a fraction of the clips in rooms")
     p.add_argument("--moving", action="store_true", help="give a fraction of the clips a moving source")
-    p.add_argument("--room-fraction", type=float, default=0.5)
-    p.add_argument("--moving-fraction", type=float, default=0.3)
-    p.add_argument("--max-sources", type=int, default=3)
-    p.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1))
+    p.add_argument("--room-fraction", type=float, default=0.5, help="share of clips in rooms (with --rooms)")
+    p.add_argument("--moving-fraction", type=float, default=0.3,
+                   help="share of clips with a moving source (with --moving)")
+    p.add_argument("--max-sources", type=int, default=3, help="sounding sources per clip: 1..N")
+    p.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1), help="processes")
     p.add_argument("--start", type=int, default=0, help="index of the first clip (to resume)")
     p.add_argument("--splits-only", action="store_true",
                    help="only (re)write the split files for the clips present")
-    p.add_argument("--sofa", type=Path, default=A.DEFAULT_SOFA)
-    p.add_argument("--stamps", type=Path, default=A.DEFAULT_STAMPS)
-    p.add_argument("--sf2", type=Path, default=A.DEFAULT_SF2)
+    p.add_argument("--sofa", type=Path, default=A.DEFAULT_SOFA, help="base HRIR set (SOFA)")
+    p.add_argument("--stamps", type=Path, default=A.DEFAULT_STAMPS, help="tuxpaint stamps directory")
+    p.add_argument("--sf2", type=Path, default=A.DEFAULT_SF2, help="General-MIDI SoundFont")
     p.add_argument("--no-instruments", action="store_true", help="do not use the SoundFont")
-    a = p.parse_args(argv)
+    g = p.add_argument_group("what varies (all on by default)")
+    g.add_argument("--legacy", action="store_true",
+                   help="the first SimBinaural-lite generator: one head, 90 deg, scikit-image "
+                        "backgrounds, no distractors/speech/photographs/camera effects (use --pool all "
+                        "to reproduce those sets byte for byte)")
+    g.add_argument("--hfov-range", type=float, nargs=2, default=(60.0, 100.0), metavar=("LO", "HI"),
+                   help="horizontal field of view drawn per clip, degrees")
+    g.add_argument("--fixed-hfov", action="store_true", help="always 90 degrees")
+    g.add_argument("--photograph-share", type=float, default=0.3, help="share of photograph scenes")
+    g.add_argument("--no-photographs", action="store_true", help="composite scenes only")
+    g.add_argument("--distractor-share", type=float, default=0.5,
+                   help="share of composite scenes with 1-2 silent objects")
+    g.add_argument("--no-distractors", action="store_true", help="no silent objects")
+    g.add_argument("--speech-share", type=float, default=0.2, help="share of sources that talk")
+    g.add_argument("--no-speech", action="store_true", help="no talkers")
+    g.add_argument("--no-head-variation", action="store_true", help="the --sofa head for every clip")
+    g.add_argument("--no-camera-effects", action="store_true", help="perfect camera pictures")
+    g.add_argument("--no-realistic-cutouts", action="store_true",
+                   help="hard-edged cut-outs without shadows, heights 0.5-1 m")
+    g.add_argument("--procedural-share", type=float, default=0.1,
+                   help="share of procedural texture backgrounds (train pool only)")
+    g.add_argument("--no-procedural", action="store_true", help="photographs only")
+    g.add_argument("--skimage-backgrounds-only", action="store_true",
+                   help="only scikit-image's photographs as backgrounds")
+    return p
+
+
+def main(argv=None) -> int:
+    a = build_parser().parse_args(argv)
     if a.splits_only:
         s = write_splits(a.out, a.seed)
         print({k: len(v) for k, v in s.items()})
         return 0
+    if a.pool == "all" and not a.legacy:
+        print("error: --pool all (no train/OOD split) is only for --legacy sets", file=sys.stderr)
+        return 2
     paths = A.AssetPaths(sofa=a.sofa, stamps=a.stamps, sf2=None if a.no_instruments else a.sf2)
     try:
         paths.check()
-    except A.MissingAssetError as e:
+        options = options_from_args(a)
+    except (A.MissingAssetError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     t0 = time.time()
     try:
         s = generate(a.out, a.clips, a.seconds, a.seed, a.rooms, a.moving, a.max_sources,
-                     a.workers, paths, a.room_fraction, a.moving_fraction, a.start)
-    except RuntimeError as e:
+                     a.workers, paths, a.room_fraction, a.moving_fraction, a.start,
+                     pool=a.pool, options=options, mix=a.mix, only_split=a.only_split)
+    except (RuntimeError, A.MissingAssetError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     dt = time.time() - t0
-    print(f"wrote {a.clips} clips to {a.out} in {dt:.1f} s ({a.clips / dt * 60:.1f} clips/min); "
+    print(f"wrote clips to {a.out} in {dt:.1f} s ({a.clips / dt * 60:.1f} clip indices/min); "
           f"splits {({k: len(v) for k, v in s.items()})}")
     return 0
 

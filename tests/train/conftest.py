@@ -138,6 +138,19 @@ def make_tiny_sim(tmp_path_factory, tiny_assets):
     return make
 
 
+@pytest.fixture
+def real_assets():
+    """AssetPaths of the real Debian assets (the test is skipped where they are missing)."""
+    from streambin.train.sim.assets import AssetPaths, MissingAssetError
+
+    paths = AssetPaths()
+    try:
+        paths.check()
+    except MissingAssetError as e:
+        pytest.skip(str(e))
+    return paths
+
+
 @pytest.fixture(scope="session", params=["synthetic", "kemar"])
 def physics_assets(request, tiny_assets):
     """The tiny assets with the synthetic SOFA, and again with the real MIT KEMAR HRIRs
@@ -153,9 +166,11 @@ def physics_assets(request, tiny_assets):
 
 @pytest.fixture(scope="session")
 def tiny_library(tiny_assets):
-    from streambin.train.sim.scene import Library
+    """The first generator's library (no pools, one head, nothing else varies): the physics
+    and geometry tests of the basic scene use it."""
+    from streambin.train.sim.scene import LEGACY_OPTIONS, Library
 
-    return Library(tiny_assets)
+    return Library(tiny_assets, pool="all", options=LEGACY_OPTIONS)
 
 
 @pytest.fixture

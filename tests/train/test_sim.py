@@ -39,7 +39,9 @@ def right_lead_samples(audio: np.ndarray, max_lag: int = 20) -> int:
 
 @pytest.fixture(scope="module")
 def phys_lib(physics_assets):
-    return Library(physics_assets)
+    from streambin.train.sim.scene import LEGACY_OPTIONS
+
+    return Library(physics_assets, pool="all", options=LEGACY_OPTIONS)
 
 
 # ---------------------------------------------------------------- physics
@@ -233,13 +235,16 @@ def test_clip_files_and_sidecar(tmp_path, tiny_assets):
         frames = sorted((tmp_path / "frames" / c).glob("*.png"))
         assert [p.name for p in frames] == [f"{k:06d}.png" for k in range(1, 11)]
         assert cv2.imread(str(frames[0])).shape == (224, 448, 3)
+        sounding = [s for s in m["sources"] if not s["silent"]]
         brirs = np.load(tmp_path / m["brir_file"])
-        assert brirs.dtype == np.float32 and brirs.shape[:2] == (len(m["sources"]), 2)
+        assert brirs.dtype == np.float32 and brirs.shape[:2] == (len(sounding), 2)
+        half_fov = m["hfov_deg"] / 2
+        assert 60.0 <= m["hfov_deg"] <= 100.0
         for s in m["sources"]:
             for k in ("azimuth_deg", "elevation_deg", "distance_m", "bbox"):
                 assert len(s[k]) == 10
-            assert all(-45 < a < 45 for a in s["azimuth_deg"])
-            assert all(1.0 <= d <= 4.0 for d in s["distance_m"])
+            assert all(-half_fov < a < half_fov for a in s["azimuth_deg"])
+            assert all(1.0 <= d <= (5.0 if s["silent"] else 4.0) for d in s["distance_m"])
 
 
 def test_splits_exact_disjoint_and_stable(tmp_path):
@@ -350,16 +355,12 @@ def test_card_figure(tmp_path, tiny_assets):
 
 
 @pytest.mark.assets
-def test_real_assets_smoke(tmp_path):
+def test_real_assets_smoke(tmp_path, real_assets):
     """The generator with the real Debian assets (skipped where they are not installed)."""
-    paths = A.AssetPaths()
-    try:
-        paths.check()
-    except A.MissingAssetError as e:
-        pytest.skip(str(e))
+    paths = real_assets
     S.generate(tmp_path, clips=2, seconds=2.0, seed=0, rooms=True, moving=True, workers=1,
                paths=paths, room_fraction=0.5, moving_fraction=0.5, progress=False)
     for c in ("000000", "000001"):
         m = json.loads((tmp_path / "meta" / f"{c}.json").read_text())
         assert len(list((tmp_path / "frames" / c).glob("*.png"))) == 20
-        assert 1 <= len(m["sources"]) <= 3
+        assert 1 <= len([s for s in m["sources"] if not s["silent"]]) <= 3

@@ -1,6 +1,14 @@
 """Random binaural scenes: sampling, source signals, frame compositing and audio rendering.
 
-Camera (DESIGN.md): pinhole at the listener's head, HFOV 90 degrees, so a direction with our
+What varies between clips is set by :class:`SceneOptions` (everything on by default):
+the camera's horizontal field of view (60-100 degrees), scene kind ("composite": cut-outs on a
+background crop; "photograph": a whole photograph panned so that its subject sits at the
+source's column), silent distractor objects, speech sources (a talker cut-out with an espeak-ng
+or recorded voice), the listener's head, webcam effects, softened cut-outs with shadows, and
+procedural backgrounds. :data:`LEGACY_OPTIONS` with pool ``"all"`` reproduces the first
+SimBinaural-lite sets byte for byte (one head, 90 degrees, scikit-image backgrounds).
+
+Camera (DESIGN.md): pinhole at the listener's head, HFOV 90 degrees by default, so a direction with our
 azimuth ``az`` (positive right) and elevation ``el`` projects to column
 ``u = W/2 + f tan(az)`` and row ``v = H/2 - f tan(el) / cos(az)``, ``f = (W/2) / tan(45 deg)``.
 A cut-out of real height ``h`` metres at distance ``r`` is drawn ``f h / r`` pixels tall,
@@ -18,13 +26,67 @@ import cv2
 import numpy as np
 
 from . import assets as A
+from . import picture as P
+from . import pools
 from .hrtf import HrirSet, load_sofa
 from .render import (RoomModel, RoomSpec, anechoic_brir, binaural_tail, direction_to_offset,
                      render_keyframed)
 from .sf2 import SoundFont
 
 HFOV_DEG = 90.0
-MAX_ABS_AZIMUTH_DEG = 40.0  # keep sources (and most of their cut-out) inside the 45-degree half-FOV
+MAX_ABS_AZIMUTH_DEG = 40.0  # legacy: keep sources (and most of their cut-out) inside the 45-degree half-FOV
+# With a drawn field of view, sources may sit up to this close to the frame edge (their
+# cut-out then partly leaves the frame, as objects at the edge of a webcam picture do).
+EDGE_MARGIN_DEG = 3.0
+SCENARIOS = ("single_static", "photograph", "moving", "two_sources", "centre")
+BASE_HEAD = "base"  # the HRIRs of AssetPaths.sofa, unperturbed
+MAX_BACKGROUND_PX = 1280  # longer side of a loaded background (scikit-image's are all smaller)
+
+
+@dataclass(frozen=True)
+class SceneOptions:
+    """What varies between clips. Every kind of variation is on by default; each has a switch.
+
+    Attributes:
+        hfov_range_deg: (lo, hi) horizontal field of view drawn per clip; None: fixed 90.
+        photograph_share: share of "photograph" scenes (a panned whole photograph, one source).
+        distractor_share: share of composite scenes with 1-2 silent objects.
+        speech_share: share of sources that are a talker with a voice.
+        head_variation: draw the head per clip from the pool's heads (else the base HRIRs).
+        camera_effects: webcam colour/exposure/blur/noise/low resolution/JPEG per clip.
+        realistic_cutouts: feathered edges, colour harmonisation, defocus, contact shadows and
+            realistic object heights.
+        procedural_share: share of procedural texture backgrounds (train pool only).
+        many_backgrounds: the wallpaper/photo packages' photographs (else scikit-image's).
+    """
+
+    hfov_range_deg: tuple | None = (60.0, 100.0)
+    photograph_share: float = 0.3
+    distractor_share: float = 0.5
+    speech_share: float = 0.2
+    head_variation: bool = True
+    camera_effects: bool = True
+    realistic_cutouts: bool = True
+    procedural_share: float = 0.1
+    many_backgrounds: bool = True
+
+    def __post_init__(self):
+        for name in ("photograph_share", "distractor_share", "speech_share", "procedural_share"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {v}")
+        if self.hfov_range_deg is not None:
+            lo, hi = self.hfov_range_deg
+            if not 20.0 <= lo <= hi <= 150.0:
+                raise ValueError(f"hfov_range_deg must be (lo, hi) with 20 <= lo <= hi <= 150, "
+                                 f"got {self.hfov_range_deg}")
+
+    @property
+    def legacy(self) -> bool:
+        return self == LEGACY_OPTIONS
+
+
+LEGACY_OPTIONS = SceneOptions(None, 0.0, 0.0, 0.0, False, False, False, 0.0, False)
 
 
 def focal_px(width: int, hfov_deg: float = HFOV_DEG) -> float:
@@ -47,15 +109,17 @@ class SourceSpec:
     """One sound source of a scene; per-frame arrays have shape ``(n_frames,)``."""
 
     name: str
-    kind: str                 # "stamp" or "instrument"
+    kind: str                 # sound kind: "stamp", "instrument", "speech" or "none" (silent)
     cutout: str               # path of the RGBA cut-out
-    sound: str                # stamp: path of the sound file; instrument: "sf2:<program>"
+    sound: str                # stamp: sound file; instrument: "sf2:<program>"; speech: voice id
     azimuth_deg: np.ndarray
     elevation_deg: np.ndarray
     distance_m: np.ndarray
     height_m: float           # real-world height of the cut-out
     gain: float               # linear gain of the unit-RMS source signal (before 1/r)
     moving: bool
+    silent: bool = False      # a distractor: seen, never heard
+    look: dict | None = None  # soften_cutout / shadow parameters (None: pasted as is)
 
 
 @dataclass
@@ -70,8 +134,20 @@ class SceneSpec:
     background: str
     background_crop: tuple    # (x0, y0, x1, y1) in the background image, before resizing
     background_flip: bool
-    sources: list = field(default_factory=list)
+    sources: list = field(default_factory=list)  # sounding sources first, then silent ones
     room: RoomSpec | None = None
+    pool: str = "all"
+    kind: str = "composite"       # or "photograph"
+    hfov_deg: float = HFOV_DEG
+    head: str = BASE_HEAD
+    background_id: str = ""
+    procedural_seed: int | None = None  # procedural background texture instead of a photograph
+    camera: dict | None = None    # picture.sample_camera parameters (None: a perfect camera)
+    photo: dict | None = None     # photograph scenes: {"crop_h", "y0", "subject_x"} in photo pixels
+
+    @property
+    def sounding(self) -> list:
+        return [s for s in self.sources if not s.silent]
 
     @property
     def n_frames(self) -> int:
@@ -87,23 +163,53 @@ class SceneSpec:
 
 
 class Library:
-    """The loaded assets of one process: HRIRs, stamps, SoundFont, instruments, backgrounds."""
+    """The loaded assets of one process for one pool: HRIRs and heads, stamps, SoundFont,
+    instruments, backgrounds, distractor cut-outs, voices.
 
-    def __init__(self, paths: A.AssetPaths, sample_rate: int = 16000):
+    Args:
+        paths: where the assets live.
+        sample_rate: audio rate of the rendered scenes.
+        pool: "train", "ood" or "all" (see :mod:`streambin.train.sim.pools`).
+        options: the scene options; they decide which asset kinds are looked up at all.
+    """
+
+    def __init__(self, paths: A.AssetPaths, sample_rate: int = 16000, pool: str = "train",
+                 options: "SceneOptions | None" = None):
         paths.check()
-        self.paths = paths
-        self.sample_rate = sample_rate
+        options = options if options is not None else SceneOptions()
+        self.paths, self.sample_rate, self.pool, self.options = paths, sample_rate, pools.check_pool(pool), options
         self.hrirs: HrirSet = load_sofa(paths.sofa, sample_rate)
-        self.stamps = A.audible_stamps(A.find_stamps(paths.stamps))
-        self.backgrounds = A.background_paths(paths.backgrounds)
+        self.stamps = pools.select(A.audible_stamps(A.find_stamps(paths.stamps)), "cutout", pool,
+                                   lambda st: st.name)
+        if paths.backgrounds is not None:
+            bgs = [A.Background(f"custom/{p.stem}", p) for p in A.background_paths(paths.backgrounds)]
+        elif options.many_backgrounds:
+            bgs = A.find_backgrounds(paths.background_dirs)
+        else:  # the first sets' list, in its order
+            bgs = [A.Background(f"skimage/{p.stem}", p) for p in A.background_paths(None)]
+        self.background_assets = pools.select(bgs, "background", pool, lambda b: b.id)
+        self.backgrounds = [b.path for b in self.background_assets]
         self.soundfont = SoundFont(paths.sf2) if paths.sf2 is not None else None
         self.instruments = []  # (name, program, cut-out path) with both preset and cut-out present
         if self.soundfont is not None:
             have = {(b, p) for b, p, _ in self.soundfont.presets()}
             for name, (program, stem) in sorted(paths.instruments.items()):
                 png = paths.stamps / (stem + ".png")
-                if (0, program) in have and png.is_file():
+                in_pool = pool == "all" or pools.pool_of("instrument", name) == pool
+                if (0, program) in have and png.is_file() and in_pool:
                     self.instruments.append((name, program, str(png)))
+        self.cutouts = pools.select(A.find_cutouts(paths.stamps), "cutout", pool, lambda st: st.name) \
+            if options.distractor_share > 0 else []
+        self.voices, self.talkers, self.texts = [], [], []
+        if options.speech_share > 0:
+            self.voices = pools.select(A.find_voices(paths.stamps), "voice", pool, lambda v: v.id)
+            talkers = [st for st in A.find_cutouts(paths.stamps) if st.name in A.TALKER_STAMPS]
+            self.talkers = pools.select(talkers, "cutout", pool, lambda st: st.name)
+            self.texts = A.stamp_texts(paths.stamps)
+        if not self.stamps and not self.instruments:
+            raise A.MissingAssetError(f"no sounding stamp or instrument in pool {pool!r}")
+        if not self.background_assets and not (options.procedural_share > 0 and pool != "ood"):
+            raise A.MissingAssetError(f"no background photograph in pool {pool!r}")
         self._cache: dict = {}
 
     def cutout(self, path: str) -> np.ndarray:
@@ -112,9 +218,37 @@ class Library:
         return self._cache[("cut", path)]
 
     def background(self, path: str) -> np.ndarray:
+        """The photograph at ``path``, its longer side at most :data:`MAX_BACKGROUND_PX` (a
+        frame crop needs no more; wallpapers come at up to 5120 px and decode slowly), cached."""
         if ("bg", path) not in self._cache:
-            self._cache[("bg", path)] = A.load_rgb(path)
+            img = A.load_rgb(path)
+            scale = MAX_BACKGROUND_PX / max(img.shape[:2])
+            if scale < 1.0:
+                img = cv2.resize(img, (int(round(img.shape[1] * scale)), int(round(img.shape[0] * scale))),
+                                 interpolation=cv2.INTER_AREA)
+            self._cache[("bg", path)] = img
         return self._cache[("bg", path)]
+
+    def draw_head(self, rng: np.random.Generator) -> str:
+        """A head id for one clip: :data:`BASE_HEAD` without head variation, else one of the
+        pool's heads (:func:`streambin.train.sim.heads.draw_head`)."""
+        if not self.options.head_variation:
+            return BASE_HEAD
+        from .heads import draw_head
+        return draw_head(rng, self.pool)
+
+    def head(self, head_id: str) -> HrirSet:
+        """The HRIR set of ``head_id`` (:data:`BASE_HEAD`: the SOFA file of ``paths``)."""
+        if head_id == BASE_HEAD:
+            return self.hrirs
+        from .heads import load_head
+        return load_head(head_id, self.sample_rate)
+
+    def voice(self, voice_id: str) -> A.Voice:
+        for v in self.voices:
+            if v.id == voice_id:
+                return v
+        raise ValueError(f"voice {voice_id!r} is not in pool {self.pool!r}")
 
 
 def _ease(n_frames: int, a0: float, a1: float) -> np.ndarray:
@@ -126,23 +260,159 @@ def _ease(n_frames: int, a0: float, a1: float) -> np.ndarray:
 def sample_scene(rng: np.random.Generator, lib: Library, seconds: float = 10.0, fps: float = 10.0,
                  width: int = 448, height: int = 224, max_sources: int = 3,
                  room_prob: float = 0.0, moving_prob: float = 0.0,
-                 instrument_prob: float = 0.3) -> SceneSpec:
+                 instrument_prob: float = 0.3, options: SceneOptions | None = None,
+                 scenario: str | None = None) -> SceneSpec:
     """Draw a random scene.
 
-    Each source: a tuxpaint stamp (its own sound) or, with ``instrument_prob`` when the
-    SoundFont has instruments, a GM instrument with its matching cut-out; azimuth uniform in
-    +-40 degrees (static) or a smooth sweep between two such azimuths at least 15 degrees apart
-    (moving, with ``moving_prob``); elevation uniform in +-5 degrees; distance uniform 1-4 m
-    (constant over the clip); real height 0.5-1.0 m; gain -6..0 dB. With ``room_prob`` a
-    shoebox room (absorption 0.15-0.6) big enough to hold the sources.
+    Each sounding source: a tuxpaint stamp (its own sound), with ``instrument_prob`` (when the
+    SoundFont has instruments) a GM instrument with its matching cut-out, or with the options'
+    ``speech_share`` a talker cut-out with a voice; azimuth uniform inside the field of view
+    (static) or a smooth sweep between two such azimuths at least 15 degrees apart (moving, with
+    ``moving_prob``); elevation uniform in +-5 degrees; distance uniform 1-4 m (constant over the
+    clip); gain -6..0 dB. With ``room_prob`` a shoebox room (absorption 0.15-0.6) big enough to
+    hold the sources. ``options`` (default: everything varies, see :class:`SceneOptions`) and
+    ``scenario`` (one of :data:`SCENARIOS`, for evaluation sets with a fixed mix: one static
+    source, one photographed source, one moving source, two static sources, one source within
+    5 degrees of the centre) choose the rest.
     """
+    options = options if options is not None else lib.options
     if seconds <= 0 or fps <= 0:
         raise ValueError(f"seconds and fps must be > 0, got {seconds}, {fps}")
     if max_sources < 1:
         raise ValueError(f"max_sources must be >= 1, got {max_sources}")
-    if not lib.stamps:
-        raise ValueError("the library has no stamps")
+    if scenario is not None and scenario not in SCENARIOS:
+        raise ValueError(f"scenario must be None or one of {SCENARIOS}, got {scenario!r}")
+    if not lib.stamps and not lib.instruments:
+        raise ValueError("the library has no sounding stamps or instruments")
     n_frames = int(round(seconds * fps))
+    if options.legacy and scenario is None:
+        return _sample_legacy(rng, lib, seconds, fps, width, height, max_sources, room_prob,
+                              moving_prob, instrument_prob, n_frames)
+    # Everything beyond the first sets' draws comes from its own stream, so the first sets'
+    # draw order (above) is untouched by the options.
+    div = np.random.default_rng(rng.integers(2 ** 63))
+    hfov = float(div.uniform(*options.hfov_range_deg)) if options.hfov_range_deg else HFOV_DEG
+    a_max = hfov / 2.0 - EDGE_MARGIN_DEG if options.hfov_range_deg else MAX_ABS_AZIMUTH_DEG
+    if scenario is not None:
+        photograph = scenario == "photograph"
+        n_src = 2 if scenario == "two_sources" else 1
+    else:
+        photograph = bool(div.random() < options.photograph_share)
+        n_src = 1 if photograph else int(rng.integers(1, max_sources + 1))
+    procedural = (lib.pool != "ood" and (not lib.background_assets or div.random() < options.procedural_share)
+                  and options.procedural_share > 0)
+    if procedural:
+        bg_id, bg_path, crop, proc_seed = "procedural", "", (0, 0, width, height), int(div.integers(2 ** 31))
+    else:
+        asset = lib.background_assets[int(div.integers(len(lib.background_assets)))]
+        bg_id, bg_path, proc_seed = asset.id, str(asset.path), None
+        ih, iw = lib.background(bg_path).shape[:2]
+        ch = min(ih, iw * height / width) * div.uniform(0.35, 1.0)  # zoom: 35-100 % of the largest crop
+        cw = ch * width / height
+        x0, y0 = div.uniform(0, iw - cw), div.uniform(0, ih - ch)
+        crop = (int(x0), int(y0), int(x0 + cw), int(y0 + ch))
+    scene = SceneSpec(seconds, lib.sample_rate, fps, width, height, bg_path, crop,
+                      bool(div.random() < 0.5), pool=lib.pool,
+                      kind="photograph" if photograph else "composite", hfov_deg=hfov,
+                      head=lib.draw_head(div),
+                      background_id=bg_id, procedural_seed=proc_seed,
+                      camera=P.sample_camera(div) if options.camera_effects else None)
+    stamp_order = rng.permutation(len(lib.stamps)) if lib.stamps else np.zeros(0, np.int64)
+    if scenario is None:
+        moving_clip = bool(rng.random() < moving_prob)
+    else:
+        moving_clip = scenario == "moving"
+    for s in range(n_src):
+        if lib.voices and lib.talkers and div.random() < options.speech_share:
+            talker = lib.talkers[int(div.integers(len(lib.talkers)))]
+            voice = lib.voices[int(div.integers(len(lib.voices)))]
+            name, kind, cut, snd = talker.name, "speech", str(talker.png), voice.id
+            h_range = (1.5, 1.9)
+        elif lib.instruments and (not lib.stamps or rng.random() < instrument_prob):
+            name, program, png = lib.instruments[int(rng.integers(len(lib.instruments)))]
+            kind, cut, snd = "instrument", png, f"sf2:{program}"
+            h_range = (0.5, 1.3)
+        else:
+            st = lib.stamps[int(stamp_order[s % len(stamp_order)])]
+            name, kind, cut, snd = st.name, "stamp", str(st.png), str(st.ogg)
+            h_range = (0.2, 1.2)
+        moving = bool(moving_clip and (s == 0 or (scenario is None and rng.random() < 0.5)))
+        if scenario == "centre":
+            az = np.full(n_frames, div.uniform(-5.0, 5.0))
+        else:
+            az = _azimuth_track(div, n_frames, moving, a_max)
+        el = np.full(n_frames, div.uniform(-5.0, 5.0))
+        dist = np.full(n_frames, div.uniform(1.0, 4.0))
+        h = float(div.uniform(*h_range)) if options.realistic_cutouts else float(div.uniform(0.5, 1.0))
+        scene.sources.append(SourceSpec(name, kind, cut, snd, az, el, dist, h,
+                                        float(10 ** (div.uniform(-6.0, 0.0) / 20)), moving,
+                                        look=_sample_look(div) if options.realistic_cutouts else None))
+    if photograph:
+        scene.photo = _sample_pan(div, lib, scene)
+    elif lib.cutouts and (scenario in (None, "single_static", "two_sources") and div.random() < options.distractor_share):
+        used = {src.cutout for src in scene.sources}
+        candidates = [c for c in lib.cutouts if str(c.png) not in used]
+        for _ in range(int(div.integers(1, 3))):
+            if not candidates:
+                break
+            c = candidates.pop(int(div.integers(len(candidates))))
+            scene.sources.append(SourceSpec(
+                c.name, "none", str(c.png), "", np.full(n_frames, div.uniform(-a_max, a_max)),
+                np.full(n_frames, div.uniform(-5.0, 5.0)), np.full(n_frames, div.uniform(1.0, 5.0)),
+                float(div.uniform(0.2, 1.2)), 0.0, False, silent=True,
+                look=_sample_look(div) if options.realistic_cutouts else None))
+    if rng.random() < room_prob:
+        scene.room = sample_room(rng, scene.sounding)
+    return scene
+
+
+def _azimuth_track(rng: np.random.Generator, n_frames: int, moving: bool, a_max: float) -> np.ndarray:
+    """``(n_frames,)`` azimuths: constant, uniform in +-a_max, or (moving) a smooth sweep between
+    two such azimuths at least 15 degrees apart."""
+    if not moving:
+        return np.full(n_frames, rng.uniform(-a_max, a_max))
+    a0 = rng.uniform(-a_max, a_max)
+    a1 = a0
+    while abs(a1 - a0) < 15.0:
+        a1 = rng.uniform(-a_max, a_max)
+    return _ease(n_frames, a0, a1)
+
+
+def _sample_look(rng: np.random.Generator) -> dict:
+    """How a cut-out is blended in: feathered edge, colour harmonisation, defocus, shadow."""
+    return {"feather_px": round(float(rng.uniform(0.3, 2.0)), 3),
+            "harmonise": round(float(rng.uniform(0.0, 0.3)), 3),
+            "defocus_px": round(float(rng.uniform(0.4, 1.5)), 3) if rng.random() < 0.2 else 0.0,
+            "shadow": round(float(rng.uniform(0.2, 0.5)), 3) if rng.random() < 0.5 else 0.0}
+
+
+def _sample_pan(rng: np.random.Generator, lib: Library, scene: SceneSpec) -> dict:
+    """Crop geometry of a photograph scene: the crop window (height ``crop_h`` photo pixels, top
+    ``y0``) slides over the photograph so that the subject, fixed at photo column ``subject_x``,
+    lands in each frame at the column of the source's azimuth (a camera pan)."""
+    W, H = scene.width, scene.height
+    if scene.procedural_seed is not None:
+        ih, iw = 2 * H, 4 * W
+    else:
+        ih, iw = lib.background(scene.background).shape[:2]
+    u = azimuth_to_column(scene.sources[0].azimuth_deg, W, scene.hfov_deg) / W  # (n_frames,) fractions
+    ch = min(ih, iw * H / W) * rng.uniform(0.35, 0.8)
+    for _ in range(40):  # shrink the window until the whole pan fits inside the photograph
+        cw = ch * W / H
+        lo, hi = u.max() * cw, iw - cw + u.min() * cw
+        if hi >= lo:
+            break
+        ch *= 0.85
+    else:
+        raise ValueError(f"cannot pan a {iw}x{ih} photograph over azimuths "
+                         f"{scene.sources[0].azimuth_deg.min():.1f}..{scene.sources[0].azimuth_deg.max():.1f}")
+    return {"crop_h": round(float(ch), 3), "y0": round(float(rng.uniform(0, ih - ch)), 3),
+            "subject_x": round(float(rng.uniform(lo, hi)), 3), "photo_size": [int(iw), int(ih)]}
+
+
+def _sample_legacy(rng, lib, seconds, fps, width, height, max_sources, room_prob, moving_prob,
+                   instrument_prob, n_frames) -> SceneSpec:
+    """The first SimBinaural-lite sets' sampler, draw for draw (do not reorder its draws)."""
     bg = lib.backgrounds[int(rng.integers(len(lib.backgrounds)))]
     img = lib.background(str(bg))
     ih, iw = img.shape[:2]
@@ -153,7 +423,8 @@ def sample_scene(rng: np.random.Generator, lib: Library, seconds: float = 10.0, 
     x0 = rng.uniform(0, iw - cw)
     y0 = rng.uniform(0, ih - ch)
     scene = SceneSpec(seconds, lib.sample_rate, fps, width, height, str(bg),
-                      (int(x0), int(y0), int(x0 + cw), int(y0 + ch)), bool(rng.random() < 0.5))
+                      (int(x0), int(y0), int(x0 + cw), int(y0 + ch)), bool(rng.random() < 0.5),
+                      pool=lib.pool, background_id=lib.background_assets[lib.backgrounds.index(bg)].id)
     n_src = int(rng.integers(1, max_sources + 1))
     stamp_order = rng.permutation(len(lib.stamps))
     moving_clip = rng.random() < moving_prob
@@ -166,14 +437,7 @@ def sample_scene(rng: np.random.Generator, lib: Library, seconds: float = 10.0, 
             name, kind, cut, snd = st.name, "stamp", str(st.png), str(st.ogg)
         # In a moving clip the first source always moves, the others with probability 1/2.
         moving = bool(moving_clip and (s == 0 or rng.random() < 0.5))
-        if moving:
-            a0 = rng.uniform(-MAX_ABS_AZIMUTH_DEG, MAX_ABS_AZIMUTH_DEG)
-            a1 = a0
-            while abs(a1 - a0) < 15.0:
-                a1 = rng.uniform(-MAX_ABS_AZIMUTH_DEG, MAX_ABS_AZIMUTH_DEG)
-            az = _ease(n_frames, a0, a1)
-        else:
-            az = np.full(n_frames, rng.uniform(-MAX_ABS_AZIMUTH_DEG, MAX_ABS_AZIMUTH_DEG))
+        az = _azimuth_track(rng, n_frames, moving, MAX_ABS_AZIMUTH_DEG)
         el = np.full(n_frames, rng.uniform(-5.0, 5.0))
         dist = np.full(n_frames, rng.uniform(1.0, 4.0))
         scene.sources.append(SourceSpec(name, kind, cut, snd, az, el, dist,
@@ -239,18 +503,44 @@ def source_signal(rng: np.random.Generator, lib: Library, src: SourceSpec, n: in
                 key = int(rng.choice(scale))
                 x[pos: pos + m] += lib.soundfont.note(zones, key, m / sr, sr) * rng.uniform(0.6, 1.0)
             pos += m
+        if not np.any(x):  # short clips can fall in rests only: then the melody starts at once
+            m = min(int(rng.uniform(0.2, 0.8) * sr), n)
+            x[:m] += lib.soundfont.note(zones, int(rng.choice(scale)), m / sr, sr)
+    elif src.kind == "speech":
+        x = _speech(rng, lib, lib.voice(src.sound), n)
     else:
-        raise ValueError(f"unknown source kind {src.kind!r}")
+        raise ValueError(f"unknown source kind {src.kind!r} (silent distractors have no signal)")
     rms = np.sqrt(np.mean(x.astype(np.float64) ** 2))
     if rms <= 0:
         raise ValueError(f"source {src.name} rendered silent")
     return (x / rms).astype(np.float32)
 
 
-def _place(width: int, height: int, src: SourceSpec, cut_h: int, cut_w: int, j: int):
+def _speech(rng: np.random.Generator, lib: Library, voice: A.Voice, n: int) -> np.ndarray:
+    """``(n,) float32`` of a talker: utterances of ``voice`` separated by 0.1-0.7 s pauses,
+    starting after 0-0.3 s. espeak-ng voices say Tux Paint's stamp descriptions at a random
+    speed and pitch; a recorded voice plays random recordings of its language."""
+    sr = lib.sample_rate
+    pieces = [np.zeros(int(rng.uniform(0.0, 0.3) * sr), np.float32)]
+    total = len(pieces[0])
+    while total < n:
+        if voice.kind == "espeak":
+            text = lib.texts[int(rng.integers(len(lib.texts)))]
+            x = A.synthesize_speech(voice.name, text, sr, speed_wpm=int(rng.integers(130, 190)),
+                                    pitch=int(rng.integers(30, 71)))
+        else:
+            x = A.load_sound(voice.files[int(rng.integers(len(voice.files)))], sr)
+        gap = np.zeros(int(rng.uniform(0.1, 0.7) * sr), np.float32)
+        pieces += [x, gap]
+        total += len(x) + len(gap)
+    return np.concatenate(pieces)[:n]
+
+
+def _place(width: int, height: int, src: SourceSpec, cut_h: int, cut_w: int, j: int,
+           hfov_deg: float = HFOV_DEG):
     """Unclipped integer box ``(x0, y0, x1, y1)`` of the cut-out in frame ``j``."""
     az, el = np.deg2rad(src.azimuth_deg[j]), np.deg2rad(src.elevation_deg[j])
-    f = focal_px(width)
+    f = focal_px(width, hfov_deg)
     u = width / 2.0 + f * np.tan(az)
     v = height / 2.0 - f * np.tan(el) / np.cos(az)
     x0 = int(round(u - cut_w / 2.0))
@@ -258,29 +548,67 @@ def _place(width: int, height: int, src: SourceSpec, cut_h: int, cut_w: int, j: 
     return x0, y0, x0 + cut_w, y0 + cut_h
 
 
+def _background(scene: SceneSpec, lib: Library, j: int) -> np.ndarray:
+    """``(H, W, 3) uint8`` background of frame ``j``: the crop of the photograph (or procedural
+    texture), resized and mirrored as drawn; in a photograph scene the crop window pans."""
+    W, H = scene.width, scene.height
+    if scene.procedural_seed is not None:
+        shape = (2 * H, 4 * W) if scene.photo is not None else (H, W)
+        key = ("proc", scene.procedural_seed, shape)
+        if key not in lib._cache:
+            if len(lib._cache) > 256:  # online generation draws a new texture per item
+                lib._cache.clear()
+            lib._cache[key] = P.procedural_background(np.random.default_rng(scene.procedural_seed), *shape)
+        img = lib._cache[key]
+    else:
+        img = lib.background(scene.background)
+    if scene.photo is None:
+        x0, y0, x1, y1 = scene.background_crop
+        bg = cv2.resize(img[y0:y1, x0:x1], (W, H), interpolation=cv2.INTER_AREA)
+        return np.ascontiguousarray(bg[:, ::-1]) if scene.background_flip else bg
+    if scene.background_flip:  # the photograph itself is mirrored; the pan is drawn on it
+        img = img[:, ::-1]
+    ch = scene.photo["crop_h"]
+    cw = ch * W / H
+    u = float(azimuth_to_column(scene.sources[0].azimuth_deg[j], W, scene.hfov_deg)) / W
+    x0 = scene.photo["subject_x"] - u * cw
+    y0 = scene.photo["y0"]
+    # Sub-pixel crop by an affine warp: the pan is smooth, not in whole photo pixels.
+    m = np.array([[W / cw, 0.0, -x0 * W / cw], [0.0, H / ch, -y0 * H / ch]])
+    if cw > 2 * W:  # shrink first so the warp does not alias
+        s = 2 * W / cw
+        small = cv2.resize(np.ascontiguousarray(img), (max(1, int(img.shape[1] * s)), max(1, int(img.shape[0] * s))),
+                           interpolation=cv2.INTER_AREA)
+        m[:, :2] /= s
+        img = small
+    return cv2.warpAffine(np.ascontiguousarray(img), m, (W, H), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REFLECT)
+
+
 def compose_frames(scene: SceneSpec, lib: Library):
     """Render the frames.
 
     Returns:
         frames: list of ``n_frames`` arrays ``(H, W, 3) uint8`` RGB (the same object repeated
-        when nothing moves), and bboxes: per source a ``(n_frames, 4)`` int array of
-        ``[x0, y0, x1, y1]`` clipped to the frame (x1, y1 exclusive).
+        when nothing moves), and bboxes: per source (silent ones included, in ``scene.sources``
+        order) a ``(n_frames, 4)`` int array of ``[x0, y0, x1, y1]`` clipped to the frame
+        (x1, y1 exclusive).
     """
     W, H = scene.width, scene.height
-    img = lib.background(scene.background)
-    x0, y0, x1, y1 = scene.background_crop
-    bg = cv2.resize(img[y0:y1, x0:x1], (W, H), interpolation=cv2.INTER_AREA)
-    if scene.background_flip:
-        bg = np.ascontiguousarray(bg[:, ::-1])
-    f = focal_px(W)
+    f = focal_px(W, scene.hfov_deg)
+    bg = _background(scene, lib, 0)
+    max_h = int(0.9 * H) if all(s.look is None for s in scene.sources) else int(1.2 * H)
     cuts = []
     for src in scene.sources:
         rgba = lib.cutout(src.cutout)
-        h_px = int(np.clip(round(f * src.height_m / float(src.distance_m[0])), 4, int(0.9 * H)))
+        h_px = int(np.clip(round(f * src.height_m / float(src.distance_m[0])), 4, max_h))
         w_px = max(2, int(round(rgba.shape[1] * h_px / rgba.shape[0])))
         w_px = min(w_px, int(0.6 * W))
         interp = cv2.INTER_AREA if h_px < rgba.shape[0] else cv2.INTER_LINEAR  # AREA only shrinks well
         small = cv2.resize(rgba, (w_px, h_px), interpolation=interp)
+        if src.look is not None:
+            small = P.soften_cutout(small, src.look["feather_px"], src.look["harmonise"],
+                                    src.look["defocus_px"], bg.reshape(-1, 3).mean(axis=0))
         cuts.append(small)
     order = np.argsort([-float(s.distance_m[0]) for s in scene.sources], kind="stable")  # far first
     bboxes = [np.zeros((scene.n_frames, 4), dtype=np.int64) for _ in scene.sources]
@@ -292,19 +620,25 @@ def compose_frames(scene: SceneSpec, lib: Library):
                 bboxes[i][j] = bboxes[i][j - 1]
             frames.append(last)
             continue
-        fr = bg.copy()
+        fr = (_background(scene, lib, j) if scene.photo is not None and j > 0 else bg).copy()
         for i in order:
             cut = cuts[i]
-            bx0, by0, bx1, by1 = _place(W, H, scene.sources[i], cut.shape[0], cut.shape[1], j)
+            bx0, by0, bx1, by1 = _place(W, H, scene.sources[i], cut.shape[0], cut.shape[1], j,
+                                        scene.hfov_deg)
             cx0, cy0, cx1, cy1 = max(bx0, 0), max(by0, 0), min(bx1, W), min(by1, H)
             bboxes[i][j] = (cx0, cy0, max(cx0, cx1), max(cy0, cy1))
             if cx1 <= cx0 or cy1 <= cy0:
                 continue
+            look = scene.sources[i].look
+            if look is not None and look["shadow"] > 0:
+                P.draw_shadow(fr, (bx0, by0, bx1, by1), look["shadow"])
             patch = cut[cy0 - by0: cy1 - by0, cx0 - bx0: cx1 - bx0].astype(np.float32)
             alpha = patch[:, :, 3:4] / 255.0
             roi = fr[cy0:cy1, cx0:cx1].astype(np.float32)
             fr[cy0:cy1, cx0:cx1] = np.clip(alpha * patch[:, :, :3] + (1 - alpha) * roi + 0.5,
                                            0, 255).astype(np.uint8)
+        if scene.camera is not None:
+            fr = P.apply_camera(fr, scene.camera, j)
         frames.append(fr)
         last = fr
     return frames, bboxes
@@ -315,24 +649,25 @@ def render_audio(scene: SceneSpec, lib: Library, rng: np.random.Generator):
 
     Returns:
         audio: ``(2, n_samples) float32`` left/right, not yet peak-normalised;
-        brirs: list (per source) of ``(2, L) float32`` BRIRs of the first frame's position.
+        brirs: list (per sounding source) of ``(2, L) float32`` BRIRs of the first frame's position.
     """
     sr, n = scene.sample_rate, scene.n_samples
-    room = RoomModel(lib.hrirs, scene.room) if scene.room is not None else None
+    hrirs = lib.head(scene.head)
+    room = RoomModel(hrirs, scene.room) if scene.room is not None else None
     key_t = scene.frame_times()
     out = np.zeros((2, n), dtype=np.float64)
     first_brirs = []
-    for src in scene.sources:
+    for src in scene.sounding:  # silent distractors draw nothing: the audio ignores them
         tail = None
         if room is not None:
-            tail = binaural_tail(rng, int(2.2 * sr) + lib.hrirs.n_taps, sr)
+            tail = binaural_tail(rng, int(2.2 * sr) + hrirs.n_taps, sr)
         positions = list(zip(src.azimuth_deg, src.elevation_deg, src.distance_m))
         if not src.moving:
             positions = positions[:1]
 
         def brir_at(a, e, d):
             if room is None:
-                return anechoic_brir(lib.hrirs, a, e, d)
+                return anechoic_brir(hrirs, a, e, d)
             return room.brir(np.asarray(room.head) + direction_to_offset(a, e, d), tail)
 
         brirs = [brir_at(*p) for p in positions]

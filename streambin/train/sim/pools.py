@@ -1,0 +1,62 @@
+"""Asset pools: every asset identity belongs to exactly one of a train pool and an OOD pool.
+
+The out-of-domain (OOD) pool holds backgrounds, cut-outs (objects with their sounds), voices and
+heads that training never sees, so a validation set drawn from it measures whether a model
+learned *where the sounding thing is* rather than the pictures, sounds and head it was shown.
+
+The rule, per asset kind, lives here and only here:
+
+==============  ==============================================  ==================================
+kind            identity                                        pool rule
+==============  ==============================================  ==================================
+background      package-relative image id (one per wallpaper,   hash rule (below), 20 % OOD
+                whatever its resolutions)
+procedural      ``"procedural"`` textures (drawn per clip)      train only (never a test picture)
+cutout          tuxpaint stamp name (its picture AND its        hash rule, 20 % OOD
+                sound: an object is one identity)
+instrument      General-MIDI instrument name (its SoundFont     hash rule, 20 % OOD
+                samples and its cut-out)
+voice           espeak-ng voice+variant, or ``rec:<language>``  hash rule, 20 % OOD
+                for recorded tuxpaint descriptions
+head            see :mod:`streambin.train.sim.heads`            that module's ``head_ids(pool)``
+==============  ==============================================  ==================================
+
+Hash rule: an identity is OOD when the first 8 hex digits of ``sha1("<kind>:<identity>")`` read
+as a fraction of 2^32 fall below :data:`OOD_SHARE`. It depends on nothing but the identity, so
+an asset never changes pool when packages add or drop other assets, and the split is the same
+on every machine. Pool ``"all"`` (no split) exists only to reproduce the first SimBinaural-lite
+sets, which predate the split.
+"""
+from __future__ import annotations
+
+import hashlib
+from typing import Callable, Iterable, TypeVar
+
+POOLS = ("train", "ood")
+POOL_CHOICES = POOLS + ("all",)
+OOD_SHARE = 0.2
+
+T = TypeVar("T")
+
+
+def check_pool(pool: str) -> str:
+    if pool not in POOL_CHOICES:
+        raise ValueError(f"pool must be one of {POOL_CHOICES}, got {pool!r}")
+    return pool
+
+
+def pool_of(kind: str, identity: str) -> str:
+    """``"train"`` or ``"ood"`` for the asset ``identity`` of ``kind`` (hash rule above)."""
+    if not kind or not identity:
+        raise ValueError(f"kind and identity must be non-empty strings, got {kind!r}, {identity!r}")
+    h = int(hashlib.sha1(f"{kind}:{identity}".encode()).hexdigest()[:8], 16)
+    return "ood" if h / 2 ** 32 < OOD_SHARE else "train"
+
+
+def select(items: Iterable[T], kind: str, pool: str, identity: Callable[[T], str]) -> list[T]:
+    """The items of ``pool`` (order kept); ``pool="all"`` keeps every item."""
+    check_pool(pool)
+    items = list(items)
+    if pool == "all":
+        return items
+    return [x for x in items if pool_of(kind, identity(x)) == pool]

@@ -1,0 +1,268 @@
+"""The scene generator's variation: pools, online generation, field of view, distractors,
+photograph pans, camera effects, scenario mixes (tiny generated assets; real ones marked)."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from streambin.train import simulate as S
+from streambin.train.data import OnlineSimDataset
+from streambin.train.sim import assets as A
+from streambin.train.sim import heads, picture, pools
+from streambin.train.sim.scene import (LEGACY_OPTIONS, Library, SceneOptions, column_to_azimuth,
+                                       compose_frames, render_audio, sample_scene)
+
+from .conftest import write_synthetic_sofa
+
+N_STAMPS = 14  # "cat/thing06" falls in the OOD pool, the others in train (pools.pool_of)
+N_BACKGROUNDS = 12  # "custom/bg11" is OOD
+PLAIN = dict(camera_effects=False, realistic_cutouts=False, distractor_share=0.0)
+
+
+def _colour(k: int) -> tuple:
+    """A saturated, distinct RGB colour per stamp (never grey, so it stands out on grey)."""
+    hsv = np.uint8([[[int(180 * k / N_STAMPS), 255, 255]]])
+    return tuple(int(v) for v in cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0])
+
+
+@pytest.fixture(scope="module")
+def diverse_assets(tmp_path_factory):
+    """Stamps with sounds (and recorded descriptions in French, a train voice, and German, an
+    OOD one), silent pictures, two talkers, random-texture backgrounds, a synthetic SOFA."""
+    root = tmp_path_factory.mktemp("diverse")
+    rng = np.random.default_rng(5)
+    stamps = root / "stamps"
+    for k in range(N_STAMPS):
+        d = stamps / "cat"
+        d.mkdir(parents=True, exist_ok=True)
+        img = np.zeros((40, 30, 4), np.uint8)
+        img[:, :, :3] = _colour(k)[::-1]
+        img[:, :, 3] = 255
+        cv2.imwrite(str(d / f"thing{k:02d}.png"), img)
+        noise = (rng.standard_normal(11025) * 0.2).astype(np.float32)
+        sf.write(str(d / f"thing{k:02d}.ogg"), noise, 22050, format="OGG", subtype="VORBIS")
+        for lang in ("fr", "de"):
+            tone = 0.3 * np.sin(2 * np.pi * (200 + 20 * k) * np.arange(8000) / 16000).astype(np.float32)
+            sf.write(str(d / f"thing{k:02d}_desc_{lang}.ogg"), tone, 16000, format="OGG", subtype="VORBIS")
+    for k in range(4):  # pictures without a sound: distractors only
+        img = np.full((30, 30, 4), 255, np.uint8)
+        img[:, :, :3] = (40 * k, 200, 90)
+        cv2.imwrite(str(stamps / "cat" / f"quiet{k}.png"), img)
+    for name in ("people/fireman240a", "people/fireman200b"):  # train / OOD talkers
+        (stamps / name).parent.mkdir(parents=True, exist_ok=True)
+        img = np.full((60, 20, 4), 255, np.uint8)
+        img[:, :, :3] = (250, 250, 250)
+        cv2.imwrite(str(stamps / f"{name}.png"), img)
+    bgs = []
+    for k in range(N_BACKGROUNDS):
+        p = root / f"bg{k:02d}.png"
+        cv2.imwrite(str(p), np.full((300, 700, 3), 100 + 5 * k, np.uint8))
+        bgs.append(p)
+    return A.AssetPaths(sofa=write_synthetic_sofa(root / "synthetic.sofa"), stamps=stamps, sf2=None,
+                        backgrounds=bgs)
+
+
+@pytest.fixture(scope="module")
+def libs(diverse_assets):
+    opts = SceneOptions(head_variation=False)
+    return {p: Library(diverse_assets, pool=p, options=opts) for p in ("train", "ood")}
+
+
+def test_pool_rule_is_stable_and_about_one_fifth():
+    ids = [f"thing{i}" for i in range(2000)]
+    share = np.mean([pools.pool_of("cutout", i) == "ood" for i in ids])
+    assert 0.17 < share < 0.23
+    assert [pools.pool_of("cutout", i) for i in ids[:50]] == [pools.pool_of("cutout", i) for i in ids[:50]]
+    with pytest.raises(ValueError, match="pool must be one of"):
+        pools.select([], "cutout", "test", str)
+
+
+def test_pools_disjoint_for_every_asset_kind(libs):
+    tr, ood = libs["train"], libs["ood"]
+    pairs = {
+        "sounding stamps": ({s.name for s in tr.stamps}, {s.name for s in ood.stamps}),
+        "distractor cut-outs": ({s.name for s in tr.cutouts}, {s.name for s in ood.cutouts}),
+        "backgrounds": ({b.id for b in tr.background_assets}, {b.id for b in ood.background_assets}),
+        "voices": ({v.id for v in tr.voices}, {v.id for v in ood.voices}),
+        "talkers": ({s.name for s in tr.talkers}, {s.name for s in ood.talkers}),
+        "heads": (set(heads.head_ids("train")), set(heads.head_ids("ood"))),
+    }
+    for kind, (a, b) in pairs.items():
+        assert a and b, f"{kind}: both pools must be non-empty in this fixture"
+        assert not (a & b), f"{kind} in both pools: {sorted(a & b)[:5]}"
+    # a cut-out's sound and picture are one identity: an OOD object is OOD as a distractor too
+    assert {s.name for s in ood.stamps} <= {s.name for s in ood.cutouts}
+    assert "rec:de" in {v.id for v in ood.voices} and "rec:fr" in {v.id for v in tr.voices}
+
+
+def test_ood_scenes_use_only_ood_assets(diverse_assets):
+    lib = Library(diverse_assets, pool="ood")  # head variation on: real KEMAR-based heads
+    ood_bg = {b.id for b in lib.background_assets}
+    for i in range(6):
+        scene = sample_scene(np.random.default_rng([3, i]), lib, seconds=0.5, max_sources=2)
+        assert heads.head_pool(scene.head) == "ood"
+        assert scene.background_id in ood_bg  # never "procedural": textures are train-only
+        for s in scene.sources:
+            assert pools.pool_of("cutout", s.name) == "ood"
+
+
+def _find_colour(frame: np.ndarray, rgb) -> float:
+    mask = np.all(np.abs(frame.astype(int) - np.array(rgb)) <= 2, axis=2)
+    assert mask.sum() > 20, "cut-out not found in the frame"
+    xs = np.nonzero(mask)[1]
+    return (xs.min() + xs.max() + 1) / 2.0
+
+
+@pytest.mark.parametrize("scenario", ["single_static", "photograph", "moving"])
+def test_sidecar_fov_and_azimuth_agree_with_the_cutout_column(tmp_path, diverse_assets, scenario):
+    lib = Library(diverse_assets, pool="train", options=SceneOptions(head_variation=False,
+                                                                       speech_share=0.0, **PLAIN))
+    fovs = []
+    mix_index = {"single_static": 0, "photograph": 1, "moving": 2}[scenario]
+    for index in (mix_index, mix_index + 5, mix_index + 10):
+        S.generate_clip(tmp_path, index, 3, lib, seconds=1.0, max_sources=1, room_fraction=0.0,
+                        moving_fraction=0.0, mix="validation")
+        meta = json.loads((tmp_path / "meta" / f"{index:06d}.json").read_text())
+        src = meta["sources"][0]
+        assert src["moving"] == (scenario == "moving")
+        assert src["kind"] == ("photograph" if scenario == "photograph" else "cutout")
+        fovs.append(meta["hfov_deg"])
+        k = int(src["name"][-2:])
+        for j in (0, 5, 9):
+            x0, _, x1, _ = src["bbox"][j]
+            if x0 == 0 or x1 == meta["frame_width"]:
+                continue  # cut by the frame edge: the visible centre is not the source column
+            frame = cv2.cvtColor(cv2.imread(str(tmp_path / "frames" / f"{index:06d}" / f"{j + 1:06d}.png")),
+                                 cv2.COLOR_BGR2RGB)
+            u = _find_colour(frame, _colour(k))
+            az = float(column_to_azimuth(u, meta["frame_width"], meta["hfov_deg"]))
+            assert abs(az - src["azimuth_deg"][j]) < 1.0, (index, j, az, src["azimuth_deg"][j])
+    assert all(60 <= f <= 100 for f in fovs) and max(fovs) - min(fovs) > 1.0
+
+
+def test_distractors_are_silent(libs):
+    lib = libs["train"]
+    for i in range(40):
+        scene = sample_scene(np.random.default_rng([9, i]), lib, seconds=0.5, max_sources=1)
+        if any(s.silent for s in scene.sources):
+            break
+    else:
+        pytest.fail("no scene with a distractor in 40 draws (distractor_share 0.5)")
+    without = replace(scene, sources=[s for s in scene.sources if not s.silent])
+    a, _ = render_audio(scene, lib, np.random.default_rng(7))
+    b, _ = render_audio(without, lib, np.random.default_rng(7))
+    np.testing.assert_array_equal(a, b)
+    fa, boxes = compose_frames(scene, lib)
+    fb, _ = compose_frames(without, lib)
+    assert not np.array_equal(fa[0], fb[0])  # seen ...
+    assert len(boxes) == len(scene.sources)  # ... and boxed in the sidecar
+
+
+def test_photograph_scene_pans_the_whole_picture(diverse_assets):
+    lib = Library(diverse_assets, pool="train", options=SceneOptions(
+        head_variation=False, photograph_share=1.0, speech_share=0.0, procedural_share=1.0, **PLAIN))
+    scene = sample_scene(np.random.default_rng(4), lib, seconds=1.0, moving_prob=1.0)
+    assert scene.kind == "photograph" and scene.sources[0].moving and scene.procedural_seed is not None
+    frames, boxes = compose_frames(scene, lib)
+    # A camera pan moves the background with the subject: far from the subject the pixels change.
+    a, b = frames[0].astype(int), frames[-1].astype(int)
+    strip = slice(0, 20)  # top rows: background only
+    assert np.abs(a[strip] - b[strip]).mean() > 2.0
+    az = scene.sources[0].azimuth_deg
+    cx = (boxes[0][:, 0] + boxes[0][:, 2]) / 2
+    assert np.sign(cx[-1] - cx[0]) == np.sign(az[-1] - az[0])
+
+
+def test_camera_effects_are_reproducible_and_visible():
+    rng = np.random.default_rng(0)
+    img = picture.procedural_background(rng, 64, 128)
+    np.testing.assert_array_equal(img, picture.procedural_background(np.random.default_rng(0), 64, 128))
+    cam = dict(picture.sample_camera(rng), noise=5.0, jpeg_quality=40, downscale=0.5)
+    out = picture.apply_camera(img, cam, 3)
+    assert out.shape == img.shape and out.dtype == np.uint8
+    np.testing.assert_array_equal(out, picture.apply_camera(img, cam, 3))
+    assert not np.array_equal(out, picture.apply_camera(img, cam, 4))  # new sensor noise per frame
+    assert np.abs(out.astype(int) - img).mean() > 1.0
+    with pytest.raises(ValueError, match=r"\(h, w, 4\) uint8"):
+        picture.soften_cutout(img, 1.0, 0.1, 0.0, np.zeros(3))
+
+
+def test_online_items_deterministic_for_any_worker_count(diverse_assets):
+    ds = OnlineSimDataset(6, seed=2, visual_size=(32, 64), crop_samples=3200, flip_prob=0.5,
+                          paths=diverse_assets, with_positions=True)
+    direct = [ds[i] for i in range(3)]
+    again = ds[1]
+    assert torch.equal(direct[1]["audio"], again["audio"]) and torch.equal(direct[1]["frame"], again["frame"])
+    assert not torch.equal(direct[0]["audio"], direct[1]["audio"])
+    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, [0, 1, 2]), batch_size=None,
+                                         num_workers=2)
+    for a, b in zip(direct, loader):
+        assert torch.equal(a["audio"], b["audio"]) and torch.equal(a["frame"], b["frame"])
+    item = direct[0]
+    assert item["audio"].shape == (2, 3200) and item["frame"].shape == (32, 64, 3)
+    mono = item["audio"].mean(dim=0)
+    assert abs(float(mono.pow(2).mean().sqrt()) - 0.1) < 1e-3
+    xs = item["source_x"]
+    assert xs.shape == (3,) and ((xs == -1) | ((xs >= 0) & (xs <= 1))).all() and xs[0] >= 0
+    ds.set_epoch(1)
+    assert not torch.equal(ds[0]["audio"], direct[0]["audio"])
+    with pytest.raises(ValueError, match="length must be >= 1"):
+        OnlineSimDataset(0)
+
+
+def test_validation_mix_and_ood_pool_in_the_sidecar(tmp_path, diverse_assets):
+    S.generate(tmp_path, clips=5, seconds=1.0, seed=8, rooms=False, moving=False, workers=1,
+               paths=diverse_assets, pool="ood", mix="validation", progress=False,
+               options=SceneOptions(head_variation=True))
+    metas = [json.loads((tmp_path / "meta" / f"{i:06d}.json").read_text()) for i in range(5)]
+    assert all(m["pool"] == "ood" for m in metas)
+    assert [m["scene_kind"] for m in metas] == ["composite", "photograph", "composite", "composite", "composite"]
+    sounding = [[s for s in m["sources"] if not s["silent"]] for m in metas]
+    assert [len(s) for s in sounding] == [1, 1, 1, 2, 1]
+    assert sounding[2][0]["moving"] and abs(sounding[4][0]["azimuth_deg"][0]) <= 5.0
+    for m in metas:
+        assert heads.head_pool(m["head"]) == "ood" and m["head_info"]["id"] == m["head"]
+        for key in ("background", "hfov_deg", "camera"):
+            assert key in m
+        for s in m["sources"]:
+            assert {"kind", "silent", "sound_kind"} <= set(s)
+    assert (tmp_path / "splits" / "all.txt").read_text().split() == [f"{i:06d}" for i in range(5)]
+
+
+def test_cli_refuses_pool_all_without_legacy(tmp_path, capsys):
+    assert S.main(["--out", str(tmp_path), "--clips", "1", "--pool", "all"]) == 2
+    assert "only for --legacy" in capsys.readouterr().err
+
+
+@pytest.mark.assets
+def test_legacy_options_reproduce_the_first_sets(tmp_path, real_assets):
+    """``--legacy --pool all`` gives the bytes the first generator wrote (hashes recorded with it)."""
+    S.generate(tmp_path, clips=4, seconds=2.0, seed=0, rooms=True, moving=True, workers=1,
+               paths=real_assets, pool="all", options=LEGACY_OPTIONS, progress=False)
+    digest = lambda p: hashlib.sha256(Path(p).read_bytes()).hexdigest()[:16]
+    assert digest(tmp_path / "binaural_audios" / "000000.wav") == "0d06f62bb2bcd944"
+    assert digest(tmp_path / "binaural_audios" / "000001.wav") == "548932dcf03ca3ac"
+    assert digest(tmp_path / "binaural_audios" / "000002.wav") == "d3fe0d0e1e538ba4"
+
+
+@pytest.mark.assets
+def test_real_assets_diversity(real_assets):
+    """40 default clips from the real packages: many backgrounds, several heads, the field of
+    view varied, distractors present."""
+    lib = Library(real_assets)
+    if len(lib.background_assets) < 60:
+        pytest.skip("wallpaper packages not installed (scripts/setup.sh --with-assets)")
+    scenes = [sample_scene(np.random.default_rng([0, i]), lib, seconds=1.0) for i in range(40)]
+    assert len({s.background_id for s in scenes}) >= 30
+    assert len({s.head for s in scenes}) >= 3
+    assert np.std([s.hfov_deg for s in scenes]) > 5.0
+    assert sum(any(x.silent for x in s.sources) for s in scenes) >= 5
+    assert sum(s.kind == "photograph" for s in scenes) >= 5
