@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up streambin on a fresh Debian/Ubuntu machine, idempotently:
-#   1. Debian packages: KissFFT headers (native extension), libmysofa1 (the MIT KEMAR HRIRs
-#      the scene generator and its tests use), PortAudio (live demo), pkg-config.
+#   1. Debian packages: KissFFT headers (native extension), libmysofa1 and
+#      soundscaperenderer-common (the measured HRIRs the scene generator's heads and their
+#      tests use: MIT KEMAR; TU Berlin KEMAR and FABIAN), PortAudio (live demo), pkg-config.
 #      With --with-assets also the large real-sound/photo packages the training-data
 #      generator reads (tux paint stamps and templates, a SoundFont, wallpaper photographs,
 #      espeak-ng; see streambin/train/sim/assets.py).
@@ -29,15 +30,28 @@ if [ "$WITH_ASSETS" = 1 ]; then
          gnome-backgrounds mate-backgrounds plasma-workspace-wallpapers ukui-wallpapers
          lomiri-wallpapers lomiri-wallpapers-20.04 sway-backgrounds)
 fi
-missing=()
+# Packages wanted for their data only, without what they recommend: the SoundScape Renderer's
+# measured HRIRs (TU Berlin KEMAR and FABIAN heads of streambin/train/sim/heads.py; the
+# renderer itself, which it recommends, would bring JACK).
+debs_norec=(soundscaperenderer-common)
+missing=(); missing_norec=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [ "${#missing[@]}" -gt 0 ]; then
-  echo "setup: installing Debian packages: ${missing[*]}"
+for p in "${debs_norec[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing_norec+=("$p")
+done
+if [ "$(( ${#missing[@]} + ${#missing_norec[@]} ))" -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]} ${missing_norec[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  if [ "${#missing[@]}" -gt 0 ]; then
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  if [ "${#missing_norec[@]}" -gt 0 ]; then
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+      "${missing_norec[@]}" >/dev/null
+  fi
 fi
 
 PYTHON=${PYTHON:-python3}

@@ -6,63 +6,108 @@ and the same id always gives the same HRIRs (parameters are drawn from the id al
 
 Head ids
 --------
-``"kemar"``
-    MIT KEMAR, normal pinna, as measured (Debian ``libmysofa1``,
+``"<base>"``: a measured head as measured (:data:`MEASURED_HEADS`)
+    ``kemar``: MIT KEMAR, normal pinna, 710 directions (Debian ``libmysofa1``,
     ``/usr/share/libmysofa/MIT_KEMAR_normal_pinna.sofa``).
-``"kemar~p<seed>"``
-    KEMAR with seeded interaural-cue perturbations, within the human range:
+    ``kemar_tub``: a KEMAR 45BA measured at TU Berlin (Wierstorf et al. 2011), horizontal plane;
+    ``fabian``: the FABIAN head-and-torso simulator (TU Berlin, Lindau & Weinzierl 2007),
+    horizontal plane, minimum phase plus delay, equalised. Both ship with the SoundScape
+    Renderer (Debian ``soundscaperenderer-common``, ``/usr/share/ssr/impulse_responses/hrirs``);
+    each direction off the horizontal plane takes the measured HRIR of the same lateral angle
+    and side (front/back), which keeps ITD and ILD right for reflections from any elevation but
+    has no elevation cues. They are scaled to KEMAR's frontal level (below).
+``"<base>~p<seed>"``: a measured head with seeded interaural-cue perturbations, within the human range
     ITD scaled by 0.85-1.2 (KEMAR's 0.70 ms at 90 degrees becomes 0.60-0.84 ms), ILD in dB
     scaled by 0.75-1.3 (per frequency, on the cepstrally smoothed ILD so notches are not
     amplified), and a smooth random colouring per ear over log frequency (common to both ears:
     std 2 dB, at most 4 dB; each ear's own: std 0.7 dB, centred over its knots, at most 1.5 dB).
-    All three are applied in one pass as minimum-phase filters and fractional delays, so
-    nothing rings before the onset. Both cue scalings are multiplicative and direction-wise, so
-    where KEMAR's ITD and broadband ILD are monotonic in azimuth the perturbed head's are too.
-    (KEMAR's broadband ILD itself peaks near 70 degrees and falls towards 90, the acoustic
-    bright spot; its ITD rises all the way to 90.)
-``"sphere~s<seed>"``
-    A rigid spherical head (Brown & Duda 1998): per ear the one-pole/one-zero head-shadow
-    filter and the Woodworth/creeping-wave delay, ears offset backwards (ear azimuth 90-100
-    degrees, elevation -10..0), head radius 7.5-9.5 cm; plus a shoulder echo (Brown & Duda's
-    delay formula, gain 0.15-0.35, shadowed for sources below the shoulders) and in 3 heads of
-    4 Brown & Duda's pinna echoes with a seeded pinna size. Directions every 5 degrees of
-    azimuth on rings from -40 to 80 degrees elevation every 10 degrees, and the pole.
-    Scaled so its frontal power gain over 0-8 kHz equals KEMAR's.
+    The ITD change uses the base's own ITD per direction, so the ITD measured the same way
+    (:func:`interaural_cues`) is scaled; the gain filters are minimum phase, so nothing rings
+    before the onset. Both scalings are multiplicative per direction, so where the base's ITD
+    and broadband ILD rise with azimuth the perturbed head's do too (KEMAR's broadband ILD itself
+    peaks near 70 degrees and falls towards 90, the acoustic bright spot; its ITD rises to 90).
+``"sphere~s<seed>"``: a rigid spherical head (Brown & Duda 1998)
+    Per ear the one-pole/one-zero head-shadow filter and the Woodworth/creeping-wave delay,
+    ears offset backwards (ear azimuth 90-100 degrees, elevation -10..0), head radius
+    7.5-9.5 cm; plus a shoulder echo (Brown & Duda's delay formula, gain 0.15-0.35, shadowed
+    for sources below the shoulders) and in 3 heads of 4 Brown & Duda's pinna echoes with a
+    seeded pinna size.
+
+Measured sets from SSR files and spheres come on :func:`direction_grid` (every 5 degrees of
+azimuth on rings from -40 to 80 degrees elevation every 10 degrees, and the pole), KEMAR on its
+own 710 directions. Every head but MIT KEMAR is scaled so that its frontal power gain, mean
+``|H(f)|^2`` over 0-8 kHz, equals KEMAR's (:data:`KEMAR_FRONT_POWER_GAIN`).
 
 Pools (disjoint by id; :func:`head_ids`)
 ----------------------------------------
 ========  ===========================================================================
-train     ``kemar``, ``kemar~p0`` .. ``kemar~p999``, ``sphere~s0`` .. ``sphere~s999``
-ood       ``kemar~p1000`` .. ``kemar~p1099``, ``sphere~s1000`` .. ``sphere~s1099``
+train     ``kemar``, ``kemar_tub``; ``kemar~p<s>`` and ``kemar_tub~p<s>`` for s in 0..999;
+          ``sphere~s0`` .. ``sphere~s999``
+ood       ``fabian``; ``kemar~p<s>``, ``kemar_tub~p<s>``, ``fabian~p<s>`` for s in 1000..1099;
+          ``sphere~s1000`` .. ``sphere~s1099``
 ========  ===========================================================================
-Seeds 1100 and above are valid ids in neither pool (for experiments). OOD heads are unseen
-identities drawn from the same parameter distributions as the train heads.
+Ids in neither pool (seeds >= 1100, ``fabian~p<s>`` for s < 1000) are valid for experiments.
+The OOD pool's only head never seen in any form is FABIAN; its other heads are unseen
+identities drawn from the train heads' distributions.
 
-Other measured HRIR sets looked for (none is a new head, so the OOD pool has no further
-measured head): Debian ``libopenal-data`` (``/usr/share/openal/hrtf/default-*.mhr``) is
-OpenAL Soft's default table, built from MIT KEMAR (same 19-ring 1.4 m layout as its
-``MIT_KEMAR.def``); Debian ``pd-earplug`` ships the MIT KEMAR compact set; ``makehrtf``,
-``libmysofa-utils``, ``zita-bls1`` and the PyPI packages ``spaudiopy``, ``sonore``,
-``bayesian-listener``, ``omi-audio``, ``immersive-audio`` and ``pyroomacoustics`` ship no
-HRIRs (they download them on demand, which cannot happen here).
+Other measured HRIR sets looked for, none of them a new head: Debian ``libopenal-data``
+(``/usr/share/openal/hrtf/default-*.mhr``) is OpenAL Soft's default table, built from MIT
+KEMAR (OpenAL Soft's ``MIT_KEMAR.def``; same 19-ring, 1.4 m layout); Debian ``pd-earplug``
+ships the MIT KEMAR compact set; ``makehrtf``, ``libmysofa-utils``, ``libspatialaudio0``,
+``zita-bls1`` and the PyPI packages ``spaudiopy``, ``sonore``, ``bayesian-listener``,
+``omi-audio`` and ``immersive-audio`` ship no HRIRs (some download them, which cannot happen
+here). No KU100 dummy-head set was used (DESIGN.md keeps TH Koeln's KU100 sets out).
 """
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from .assets import DEFAULT_SOFA as KEMAR_SOFA
-from .hrtf import HrirSet, _unit_vectors, direction_grid, interaural_cues, load_sofa
+from .hrtf import HrirSet, _unit_vectors, direction_grid, interaural_cues, load_sofa, load_ssr_wav
+from .render import SPEED_OF_SOUND
 
-SPEED_OF_SOUND = 343.0  # m/s, as in render.py
 
 HEAD_POOLS = ("train", "ood", "all")
-HEAD_ID_FORMS = ('"kemar"', '"kemar~p<seed>"', '"sphere~s<seed>"')
+HEAD_ID_FORMS = ('"<base>"', '"<base>~p<seed>"', '"sphere~s<seed>"')
 TRAIN_SEEDS = range(0, 1000)
 OOD_SEEDS = range(1000, 1100)
+
+SSR_HRIR_DIR = Path("/usr/share/ssr/impulse_responses/hrirs")
+
+
+@dataclass(frozen=True)
+class MeasuredHead:
+    """A measured HRIR set a head id can name: ``path`` read by ``reader`` ("sofa": full
+    sphere; "ssr": horizontal plane, extended to the sphere by lateral angle), its ``pool``
+    and ``source`` (what it is and where it comes from, for the sidecar)."""
+
+    path: Path
+    reader: str
+    pool: str
+    source: str
+
+
+MEASURED_HEADS = {
+    "kemar": MeasuredHead(
+        KEMAR_SOFA, "sofa", "train",
+        "MIT KEMAR, normal pinna (Gardner & Martin 1994), 710 directions; Debian libmysofa1"),
+    "kemar_tub": MeasuredHead(
+        SSR_HRIR_DIR / "hrirs_kemar.wav", "ssr", "train",
+        "KEMAR 45BA measured at TU Berlin (Wierstorf et al. 2011), horizontal plane every "
+        "degree, low frequencies corrected; Debian soundscaperenderer-common"),
+    "fabian": MeasuredHead(
+        SSR_HRIR_DIR / "hrirs_fabian_min_phase_eq.wav", "ssr", "ood",
+        "FABIAN head-and-torso simulator (TU Berlin, Lindau & Weinzierl 2007), horizontal "
+        "plane every degree, minimum phase plus delay, equalised; Debian soundscaperenderer-common"),
+}
+# Separate random streams per perturbed base and for spheres (kemar's value fixes its ids).
+_SALT = {"kemar": 0x4B50, "kemar_tub": 0x4B54, "fabian": 0x4642, "sphere": 0x5350}
+_ID = re.compile(r"^(?:(?P<base>[a-z_]+)(?:~p(?P<pseed>0|[1-9][0-9]*))?|sphere~s(?P<sseed>0|[1-9][0-9]*))$")
 
 # KEMAR's frontal power gain, mean |H(f)|^2 over 0-8 kHz (2.10, i.e. +3.2 dB, both ears):
 # sphere heads are scaled to it so that switching heads does not switch loudness.
@@ -90,21 +135,23 @@ PINNA_D = (1.0, 0.5, 0.5, 0.5, 0.5)
 SPHERE_LENGTH_S = 0.005  # HRIR length: onset 1 ms + delays <= 0.6 ms + echoes <= 1.2 ms + decay
 SPHERE_ONSET_S = 0.001
 
-_ID = re.compile(r"^(kemar|kemar~p(0|[1-9][0-9]*)|sphere~s(0|[1-9][0-9]*))$")
-_SALT = {"kemar~p": 0x4B50, "sphere~s": 0x5350}  # separate random streams per kind
 
 
-def parse_head_id(head_id: str) -> tuple[str, int | None]:
-    """``(kind, seed)`` of a head id: ``("kemar", None)``, ``("kemar~p", seed)`` or
-    ``("sphere~s", seed)``. Raises ValueError naming the accepted forms."""
+def parse_head_id(head_id: str) -> tuple[str, str | None, int | None]:
+    """``(kind, base, seed)`` of a head id: ``("measured", base, None)`` for ``"<base>"``,
+    ``("perturbed", base, seed)`` for ``"<base>~p<seed>"``, ``("sphere", None, seed)`` for
+    ``"sphere~s<seed>"``; ``base`` is one of :data:`MEASURED_HEADS`. Raises ValueError naming
+    the accepted forms."""
     m = _ID.match(head_id) if isinstance(head_id, str) else None
-    if m is None:
-        raise ValueError(f"head id must be one of {', '.join(HEAD_ID_FORMS)} with <seed> a "
-                         f"non-negative integer without leading zeros, got {head_id!r}")
-    if head_id == "kemar":
-        return "kemar", None
-    kind, seed = head_id.split("~")
-    return kind + "~" + seed[0], int(seed[1:])
+    if m is None or (m["base"] is not None and m["base"] not in MEASURED_HEADS):
+        raise ValueError(f"head id must be one of {', '.join(HEAD_ID_FORMS)} with <base> one of "
+                         f"{', '.join(MEASURED_HEADS)} and <seed> a non-negative integer without "
+                         f"leading zeros, got {head_id!r}")
+    if m["sseed"] is not None:
+        return "sphere", None, int(m["sseed"])
+    if m["pseed"] is not None:
+        return "perturbed", m["base"], int(m["pseed"])
+    return "measured", m["base"], None
 
 
 def head_ids(pool: str) -> list[str]:
@@ -113,40 +160,60 @@ def head_ids(pool: str) -> list[str]:
         raise ValueError(f"pool must be one of {HEAD_POOLS}, got {pool!r}")
     if pool == "all":
         return head_ids("train") + head_ids("ood")
-    seeds = TRAIN_SEEDS if pool == "train" else OOD_SEEDS
-    ids = ["kemar"] if pool == "train" else []
-    return ids + [f"kemar~p{s}" for s in seeds] + [f"sphere~s{s}" for s in seeds]
+    return (_measured(pool) + [f"{b}~p{s}" for b in _perturbed_bases(pool) for s in _seeds(pool)]
+            + [f"sphere~s{s}" for s in _seeds(pool)])
+
+
+def _measured(pool: str) -> list[str]:
+    return [b for b, h in MEASURED_HEADS.items() if h.pool == pool]
+
+
+def _perturbed_bases(pool: str) -> list[str]:
+    # OOD perturbations may start from any measured head, train ones only from train heads.
+    return list(MEASURED_HEADS) if pool == "ood" else _measured("train")
+
+
+def _seeds(pool: str) -> range:
+    return OOD_SEEDS if pool == "ood" else TRAIN_SEEDS
 
 
 def head_pool(head_id: str) -> str | None:
-    """``"train"``, ``"ood"``, or ``None`` for a valid id in neither pool (seed >= 1100)."""
-    kind, seed = parse_head_id(head_id)
-    if seed is None or seed in TRAIN_SEEDS:
-        return "train"
-    return "ood" if seed in OOD_SEEDS else None
+    """``"train"``, ``"ood"``, or ``None`` for a valid id in neither pool (e.g. seed >= 1100)."""
+    kind, base, seed = parse_head_id(head_id)
+    if kind == "measured":
+        return MEASURED_HEADS[base].pool
+    for pool in ("train", "ood"):
+        if seed in _seeds(pool) and (kind == "sphere" or base in _perturbed_bases(pool)):
+            return pool
+    return None
 
 
-def draw_head(rng: np.random.Generator, pool: str, kemar_share: float = 0.15,
+def draw_head(rng: np.random.Generator, pool: str, measured_share: float = 0.15,
               sphere_share: float = 0.3) -> str:
-    """A head id of ``pool`` drawn with ``rng``: unperturbed KEMAR with ``kemar_share`` (train
-    and "all" only), a spherical head with ``sphere_share``, a perturbed KEMAR otherwise."""
+    """A head id of ``pool`` drawn with ``rng``: a measured head as measured with
+    ``measured_share``, a spherical head with ``sphere_share``, a perturbed measured head
+    otherwise (base, then seed, uniformly). Pool "all" always gives ``"kemar"`` without drawing
+    (it reproduces the sets made before heads varied)."""
     if pool not in HEAD_POOLS:
         raise ValueError(f"pool must be one of {HEAD_POOLS}, got {pool!r}")
-    if not (0 <= kemar_share and 0 <= sphere_share and kemar_share + sphere_share <= 1):
-        raise ValueError("kemar_share and sphere_share must be >= 0 with a sum <= 1, got "
-                         f"{kemar_share} and {sphere_share}")
-    u = rng.random()
-    seeds = OOD_SEEDS if pool == "ood" else TRAIN_SEEDS
+    if not (0 <= measured_share and 0 <= sphere_share and measured_share + sphere_share <= 1):
+        raise ValueError("measured_share and sphere_share must be >= 0 with a sum <= 1, got "
+                         f"{measured_share} and {sphere_share}")
     if pool == "all":
-        seeds = range(TRAIN_SEEDS.start, OOD_SEEDS.stop)
-    if pool != "ood" and u < kemar_share:
         return "kemar"
-    seed = int(rng.integers(seeds.start, seeds.stop))
-    return f"sphere~s{seed}" if u >= 1.0 - sphere_share else f"kemar~p{seed}"
+    u = rng.random()
+    if u < measured_share:
+        measured = _measured(pool)
+        return measured[int(rng.integers(len(measured)))]
+    seed = int(rng.integers(_seeds(pool).start, _seeds(pool).stop))
+    if u >= 1.0 - sphere_share:
+        return f"sphere~s{seed}"
+    bases = _perturbed_bases(pool)
+    return f"{bases[int(rng.integers(len(bases)))]}~p{seed}"
 
 
-def _perturbation(seed: int) -> dict:
-    rng = np.random.default_rng([_SALT["kemar~p"], seed])
+def _perturbation(base: str, seed: int) -> dict:
+    rng = np.random.default_rng([_SALT[base], seed])
     itd = float(rng.uniform(*ITD_SCALE_RANGE))
     ild = float(rng.uniform(*ILD_SCALE_RANGE))
     n = len(COLOUR_KNOTS_HZ)
@@ -161,7 +228,7 @@ def _perturbation(seed: int) -> dict:
 
 
 def _sphere_params(seed: int) -> dict:
-    rng = np.random.default_rng([_SALT["sphere~s"], seed])
+    rng = np.random.default_rng([_SALT["sphere"], seed])
     radius = rng.uniform(*SPHERE_RADIUS_RANGE_M)
     ear_az = rng.uniform(*SPHERE_EAR_AZIMUTH_RANGE_DEG)
     ear_el = rng.uniform(*SPHERE_EAR_ELEVATION_RANGE_DEG)
@@ -175,20 +242,21 @@ def _sphere_params(seed: int) -> dict:
 
 
 def describe_head(head_id: str) -> dict:
-    """What a head is, for the sidecar: ``{"id", "kind", "pool", ...parameters}``."""
-    kind, seed = parse_head_id(head_id)
-    out = {"id": head_id, "pool": head_pool(head_id)}
-    if kind == "kemar":
-        return {**out, "kind": "kemar", "source": f"MIT KEMAR normal pinna ({KEMAR_SOFA.name}, "
-                                                   "Debian libmysofa1)"}
-    if kind == "kemar~p":
-        return {**out, "kind": "kemar_perturbed", "seed": seed, **_perturbation(seed)}
-    return {**out, "kind": "sphere", "seed": seed, **_sphere_params(seed)}
+    """What a head is, for the sidecar: ``{"id", "kind", "pool", ...}`` with ``"base"`` and
+    ``"source"`` for measured and perturbed heads, and the drawn parameters."""
+    kind, base, seed = parse_head_id(head_id)
+    out = {"id": head_id, "kind": kind, "pool": head_pool(head_id)}
+    if kind == "sphere":
+        return {**out, "seed": seed, **_sphere_params(seed)}
+    out.update(base=base, source=MEASURED_HEADS[base].source)
+    return out if kind == "measured" else {**out, "seed": seed, **_perturbation(base, seed)}
 
 
-def load_head(head_id: str, sample_rate: int, sofa_path: str | Path = KEMAR_SOFA) -> HrirSet:
-    """The HRIRs of ``head_id`` at ``sample_rate`` Hz, from an in-process LRU cache (the 16
-    heads used last, plus KEMAR and what its perturbations share, per sample rate).
+def load_head(head_id: str, sample_rate: int) -> HrirSet:
+    """The HRIRs of ``head_id`` at ``sample_rate`` Hz on a grid that covers the sphere (KEMAR's
+    710 directions, or every 5 degrees of azimuth on rings from -40 to 90 degrees elevation),
+    from an in-process LRU cache (the 16 heads used last, plus the measured sets and what their
+    perturbations share, per sample rate).
 
     Returns:
         :class:`HrirSet` (``hrirs (n_dirs, 2, n_taps) float32``); its arrays are read-only
@@ -196,43 +264,72 @@ def load_head(head_id: str, sample_rate: int, sofa_path: str | Path = KEMAR_SOFA
 
     Raises:
         ValueError: bad id (the message names the forms) or sample rate.
-        FileNotFoundError: KEMAR-based ids without the SOFA file (Debian ``libmysofa1``).
+        FileNotFoundError: a measured head's file is missing (the message names its package).
     """
     parse_head_id(head_id)
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) \
             or not 8000 <= sample_rate <= 192000:
         raise ValueError(f"sample_rate must be an int in [8000, 192000] Hz, got {sample_rate!r}")
-    return _load_head(head_id, int(sample_rate), str(sofa_path))
+    return _load_head(head_id, int(sample_rate))
 
 
 def clear_head_cache() -> None:
-    """Forget every cached head (and the cached KEMAR it was built from)."""
-    for f in (_load_head, _kemar, _kemar_basis):
+    """Forget every cached head (and the cached measured sets they were built from)."""
+    for f in (_load_head, _measured_head, _basis):
         f.cache_clear()
 
 
 @lru_cache(maxsize=16)  # 16 heads: ~16 MB at 16 kHz, ~50 MB at 48 kHz
-def _load_head(head_id: str, sample_rate: int, sofa_path: str) -> HrirSet:
-    kind, seed = parse_head_id(head_id)
-    if kind == "kemar":
-        return _kemar(sample_rate, sofa_path)
-    if kind == "kemar~p":
-        p = _perturbation(seed)
-        knots, left, right = _check_perturbation(p["itd_scale"], p["ild_scale"], p["colour_knots_hz"],
-                                                 p["colour_left_db"], p["colour_right_db"])
-        basis = _kemar_basis(sample_rate, sofa_path)
-        return _read_only(basis.apply(p["itd_scale"], p["ild_scale"], knots, left, right))
-    return _read_only(sphere_hrirs(sample_rate, **_sphere_params(seed)))
+def _load_head(head_id: str, sample_rate: int) -> HrirSet:
+    kind, base, seed = parse_head_id(head_id)
+    if kind == "measured":
+        return _measured_head(base, sample_rate)
+    if kind == "sphere":
+        return _read_only(sphere_hrirs(sample_rate, **_sphere_params(seed)))
+    p = _perturbation(base, seed)
+    knots, left, right = _check_perturbation(p["itd_scale"], p["ild_scale"], p["colour_knots_hz"],
+                                             p["colour_left_db"], p["colour_right_db"])
+    return _read_only(_basis(base, sample_rate).apply(p["itd_scale"], p["ild_scale"], knots, left, right))
 
 
-@lru_cache(maxsize=4)
-def _kemar(sample_rate: int, sofa_path: str) -> HrirSet:
-    return _read_only(load_sofa(sofa_path, sample_rate))
+@lru_cache(maxsize=6)
+def _measured_head(base: str, sample_rate: int) -> HrirSet:
+    head = MEASURED_HEADS[base]
+    if head.reader == "sofa":
+        h = load_sofa(head.path, sample_rate)
+    else:
+        h = _horizontal_to_sphere(load_ssr_wav(head.path, sample_rate))
+        h = HrirSet(h.hrirs * np.float32(np.sqrt(KEMAR_FRONT_POWER_GAIN / _front_power_gain(h))),
+                    h.azimuth_deg, h.elevation_deg, sample_rate)
+    return _read_only(h)
 
 
-@lru_cache(maxsize=4)
-def _kemar_basis(sample_rate: int, sofa_path: str) -> _PerturbationBasis:
-    return _PerturbationBasis(_kemar(sample_rate, sofa_path))
+@lru_cache(maxsize=6)
+def _basis(base: str, sample_rate: int) -> _PerturbationBasis:
+    return _PerturbationBasis(_measured_head(base, sample_rate))
+
+
+def _horizontal_to_sphere(h: HrirSet) -> HrirSet:
+    """A horizontal-plane set ``h`` on :func:`direction_grid`: each direction takes the measured
+    HRIR (nearest measured azimuth) with the same lateral angle on the same side (front or
+    back), so ITD and ILD, which follow the lateral angle (cones of confusion), stay right for
+    reflections from any elevation; elevation's own spectral cues are not there to keep."""
+    az, el = direction_grid()
+    a, e = np.deg2rad(az), np.deg2rad(el)
+    lateral = np.rad2deg(np.arcsin(np.clip(np.sin(a) * np.cos(e), -1.0, 1.0)))
+    front = np.cos(a) * np.cos(e) >= -1e-9
+    az_h = np.where(front, lateral, np.where(lateral >= 0, 180.0 - lateral, -180.0 - lateral))
+    idx = h.nearest(az_h, np.zeros_like(az_h))
+    return HrirSet(h.hrirs[idx], az, el, h.sample_rate)
+
+
+def _front_power_gain(h: HrirSet) -> float:
+    """Mean ``|H(f)|^2`` over 0-8 kHz of the frontal HRIR pair, both ears."""
+    i = int(np.argmin(np.abs(h.azimuth_deg) + np.abs(h.elevation_deg)))
+    n_fft = 4 * h.n_taps
+    spec = np.fft.rfft(h.hrirs[i].astype(np.float64), n_fft, axis=-1)
+    band = np.fft.rfftfreq(n_fft, 1.0 / h.sample_rate) <= 8000.0
+    return float(np.mean(np.abs(spec[:, band]) ** 2))
 
 
 def _read_only(h: HrirSet) -> HrirSet:
@@ -386,9 +483,8 @@ def sphere_hrirs(sample_rate: int, radius_m: float, ear_azimuth_deg: float,
     # Taper the top 10 % of the band so the fractional delays do not ring (band-limited onset).
     taper = np.clip((0.5 * sample_rate - f_hz) / (0.05 * sample_rate), 0.0, 1.0)
     spec *= (np.sin(0.5 * np.pi * taper) ** 2).astype(np.float32)
-    front = spec[np.argmin(np.abs(az) + np.abs(el))]  # (2, f)
-    band = f_hz <= 8000.0
-    spec *= np.float32(np.sqrt(KEMAR_FRONT_POWER_GAIN / np.mean(np.abs(front[:, band]) ** 2)))
-    hrirs = np.fft.irfft(spec, n_fft, axis=-1)[..., :n_taps]
-    return HrirSet(hrirs.astype(np.float32), az, el, int(sample_rate))
+    h = HrirSet(np.fft.irfft(spec, n_fft, axis=-1)[..., :n_taps].astype(np.float32), az, el,
+                int(sample_rate))
+    h.hrirs *= np.float32(np.sqrt(KEMAR_FRONT_POWER_GAIN / _front_power_gain(h)))
+    return h
 

@@ -1,4 +1,5 @@
-"""Measured head-related impulse responses (HRIRs): SOFA reading, resampling, direction lookup.
+"""Measured head-related impulse responses (HRIRs): SOFA and SSR reading, resampling, direction
+lookup, interaural cues.
 
 Convention (DESIGN.md): OUR azimuth is in degrees, 0 straight ahead, **positive to the
 listener's right**, in (-180, 180]; elevation positive up. SOFA ``SimpleFreeFieldHRIR`` files
@@ -199,10 +200,44 @@ def load_sofa(path: str | Path, sample_rate: int = 16000) -> HrirSet:
     rec = np.asarray(s.ReceiverPosition, dtype=np.float64).reshape(2, -1)
     if rec[0, 1] < rec[1, 1]:  # receiver 0 is the right ear in this file: swap to left/right
         ir = ir[:, ::-1]
+    return HrirSet(resample_hrirs(ir, sr_in, sample_rate), wrap_deg(-pos[:, 0]), pos[:, 1],
+                   int(sample_rate))
+
+
+def resample_hrirs(ir: np.ndarray, sr_in: float, sample_rate: int) -> np.ndarray:
+    """``(n_dirs, 2, n_taps)`` impulse responses at ``sr_in`` -> ``(n_dirs, 2, m) float32`` at
+    ``sample_rate`` (soxr HQ), keeping each response's gain."""
+    ir = np.asarray(ir, dtype=np.float64)
     if sr_in != sample_rate:
         n_dirs, _, n_taps = ir.shape
         flat = ir.reshape(n_dirs * 2, n_taps).T  # (n_taps, channels): soxr resamples axis 0
         flat = soxr.resample(flat, sr_in, sample_rate, quality="HQ")
         # An impulse response's gain is the SUM of its taps: keep it across the rate change.
         ir = (flat.T * (sr_in / sample_rate)).reshape(n_dirs, 2, -1)
-    return HrirSet(ir.astype(np.float32), wrap_deg(-pos[:, 0]), pos[:, 1], int(sample_rate))
+    return ir.astype(np.float32)
+
+
+def load_ssr_wav(path: str | Path, sample_rate: int = 16000) -> HrirSet:
+    """Read a horizontal-plane HRIR set in the SoundScape Renderer's WAV layout (Debian
+    ``soundscaperenderer-common``, ``/usr/share/ssr/impulse_responses/hrirs/``) and resample it.
+
+    The layout: 720 channels, one (left, right) pair per degree of azimuth from 0 to 359,
+    counter-clockwise seen from above (positive to the LEFT, as in SOFA; checked from the ITD:
+    at 90 degrees the left ear leads), so ``ours = -ssr``.
+
+    Returns:
+        :class:`HrirSet` with 360 directions at elevation 0.
+    """
+    import soundfile as sf  # imported here: only the generator needs it
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"HRIR file {path} not found (the SoundScape Renderer's HRIRs ship "
+                                "in the Debian package 'soundscaperenderer-common')")
+    x, sr_in = sf.read(str(path), dtype="float64", always_2d=True)  # (n_taps, 720)
+    if x.shape[1] != 720:
+        raise ValueError(f"{path}: expected 720 channels (360 azimuths x 2 ears), got {x.shape[1]}")
+    ir = x.T.reshape(360, 2, -1)
+    ssr_az = np.arange(360.0)
+    return HrirSet(resample_hrirs(ir, sr_in, sample_rate), wrap_deg(-ssr_az), np.zeros(360),
+                   int(sample_rate))
