@@ -36,9 +36,12 @@ Measures (:func:`summarize`):
    overall, with the binomial standard error ``sqrt(p (1 - p) / n)``.
 2. ``mirror_flip_rate``: over lateral single-source clips, the fraction whose output with
    mirrored frames has the opposite, non-zero sign: ``sign(LD(mirrored)) == -sign(LD(pred)) != 0``.
-3. ``ld_ratio_median``: over lateral single-source clips, the median of the SIGNED ratio
-   ``LD(pred) / LD(target)`` (a prediction on the wrong side gives a negative ratio; clips whose
-   target LD is exactly 0 are left out). 1 is the true magnitude.
+3. ``ld_ratio_median``: over lateral single-source clips whose target is clearly lateral,
+   ``|LD(target)| >= MIN_TARGET_LD_DB`` (1 dB, the threshold of
+   :func:`streambin.metrics.direction_accuracy`; a ratio to a near-zero truth, e.g. a bass
+   source in a reverberant room, says nothing), the median of the SIGNED ratio
+   ``LD(pred) / LD(target)`` (a prediction on the wrong side gives a negative ratio). 1 is the
+   true magnitude.
 4. ``grey_bias``: over ALL scored clips (the audio content does not matter for it), the LD of
    the output with grey frames: ``mean |LD|`` (dB, the size of the bias) and the signed mean.
 
@@ -56,6 +59,8 @@ import numpy as np
 MIN_AZIMUTH_DEG = 10.0
 # A source counts as static when its azimuth varies by at most this over the clip.
 STATIC_SPAN_DEG = 0.5
+# The level-difference ratio counts clips whose true level difference is at least this (dB).
+MIN_TARGET_LD_DB = 1.0
 SCENE_KINDS = ("composite", "photograph")  # always reported, even with no clip
 DEFAULT_SCENE_KIND = "composite"  # old sidecars: cut-outs on a background photograph
 _ENERGY_FLOOR = 1e-30
@@ -164,7 +169,7 @@ def summarize(records: Sequence[Mapping]) -> Dict[str, Any]:
         return {"overall": _rate([np.sign(r[key]) == np.sign(r["azimuth_deg"]) for r in lateral]), **by_kind}
 
     flips = [np.sign(r["ld_mirrored_db"]) == -np.sign(r["ld_pred_db"]) != 0 for r in lateral]
-    ratios = [r["ld_pred_db"] / r["ld_target_db"] for r in lateral if r["ld_target_db"] != 0]
+    ratios = [r["ld_pred_db"] / r["ld_target_db"] for r in lateral if abs(r["ld_target_db"]) >= MIN_TARGET_LD_DB]
     grey = np.array([r["ld_grey_db"] for r in records], dtype=np.float64)
     skipped: Dict[str, int] = {}
     for r in records:
@@ -200,7 +205,7 @@ def markdown_table(summary: Mapping, title: str = "Localisation") -> str:
     rows.append(("direction accuracy, all scene kinds", _cell(d["overall"])))
     rows.append(("mirrored frames flip the output's side", _cell(summary["mirror_flip_rate"])))
     ratio = summary["ld_ratio_median"]
-    rows.append(("median predicted / true level difference",
+    rows.append((f"median predicted / true level difference (true beyond ±{MIN_TARGET_LD_DB:g} dB)",
                  f"{ratio:.3f} ({summary['ld_ratio_n']} clips)" if np.isfinite(ratio) else "n/a (0 clips)"))
     if summary["grey_n"]:
         rows.append(("level difference with uniform grey frames, mean absolute",

@@ -167,24 +167,26 @@ def test_clip_record_and_summary_by_hand():
         L.clip_record("c", photo_r, _pair(2.0), _pair(2.0), _pair(0.0), mirrored=_pair(0.0)),
         # two sounding sources: only the grey bias counts; no mirrored output needed
         L.clip_record("d", two, _pair(1.0), _pair(1.0), _pair(2.5)),
+        # composite, right, but the truth is barely lateral (0.5 dB): no ratio (it would be 8)
+        L.clip_record("e", comp_r, _pair(0.5), _pair(4.0), _pair(0.0), mirrored=_pair(-4.0)),
     ]
     assert recs[3]["ld_mirrored_db"] is None and recs[0]["ld_mirrored_db"] == pytest.approx(-2.0)
     s = L.summarize(recs)
     d = s["direction_acc"]
-    assert d["composite"]["n"] == 2 and d["composite"]["rate"] == 0.5
-    assert d["composite"]["sem"] == pytest.approx(np.sqrt(0.25 / 2))
+    assert d["composite"]["n"] == 3 and d["composite"]["rate"] == pytest.approx(2 / 3)
+    assert d["composite"]["sem"] == pytest.approx(np.sqrt(2 / 9 / 3))
     assert d["photograph"]["n"] == 1 and d["photograph"]["rate"] == 1.0
-    assert d["overall"]["n"] == 3 and d["overall"]["rate"] == pytest.approx(2 / 3)
-    assert s["mirror_flip_rate"]["rate"] == pytest.approx(1 / 3)
-    assert s["ld_ratio_median"] == pytest.approx(0.5)  # ratios 0.5, -0.5, 1.0
-    assert s["grey_n"] == 4
-    assert s["grey_bias_abs_db"] == pytest.approx((1.0 + 0.5 + 0.0 + 2.5) / 4)
-    assert s["grey_bias_signed_db"] == pytest.approx((1.0 - 0.5 + 0.0 + 2.5) / 4)
+    assert d["overall"]["n"] == 4 and d["overall"]["rate"] == 0.75
+    assert s["mirror_flip_rate"]["rate"] == 0.5
+    assert s["ld_ratio_median"] == pytest.approx(0.5) and s["ld_ratio_n"] == 3  # 0.5, -0.5, 1.0
+    assert s["grey_n"] == 5
+    assert s["grey_bias_abs_db"] == pytest.approx((1.0 + 0.5 + 0.0 + 2.5 + 0.0) / 5)
+    assert s["grey_bias_signed_db"] == pytest.approx((1.0 - 0.5 + 0.0 + 2.5 + 0.0) / 5)
     assert s["target_direction_acc"]["overall"]["rate"] == 1.0
-    assert s["n_lateral_single"] == 3 and s["skipped"] == {"2 sounding sources": 1}
+    assert s["n_lateral_single"] == 4 and s["skipped"] == {"2 sounding sources": 1}
     table = L.markdown_table(s)
     assert all(line.count("|") == 3 for line in table.splitlines() if line.startswith("|"))  # 2 cells
-    assert "photograph" in table and "0.500 ± 0.354 (2 clips)" in table and "+0.75 dB" in table
+    assert "photograph" in table and "0.667 ± 0.272 (3 clips)" in table and "+0.60 dB" in table
     with pytest.raises(ValueError, match="mirrored"):
         L.clip_record("e", comp_r, _pair(4.0), _pair(2.0), _pair(1.0))
 
