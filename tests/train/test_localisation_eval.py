@@ -467,3 +467,12 @@ def test_evaluate_streaming_without_weights_scores_the_engine_only(tiny_unet, sc
     assert not res["settings"]["offline_reference"] and res["ratio_to_offline"] == {}
     assert set(res["summary"]) == {"mono_mono", "streaming_lookahead_0"} and "localisation" not in res
     assert "| streaming_lookahead_0 |" in ES.markdown(res)
+    out = tmp_path / "s.json"
+    assert ES.main(["--bundle", str(bundle), "--data", str(scenes), "--split", "all", "--lookahead", "0",
+                    "--max-clips", "1", "--sample-rate", "16000", "--no-progress", "--json", str(out)]) == 0
+
+    def no_constants(name):
+        raise AssertionError(f"non-strict JSON constant {name}")
+
+    saved = json.loads(out.read_text(), parse_constant=no_constants)
+    assert saved["settings"]["sample_rate"] == 16000 and "localisation" in saved
