@@ -66,6 +66,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from scipy.fft import next_fast_len
 
 from .assets import DEFAULT_SOFA as KEMAR_SOFA
 from .hrtf import HrirSet, _unit_vectors, direction_grid, interaural_cues, load_sofa, load_ssr_wav
@@ -338,6 +339,16 @@ def _read_only(h: HrirSet) -> HrirSet:
     return h
 
 
+def _cexp(log_mag: np.ndarray | None, phase: np.ndarray) -> np.ndarray:
+    """``exp(log_mag + j phase)`` as complex64 from float32 cos/sin (numpy's complex exp is
+    several times slower, and these are the bulk of building a head)."""
+    out = np.empty(phase.shape, dtype=np.complex64)
+    out.real, out.imag = np.cos(phase), np.sin(phase)
+    if log_mag is not None:
+        out *= np.exp(log_mag)
+    return out
+
+
 def _fold_cepstrum(c: np.ndarray, n_fft: int) -> np.ndarray:
     """Real cepstrum ``(..., n_fft)`` folded onto positive quefrencies: its rfft is the log
     spectrum of the minimum-phase filter with the same magnitude (homomorphic method)."""
@@ -359,7 +370,7 @@ class _PerturbationBasis:
     def __init__(self, base: HrirSet):
         self.base = base
         sr, n_taps = base.sample_rate, base.n_taps
-        self.n_fft = n_fft = 1 << int(np.ceil(np.log2(2 * n_taps)))
+        self.n_fft = n_fft = next_fast_len(2 * n_taps, real=True)
         self.freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
         self.spec = np.fft.rfft(base.hrirs, n_fft, axis=-1).astype(np.complex64)
         mag = np.abs(self.spec)
@@ -380,9 +391,10 @@ class _PerturbationBasis:
     def apply(self, itd_scale: float, ild_scale: float, knots_hz, left_db, right_db) -> HrirSet:
         # Per ear the filter is exp(colour +- (ild_scale - 1)/2 * ild +- j w delta/2): the right
         # ear gets louder and earlier by what the left ear loses, so ITD and ILD scale as asked.
-        half = (0.5 * (ild_scale - 1.0) * self.ild_log
-                + 1j * np.pi * self.freqs * ((itd_scale - 1.0) * self.itd_s)[:, None])
-        e = np.exp(half.astype(np.complex64))  # (d, f)
+        k = np.float32(0.5 * (ild_scale - 1.0))
+        e = _cexp(k * self.ild_log.real, k * self.ild_log.imag
+                  + np.float32(np.pi) * self.freqs.astype(np.float32)
+                  * ((itd_scale - 1.0) * self.itd_s).astype(np.float32)[:, None])  # (d, f)
         colour = np.exp(self.colour_log(knots_hz, np.stack([left_db, right_db]))).astype(np.complex64)
         out = np.empty_like(self.spec)
         np.divide(self.spec[:, 0], e, out=out[:, 0])
@@ -449,7 +461,7 @@ def sphere_hrirs(sample_rate: int, radius_m: float, ear_azimuth_deg: float,
                          f"{shoulder_echo_gain}, {pinna_scale}")
     az, el = direction_grid()
     n_taps = int(round(SPHERE_LENGTH_S * sample_rate))
-    n_fft = 1 << int(np.ceil(np.log2(2 * n_taps)))
+    n_fft = next_fast_len(2 * n_taps, real=True)
     f_hz = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
     w = (2 * np.pi * f_hz).astype(np.float32)  # rad/s, (f,)
     src = _unit_vectors(az, el)  # (d, 3), x forward, y left, z up
@@ -462,14 +474,14 @@ def sphere_hrirs(sample_rate: int, radius_m: float, ear_azimuth_deg: float,
     spec = (1 + 1j * alpha[..., None] * x) / (1 + 1j * x)  # head shadow, (d, 2, f) complex64
     delay = SPHERE_ONSET_S + np.where(theta < np.pi / 2, -a_c * np.cos(theta),
                                       a_c * (theta - np.pi / 2))
-    spec *= np.exp(-1j * (delay.astype(np.float32)[..., None] * w))
+    spec *= _cexp(None, -(delay.astype(np.float32)[..., None] * w))
     # Shoulder echo (Brown & Duda's delay formula in ms, with their azimuth taken as the lateral
     # angle so that front and back match); the torso shadows it for sources below the
     # shoulders (fade out from 0 to -30 degrees elevation).
     lat = np.rad2deg(np.abs(np.arcsin(np.sin(np.deg2rad(az)) * np.cos(np.deg2rad(el)))))
     t_sh = 1.2e-3 * (180 - lat) / 180 * (1 - 0.00004 * ((el - 80) * 180 / (180 + lat)) ** 2)
     g_sh = shoulder_echo_gain * np.clip(1 + el / 30.0, 0.0, 1.0)
-    echoes = 1 + g_sh.astype(np.float32)[:, None] * np.exp(-1j * (t_sh.astype(np.float32)[:, None] * w))
+    echoes = 1 + g_sh.astype(np.float32)[:, None] * _cexp(None, -(t_sh.astype(np.float32)[:, None] * w))
     if pinna_scale is not None:
         # Brown & Duda's pinna events; cos(theta / 2) is even in azimuth, so both ears get the
         # same events (a monaural, front/back and elevation cue) and phi is the elevation.
@@ -477,7 +489,7 @@ def sphere_hrirs(sample_rate: int, radius_m: float, ear_azimuth_deg: float,
         pinna = np.ones_like(echoes)
         for rho, A, B, D in zip(PINNA_RHO, PINNA_A, PINNA_B, PINNA_D):
             tau = pinna_scale * (A * cos_half * np.sin(np.deg2rad(D * (90 - el))) + B) / 44100
-            pinna += np.float32(rho) * np.exp(-1j * (tau.astype(np.float32)[:, None] * w))
+            pinna += np.float32(rho) * _cexp(None, -(tau.astype(np.float32)[:, None] * w))
         echoes *= pinna
     spec *= echoes[:, None]
     # Taper the top 10 % of the band so the fractional delays do not ring (band-limited onset).
