@@ -522,7 +522,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--bundle", help="model bundle directory (e.g. streambin/models/default): "
                                         "streamed through the Spatializer")
     ap.add_argument("--data", required=True, help="data set root directory")
-    ap.add_argument("--split", default="test", help="split name (default: test)")
+    ap.add_argument("--split", nargs="+", default=["test"],
+                    help="split name(s), scored one after the other (default: test; e.g. "
+                         "'train val test' for a whole evaluation set)")
     ap.add_argument("--window-hop", type=float, default=0.1,
                     help="offline protocol: seconds between window starts (default 0.1; 2.5D used 0.05)")
     ap.add_argument("--max-clips", type=int, default=None, help="score only the first N clips")
@@ -559,7 +561,8 @@ def run(args, load_generator: Optional[Callable] = None,
 
     load_generator(path) -> (model, config) and make_dataset(root, split, visual_size) ->
     dataset default to streambin.train.checkpoint.load_generator and
-    streambin.train.data.SimBinauralDataset(root, split, mode="eval", visual_size=...).
+    streambin.train.data.SimBinauralDataset(root, split, mode="eval", visual_size=...); several
+    ``--split`` names are concatenated in the order given.
     Streamed runs load the frames at the model's visual size: the loader and the Spatializer
     resize with the same INTER_AREA, so the engine sees what a full-size frame would give it.
     """
@@ -579,9 +582,16 @@ def run(args, load_generator: Optional[Callable] = None,
     else:
         results = _run_offline(args, load_generator, make_dataset, localisation)
     results["settings"].update(checkpoint=args.checkpoint, bundle=args.bundle, data=args.data,
-                               split=args.split, audio_only_checkpoint=args.audio_only_checkpoint)
+                               split="+".join(args.split), audio_only_checkpoint=args.audio_only_checkpoint)
     write_results(results, args.out, args.markdown)
     return results
+
+
+def _splits(make_dataset, args, visual_size):
+    """The data set of ``args.split`` (one name or a list, concatenated in order)."""
+    names = [args.split] if isinstance(args.split, str) else list(args.split)
+    parts = [make_dataset(args.data, name, visual_size) for name in names]
+    return parts[0] if len(parts) == 1 else torch.utils.data.ConcatDataset(parts)
 
 
 def _run_offline(args, load_generator, make_dataset, localisation):
@@ -598,7 +608,7 @@ def _run_offline(args, load_generator, make_dataset, localisation):
         if tuple(ao_config.model.visual_size) != tuple(config.model.visual_size):
             raise ValueError("the audio-only checkpoint's visual_size differs from the model's")
         audio_only = audio_only.to(device)
-    dataset = make_dataset(args.data, args.split, tuple(config.model.visual_size))
+    dataset = _splits(make_dataset, args, tuple(config.model.visual_size))
     return evaluate_model(model, config, dataset, window_hop_s=args.window_hop,
                           max_clips=args.max_clips, normalize=not args.no_normalize,
                           audio_only_model=audio_only, batch_size=args.batch_size,
@@ -618,7 +628,7 @@ def _run_streamed(args, make_dataset, localisation):
     predictor = StreamedPredictor(args.bundle or args.checkpoint, sample_rate=args.sample_rate,
                                   block_frames=args.block_frames, **kw)
     bundle = predictor.spatializer.bundle
-    dataset = make_dataset(args.data, args.split, tuple(bundle.visual_size))
+    dataset = _splits(make_dataset, args, tuple(bundle.visual_size))
     return evaluate_model(None, SimpleNamespace(audio=bundle), dataset, max_clips=args.max_clips,
                           normalize=not args.no_normalize, progress=not args.no_progress,
                           predict=predictor, localisation=localisation,

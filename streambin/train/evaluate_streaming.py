@@ -122,13 +122,15 @@ def evaluate_streaming(bundle_path, data_root, split: str = "test", lookaheads: 
                        progress: bool = True, sample_rate: int = 48000, localisation: bool = True,
                        backend: str = "onnxruntime") -> Dict:
     """Score the streaming engine at each lookahead, and the offline protocol when the bundle
-    has weights.pt, on the first ``max_clips`` clips of ``split``. ``localisation``: also the
+    has weights.pt, on the first ``max_clips`` clips of ``split`` (a name or a list of names,
+    concatenated in order). ``localisation``: also the
     localisation measures of every condition (extra runs with grey frames on every clip and
     mirrored frames on the lateral single-source clips)."""
     from tqdm import tqdm
 
+    import torch.utils.data
+
     from streambin.bundle import load_bundle
-    from streambin.train import localisation_eval as L
     from streambin.train.data import SimBinauralDataset
     from streambin.train.evaluate import _aggregate, localisation_record, offline_predictor
 
@@ -142,7 +144,9 @@ def evaluate_streaming(bundle_path, data_root, split: str = "test", lookaheads: 
     streamed = {a: StreamedPredictor(bundle.path, sample_rate=sample_rate, lookahead_frames=a,
                                      block_frames=block_frames, backend=backend) for a in lookaheads}
     predictors.update({f"streaming_lookahead_{a}": p for a, p in streamed.items()})
-    data = SimBinauralDataset(data_root, split, mode="eval", visual_size=bundle.visual_size)
+    splits = [split] if isinstance(split, str) else list(split)
+    parts = [SimBinauralDataset(data_root, s, mode="eval", visual_size=bundle.visual_size) for s in splits]
+    data = parts[0] if len(parts) == 1 else torch.utils.data.ConcatDataset(parts)
     n = min(len(data), max_clips)
     if n < 1:
         raise ValueError(f"split {split!r} of {data_root} has no clips")
@@ -173,7 +177,7 @@ def evaluate_streaming(bundle_path, data_root, split: str = "test", lookaheads: 
         ratios = {c: {m: summary[c][m]["mean"] / summary["offline"][m]["mean"] for m in ("stft", "env")}
                   for c in conditions if c.startswith("streaming")}
     ratios_mono = {c: summary[c]["stft"]["mean"] / summary["mono_mono"]["stft"]["mean"] for c in conditions}
-    out = {"settings": {"bundle": str(bundle.path), "split": split, "n_clips": n, "block_frames": block_frames,
+    out = {"settings": {"bundle": str(bundle.path), "split": "+".join(splits), "n_clips": n, "block_frames": block_frames,
                         "lookaheads": list(lookaheads), "normalize": normalize, "chunk_ms": 10,
                         "sample_rate": sample_rate, "backend": backend,
                         "latency_ms": {a: p.spatializer.latency_ms for a, p in streamed.items()},
@@ -215,7 +219,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bundle", required=True)
     p.add_argument("--data", required=True)
-    p.add_argument("--split", default="test")
+    p.add_argument("--split", nargs="+", default=["test"], help="split name(s), concatenated in order")
     p.add_argument("--lookahead", type=int, nargs="+", default=[0, 2, 4, 8])
     p.add_argument("--block-frames", type=int, default=1)
     p.add_argument("--max-clips", type=int, default=40)

@@ -276,6 +276,8 @@ def scenes(tmp_path_factory):
     for clip, spec in CLIPS.items():
         _write_clip(root, clip, *spec, rng)
     (root / "splits" / "all.txt").write_text("\n".join(CLIPS) + "\n")
+    (root / "splits" / "first.txt").write_text("\n".join(list(CLIPS)[:3]) + "\n")
+    (root / "splits" / "rest.txt").write_text("\n".join(list(CLIPS)[3:]) + "\n")
     return root
 
 
@@ -323,6 +325,15 @@ def test_a_model_that_ignores_the_picture_does_not_flip(scenes, one_thread):
     expected = 20 * np.log10(0.7 / 1.3)
     assert s["grey_bias_signed_db"] == pytest.approx(expected, abs=0.01)
     assert s["grey_bias_abs_db"] == pytest.approx(-expected, abs=0.01)
+
+
+def test_cli_scores_several_splits_in_order(scenes, tmp_path, one_thread):
+    args = E.build_parser().parse_args(["--checkpoint", "stand-in.pt", "--data", str(scenes), "--split", "first",
+                                        "rest", "--no-progress", "--device", "cpu"])
+    res = E.run(args, load_generator=lambda path: (SaliencyColumnModel(), CONFIG))
+    assert [c["clip"] for c in res["per_clip"]] == list(CLIPS) and res["settings"]["split"] == "first+rest"
+    s = res["localisation"]["summary"]
+    assert s["n_lateral_single"] == 5 and s["direction_acc"]["overall"]["rate"] == 1.0
 
 
 def test_grey_and_mirrored_outputs_are_computed_when_not_among_the_conditions(scenes, one_thread):
