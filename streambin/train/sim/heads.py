@@ -17,7 +17,8 @@ Head ids
     and side (front/back), which keeps ITD and ILD right for reflections from any elevation but
     has no elevation cues. They are scaled to KEMAR's frontal level (below).
 ``"<base>~p<seed>"``: a measured head with seeded interaural-cue perturbations, within the human range
-    ITD scaled by 0.85-1.2 (KEMAR's 0.70 ms at 90 degrees becomes 0.60-0.84 ms), ILD in dB
+    ITD scaled by 0.85-1.2 but to at most 0.85 ms at 90 degrees (KEMAR's 0.70 ms becomes
+    0.60-0.84 ms; FABIAN's 0.75 ms is scaled by at most 1.13), ILD in dB
     scaled by 0.75-1.3 (per frequency, on the cepstrally smoothed ILD so notches are not
     amplified), and a smooth random colouring per ear over log frequency (common to both ears:
     std 2 dB, at most 4 dB; each ear's own: std 0.7 dB, centred over its knots, at most 1.5 dB).
@@ -84,27 +85,32 @@ SSR_HRIR_DIR = Path("/usr/share/ssr/impulse_responses/hrirs")
 @dataclass(frozen=True)
 class MeasuredHead:
     """A measured HRIR set a head id can name: ``path`` read by ``reader`` ("sofa": full
-    sphere; "ssr": horizontal plane, extended to the sphere by lateral angle), its ``pool``
-    and ``source`` (what it is and where it comes from, for the sidecar)."""
+    sphere; "ssr": horizontal plane, extended to the sphere by lateral angle), its ``pool``,
+    ``source`` (what it is and where it comes from, for the sidecar) and ``itd_90_ms``, its
+    ITD at +-90 degrees (mean magnitude, :func:`interaural_cues`; a test checks it), which
+    bounds the ITD scaling of its perturbations."""
 
     path: Path
     reader: str
     pool: str
     source: str
+    itd_90_ms: float
 
 
 MEASURED_HEADS = {
     "kemar": MeasuredHead(
         KEMAR_SOFA, "sofa", "train",
-        "MIT KEMAR, normal pinna (Gardner & Martin 1994), 710 directions; Debian libmysofa1"),
+        "MIT KEMAR, normal pinna (Gardner & Martin 1994), 710 directions; Debian libmysofa1",
+        0.703),
     "kemar_tub": MeasuredHead(
         SSR_HRIR_DIR / "hrirs_kemar.wav", "ssr", "train",
         "KEMAR 45BA measured at TU Berlin (Wierstorf et al. 2011), horizontal plane every "
-        "degree, low frequencies corrected; Debian soundscaperenderer-common"),
+        "degree, low frequencies corrected; Debian soundscaperenderer-common", 0.693),
     "fabian": MeasuredHead(
         SSR_HRIR_DIR / "hrirs_fabian_min_phase_eq.wav", "ssr", "ood",
         "FABIAN head-and-torso simulator (TU Berlin, Lindau & Weinzierl 2007), horizontal "
-        "plane every degree, minimum phase plus delay, equalised; Debian soundscaperenderer-common"),
+        "plane every degree, minimum phase plus delay, equalised; Debian soundscaperenderer-common",
+        0.754),
 }
 # Separate random streams per perturbed base and for spheres (kemar's value fixes its ids).
 _SALT = {"kemar": 0x4B50, "kemar_tub": 0x4B54, "fabian": 0x4642, "sphere": 0x5350}
@@ -115,6 +121,7 @@ _ID = re.compile(r"^(?:(?P<base>[a-z_]+)(?:~p(?P<pseed>0|[1-9][0-9]*))?|sphere~s
 KEMAR_FRONT_POWER_GAIN = 2.10
 
 ITD_SCALE_RANGE = (0.85, 1.2)
+ITD_90_RANGE_MS = (0.58, 0.85)  # and the scaled ITD at 90 degrees stays in the human range
 ILD_SCALE_RANGE = (0.75, 1.3)
 COLOUR_KNOTS_HZ = (125.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0, 16000.0)
 COLOUR_COMMON_DB = (2.0, 4.0)  # (std, clip) of the colouring both ears share
@@ -215,7 +222,9 @@ def draw_head(rng: np.random.Generator, pool: str, measured_share: float = 0.15,
 
 def _perturbation(base: str, seed: int) -> dict:
     rng = np.random.default_rng([_SALT[base], seed])
-    itd = float(rng.uniform(*ITD_SCALE_RANGE))
+    itd_90 = MEASURED_HEADS[base].itd_90_ms
+    itd = float(rng.uniform(max(ITD_SCALE_RANGE[0], ITD_90_RANGE_MS[0] / itd_90),
+                            min(ITD_SCALE_RANGE[1], ITD_90_RANGE_MS[1] / itd_90)))
     ild = float(rng.uniform(*ILD_SCALE_RANGE))
     n = len(COLOUR_KNOTS_HZ)
     common = np.clip(rng.normal(0.0, COLOUR_COMMON_DB[0], n), -COLOUR_COMMON_DB[1], COLOUR_COMMON_DB[1])
