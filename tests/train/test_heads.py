@@ -21,8 +21,9 @@ needs_kemar = pytest.mark.skipif(not KEMAR.is_file(),
 needs_ssr = pytest.mark.skipif(not heads.MEASURED_HEADS["fabian"].path.is_file(),
                                reason="SSR HRIRs absent: apt-get install soundscaperenderer-common")
 # Every kind and base, train and OOD; seeds cover the ends of the parameter ranges
-# (kemar~p102: ITD x0.86 and ILD x1.29; kemar~p2: ITD x1.15 and ILD x0.77; sphere~s2 has no pinna).
-PERTURBED = ["kemar~p102", "kemar~p2", "kemar~p1050", "kemar_tub~p4", "fabian~p1003"]
+# (kemar~p102: ITD x0.86 and ILD x1.29; kemar~p2: ITD x1.15 and ILD x0.77; sphere~s2 has no pinna;
+# fabian~p1076 has the largest ILD fall of the 100 OOD FABIAN perturbations, 0.39 dB at 50-55 deg).
+PERTURBED = ["kemar~p102", "kemar~p2", "kemar~p1050", "kemar_tub~p4", "fabian~p1003", "fabian~p1076"]
 MEASURED = ["kemar", "kemar_tub", "fabian"]
 SPHERES = ["sphere~s0", "sphere~s2", "sphere~s1042"]
 EVERY_KIND = [pytest.param(i, marks=[needs_kemar, needs_ssr]) for i in MEASURED + PERTURBED] + SPHERES
@@ -92,12 +93,16 @@ def test_draw_head_stays_in_its_pool():
 @needs_kemar
 @pytest.mark.parametrize("head_id", ["kemar~p7", "sphere~s7"])
 def test_same_id_same_head_and_seeds_differ(head_id):
-    heads.clear_head_cache()
     a = heads.load_head(head_id, SR)
     assert heads.load_head(head_id, SR) is a  # cached
     with pytest.raises(ValueError, match="read-only"):
         a.hrirs[0, 0, 0] = 1.0
-    heads.clear_head_cache()
+    # Built again: from scratch for the sphere; from the cached KEMAR for the perturbation
+    # (re-reading the SOFA file would only add a second).
+    if head_id.startswith("sphere"):
+        heads.clear_head_cache()
+    else:
+        heads._load_head.cache_clear()
     b = heads.load_head(head_id, SR)
     assert b is not a
     np.testing.assert_array_equal(a.hrirs, b.hrirs)

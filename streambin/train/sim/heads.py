@@ -73,7 +73,6 @@ from .assets import DEFAULT_SOFA as KEMAR_SOFA
 from .hrtf import HrirSet, _unit_vectors, direction_grid, interaural_cues, load_sofa, load_ssr_wav
 from .render import SPEED_OF_SOUND
 
-
 HEAD_POOLS = ("train", "ood", "all")
 HEAD_ID_FORMS = ('"<base>"', '"<base>~p<seed>"', '"sphere~s<seed>"')
 TRAIN_SEEDS = range(0, 1000)
@@ -116,8 +115,8 @@ MEASURED_HEADS = {
 _SALT = {"kemar": 0x4B50, "kemar_tub": 0x4B54, "fabian": 0x4642, "sphere": 0x5350}
 _ID = re.compile(r"^(?:(?P<base>[a-z_]+)(?:~p(?P<pseed>0|[1-9][0-9]*))?|sphere~s(?P<sseed>0|[1-9][0-9]*))$")
 
-# KEMAR's frontal power gain, mean |H(f)|^2 over 0-8 kHz (2.10, i.e. +3.2 dB, both ears):
-# sphere heads are scaled to it so that switching heads does not switch loudness.
+# MIT KEMAR's frontal power gain, mean |H(f)|^2 over 0-8 kHz (2.10, i.e. +3.2 dB, both ears):
+# every other head is scaled to it so that switching heads does not switch loudness.
 KEMAR_FRONT_POWER_GAIN = 2.10
 
 ITD_SCALE_RANGE = (0.85, 1.2)
