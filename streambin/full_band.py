@@ -10,11 +10,12 @@ model bin ``k`` (at 44.1 kHz, where no whole ``n_fft`` gives 31.25 Hz bins, next
   sample_rate`` (a window of r times as many samples sums r times larger), i.e. what the
   resampling path shows the network up to its anti-alias filter;
 * masks below the model's Nyquist: the model's, per bin;
-* masks above it: each ear's level relative to the mono, taken from the model's masks over its
-  upper octave (4-8 kHz, power gain weighted by the mono's power there) and smoothed over frames,
-  applied flat up to the device's Nyquist and cross-faded in over the last 500 Hz of the model's
-  band. With a side mask the extension is the real side mask with that level ratio, so
-  ``(L + R) / 2`` stays the mono input over the whole band; a zero side mask extends to zero.
+* masks above it: each ear's power gain over the mono, taken from the model's masks over its
+  upper octave (4-8 kHz, weighted by the mono's power there) and smoothed over frames, applied
+  flat up to the device's Nyquist and cross-faded in over the last 500 Hz of the model's band.
+  With a side mask the extension is the one side mask D giving both ears those gains
+  (``|1 + D|^2``, ``|1 - D|^2``), so ``(L + R) / 2`` stays the mono input over the whole band
+  and a zero side mask extends to zero; with left/right masks, real per-ear gains.
 
 No resampler sits in the audio path, so the delay is the device-rate STFT's alone
 (streambin.latency_plan). Every buffer is allocated in ``__init__``.
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
@@ -137,20 +139,26 @@ class FullBandMapper:
         scale = grid.model_rate / grid.sample_rate
 
         # Network input. Exact grid: model bin j is device bin j, times the scale. Otherwise
-        # (44.1 kHz) the model's frequencies are evaluated on the device frame's windowed samples
-        # directly: a DFT at those frequencies with the phase referred to the model window's
-        # centre in time (the device window's sits 6 us off at 44.1 kHz, which alone cost -16 dB)
-        # and the model frame's (-1)^j of a window centred in its frame. Interpolating
-        # neighbouring device bins instead missed the network input by -16 dB on white noise.
-        self._in_buf = np.zeros((2 * Fm, b), np.float32)
+        # (44.1 kHz) the model's frequencies are evaluated on the device frame's windowed samples:
+        # an FFT zero-padded to the length whose bins fall on the model's every `step`-th bin
+        # (7056 = 5 x 1411.2 at 44.1 kHz), the phase referred to the model window's centre in
+        # time (the device window's sits 6 us off at 44.1 kHz, which alone cost -16 dB) and
+        # given the model frame's (-1)^j of a window centred in its frame. Interpolating
+        # neighbouring device bins instead missed the network input by -16 dB on white noise; a
+        # DFT matrix at the model's frequencies took ~1 ms per frame on 2 cores, this ~0.2 ms.
         if not grid.exact:
             W = grid.win_length
-            i = np.arange(W)
-            window = 0.5 - 0.5 * np.cos(2 * np.pi * i / W)
-            centre_s = grid.model_win_length / 2 / grid.model_rate      # before the frame's newest sample
-            phase = 2 * np.pi * np.outer(np.arange(Fm) * grid.model_bin_hz, (i - W) / grid.sample_rate + centre_s)
-            amp = scale * np.where(np.arange(Fm) % 2 == 0, 1.0, -1.0)[:, None] * window[None, :]
-            self._dft = np.concatenate([amp * np.cos(phase), -amp * np.sin(phase)]).astype(np.float32)  # (2F, W)
+            zoom = Fraction(grid.sample_rate * grid.model_n_fft, grid.model_rate)
+            self._zoom_step = zoom.denominator
+            self._zoom_bins = np.arange(Fm) * self._zoom_step
+            self._window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(W) / W)        # float64, periodic Hann
+            self._zoom_in = np.zeros((b, zoom.numerator), np.float64)                # zero-padded frames
+            self._zoom_out = np.zeros((b, zoom.numerator // 2 + 1), np.complex128)
+            self._zoom_sel = np.zeros((b, Fm), np.complex128)
+            centre_s = grid.model_win_length / 2 / grid.model_rate                  # before the newest sample
+            f = np.arange(Fm) * grid.model_bin_hz
+            self._zoom_coef = (scale * np.where(np.arange(Fm) % 2 == 0, 1.0, -1.0)
+                               * np.exp(-2j * np.pi * f * (centre_s - W / grid.sample_rate)))
 
         # Masks: device bins up to the model's Nyquist from model position q_k.
         nyquist = grid.model_rate / 2
@@ -174,6 +182,7 @@ class FullBandMapper:
         self._ref_tmp = np.zeros((n_ref, b), np.float32)
         self._gain_now = np.zeros((2, b), np.float32)       # per ear (or per mask), this block
         self._weight = np.zeros(b, np.float32)
+        self._imag_now = np.zeros(b, np.float32)
         self._alpha = math.exp(-1e3 * grid.hop / grid.sample_rate / SMOOTHING_MS)
         self._ext = np.zeros((self.n_masks, 2, b), np.float32)  # extension mask per frame: re, im
         self._masks = np.zeros((self.n_masks, 2, Fd, b), np.float32)
@@ -213,12 +222,16 @@ class FullBandMapper:
                              f"{self.grid.sample_rate} Hz, got {None if samples is None else samples.shape}")
         # Frame t's window: the W samples ending (k - 1 - t) hops before the newest one.
         start = len(samples) - W - (k - 1) * hop
-        windows = np.lib.stride_tricks.as_strided(samples[start:], shape=(W, k),
-                                                  strides=(samples.strides[0], hop * samples.strides[0]))
-        buf = self._in_buf[:, :k]
-        np.matmul(self._dft, windows, out=buf)
-        np.copyto(out.real, buf[:Fm].T)
-        np.copyto(out.imag, buf[Fm:].T)
+        for t in range(k):
+            frame = self._zoom_in[t, :W]
+            np.copyto(frame, samples[start + t * hop:start + t * hop + W])
+            np.multiply(frame, self._window, out=frame)
+        np.fft.rfft(self._zoom_in[:k], axis=1, out=self._zoom_out[:k])
+        sel = self._zoom_sel[:k]
+        np.take(self._zoom_out[:k], self._zoom_bins, axis=1, out=sel, mode="clip")
+        for t in range(k):
+            np.multiply(sel[t], self._zoom_coef, out=sel[t])
+        np.copyto(out, sel)
 
     # ------------------------------------------------------------------ masks
 
@@ -281,6 +294,10 @@ class FullBandMapper:
             np.add(g, tmp, out=g)
             np.multiply(g, p, out=g)
             g.sum(axis=0, out=self._gain_now[ear])
+        if self.mode == "side":  # power-weighted Im D: the sign of the extension's Im D
+            np.copyto(g, masks[0, 1, ref])
+            np.multiply(g, p, out=g)
+            g.sum(axis=0, out=self._imag_now)
         alpha, s = self._alpha, self._gain_smooth
         ext = self._ext
         for t in range(self.b):
@@ -289,11 +306,15 @@ class FullBandMapper:
                 # A silent frame (no weight) keeps the previous level.
                 now = float(self._gain_now[ear, t]) / w if w > 0 else s[ear]
                 s[ear] = alpha * s[ear] + (1 - alpha) * now
-            amp_l, amp_r = math.sqrt(s[0]), math.sqrt(s[1])
-            if self.mode == "side":  # real D with |1 + D| / |1 - D| = amp_l / amp_r
-                ext[0, 0, t] = (amp_l - amp_r) / (amp_l + amp_r) if amp_l + amp_r > 0 else 0.0
+            if self.mode == "side":
+                # D with |1 + D|^2 = gain_l and |1 - D|^2 = gain_r: Re D = (gain_l - gain_r) / 4,
+                # |D|^2 = (gain_l + gain_r) / 2 - 1 (when that is below Re D^2, Im D = 0 and only
+                # the ratio's direction is kept). Mid stays the mono input whatever D is.
+                re = (s[0] - s[1]) / 4
+                im2 = (s[0] + s[1]) / 2 - 1 - re * re
+                ext[0, 0, t] = re
+                ext[0, 1, t] = math.copysign(math.sqrt(im2), float(self._imag_now[t])) if im2 > 0 else 0.0
             else:
-                ext[0, 0, t] = amp_l
+                ext[0, 0, t] = math.sqrt(s[0])
                 if self.n_masks == 2:
-                    ext[1, 0, t] = amp_r
-        # Imaginary parts stay 0 (set once in __init__).
+                    ext[1, 0, t] = math.sqrt(s[1])
