@@ -67,12 +67,18 @@ def test_snr_infinite_on_identity_and_minus_inf_on_silent_target():
 # ----------------------------------------------------------------------------- STFT distance
 
 
-def _direct_stft(x, n_fft=512, hop=160, win=400):
-    """Centred, zero-padded STFT by an explicit DFT sum (no FFT), periodic Hann by formula."""
+def _direct_stft(x, n_fft=512, hop=160, win=400, pad_mode="constant"):
+    """Centred STFT by an explicit DFT sum (no FFT), periodic Hann by formula; edges padded
+    with zeros or by reflection (x[1], x[2], ... mirrored about x[0], likewise at the end)."""
     w = np.zeros(n_fft)
     off = (n_fft - win) // 2
     w[off:off + win] = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(win) / win)
-    xp = np.concatenate([np.zeros(n_fft // 2), x, np.zeros(n_fft // 2)])
+    p = n_fft // 2
+    if pad_mode == "reflect":
+        head, tail = x[1:p + 1][::-1], x[-p - 1:-1][::-1]
+    else:
+        head, tail = np.zeros(p), np.zeros(p)
+    xp = np.concatenate([head, x, tail])
     n_frames = 1 + len(x) // hop
     k = np.arange(n_fft // 2 + 1)[:, None]
     nn = np.arange(n_fft)[None, :]
@@ -83,19 +89,33 @@ def _direct_stft(x, n_fft=512, hop=160, win=400):
     return out
 
 
-def test_stft_distance_against_direct_dft_vs_zeros():
+@pytest.mark.parametrize("pad_mode", ["reflect", "constant"])
+def test_stft_distance_against_direct_dft_vs_zeros(pad_mode):
     x = _noise(400, seed=1)  # 400 samples -> 1 + 400 // 160 = 3 frames
     expected = 0.0
     for c in range(2):
-        X = _direct_stft(x[c])
+        X = _direct_stft(x[c], pad_mode=pad_mode)
         assert X.shape == (257, 3)
         # mean over the stacked (real, imag) x 257 x T tensor
         stacked = np.stack([X.real, X.imag])
         expected += np.mean(stacked ** 2)
-    got = M.stft_distance(x, np.zeros_like(x), normalize=False)
+    got = M.stft_distance(x, np.zeros_like(x), normalize=False, pad_mode=pad_mode)
     assert got == pytest.approx(expected, rel=1e-10)
     # symmetric in its arguments
-    assert M.stft_distance(np.zeros_like(x), x, normalize=False) == pytest.approx(expected)
+    assert M.stft_distance(np.zeros_like(x), x, normalize=False, pad_mode=pad_mode) == pytest.approx(expected)
+
+
+def test_stft_distance_pads_by_reflection_by_default():
+    # The papers' numbers were computed with librosa < 0.9 (reflect padding): that is the default.
+    assert M.PAD_MODE_DEFAULT == "reflect"
+    x, y = _noise(1600, 3), _noise(1600, 4)
+    default = M.stft_distance(x, y)
+    assert default == M.stft_distance(x, y, pad_mode="reflect")
+    assert default != M.stft_distance(x, y, pad_mode="constant")
+    expected = sum(np.mean(np.abs(_direct_stft(a, pad_mode="reflect") - _direct_stft(b, pad_mode="reflect")) ** 2)
+                   for a, b in zip(M.peak_normalize(x), M.peak_normalize(y))) / 2
+    assert default == pytest.approx(expected, rel=1e-9)
+    np.testing.assert_allclose(M.stft(x[0]), _direct_stft(x[0], pad_mode="reflect"), atol=1e-9)
 
 
 @pytest.mark.parametrize("pad_mode", ["constant", "reflect"])

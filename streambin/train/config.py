@@ -23,7 +23,7 @@ import yaml
 
 RECIPES = ("mono2binaural", "apnet", "multitask", "sagm", "avconsistency", "geometry", "sepstereo")
 ARCHS = ("unet", "apnet")
-VISUAL_NETS = ("resnet18", "c3d")
+VISUAL_NETS = ("auto", "resnet18", "resnet18_dilated", "c3d")
 DATA_FORMATS = ("sim", "fairplay")
 LOG_KINDS = ("csv", "none")
 
@@ -70,10 +70,17 @@ class AudioConfig:
 class ModelConfig:
     """Architecture. ``visual_size`` is (height, width) of the frames the visual net sees.
 
-    ``visual_net`` "resnet18" (default) or "c3d" (spatio-temporal trunk over ``visual_frames``
-    frames, SAGM's option; the exported ``visual`` repeats its one frame over time).
+    ``visual_net`` "auto" (default: the recipe's ``default_visual_net``, its paper's trunk: the
+    dilated ResNet-18 for apnet and sepstereo, as Sep-Stereo's reference; the plain one for the
+    other recipes), "resnet18", "resnet18_dilated"
+    (dilated layer4 + 2x2 average pool; loads the same ImageNet weights) or "c3d"
+    (spatio-temporal trunk over ``visual_frames`` frames, SAGM's option; the exported ``visual``
+    repeats its one frame over time).
     ``visual_gate``: a sigmoid attention gate on the trunk map inside ``visual`` (the
-    generation-task gate of the multitask recipe). Both default off = the papers' generators.
+    generation-task gate of the multitask recipe). Default off = the papers' generators.
+    ``nyquist_input``: feed the U-Net all 257 bins, as the reference does, instead of the 256
+    below Nyquist (default false, the behaviour of every bundle and checkpoint made before the
+    option existed; docs/architecture.md "The Nyquist bin").
     """
 
     arch: str = "unet"
@@ -81,9 +88,10 @@ class ModelConfig:
     visual_size: Tuple[int, int] = (224, 448)
     visual_reduced_channels: int = 8
     imagenet_weights: Optional[str] = None
-    visual_net: str = "resnet18"
+    visual_net: str = "auto"
     visual_frames: int = 4
     visual_gate: bool = False
+    nyquist_input: bool = False
 
     def validate(self) -> None:
         _choice(self, "model", "arch", ARCHS)
@@ -92,11 +100,12 @@ class ModelConfig:
         if self.visual_frames % 4 != 0:
             raise ConfigError(f"model.visual_frames must be a multiple of 4 (the c3d trunk halves time "
                               f"twice), got {self.visual_frames}")
-        if not isinstance(self.visual_gate, bool):
-            raise ConfigError(f"model.visual_gate must be true or false, got {self.visual_gate!r}")
-        if self.visual_net != "resnet18" and self.imagenet_weights is not None:
-            raise ConfigError("model.imagenet_weights is a ResNet-18 state_dict: it needs "
-                              f"model.visual_net 'resnet18', got {self.visual_net!r}")
+        for name in ("visual_gate", "nyquist_input"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"model.{name} must be true or false, got {getattr(self, name)!r}")
+        if self.visual_net == "c3d" and self.imagenet_weights is not None:
+            raise ConfigError("model.imagenet_weights is a ResNet-18 state_dict: it needs a ResNet-18 "
+                              f"model.visual_net ('auto', 'resnet18', 'resnet18_dilated'), got 'c3d'")
         vs = self.visual_size
         if (not isinstance(vs, (tuple, list)) or len(vs) != 2
                 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in vs)):

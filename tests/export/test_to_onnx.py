@@ -90,7 +90,7 @@ def test_fp16_export_keeps_head_float32_and_io_types():
 
     bundle, model, _ = exported_bundle("apnet", fp16=True)
     exp = bundle.config["export"]
-    assert exp["fp16"] is True and exp["max_abs_err_audio"] <= to_onnx.TOL_FP16
+    assert exp["fp16"] is True and exp["max_abs_err_audio"] <= to_onnx.TOL_FP16 * model.mask_bound
     for name in ("visual", "audio"):
         g = onnx.load(str(bundle.graphs[name]))
         n_half = sum(t.data_type == onnx.TensorProto.FLOAT16 for t in g.graph.initializer)
@@ -117,7 +117,7 @@ def test_fp16_export_keeps_head_float32_and_io_types():
         feat_o, mask_o = be.visual(frames), be.audio(spec, feat_t)
     assert feat_o.dtype == mask_o.dtype == np.float32
     np.testing.assert_allclose(feat_o, feat_t, atol=to_onnx.TOL_FP16 * np.abs(feat_t).max())
-    np.testing.assert_allclose(mask_o, mask_t, atol=to_onnx.TOL_FP16)
+    np.testing.assert_allclose(mask_o, mask_t, atol=to_onnx.TOL_FP16 * model.mask_bound)
 
 
 def test_parity_failure_writes_nothing(tmp_path, monkeypatch):

@@ -107,7 +107,8 @@ def test_generator_shapes(arch, visual_size, feature_shape, n_masks, nyq):
         spec_before = spec.clone()
         mask = gen.audio(spec, feat)
         assert mask.shape == (2, n_masks, 2, 257, 64) and mask.dtype == torch.float32
-        assert mask.abs().max() <= 1.0
+        # Masks on M: side in [-1, 1]; left/right (APNet's masks on L + R, times 2) in [-2, 2].
+        assert mask.abs().max() <= (1.0 if arch == "unet" else 2.0)
         assert torch.all(mask[:, :, 0, 256] == nyq[0]) and torch.all(mask[:, :, 1, 256] == nyq[1])
         assert torch.equal(gen(spec, frames), mask)
         # Batch items are independent in eval mode (no cross-batch mixing anywhere).
@@ -171,3 +172,46 @@ def test_apnet_positions_and_fusion():
     fused = ap.assoc[0](dec[0], torch.randn(2, 512, 2, 3))
     assert fused.shape == (2, 6, 16, 4)  # one channel per visual position
     assert isinstance(BinauralGenerator("apnet", 4, (32, 64)).apnet, APNet)
+
+
+@pytest.mark.parametrize("arch", ["unet", "apnet"])
+def test_nyquist_input_option(arch):
+    # Default (every bundle and checkpoint made before the option): the U-Net never sees bin 256.
+    # With nyquist_input (the reference's U-Net input) it does; the weights are the same tensors.
+    torch.manual_seed(0)
+    dropped = build_generator(small_cfg(arch)).eval()
+    assert dropped.nyquist_input is False and Config().model.nyquist_input is False
+    cfg = small_cfg(arch)
+    cfg.model.nyquist_input = True
+    fed = build_generator(cfg.validate()).eval()
+    sd_dropped, sd_fed = dropped.state_dict(), fed.state_dict()
+    assert [(k, v.shape) for k, v in sd_dropped.items()] == [(k, v.shape) for k, v in sd_fed.items()]
+    fed.load_state_dict(sd_dropped)
+    spec = torch.randn(2, 2, 257, 64)
+    louder = spec.clone()
+    louder[:, 0, 256] += 10.0                           # only the Nyquist bin differs
+    with torch.no_grad():
+        feat = dropped.visual(torch.randint(0, 256, (2, 32, 64, 3), dtype=torch.uint8))
+        assert torch.equal(dropped.audio(spec, feat), dropped.audio(louder, feat))
+        base, moved = fed.audio(spec, feat), fed.audio(louder, feat)
+    assert (base - moved).abs().max() > 1e-4
+    with pytest.raises(Exception, match="nyquist_input"):
+        from streambin.train.config import apply_overrides
+        apply_overrides(Config(), ["model.nyquist_input=3"])
+
+
+def test_shipped_bundle_model_config_builds_the_same_generator():
+    # The default bundle predates visual_net "auto" and nyquist_input: its stored model section
+    # must still give the plain ResNet-18 and the 256-bin U-Net, with its feature shape.
+    import json
+
+    from streambin.bundle import default_bundle_path
+    from streambin.train.config import config_from_dict
+    from streambin.train.models.generator import generator_kwargs
+
+    bundle = json.loads((default_bundle_path() / "config.json").read_text())
+    cfg = config_from_dict({"recipe": bundle["recipe"], "model": bundle["model"]})
+    assert cfg.model.nyquist_input is False and cfg.model.visual_net == "resnet18"
+    gen = BinauralGenerator(**generator_kwargs(cfg))
+    assert gen.visual_net == "resnet18" and not gen.trunk.dilated and gen.unet_input_bins == 256
+    assert list(gen.feature_shape) == bundle["visual"]["feature_shape"]

@@ -6,7 +6,9 @@ what export traces (docs/architecture.md, "Model interface"):
 - ``visual(frames)``: ``(B, H_v, W_v, 3) uint8`` RGB at ``cfg.model.visual_size`` ->
   feature ``(B, *feature_shape)`` float32.
 - ``audio(spec, feature)``: ``(B, 2, 257, T)`` float32 normalised mono spectrogram (real, imag)
-  -> masks ``(B, n_masks, 2, 257, T)`` float32 in [-1, 1].
+  -> masks ``(B, n_masks, 2, 257, T)`` float32 that multiply the mono spectrogram ``M`` of
+  ``m = (L + R) / 2``: the side mask (``D = mask * M``) in [-1, 1]; the left/right masks
+  (``L = mask_l * M``, ``R = mask_r * M``) in [-2, 2] (APNet's masks on ``L + R`` times 2).
 
 Architectures (``cfg.model.arch``):
 
@@ -16,15 +18,25 @@ Architectures (``cfg.model.arch``):
   because APNet needs positions; the U-Net backbone gets the reduced, flattened feature computed
   from it inside ``audio``; ``mask_kind = "left_right"`` (n_masks 2).
 
+Visual net (``cfg.model.visual_net``): ``"auto"`` (the config default) is the recipe's
+``default_visual_net``: the dilated ResNet-18 (dilated layer4 + 2x2 average pool,
+:class:`~streambin.train.models.resnet.ResNet18Trunk`) for the Sep-Stereo recipes (apnet,
+sepstereo: the reference's default), the plain ResNet-18 for the others (2.5D Visual Sound's);
+``"resnet18"`` / ``"resnet18_dilated"`` choose one explicitly. :class:`BinauralGenerator` itself
+takes a concrete name (default ``"resnet18"``); :func:`generator_kwargs` resolves ``"auto"``.
+
 Options (default off: the papers' generators): ``cfg.model.visual_net = "c3d"`` replaces the
 ResNet-18 trunk by :class:`~streambin.train.models.visual.C3DTrunk` over ``visual_frames``
 frames; ``visual`` (the exported one-frame interface) repeats its frame over time (a still
 clip), and :meth:`BinauralGenerator.visual_clip` takes real clips for training.
 ``cfg.model.visual_gate`` multiplies a sigmoid gate into the trunk map inside ``visual``.
 
-The U-Nets see 256 bins; the Nyquist bin of the mask is padded back (side mask 0, left/right
-mask 1+0j). No Python control flow depends on tensor values, inputs are never modified in
-place, and only the batch dimension is dynamic.
+The U-Nets see 256 bins (``cfg.model.nyquist_input = True``: all 257, as the reference feeds
+them; docs/architecture.md says why the default drops it) and predict 256; the Nyquist bin of
+the mask is padded back (side mask 0, left/right mask 1+0j: the mono passes through). No
+Python control flow depends on tensor values, inputs are never modified in place, and only the
+batch dimension is dynamic. Attributes: ``mask_kind``, ``n_masks``, ``mask_bound`` (the largest
+``|mask|``: 1 for "side", 2 for "left_right"), ``feature_shape``.
 """
 
 from __future__ import annotations
@@ -35,7 +47,7 @@ import torch
 from torch import nn
 
 from streambin.train.config import Config
-from streambin.train.models.apnet import APNet
+from streambin.train.models.apnet import MASKS_ON_MONO_PER_MASK_ON_SUM, APNet
 from streambin.train.models.resnet import ResNet18Trunk, load_imagenet_weights, trunk_output_hw
 from streambin.train.models.unet import AudioUNet, init_weights
 from streambin.train.models.visual import C3DTrunk, VisualGate
@@ -45,25 +57,32 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 N_BINS = 257
 UNET_BINS = 256
 
+TRUNKS = ("resnet18", "resnet18_dilated", "c3d")
+
 
 class BinauralGenerator(nn.Module):
     """Visual ResNet-18 trunk + audio U-Net (+ APNet). See the module docstring for shapes."""
 
     def __init__(self, arch: str, ngf: int, visual_size: Tuple[int, int], reduced_channels: int = 8,
-                 visual_net: str = "resnet18", visual_frames: int = 4, visual_gate: bool = False):
+                 visual_net: str = "resnet18", visual_frames: int = 4, visual_gate: bool = False,
+                 nyquist_input: bool = False):
         super().__init__()
         if arch not in ("unet", "apnet"):
             raise ValueError(f"arch must be 'unet' or 'apnet', got {arch!r}")
-        if visual_net not in ("resnet18", "c3d"):
-            raise ValueError(f"visual_net must be 'resnet18' or 'c3d', got {visual_net!r}")
+        if visual_net not in TRUNKS:
+            raise ValueError(f"visual_net must be one of {TRUNKS} (\"auto\" is resolved from the recipe "
+                             f"by generator_kwargs), got {visual_net!r}")
         self.arch = arch
         self.visual_size = (int(visual_size[0]), int(visual_size[1]))
-        h, w = trunk_output_hw(*self.visual_size)
+        dilated = visual_net == "resnet18_dilated"
+        h, w = trunk_output_hw(*self.visual_size, dilated=dilated)
         self.visual_map_shape = (ResNet18Trunk.out_channels, h, w)
         flat = reduced_channels * h * w
 
         self.visual_net = visual_net
-        self.trunk = ResNet18Trunk() if visual_net == "resnet18" else C3DTrunk(visual_frames)
+        self.nyquist_input = bool(nyquist_input)
+        self.unet_input_bins = N_BINS if self.nyquist_input else UNET_BINS
+        self.trunk = C3DTrunk(visual_frames) if visual_net == "c3d" else ResNet18Trunk(dilated=dilated)
         self.gate = VisualGate(ResNet18Trunk.out_channels) if visual_gate else None
         self.reduce = nn.Sequential(nn.Conv2d(ResNet18Trunk.out_channels, reduced_channels, 1),
                                     nn.BatchNorm2d(reduced_channels), nn.ReLU())
@@ -78,6 +97,8 @@ class BinauralGenerator(nn.Module):
             self.mask_kind = "side"
             self.feature_shape = (flat,)
         self.n_masks = 2 if self.mask_kind == "left_right" else 1
+        # Largest |mask| the graph can output (side masks in [-1, 1], left/right in [-2, 2]).
+        self.mask_bound = MASKS_ON_MONO_PER_MASK_ON_SUM if self.mask_kind == "left_right" else 1.0
         self.trunk_frozen = False
 
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
@@ -96,7 +117,8 @@ class BinauralGenerator(nn.Module):
         return self.feature_from_map(self.trunk_map(frames))
 
     def audio(self, spec: torch.Tensor, feature: torch.Tensor) -> torch.Tensor:
-        """``(B, 2, 257, T)`` normalised spec, feature -> masks ``(B, n_masks, 2, 257, T)`` in [-1, 1]."""
+        """``(B, 2, 257, T)`` normalised spec, feature -> masks ``(B, n_masks, 2, 257, T)`` on the
+        mono spectrogram (side in [-1, 1], left/right in [-2, 2]; module docstring)."""
         out = self.audio_outputs(spec, feature)
         masks = out["left_right"] if self.mask_kind == "left_right" else out["side"][:, None]
         return self.pad_nyquist(masks)
@@ -145,17 +167,20 @@ class BinauralGenerator(nn.Module):
         return (x.to(torch.float32) / 255.0 - self.mean.view(shape)) / self.std.view(shape)
 
     def audio_outputs(self, spec: torch.Tensor, feature: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """All heads on 256 bins: ``{"side": (B, 2, 256, T)}`` (+ ``"left_right": (B, 2, 2, 256, T)``)."""
+        """All heads on 256 bins, as masks on the mono spectrogram ``M``: ``{"side": (B, 2, 256, T)}``
+        in [-1, 1] (+ ``"left_right": (B, 2, 2, 256, T)`` in [-2, 2], APNet's masks on ``L + R``
+        times 2)."""
         if spec.dim() != 4 or spec.shape[1] != 2 or spec.shape[2] != N_BINS or spec.shape[3] % 32 != 0:
             raise ValueError(f"spec must be (B, 2, {N_BINS}, T) float32 with T a multiple of 32, "
                              f"got {tuple(spec.shape)}")
         if tuple(feature.shape[1:]) != tuple(self.feature_shape):
             raise ValueError(f"feature must be (B, {', '.join(map(str, self.feature_shape))}), "
                              f"got {tuple(feature.shape)}")
-        x = spec[:, :, :UNET_BINS]
+        x = spec[:, :, :self.unet_input_bins]
         if self.arch == "apnet":
             side, decoder = self.unet.forward_features(x, self.reduce(feature).flatten(1))
-            return {"side": side, "left_right": self.apnet(decoder, feature)}
+            left_right = self.apnet(decoder, feature) * MASKS_ON_MONO_PER_MASK_ON_SUM
+            return {"side": side, "left_right": left_right}
         return {"side": self.unet(x, feature)}
 
     def pad_nyquist(self, masks: torch.Tensor) -> torch.Tensor:
@@ -186,11 +211,21 @@ class BinauralGenerator(nn.Module):
                 "audio": [p for p in self.parameters() if id(p) not in ids and p.requires_grad]}
 
 
+def resolve_visual_net(cfg: Config) -> str:
+    """``cfg.model.visual_net``, with ``"auto"`` replaced by the recipe's ``default_visual_net``."""
+    if cfg.model.visual_net != "auto":
+        return cfg.model.visual_net
+    from streambin.train.recipes import get_recipe  # local: the recipes import this module
+
+    return get_recipe(cfg.recipe).default_visual_net
+
+
 def generator_kwargs(cfg: Config) -> Dict[str, object]:
     """The :class:`BinauralGenerator` constructor arguments of ``cfg.model`` (no weights)."""
     m = cfg.model
     return dict(arch=m.arch, ngf=m.ngf, visual_size=m.visual_size, reduced_channels=m.visual_reduced_channels,
-                visual_net=m.visual_net, visual_frames=m.visual_frames, visual_gate=m.visual_gate)
+                visual_net=resolve_visual_net(cfg), visual_frames=m.visual_frames, visual_gate=m.visual_gate,
+                nyquist_input=m.nyquist_input)
 
 
 def build_generator(cfg: Config) -> BinauralGenerator:

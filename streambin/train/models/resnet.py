@@ -8,6 +8,14 @@ training side does not depend on torchvision.
 
 Shapes: input ``(B, 3, H, W)`` float (ImageNet-normalised) -> ``(B, 512, h, w)`` with
 ``h = ceil(H / 32)``-style halving five times (224x448 -> 7x14).
+
+``dilated=True`` is Sep-Stereo's default visual net ("VisualNetDilated" of the reference code,
+dilate scale 16): layer4 keeps stride 1 (its strided 3x3 conv and 1x1 downsample run at stride
+1, its other 3x3 convs at dilation 2, padding 2), so the map stays at 1/16 with a wider
+receptive field, then a 2x2 average pool (stride 2) brings it to 1/32 (224x448 -> 14x28 ->
+7x14). The parameters are the same tensors under the same names, so the same ImageNet (or
+pretrained) state_dict loads into both. (The reference also builds a 3x3 ``fc`` conv that its
+forward never uses; it is left out.)
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ import os
 from typing import Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -44,12 +53,14 @@ class BasicBlock(nn.Module):
 
 
 class ResNet18Trunk(nn.Module):
-    """ResNet-18 up to layer4: ``(B, 3, H, W)`` -> ``(B, 512, h, w)``."""
+    """ResNet-18 up to layer4: ``(B, 3, H, W)`` -> ``(B, 512, h, w)``, ``(h, w) =
+    trunk_output_hw(H, W, dilated)``; ``dilated``: see the module docstring."""
 
     out_channels = 512
 
-    def __init__(self):
+    def __init__(self, dilated: bool = False):
         super().__init__()
+        self.dilated = bool(dilated)
         self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
@@ -65,22 +76,47 @@ class ResNet18Trunk(nn.Module):
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+        if self.dilated:
+            _dilate_without_stride(self.layer4, dilation=2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return F.avg_pool2d(x, kernel_size=2, stride=2) if self.dilated else x
 
 
-def trunk_output_hw(height: int, width: int) -> Tuple[int, int]:
+def _dilate_without_stride(stage: nn.Module, dilation: int) -> None:
+    """Turn a stride-2 ResNet stage into a stride-1 dilated one, in place (the reference's
+    ``_nostride_dilate``): strided convs get stride 1 (a strided 3x3 keeps dilation
+    ``dilation // 2``), every other 3x3 conv gets ``dilation``; paddings keep the map size."""
+    for m in stage.modules():
+        if not isinstance(m, nn.Conv2d):
+            continue
+        if m.stride == (2, 2):
+            m.stride = (1, 1)
+            if m.kernel_size == (3, 3):
+                m.dilation = m.padding = (dilation // 2, dilation // 2)
+        elif m.kernel_size == (3, 3):
+            m.dilation = m.padding = (dilation, dilation)
+
+
+def trunk_output_hw(height: int, width: int, dilated: bool = False) -> Tuple[int, int]:
     """Spatial size ``(h, w)`` of the trunk output for an ``height x width`` input.
 
-    conv1 (k7 s2 p3), maxpool (k3 s2 p1) and the three stride-2 stages each map n -> (n+1)//2.
+    conv1 (k7 s2 p3), maxpool (k3 s2 p1) and each stride-2 stage map n -> (n+1)//2: five times
+    for the plain trunk; four times for the dilated one (layer4 keeps the size), whose final
+    2x2 average pool then maps n -> n//2 (so its map needs at least 2x2 before the pool).
     """
     if height < 1 or width < 1:
         raise ValueError(f"visual size must be positive, got {(height, width)}")
     h, w = height, width
-    for _ in range(5):
+    for _ in range(4 if dilated else 5):
         h, w = (h + 1) // 2, (w + 1) // 2
+    if dilated:
+        if h < 2 or w < 2:
+            raise ValueError(f"visual size {(height, width)} is too small for the dilated ResNet-18 "
+                             f"(its 1/16 map is {h}x{w}; the 2x2 average pool needs at least 2x2)")
+        h, w = h // 2, w // 2
     return h, w
 
 

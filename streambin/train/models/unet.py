@@ -3,13 +3,20 @@
 Layout (``ngf`` = 64 in the paper, ``F`` = flattened visual feature size, 784 at 224x448):
 
     input (B, 2, 256, T)                 normalised mono spectrogram, real/imag, Nyquist dropped
+                                         (or (B, 2, 257, T) with nyquist_input, see below)
     down1..5: Conv2d k4 s2 p1 + BN + LeakyReLU(0.2)   2 -> ngf -> 2ngf -> 4ngf -> 8ngf -> 8ngf
     bottleneck (8ngf, 8, T/32) ++ visual feature tiled over it (F channels)
     up1: ConvT k4 s2 p1 + BN + ReLU      8ngf+F -> 8ngf
     up2..up4 (input concatenated with the matching down output): -> 4ngf -> 2ngf -> ngf
     up5: ConvT 2ngf -> 2, Sigmoid, *2-1  complex mask in [-1, 1], (B, 2, 256, T)
 
-Weights are initialised N(0, 0.02) (convs) and N(1, 0.02) (BN weights), as in the reference.
+Weights are initialised N(0, 0.02) (convs) and N(1, 0.02) (BN weights), as in the reference;
+conv biases keep PyTorch's default initialisation, as in the reference.
+
+The generator's ``nyquist_input``: the reference feeds all 257 bins to down1 (k4 s2 p1 maps
+257 rows to 128, as it maps 256), so the Nyquist bin only replaces the zero padding row that
+down1's top output row sees; weights are the same tensors either way. Off by default
+(streambin's choice, see docs/architecture.md "The Nyquist bin").
 """
 
 from __future__ import annotations
@@ -38,12 +45,12 @@ def mask_head(in_channels: int) -> nn.Sequential:
 
 
 def init_weights(module: nn.Module) -> None:
-    """The reference initialisation: convs N(0, 0.02), BN weight N(1, 0.02), biases 0."""
+    """The reference initialisation (its ``weights_init``): conv weights N(0, 0.02), BN weight
+    N(1, 0.02) and bias 0. Conv biases keep PyTorch's default (uniform in +-1/sqrt(fan_in)), as
+    the reference's, which sets conv weights only."""
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             nn.init.normal_(m.weight, 0.0, 0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
@@ -52,7 +59,8 @@ def init_weights(module: nn.Module) -> None:
 class AudioUNet(nn.Module):
     """Mono2Binaural audio U-Net: ``(B, 2, 256, T)`` spec + ``(B, F)`` feature -> ``(B, 2, 256, T)`` mask.
 
-    ``T`` must be a multiple of 32. :meth:`forward_features` also returns the outputs of
+    ``T`` must be a multiple of 32. The spec may also have 257 rows (Nyquist bin included, the
+    generator's ``nyquist_input``); the mask has 256 either way. :meth:`forward_features` also returns the outputs of
     up1..up4 (channels 8ngf, 4ngf, 2ngf, ngf at 1/16, 1/8, 1/4, 1/2 resolution) for APNet.
     """
 

@@ -20,8 +20,10 @@ extra heads, which are trained but not exported), so the trainer can wrap it in
 DistributedDataParallel and every parameter update goes through one module.
 
 Optional hooks: ``model_requires`` (model config values the recipe needs; the CLI sets them
-with ``--recipe``, the constructor checks them), :meth:`Recipe.dataset_options` (opt-in item
-fields of streambin.train.data the step needs, e.g. ``with_rir``) and :meth:`Recipe.step_inputs`.
+with ``--recipe``, the constructor checks them), ``default_visual_net`` (what
+``model.visual_net = "auto"`` builds for this recipe; "resnet18" unless overridden),
+:meth:`Recipe.dataset_options` (opt-in item fields of streambin.train.data the step needs, e.g.
+``with_rir``) and :meth:`Recipe.step_inputs`.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ class Recipe:
     arch: ClassVar[str] = "unet"
     loss_names: ClassVar[Tuple[str, ...]] = ()
     model_requires: ClassVar[Dict[str, Any]] = {}
+    # The visual trunk a config's model.visual_net "auto" means for this recipe (its paper's).
+    default_visual_net: ClassVar[str] = "resnet18"
 
     def __init__(self, config: Config):
         if config.recipe != self.name:

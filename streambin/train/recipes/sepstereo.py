@@ -1,23 +1,32 @@
 """Sep-Stereo recipe (Zhou, Xu, Liu & Lin, "Sep-Stereo: Visually Guided Stereophonic Audio
 Generation by Associating Source Separation", ECCV 2020): stereophonic learning (the APNet
-recipe) trained jointly with separative learning on mono-only mixtures.
+recipe) trained jointly with separative learning on mono-only mixtures, through the SAME
+backbone and APNet, as the reference code (SheldonTsui/SepStereo_ECCV2020) does.
 
-Stereophonic learning (``model.arch = "apnet"``), as :mod:`streambin.train.recipes.apnet`:
-``L_stereo = MSE(side_mask * M, D) + MSE(maskL*M - M, D) + MSE(M - maskR*M, D)``.
+Stereophonic learning (``model.arch = "apnet"``, the dilated ResNet-18 by default), as
+:mod:`streambin.train.recipes.apnet`: ``backbone = MSE(side_mask * M, D)``,
+``heads = MSE(L^ - M, D) + MSE(M - R^, D)``.
 
 Separative learning, per batch:
 
 - mono-only clips: the mono ``m_a = (L + R)/2`` of each item ``a`` and of its partner
   ``b = a - 1 (mod B)`` (the batch rolled by one); the mixture ``x = m_a + m_b`` is scaled
   (with both sources) so its RMS is ``audio.input_rms``, as every network input is;
-- "rearrangement": the visual maps of both frames are max-pooled over positions to
-  ``f_a, f_b`` (512,) and placed on the left-most and right-most columns (all rows) of an
-  all-zero map of the trunk map's size ``(512, h, w)``: source a plays the left, b the right;
-- separation: the shared U-Net backbone (mixture spectrogram, reduced rearranged map) and a
-  second set of APNet parameters ``APNet_sep`` give two masks; the left mask applied to the
-  mixture spectrogram ``X`` estimates source a, the right one source b:
-  ``L_sep = MSE(mask_l * X, S_a) + MSE(mask_r * X, S_b)`` (real/imag, 256 bins);
-- ``total = L_stereo + lambda_sep * L_sep``, ``lambda_sep = recipes.sepstereo_lambda_sep = 1``.
+- "rearrangement" (the reference's ``Rearrange``): each frame's visual map is max-pooled over
+  its width, row by row, to ``f_a, f_b`` ``(512, h)``, placed on the left-most and right-most
+  columns of an all-zero map of the trunk map's size ``(512, h, w)``: source a plays the left,
+  b the right;
+- separation: the backbone (mixture spectrogram, reduced rearranged map) gives a side mask and
+  its decoder features, APNet (the stereo one) two masks. As the stereo masks multiply
+  ``L + R``, these multiply the mixture spectrogram ``X`` (a sum): the left one estimates source
+  a, the right one source b. ``sep_backbone = MSE(side_mask * X, S_a - S_b)``,
+  ``sep_heads = MSE(mask_l * X, S_a) + MSE(mask_r * X, S_b)`` (real/imag, 256 bins);
+- ``total = backbone + heads / 2 + lambda_sep * (sep_backbone / 4 + sep_heads / 2)``,
+  ``lambda_sep = recipes.sepstereo_lambda_sep = 1`` (the reference's default ``sep_loss_weight``).
+  The weights are the reference's loss in our units: it sums ``MSE(mask (L + R), L - R)`` and
+  the mean of its heads' ``MSE(2 L^ - (L + R), L - R)``, i.e. ``4 backbone + 2 heads``, and the
+  same two terms on the mixture (``sep_backbone + 2 sep_heads``, already in its units: X is a
+  sum); everything is divided by 4.
 
 The mono-only clips come from the training set itself (pairs of clips' mono mixes) rather
 than from a separate solo-instrument set: on the synthetic scenes a clip is often a single
@@ -35,25 +44,26 @@ from torch import nn
 
 from streambin.train.config import Config
 from streambin.train.losses import complex_mul, left_right_loss, mono_side_specs, side_loss, spectrogram
-from streambin.train.models.apnet import APNet
-from streambin.train.models.resnet import ResNet18Trunk
+from streambin.train.recipes.apnet import HEADS_WEIGHT
 from streambin.train.recipes.base import Recipe, register_recipe
 from streambin.train.recipes.parts import UNET_BINS
 
+# The separation terms' weights inside lambda_sep (module docstring: the reference's, / 4).
+SEP_BACKBONE_WEIGHT = 0.25
+SEP_HEADS_WEIGHT = 0.5
 
-def rearranged_map(pooled_a: torch.Tensor, pooled_b: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """``(B, C)``, ``(B, C)`` -> ``(B, C, h, w)``: zeros with ``a`` on column 0, ``b`` on column w-1."""
-    if pooled_a.shape != pooled_b.shape or pooled_a.dim() != 2 or w < 2:
-        raise ValueError(f"pooled features must both be (B, C) and w >= 2, got {tuple(pooled_a.shape)}, "
-                         f"{tuple(pooled_b.shape)}, w={w}")
-    left = pooled_a[:, :, None, None].expand(-1, -1, h, 1)
-    right = pooled_b[:, :, None, None].expand(-1, -1, h, 1)
-    middle = pooled_a.new_zeros(pooled_a.shape[0], pooled_a.shape[1], h, w - 2)
-    return torch.cat([left, middle, right], dim=3)
+
+def rearranged_map(rows_a: torch.Tensor, rows_b: torch.Tensor, w: int) -> torch.Tensor:
+    """``(B, C, h)``, ``(B, C, h)`` -> ``(B, C, h, w)``: zeros with ``a`` on column 0, ``b`` on column w-1."""
+    if rows_a.shape != rows_b.shape or rows_a.dim() != 3 or w < 2:
+        raise ValueError(f"row features must both be (B, C, h) and w >= 2, got {tuple(rows_a.shape)}, "
+                         f"{tuple(rows_b.shape)}, w={w}")
+    middle = rows_a.new_zeros(*rows_a.shape, w - 2)
+    return torch.cat([rows_a[..., None], middle, rows_b[..., None]], dim=3)
 
 
 class SepStereoStep(nn.Module):
-    """``forward(audio, frames) -> {"backbone", "heads", "sep", "total"}``."""
+    """``forward(audio, frames) -> {"backbone", "heads", "sep_backbone", "sep_heads", "total"}``."""
 
     def __init__(self, generator: nn.Module, config: Config):
         super().__init__()
@@ -66,12 +76,12 @@ class SepStereoStep(nn.Module):
         self.generator = generator
         self.audio_cfg = config.audio
         self.lambda_sep = config.recipes.sepstereo_lambda_sep
-        self.sep_apnet = APNet(config.model.ngf, ResNet18Trunk.out_channels, h * w)
 
     def forward(self, audio: torch.Tensor, frames: torch.Tensor) -> Dict[str, torch.Tensor]:
+        gen = self.generator
         mono, side = mono_side_specs(audio, self.audio_cfg)
-        fmap = self.generator.trunk_map(frames)
-        out = self.generator.audio_outputs(mono, self.generator.feature_from_map(fmap))
+        fmap = gen.trunk_map(frames)
+        out = gen.audio_outputs(mono, gen.feature_from_map(fmap))
         backbone = side_loss(out["side"], mono, side)
         heads = left_right_loss(out["left_right"], mono, side)
 
@@ -80,23 +90,28 @@ class SepStereoStep(nn.Module):
         mix = src_a + src_b
         rms = mix.pow(2).mean(dim=1, keepdim=True).sqrt()
         scale = self.audio_cfg.input_rms / rms.clamp_min(self.audio_cfg.rms_floor)
-        x = spectrogram(mix * scale, self.audio_cfg)[:, :, :UNET_BINS]
+        x_full = spectrogram(mix * scale, self.audio_cfg)
+        x = x_full[:, :, :UNET_BINS]
         s_a = spectrogram(src_a * scale, self.audio_cfg)[:, :, :UNET_BINS]
         s_b = spectrogram(src_b * scale, self.audio_cfg)[:, :, :UNET_BINS]
-        pooled = fmap.amax(dim=(2, 3))
-        arranged = rearranged_map(pooled, torch.roll(pooled, 1, dims=0), fmap.shape[2], fmap.shape[3])
-        _, decoder = self.generator.unet.forward_features(x, self.generator.reduce(arranged).flatten(1))
-        masks = self.sep_apnet(decoder, arranged)
-        sep = F.mse_loss(complex_mul(masks[:, 0], x), s_a) + F.mse_loss(complex_mul(masks[:, 1], x), s_b)
-        return {"backbone": backbone, "heads": heads, "sep": sep,
-                "total": backbone + heads + self.lambda_sep * sep}
+        rows = fmap.amax(dim=3)                                                    # (B, 512, h)
+        arranged = rearranged_map(rows, torch.roll(rows, 1, dims=0), fmap.shape[3])
+        sep_side, decoder = gen.unet.forward_features(x_full[:, :, :gen.unet_input_bins],
+                                                      gen.reduce(arranged).flatten(1))
+        masks = gen.apnet(decoder, arranged)                                       # on the sum X
+        sep_backbone = F.mse_loss(complex_mul(sep_side, x), s_a - s_b)
+        sep_heads = F.mse_loss(complex_mul(masks[:, 0], x), s_a) + F.mse_loss(complex_mul(masks[:, 1], x), s_b)
+        sep = SEP_BACKBONE_WEIGHT * sep_backbone + SEP_HEADS_WEIGHT * sep_heads
+        return {"backbone": backbone, "heads": heads, "sep_backbone": sep_backbone, "sep_heads": sep_heads,
+                "total": backbone + HEADS_WEIGHT * heads + self.lambda_sep * sep}
 
 
 @register_recipe
 class SepStereoRecipe(Recipe):
     name = "sepstereo"
     arch = "apnet"
-    loss_names = ("backbone", "heads", "sep")
+    default_visual_net = "resnet18_dilated"
+    loss_names = ("backbone", "heads", "sep_backbone", "sep_heads")
 
     def make_step_module(self, generator):
         return SepStereoStep(generator, self.config)
