@@ -88,7 +88,8 @@ class InferenceBackend:
 
     def audio(self, spec: np.ndarray, feature: np.ndarray) -> np.ndarray:
         """spec (B, 2, n_bins, T) float32 normalised, feature (B, *feature_shape) float32
-        -> masks (B, n_masks, 2, n_bins, T) float32 in [-1, 1]."""
+        -> masks (B, n_masks, 2, n_bins, T) float32 on the mono spectrogram: in [-1, 1] for
+        "side", in [-2, 2] for "left_right" (docs/architecture.md)."""
         spec, feature = self._check_audio(spec, feature)
         return self._audio(spec, feature)
 
