@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from fractions import Fraction
 
 import numpy as np
 
@@ -36,8 +35,9 @@ BLEND_HZ = 500.0
 #: Time constant (ms) of the extension's smoothing over frames.
 SMOOTHING_MS = 50.0
 # Prime factors an FFT size's half may have (KissFFT's real transform runs a complex FFT of
-# n_fft / 2; large prime factors make it slow).
-_FFT_FACTORS = (2, 3, 5, 7, 11)
+# n_fft / 2 with fast radix-2/3/4/5 steps; measured at 44.1 kHz, streaming ISTFT of both ears:
+# 1408 = 2^7 * 11 took 200 us per frame, 1440 = 2^5 * 3^2 * 5 105 us).
+_FFT_FACTORS = (2, 3, 5)
 
 
 def _smooth(n: int) -> bool:
@@ -91,7 +91,7 @@ def device_grid(sample_rate: int, model_rate: int, n_fft: int, win_length: int, 
     None when ``sample_rate <= model_rate`` (nothing above the model's band) or when the hop is
     not a whole number of device samples (22.05 kHz: 220.5): those rates take the resampling
     path. The window is rounded to an even length; ``n_fft`` is the even size nearest the scaled
-    one whose half has only the prime factors 2, 3, 5, 7, 11 (1536 at 48 kHz, 1408 at 44.1 kHz).
+    one whose half has only the prime factors 2, 3, 5 (1536 at 48 kHz, 1440 at 44.1 kHz).
     """
     for name, v in (("sample_rate", sample_rate), ("model_rate", model_rate), ("n_fft", n_fft),
                     ("win_length", win_length), ("hop", hop)):
@@ -139,26 +139,35 @@ class FullBandMapper:
         scale = grid.model_rate / grid.sample_rate
 
         # Network input. Exact grid: model bin j is device bin j, times the scale. Otherwise
-        # (44.1 kHz) the model's frequencies are evaluated on the device frame's windowed samples:
-        # an FFT zero-padded to the length whose bins fall on the model's every `step`-th bin
-        # (7056 = 5 x 1411.2 at 44.1 kHz), the phase referred to the model window's centre in
-        # time (the device window's sits 6 us off at 44.1 kHz, which alone cost -16 dB) and
-        # given the model frame's (-1)^j of a window centred in its frame. Interpolating
-        # neighbouring device bins instead missed the network input by -16 dB on white noise; a
-        # DFT matrix at the model's frequencies took ~1 ms per frame on 2 cores, this ~0.2 ms.
+        # (44.1 kHz) the model's frequencies are evaluated on the device frame's windowed samples
+        # by a chirp-z transform (Bluestein: two FFTs of a 5-smooth length >= W + model_bins - 1),
+        # the phase referred to the model window's centre in time (the device window's sits 6 us
+        # off at 44.1 kHz, which alone cost -16 dB) and given the model frame's (-1)^j of a
+        # window centred in its frame. Measured alternatives: interpolating neighbouring device
+        # bins missed the network input by -16 dB on white noise; a DFT matrix took ~1 ms per
+        # frame on 2 cores, an FFT zero-padded to 7056 (bins on the model's) 0.2 ms, this 0.1 ms.
         if not grid.exact:
             W = grid.win_length
-            zoom = Fraction(grid.sample_rate * grid.model_n_fft, grid.model_rate)
-            self._zoom_step = zoom.denominator
-            self._zoom_bins = np.arange(Fm) * self._zoom_step
-            self._window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(W) / W)        # float64, periodic Hann
-            self._zoom_in = np.zeros((b, zoom.numerator), np.float64)                # zero-padded frames
-            self._zoom_out = np.zeros((b, zoom.numerator // 2 + 1), np.complex128)
-            self._zoom_sel = np.zeros((b, Fm), np.complex128)
-            centre_s = grid.model_win_length / 2 / grid.model_rate                  # before the newest sample
-            f = np.arange(Fm) * grid.model_bin_hz
-            self._zoom_coef = (scale * np.where(np.arange(Fm) % 2 == 0, 1.0, -1.0)
-                               * np.exp(-2j * np.pi * f * (centre_s - W / grid.sample_rate)))
+            L = next(n for n in range(W + Fm - 1, 4 * (W + Fm)) if _smooth(n))
+            step = grid.model_bin_hz / grid.sample_rate            # cycles per sample between bins
+
+            def chirp(e):                                          # w^(e/2), w = exp(-2 pi i step)
+                return np.exp(-1j * np.pi * step * np.asarray(e, np.float64))
+
+            n, j = np.arange(W, dtype=np.float64), np.arange(Fm, dtype=np.float64)
+            window = 0.5 - 0.5 * np.cos(2 * np.pi * n / W)          # periodic Hann
+            self._czt_pre = window * chirp(n * n)                   # (W,) complex128
+            kernel = np.zeros(L, np.complex128)
+            kernel[:Fm] = chirp(-j * j)
+            kernel[L - np.arange(1, W)] = chirp(-np.arange(1, W, dtype=np.float64) ** 2)
+            self._czt_kernel = np.fft.fft(kernel)
+            centre_s = grid.model_win_length / 2 / grid.model_rate  # before the frame's newest sample
+            f = j * grid.model_bin_hz
+            self._czt_post = (chirp(j * j) * scale * np.where(np.arange(Fm) % 2 == 0, 1.0, -1.0)
+                              * np.exp(-2j * np.pi * f * (centre_s - W / grid.sample_rate)))
+            self._czt_a = np.zeros((b, L), np.complex128)           # zero beyond W, written below W only
+            self._czt_f = np.zeros((b, L), np.complex128)
+            self._czt_sel = np.zeros((b, Fm), np.complex128)
 
         # Masks: device bins up to the model's Nyquist from model position q_k.
         nyquist = grid.model_rate / 2
@@ -186,6 +195,7 @@ class FullBandMapper:
         self._alpha = math.exp(-1e3 * grid.hop / grid.sample_rate / SMOOTHING_MS)
         self._ext = np.zeros((self.n_masks, 2, b), np.float32)  # extension mask per frame: re, im
         self._masks = np.zeros((self.n_masks, 2, Fd, b), np.float32)
+        self._model_masks = np.zeros((self.n_masks, 2, Fm, b), np.float32)
         self._tmp_a = np.zeros((self.n_masks, 2, self.n_low, b), np.float32)
         self._tmp_b = np.zeros((self.n_masks, 2, self.n_low, b), np.float32)
         self._blend = np.zeros((self.n_masks, 2, self.n_low - self.n_pure, b), np.float32)
@@ -222,15 +232,18 @@ class FullBandMapper:
                              f"{self.grid.sample_rate} Hz, got {None if samples is None else samples.shape}")
         # Frame t's window: the W samples ending (k - 1 - t) hops before the newest one.
         start = len(samples) - W - (k - 1) * hop
+        a, spec = self._czt_a[:k], self._czt_f[:k]
         for t in range(k):
-            frame = self._zoom_in[t, :W]
-            np.copyto(frame, samples[start + t * hop:start + t * hop + W])
-            np.multiply(frame, self._window, out=frame)
-        np.fft.rfft(self._zoom_in[:k], axis=1, out=self._zoom_out[:k])
-        sel = self._zoom_sel[:k]
-        np.take(self._zoom_out[:k], self._zoom_bins, axis=1, out=sel, mode="clip")
+            np.copyto(a[t, :W], samples[start + t * hop:start + t * hop + W])
+            np.multiply(a[t, :W], self._czt_pre, out=a[t, :W])
+        np.fft.fft(a, axis=1, out=spec)
         for t in range(k):
-            np.multiply(sel[t], self._zoom_coef, out=sel[t])
+            np.multiply(spec[t], self._czt_kernel, out=spec[t])
+        np.fft.ifft(spec, axis=1, out=spec)
+        sel = self._czt_sel[:k]
+        np.copyto(sel, spec[:, :Fm])
+        for t in range(k):
+            np.multiply(sel[t], self._czt_post, out=sel[t])
         np.copyto(out, sel)
 
     # ------------------------------------------------------------------ masks
@@ -254,8 +267,10 @@ class FullBandMapper:
         if self.grid.exact:
             np.copyto(a, masks[:, :, :lo])
         else:
-            np.take(masks, self._m_i0, axis=2, out=a, mode="clip")
-            np.take(masks, self._m_i0 + 1, axis=2, out=self._tmp_b, mode="clip")
+            src = self._model_masks
+            np.copyto(src, masks)
+            np.take(src, self._m_i0, axis=2, out=a, mode="clip")
+            np.take(src, self._m_i0 + 1, axis=2, out=self._tmp_b, mode="clip")
             np.multiply(a, self._m_1w, out=a)
             np.multiply(self._tmp_b, self._m_w, out=self._tmp_b)
             np.add(a, self._tmp_b, out=a)
