@@ -20,6 +20,9 @@ Both yield the items of docs/architecture.md ("Data"):
   ``with_positions=True`` (sidecars needed) adds ``"source_x"`` (3,) float32, each source's box
   centre in the item's frame as a fraction of the width (mirrored when flipped; -1 for no
   source), for the auxiliary localisation loss. These draw no random numbers, so the crops of a seed are the same with and without them.
+- ``blank_prob`` (train items; default 0): with this probability an item becomes a "picture
+  says nothing" example (:func:`blank_item`): a uniform frame and the mono mix as the target
+  in both ears, so a model learns to leave the sound centred when the picture shows no source.
 - ``mode="eval"``: ``{"audio": (2, n) float32 whole clip (not normalised), "frames":
   (n_frames, H, W, 3) uint8, "fps": float, "clip": str, "meta": dict or None}``.
 
@@ -94,12 +97,29 @@ def colour_jitter(frame: np.ndarray, brightness: float, saturation: float) -> np
     return np.clip(x * brightness + 0.5, 0, 255).astype(np.uint8)
 
 
+def blank_item(item: dict, rng: np.random.Generator) -> dict:
+    """The fields that turn a training item into a "picture says nothing" example: a frame of
+    one uniform colour (grey most often) and, as the target, the mono mix in both ears (a
+    centred output; no source may be placed from a picture that shows none)."""
+    frame = item["frame"]
+    colour = np.full(3, rng.integers(30, 226)) if rng.random() < 0.7 else rng.integers(0, 256, 3)
+    blank = torch.from_numpy(np.broadcast_to(colour.astype(np.uint8), tuple(frame.shape)).copy())
+    mono = item["audio"].mean(dim=0, keepdim=True)
+    out = {"frame": blank, "audio": mono.expand(2, -1).contiguous()}
+    if "source_x" in item:
+        out["source_x"] = torch.full_like(item["source_x"], -1.0)
+    return out
+
+
 class _BinauralBase(Dataset):
     """Shared crop / augmentation / eval logic; subclasses list clips and read them."""
 
     def __init__(self, mode, visual_size, crop_samples, flip_prob, rms, seed, with_second_frame=False,
                  second_frame_gap_s=1.0, clip_frames=0, with_rir=False, rir_samples=10080,
-                 with_positions=False):
+                 with_positions=False, blank_prob=0.0):
+        if not 0.0 <= blank_prob <= 1.0:
+            raise ValueError(f"blank_prob must be in [0, 1], got {blank_prob}")
+        self.blank_prob = float(blank_prob)
         if not second_frame_gap_s > 0:
             raise ValueError(f"second_frame_gap_s must be > 0 seconds, got {second_frame_gap_s}")
         if not isinstance(clip_frames, int) or clip_frames < 0:
@@ -172,6 +192,10 @@ class _BinauralBase(Dataset):
                 "frame": torch.from_numpy(np.ascontiguousarray(frame)),
                 "clip": self.clips[i], "flipped": flipped}
         item.update(self._extras(i, k, centre_s, jitter, flipped))
+        if self.blank_prob > 0:  # drawn last: the crops of a seed do not depend on blank_prob
+            blank_rng = np.random.default_rng([self.seed, self.epoch, i, 2])
+            if blank_rng.random() < self.blank_prob:
+                item.update(blank_item(item, blank_rng))
         return item
 
     def _extras(self, i: int, k: int, centre_s: float, jitter, flipped: bool) -> dict:

@@ -74,9 +74,18 @@ def _dataset(root: str, split: str, visual_size, seed: int, flip_prob: float):
                               flip_prob=flip_prob, seed=seed, with_positions=True)
 
 
+CHECKPOINT_EVERY_STEPS = 100
+
+
 def pretrain(data: str, out: str, steps: int, visual_size=(64, 128), batch_size: int = 32, lr: float = 1e-3,
-             seed: int = 0, num_workers: int = 1, progress: bool = True) -> dict:
-    """Train :class:`LocaliserNet` for ``steps`` Adam steps; write the trunk; return the summary."""
+             seed: int = 0, num_workers: int = 1, progress: bool = True, resume: bool = False,
+             ood_data: Optional[str] = None) -> dict:
+    """Train :class:`LocaliserNet` for ``steps`` Adam steps; write the trunk; return the summary.
+
+    The state (weights, optimiser, step, epoch) is saved to ``<out>/checkpoint.pt`` every
+    :data:`CHECKPOINT_EVERY_STEPS` steps; ``resume=True`` continues from it (same data order).
+    ``ood_data``: a set whose ``all`` split (e.g. the OOD validation set) is scored too.
+    """
     from tqdm import tqdm
 
     if steps < 1 or batch_size < 1 or not lr > 0:
@@ -87,18 +96,33 @@ def pretrain(data: str, out: str, steps: int, visual_size=(64, 128), batch_size:
     val_set = _dataset(data, "val", visual_size, seed + 1, flip_prob=0.0)
     net = LocaliserNet()
     opt = torch.optim.Adam(net.parameters(), lr=lr)
-    loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, drop_last=True,
-                        num_workers=num_workers, generator=torch.Generator().manual_seed(seed))
+    ckpt_path = os.path.join(out, "checkpoint.pt")
+    t0, step, epoch, done_s = time.time(), 0, 0, 0.0
+    if resume:
+        if not os.path.isfile(ckpt_path):
+            raise FileNotFoundError(f"nothing to resume: {ckpt_path} does not exist")
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        net.load_state_dict(state["net"])
+        opt.load_state_dict(state["opt"])
+        step, epoch, done_s = state["step"], state["epoch"], state.get("elapsed_s", 0.0)
     log_path = os.path.join(out, "log.csv")
-    t0, step, epoch = time.time(), 0, 0
-    with open(log_path, "w", newline="") as f, tqdm(total=steps, disable=not progress,
-                                                     desc="pretrain visual") as bar:
+    with open(log_path, "a" if resume else "w", newline="") as f, tqdm(
+            total=steps, initial=step, disable=not progress, desc="pretrain visual") as bar:
         log = csv.writer(f)
-        log.writerow(["step", "epoch", "loss", "elapsed_s"])
+        if not resume:
+            log.writerow(["step", "epoch", "loss", "elapsed_s"])
         net.train()
         while step < steps:
             train_set.set_epoch(epoch)
-            for batch in loader:
+            # The shuffle order of an epoch depends on (seed, epoch) only, so a resumed run
+            # skips the batches the first run already took and sees the same data order.
+            order = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+            loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, drop_last=True,
+                                num_workers=num_workers, generator=order)
+            skip = step - epoch * len(loader) if resume and step > epoch * len(loader) else 0
+            for b_index, batch in enumerate(loader):
+                if b_index < skip:
+                    continue
                 loss = net.loss(batch["frame"], batch["source_x"])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -109,15 +133,25 @@ def pretrain(data: str, out: str, steps: int, visual_size=(64, 128), batch_size:
                     raise FloatingPointError(f"pretraining loss is {value} at step {step}")
                 bar.update(1)
                 if step % 25 == 0 or step == steps:
-                    log.writerow([step, epoch, f"{value:.6f}", f"{time.time() - t0:.1f}"])
+                    log.writerow([step, epoch, f"{value:.6f}", f"{done_s + time.time() - t0:.1f}"])
                     f.flush()
                     bar.set_postfix(loss=f"{value:.4f}")
+                if step % CHECKPOINT_EVERY_STEPS == 0 or step == steps:
+                    tmp = ckpt_path + ".tmp"
+                    torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "step": step,
+                                "epoch": epoch, "elapsed_s": done_s + time.time() - t0}, tmp)
+                    os.replace(tmp, ckpt_path)
                 if step >= steps:
                     break
-            epoch += 1
-    train_s = time.time() - t0
+            else:
+                epoch += 1
+                resume = False
+    train_s = done_s + time.time() - t0
     summary = {"steps": steps, "batch_size": batch_size, "lr": lr, "visual_size": list(visual_size),
                "train_seconds": round(train_s, 1), **evaluate(net, val_set, batch_size)}
+    if ood_data:
+        ood = evaluate(net, _dataset(ood_data, "all", visual_size, seed + 2, flip_prob=0.0), batch_size)
+        summary.update({f"ood_{k[4:]}": v for k, v in ood.items()})
     path = os.path.join(out, "resnet18.pth")
     tmp = path + ".tmp"
     torch.save(net.trunk.state_dict(), tmp)
@@ -158,10 +192,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-workers", type=int, default=1)
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
+    p.add_argument("--ood-data", default=None,
+                   help="also score the 'all' split of this set (e.g. the OOD validation set)")
     a = p.parse_args(argv)
     try:
         summary = pretrain(a.data, a.out, a.steps, tuple(a.visual_size), a.batch_size, a.lr, a.seed,
-                           a.num_workers, progress=not a.no_progress)
+                           a.num_workers, progress=not a.no_progress, resume=a.resume,
+                           ood_data=a.ood_data)
     except (ValueError, FileNotFoundError) as exc:
         print(f"pretrain_visual: error: {exc}", file=sys.stderr)
         return 2

@@ -70,6 +70,29 @@ def test_split_lists_are_disjoint_and_complete(sim_root):
     assert sorted(clips) == [f"{i:06d}" for i in range(10)]
 
 
+def test_blank_items_show_nothing_and_keep_the_sound_centred(sim_root):
+    plain = SimBinauralDataset(sim_root, "train", visual_size=(32, 64), seed=4, with_positions=True)
+    blank = SimBinauralDataset(sim_root, "train", visual_size=(32, 64), seed=4, with_positions=True,
+                               blank_prob=1.0)
+    some = SimBinauralDataset(sim_root, "train", visual_size=(32, 64), seed=4, blank_prob=0.5)
+    for i in range(3):
+        p, b = plain[i], blank[i]
+        frame = b["frame"].numpy().reshape(-1, 3)
+        assert (frame == frame[0]).all()  # one uniform colour
+        mono = p["audio"].mean(dim=0)
+        assert torch.allclose(b["audio"][0], mono) and torch.allclose(b["audio"][1], mono)
+        assert (b["source_x"] == -1).all()
+    n_blank = sum(bool((some[i]["frame"] == some[i]["frame"][0, 0]).all()) for i in range(len(some)))
+    assert 0 < n_blank < len(some)
+    # the share does not move the other draws: non-blank items equal the plain ones
+    plain_nopos = SimBinauralDataset(sim_root, "train", visual_size=(32, 64), seed=4)
+    for i in range(len(some)):
+        if not bool((some[i]["frame"] == some[i]["frame"][0, 0]).all()):
+            assert torch.equal(some[i]["audio"], plain_nopos[i]["audio"])
+    with pytest.raises(ValueError, match="blank_prob must be in"):
+        SimBinauralDataset(sim_root, "train", blank_prob=1.5)
+
+
 def test_colour_jitter():
     img = np.full((4, 4, 3), (100, 150, 200), np.uint8)
     assert np.array_equal(colour_jitter(img, 1.0, 1.0), img)

@@ -33,11 +33,12 @@ def test_source_positions_follow_the_sidecar_and_the_flip(sim_root):
         meta = json.loads((sim_root / "meta" / f"{item['clip']}.json").read_text())
         xs = item["source_x"].numpy()
         assert xs.shape == (3,) and xs.dtype == np.float32
-        n = len(meta["sources"])
+        sounding = [s for s in meta["sources"] if not s.get("silent", False)]  # distractors are not sources
+        n = len(sounding)
         assert np.all(xs[n:] == -1)
         # The frame the crop uses is unknown here, so check each centre against that source's
         # per-frame boxes: one of them must match.
-        for j, src in enumerate(meta["sources"]):
+        for j, src in enumerate(sounding):
             centres = np.array([(b[0] + b[2]) / 2 / meta["frame_width"] for b in src["bbox"]])
             if item["flipped"]:
                 centres = 1 - centres
@@ -123,3 +124,20 @@ def test_pretrain_visual_writes_a_trunk_that_recipes_load(sim_root, tmp_path, on
     saved = torch.load(out / "resnet18.pth", weights_only=True)
     assert all(torch.equal(gen.trunk.state_dict()[k], v) for k, v in saved.items())
     assert main(["--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x"), "--steps", "1"]) == 2
+
+
+def test_pretrain_visual_resumes_where_it_stopped(sim_root, tmp_path, one_thread):
+    """3 steps, then --resume to 5, ends with the weights of one uninterrupted 5-step run."""
+    from streambin.train.pretrain_visual import pretrain
+
+    kw = dict(visual_size=VISUAL, batch_size=2, num_workers=0, progress=False)
+    pretrain(str(sim_root), str(tmp_path / "a"), steps=3, **kw)
+    resumed = pretrain(str(sim_root), str(tmp_path / "a"), steps=5, resume=True, ood_data=str(sim_root), **kw)
+    pretrain(str(sim_root), str(tmp_path / "b"), steps=5, **kw)
+    a = torch.load(tmp_path / "a" / "resnet18.pth", weights_only=True)
+    b = torch.load(tmp_path / "b" / "resnet18.pth", weights_only=True)
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
+    assert [int(r["step"]) for r in csv.DictReader(open(tmp_path / "a" / "log.csv"))] == [3, 5]
+    assert 0.0 <= resumed["ood_column_accuracy"] <= 1.0 and resumed["ood_items"] >= 1
+    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+        pretrain(str(sim_root), str(tmp_path / "c"), steps=2, resume=True, **kw)

@@ -243,6 +243,22 @@ def test_cli_refuses_pool_all_without_legacy(tmp_path, capsys):
 
 
 @pytest.mark.assets
+def test_real_pools_disjoint_pictures(real_assets):
+    """With the real packages: no picture (stamp, instrument cut-out, talker) and no background
+    or voice in both pools."""
+    libs = {p: Library(real_assets, pool=p) for p in ("train", "ood")}
+    pictures = {p: ({st.name for st in L.stamps} | {st.name for st in L.cutouts}
+                    | {str(Path(png).relative_to(real_assets.stamps).with_suffix("")) for _, _, png in L.instruments})
+                for p, L in libs.items()}
+    assert pictures["train"] and pictures["ood"] and not (pictures["train"] & pictures["ood"])
+    bgs = {p: {b.id for b in L.background_assets} for p, L in libs.items()}
+    assert len(bgs["train"]) >= 60 or pytest.skip("wallpaper packages not installed")
+    assert not (bgs["train"] & bgs["ood"])
+    voices = {p: {v.id for v in L.voices} for p, L in libs.items()}
+    assert not (voices["train"] & voices["ood"])
+
+
+@pytest.mark.assets
 def test_legacy_options_reproduce_the_first_sets(tmp_path, real_assets):
     """``--legacy --pool all`` gives the bytes the first generator wrote (hashes recorded with it)."""
     S.generate(tmp_path, clips=4, seconds=2.0, seed=0, rooms=True, moving=True, workers=1,

@@ -5,7 +5,9 @@ Usage::
     python -m streambin.train.sim.card --root DIR [--clip NAME] [--out docs/figures/scene_example.png]
 
 Without ``--clip`` the clip with one moving source and the widest sweep (anechoic preferred;
-else the first clip) is shown.
+else the first clip) is shown. ``--kinds`` instead draws one clip of each scene kind of a
+``--mix validation`` set (single static source, photograph, moving, two sources, centre): its
+first and last frames and its level difference.
 The level difference is ``10 log10(E_right / E_left)`` over 100 ms windows (positive: louder
 right), plotted with the source azimuths from the sidecar (positive: right).
 """
@@ -101,13 +103,91 @@ def make_figure(root: Path, clip: str, out: Path) -> Path:
     return out
 
 
+def scene_label(meta: dict) -> str:
+    """Which scenario a sidecar shows: photograph / moving / two sources / centre / single static
+    (silent distractors do not count as sources)."""
+    sounding = [s for s in meta["sources"] if not s.get("silent", False)]
+    if meta.get("scene_kind") == "photograph":
+        return "photograph"
+    if any(s["moving"] for s in sounding):
+        return "moving"
+    if len(sounding) >= 2:
+        return "two sources"
+    if abs(sounding[0]["azimuth_deg"][0]) <= 5.0:
+        return "centre"
+    return "single static"
+
+
+KIND_ORDER = ("single static", "photograph", "moving", "two sources", "centre")
+
+
+def make_kinds_figure(root: Path, out: Path) -> Path:
+    import cv2
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import soundfile as sf
+
+    chosen: dict = {}
+    for p in sorted((root / "meta").glob("*.json")):
+        m = json.loads(p.read_text())
+        chosen.setdefault(scene_label(m), (p.stem, m))
+    kinds = [k for k in KIND_ORDER if k in chosen]
+    if not kinds:
+        raise FileNotFoundError(f"no sidecars in {root / 'meta'}")
+    fig, axes = plt.subplots(len(kinds), 3, figsize=(13, 2.3 * len(kinds)),
+                             gridspec_kw={"width_ratios": [1, 1, 1.5]})
+    axes = np.atleast_2d(axes)
+    for row, kind in enumerate(kinds):
+        clip, meta = chosen[kind]
+        audio, sr = sf.read(str(root / "binaural_audios" / f"{clip}.wav"), dtype="float32", always_2d=True)
+        t, ild = short_time_ild_db(audio.T, sr)
+        for col, j in enumerate((0, meta["n_frames"] - 1)):
+            ax = axes[row, col]
+            img = cv2.cvtColor(cv2.imread(str(root / "frames" / clip / f"{j + 1:06d}.png")), cv2.COLOR_BGR2RGB)
+            ax.imshow(img)
+            for s in meta["sources"]:
+                x0, y0, x1, y1 = s["bbox"][j]
+                colour = "red" if s.get("silent") else "lime"
+                ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, color=colour, lw=1))
+            ax.set_title(f"{kind}: clip {clip}, frame {j + 1}, FOV {meta['hfov_deg']:.0f}°", fontsize=8)
+            ax.axis("off")
+        ax = axes[row, 2]
+        ax.plot(t, ild, color="tab:red", lw=1)
+        ax.axhline(0, color="grey", lw=0.5)
+        lim = max(5.0, float(np.nanmax(np.abs(ild))) * 1.1) if np.any(np.isfinite(ild)) else 10.0
+        ax.set_ylim(-lim, lim)
+        ax.set_ylabel("R - L (dB)", color="tab:red", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax2 = ax.twinx()
+        for s in meta["sources"]:
+            if not s.get("silent"):
+                ax2.plot(meta["frame_times_s"], s["azimuth_deg"], "--", lw=1)
+        half = meta["hfov_deg"] / 2
+        ax2.set_ylim(-half, half)
+        ax2.set_ylabel("azimuth (deg)", fontsize=8)
+        ax2.tick_params(labelsize=7)
+        ax.set_title(f"head {meta.get('head', '?')}, "
+                     f"{'room' if meta['room'] else 'anechoic'}; green: sounding, red: silent", fontsize=8)
+    axes[-1, 2].set_xlabel("time (s)", fontsize=8)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=80)
+    plt.close(fig)
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m streambin.train.sim.card", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--root", type=Path, required=True)
     p.add_argument("--clip", default=None)
     p.add_argument("--out", type=Path, default=Path("docs/figures/scene_example.png"))
+    p.add_argument("--kinds", action="store_true", help="one clip of each scene kind (validation mix)")
     a = p.parse_args(argv)
+    if a.kinds:
+        print(make_kinds_figure(a.root, a.out))
+        return 0
     clip = a.clip or pick_clip(a.root)
     print(make_figure(a.root, clip, a.out))
     return 0

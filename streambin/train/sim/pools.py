@@ -14,8 +14,8 @@ background      package-relative image id (one per wallpaper,   hash rule (below
 procedural      ``"procedural"`` textures (drawn per clip)      train only (never a test picture)
 cutout          tuxpaint stamp name (its picture AND its        hash rule, 20 % OOD
                 sound: an object is one identity)
-instrument      General-MIDI instrument name (its SoundFont     hash rule, 20 % OOD
-                samples and its cut-out)
+instrument      its cut-out's stamp name (the SoundFont         the pool of that cut-out
+                samples go with the picture)
 voice           espeak-ng voice+variant, or ``rec:<language>``  hash rule, 20 % OOD
                 for recorded tuxpaint descriptions
 head            see :mod:`streambin.train.sim.heads`            that module's ``head_ids(pool)``

@@ -195,7 +195,8 @@ class Library:
             have = {(b, p) for b, p, _ in self.soundfont.presets()}
             for name, (program, stem) in sorted(paths.instruments.items()):
                 png = paths.stamps / (stem + ".png")
-                in_pool = pool == "all" or pools.pool_of("instrument", name) == pool
+                # An instrument belongs to the pool of its picture: one object, one pool.
+                in_pool = pool == "all" or pools.pool_of("cutout", stem) == pool
                 if (0, program) in have and png.is_file() and in_pool:
                     self.instruments.append((name, program, str(png)))
         self.cutouts = pools.select(A.find_cutouts(paths.stamps), "cutout", pool, lambda st: st.name) \
