@@ -165,16 +165,23 @@ class TrainConfig:
 
 @dataclass
 class DataConfig:
-    """Where the data lives. ``format`` "sim" is streambin's synthetic set, "fairplay" FAIR-Play."""
+    """Where the data lives. ``format`` "sim" is streambin's synthetic set, "fairplay" FAIR-Play.
+
+    ``blank_prob``: share of training items turned into "the picture says nothing" examples (a
+    uniform frame, the mono mix as the target in both ears; streambin.train.data.blank_item).
+    """
 
     root: Optional[str] = None
     format: str = "sim"
     fairplay_split_dir: Optional[str] = None
     train_split: str = "train"
     val_split: str = "val"
+    blank_prob: float = 0.0
 
     def validate(self) -> None:
         _choice(self, "data", "format", DATA_FORMATS)
+        if not (isinstance(self.blank_prob, (int, float)) and 0.0 <= self.blank_prob <= 1.0):
+            raise ConfigError(f"data.blank_prob must be a number in [0, 1], got {self.blank_prob!r}")
         for name in ("root", "fairplay_split_dir"):
             v = getattr(self, name)
             if v is not None and not isinstance(v, str):

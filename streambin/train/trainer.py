@@ -104,7 +104,8 @@ def make_dataset(cfg: Config, split: str, train: bool) -> Dataset:
         raise ValueError("data.root is not set: pass --data DIR (or data.root in the config)")
     kw = dict(mode="train", visual_size=cfg.model.visual_size, crop_samples=cfg.audio.crop_samples,
               flip_prob=cfg.train.flip_prob if train else 0.0, rms=cfg.audio.input_rms,
-              seed=cfg.train.seed if train else cfg.train.seed + 1)
+              seed=cfg.train.seed if train else cfg.train.seed + 1,
+              blank_prob=cfg.data.blank_prob if train else 0.0)
     kw.update(get_recipe(cfg.recipe).dataset_options(cfg))  # opt-in item fields the recipe needs
     if cfg.data.format == "sim":
         return data_mod.SimBinauralDataset(cfg.data.root, split, **kw)

@@ -122,6 +122,8 @@ def test_config_validation_errors(tmp_path):
         config_from_dict({"audio": {"context_frames": 50}})
     with pytest.raises(ConfigError, match="recipe must be one of"):
         config_from_dict({"recipe": "no_such_recipe"})
+    with pytest.raises(ConfigError, match=r"data.blank_prob must be a number in \[0, 1\]"):
+        config_from_dict({"data": {"blank_prob": 1.5}})
     with pytest.raises(ConfigError, match="section.key=value"):
         apply_overrides(Config(), ["model.ngf"])
     with pytest.raises(ConfigError, match="train.batch_size must be a positive int"):
