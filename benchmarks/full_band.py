@@ -10,6 +10,8 @@ Default model (the shipped bundle), ONNX Runtime on the CPU, block 1. Measured:
   0.2-7 kHz difference is at least 1 dB). For scale, the same energy measure of the mono input
   itself ((L + R) / 2 loses high-band energy where the ears are out of phase). Each scene twice: with the scene's own sound and with
   a white-noise source at the same place (tuxpaint sounds often stop below 11 kHz);
+* below 7 kHz: the difference of each 48 kHz path's output from the 16 kHz engine's for the
+  same band-limited speech-like sound;
 * algorithmic latency per lookahead 0/1/2 at 44.1/48/96 kHz (``latency_samples``, checked by
   an impulse through the engine);
 * whole-engine real-time factor (visual net included, camera at the scene's 10 fps, chunks of
@@ -130,6 +132,31 @@ def make_scenes(n: int, seconds: float, seed: int):
     return scenes
 
 
+def below_7khz_agreement(seconds: float = 4.0) -> dict:
+    """Speech-like sound band-limited at 16 kHz (benchmarks.engine_bench.speech_like), through
+    the 16 kHz engine and, upsampled to 48 kHz, through both 48 kHz paths: relative difference
+    of each 48 kHz output from the 16 kHz engine's over 0.2-7 kHz (ears, and the side L - R)."""
+    from benchmarks.engine_bench import speech_like
+
+    x16 = speech_like(seconds, 16000, seed=1)
+    x48 = signal.resample_poly(x16.astype(np.float64), 3, 1).astype(np.float32)
+    out = {}
+    for key, rate, x, full in (("16k", 16000, x16, None), ("full_band", RATE, x48, True),
+                               ("resampling", RATE, x48, False)):
+        sp = Spatializer("default", sample_rate=rate, block_frames=1, lookahead_frames=2, full_band=full)
+        y = np.concatenate([sp.process(x), sp.flush()], axis=1)[:, sp.latency_samples:]
+        out[key] = y if rate == 16000 else signal.resample_poly(y.astype(np.float64), 1, 3, axis=1)
+    sos = signal.butter(8, LOW_HZ, "bandpass", fs=16000, output="sos")
+    ref = signal.sosfiltfilt(sos, out["16k"], axis=1)[:, 16000:]        # context filled
+    result = {}
+    for key in ("full_band", "resampling"):
+        y = signal.sosfiltfilt(sos, out[key], axis=1)[:, 16000:16000 + ref.shape[1]]
+        side_ref, side = ref[0] - ref[1], y[0] - y[1]
+        result[key] = {"ears_db": float(10 * np.log10(np.sum((y - ref) ** 2) / np.sum(ref ** 2))),
+                       "side_db": float(10 * np.log10(np.sum((side - side_ref) ** 2) / np.sum(side_ref ** 2)))}
+    return result
+
+
 def measure_latency() -> list:
     rows = []
     for rate in (44100, 48000, 96000):
@@ -211,6 +238,9 @@ def main(argv=None) -> int:
             }
     result["scene_summary"] = summary
     print(json.dumps(summary, indent=1))
+
+    result["below_7khz_vs_16k_engine"] = below_7khz_agreement()
+    print("below 7 kHz, relative difference from the 16 kHz engine:", json.dumps(result["below_7khz_vs_16k_engine"]))
 
     result["latency"] = measure_latency()
     for r in result["latency"]:

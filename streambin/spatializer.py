@@ -249,8 +249,11 @@ class Spatializer:
         n_fft, _, hop = self._stft_params
         F_stft = n_fft // 2 + 1
         self._stft_hop = hop
-        self._ctx = np.zeros((T, F), np.complex64)              # ring of the last T frames (model bins), oldest first
-        self._ctx_samples = np.zeros(T * hop, np.float32)       # resampling path: raw samples behind those frames
+        # Resampling path: ring of the last T frames, oldest first, and the raw samples behind them
+        # (the full-band path keeps its own rings, below).
+        T_resampling = 0 if self.full_band else T
+        self._ctx = np.zeros((T_resampling, F), np.complex64)
+        self._ctx_samples = np.zeros(T_resampling * hop, np.float32)
         self._pending = np.zeros((b, F_stft), np.complex64)     # frames of the block being filled
         self._net_in = np.zeros((1, 2, F, T), np.float32)
         self._ears = np.zeros((2, b, F_stft), np.complex64)
