@@ -1,6 +1,8 @@
 """Build streambin and its native extension streambin._C.
 
-The CPU part of ``_C`` uses KissFFT (Debian ``libkissfft-dev``). CUDA sources in
+The CPU part of ``_C`` uses KissFFT (Debian ``libkissfft-dev``); without its headers the package
+installs without ``_C`` and runs its pure-numpy stand-in (``STREAMBIN_REQUIRE_NATIVE=1`` makes that
+an error instead). CUDA sources in
 ``cpp_ext/cuda`` are compiled with ``nvcc`` and linked against cuFFT (PyPI
 ``nvidia-cufft``) when both are found. Override with the environment variable
 ``STREAMBIN_CUDA``: ``1`` forces the CUDA build (and fails if it cannot be done),
@@ -37,10 +39,7 @@ def kissfft_flags():
     libraries = [f[2:] for f in (libs or []) if f.startswith("-l")] or ["kissfft-float"]
     include_dirs = include_dirs or ["/usr/include/kissfft"]
     if not any(os.path.exists(os.path.join(d, "kiss_fftr.h")) for d in include_dirs):
-        sys.exit(
-            "streambin: KissFFT headers not found (kiss_fftr.h). "
-            "Install them with: apt-get install libkissfft-dev"
-        )
+        return None
     return include_dirs, library_dirs, libraries
 
 
@@ -132,16 +131,28 @@ class BuildExt(build_ext):
         super().build_extensions()
 
 
-kiss_inc, kiss_libdirs, kiss_libs = kissfft_flags()
-ext = Pybind11Extension(
-    "streambin._C",
-    sorted(glob.glob("cpp_ext/*.cpp") + glob.glob("cpp_ext/cpu/*.cpp")),
-    include_dirs=["cpp_ext/include", *kiss_inc],
-    library_dirs=kiss_libdirs,
-    libraries=kiss_libs,
-    cxx_std=17,
-    extra_compile_args=["-O3"],
-)
+def native_extensions():
+    """streambin._C, or nothing where KissFFT is missing: streambin.dsp then runs the same API in
+    pure numpy (streambin.numpy_core, slower, with a warning at import)."""
+    kiss = kissfft_flags()
+    if kiss is None:
+        if os.environ.get("STREAMBIN_REQUIRE_NATIVE", "").strip() in ("1", "yes", "true"):
+            sys.exit("streambin: KissFFT headers not found (kiss_fftr.h); install them with: "
+                     "apt-get install libkissfft-dev")
+        print("streambin: KissFFT headers (kiss_fftr.h) not found: installing without streambin._C; "
+              "the pure-numpy DSP is used instead (apt-get install libkissfft-dev, then reinstall, for _C)")
+        return []
+    kiss_inc, kiss_libdirs, kiss_libs = kiss
+    return [Pybind11Extension(
+        "streambin._C",
+        sorted(glob.glob("cpp_ext/*.cpp") + glob.glob("cpp_ext/cpu/*.cpp")),
+        include_dirs=["cpp_ext/include", *kiss_inc],
+        library_dirs=kiss_libdirs,
+        libraries=kiss_libs,
+        cxx_std=17,
+        extra_compile_args=["-O3"],
+    )]
+
 
 EXTRAS = {
     "train": ["torch>=2.1", "sofar>=1.1", "pyroomacoustics>=0.7", "scikit-image>=0.21",
@@ -158,7 +169,7 @@ setup(
     description="Live mono audio + camera frames -> binaural audio at low latency",
     packages=find_packages(include=["streambin", "streambin.*", "export", "export.*"]),
     package_data={"streambin": ["models/default/*", "assets/*"]},
-    ext_modules=[ext],
+    ext_modules=native_extensions(),
     cmdclass={"build_ext": BuildExt},
     python_requires=">=3.9",
     install_requires=["numpy>=1.23", "scipy>=1.9", "soxr>=0.3", "onnxruntime>=1.16",

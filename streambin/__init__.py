@@ -5,6 +5,7 @@ Public API (nothing else at top level)::
     import streambin
     sp = streambin.Spatializer(model="default", sample_rate=48000)
     out = sp.process(chunk, frame)      # (n,) float32 mono -> (2, n) float32
+    out = streambin.spatialize(mono, rate, frames, fps=10)   # a whole clip -> (2, n), aligned
     bundle = streambin.load_bundle(path)
 
 The names are imported lazily so that ``import streambin`` stays cheap and does not
@@ -13,7 +14,7 @@ pull in ONNX Runtime or torch until they are used.
 
 from streambin._version import __version__
 
-__all__ = ["Spatializer", "load_bundle", "__version__"]
+__all__ = ["Spatializer", "spatialize", "load_bundle", "__version__"]
 
 
 def __getattr__(name):
@@ -21,6 +22,10 @@ def __getattr__(name):
         from streambin.spatializer import Spatializer
 
         return Spatializer
+    if name == "spatialize":
+        from streambin.offline import spatialize
+
+        return spatialize
     if name == "load_bundle":
         from streambin.bundle import load_bundle
 

@@ -1,5 +1,8 @@
 """Streaming and offline STFT/ISTFT and complex-mask multiply: the Python API over streambin._C.
 
+Where the native extension could not be built, the same API runs on streambin.numpy_core (pure
+numpy, same results, slower, no CUDA), with one warning at import.
+
 Conventions (docs/architecture.md):
 
 * A periodic Hann window of ``win_length`` samples is centred in each ``n_fft`` frame;
@@ -34,9 +37,18 @@ Example::
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
-from streambin import _C
+try:
+    from streambin import _C
+except ImportError as _exc:  # extension not built (e.g. no KissFFT headers): same API in numpy
+    from streambin import numpy_core as _C
+
+    warnings.warn(f"streambin._C is not available ({_exc}); using the slower pure-numpy DSP "
+                  "(streambin.numpy_core). Install libkissfft-dev and reinstall streambin to build it.",
+                  RuntimeWarning, stacklevel=2)
 
 __all__ = [
     "StreamingSTFT",

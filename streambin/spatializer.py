@@ -120,13 +120,34 @@ class Spatializer:
             (output band-limited to the model's Nyquist, 8 kHz); None: full band wherever the rate
             allows and the GPU pipeline is not in use. ``resample_quality`` only concerns the
             resampling path.
+        mirror: flip every frame left-right before the visual net: for front (selfie) cameras,
+            whose picture is a mirror image (a source on the user's right shows on the left).
+
+    Attributes:
+        latency_samples: fixed delay of the output behind the input, in samples at
+            ``sample_rate`` (``latency_ms`` in milliseconds): output sample ``i + latency_samples``
+            belongs to input sample ``i``. :meth:`flush` returns the last ``latency_samples``.
+        stats: counters and timings of the stream so far (blocks, block_ms_p99 against
+            block_budget_ms, frames received/skipped, ...).
+
+    Example::
+
+        import numpy as np, streambin
+        sp = streambin.Spatializer(sample_rate=48000)
+        mono = np.zeros(48000, np.float32)                    # one second of your audio
+        frame = np.zeros((480, 640, 3), np.uint8)             # the camera picture (RGB)
+        out = np.concatenate([sp.process(mono[i:i + 480], frame if i % 4800 == 0 else None)
+                              for i in range(0, len(mono), 480)] + [sp.flush()], axis=1)
+        binaural = out[:, sp.latency_samples:]                # (2, 48000), aligned with mono
+
+    For whole clips, :func:`streambin.spatialize` does this loop (any sample rate).
     """
 
     def __init__(self, model="default", backend: str = "auto", device: str = "auto", sample_rate: int = 48000,
                  block_frames: int | None = None, lookahead_frames: int = DEFAULT_LOOKAHEAD_FRAMES, color: str = "rgb",
                  threaded_visual: bool = False, resample_quality: str = "fir", num_threads: int | None = None,
                  gpu_pipeline: bool | None = None, visual_fps: float | None = DEFAULT_VISUAL_FPS,
-                 backend_options: dict | None = None, full_band: bool | None = None):
+                 backend_options: dict | None = None, full_band: bool | None = None, mirror: bool = False):
         from streambin.backends import create_backend
 
         if not isinstance(sample_rate, (int, np.integer)) or int(sample_rate) not in SUPPORTED_RATES:
@@ -143,6 +164,9 @@ class Spatializer:
                              f"(every frame), got {visual_fps!r}")
         self.sample_rate = int(sample_rate)
         self.color = color
+        if not isinstance(mirror, (bool, np.bool_)):
+            raise ValueError(f"mirror must be True (flip frames left-right: front cameras) or False, got {mirror!r}")
+        self.mirror = bool(mirror)
         self.visual_fps = None if visual_fps is None else float(visual_fps)
         self.resample_quality = resample_quality
 
@@ -354,7 +378,7 @@ class Spatializer:
             frame = check_frame(frame, self.color)  # every frame is validated before any state changes
             self._counters["frames_received"] += 1
             if self._visual_due():  # only frames the visual net will see are resized
-                self.visual.submit(convert_frame(frame, self.bundle.visual_size, self.color))
+                self.visual.submit(convert_frame(frame, self.bundle.visual_size, self.color, self.mirror))
             else:
                 self._counters["frames_skipped"] += 1
         self._counters["samples_in"] += len(x)
