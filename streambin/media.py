@@ -3,12 +3,15 @@
 * audio: wav/flac/ogg through soundfile; the audio track of a video through PyAV;
 * frames: a directory of numbered images (``000001.png`` ...) at a given fps, or the video
   track of a file through PyAV; both yield ``(time_s, (H, W, 3) uint8 RGB)`` lazily;
-* output: a wav, or an mp4 whose video is copied from the input video and whose audio is the
-  binaural track (AAC).
+* output: an audio file (wav: float; flac: 24-bit; ogg: Vorbis), or a video (mp4, m4v, mkv,
+  mov) whose picture is copied from the input video and whose audio is the binaural track
+  (AAC). Other formats (webm: its codecs cannot carry the copied H.264 picture and AAC) are
+  refused by :func:`check_output` before any work is done.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -18,6 +21,11 @@ import numpy as np
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
+# Outputs and how they are written: soundfile subtype for audio, PyAV container for video.
+AUDIO_OUTPUTS = {".wav": "FLOAT", ".flac": "PCM_24", ".ogg": "VORBIS"}
+VIDEO_OUTPUTS = (".mp4", ".m4v", ".mkv", ".mov")
+
+log = logging.getLogger("streambin")
 
 
 class MediaError(ValueError):
@@ -28,10 +36,41 @@ def is_video(path) -> bool:
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
+def require_av():
+    """Import PyAV (video reading and writing) or fail in one line naming the package."""
+    try:
+        import av
+    except ImportError as exc:
+        raise MediaError("video needs PyAV: pip install av (or pip install 'streambin[video]')") from exc
+    return av
+
+
+def check_output(path, video_source=None) -> None:
+    """Refuse an output ``path`` that cannot be written, before any processing.
+
+    ``video_source``: the video the picture of a video output is copied from (None: there is none).
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix in AUDIO_OUTPUTS:
+        return
+    if suffix in VIDEO_OUTPUTS:
+        if video_source is None:
+            raise MediaError(f"{path}: a video output needs a video to take the picture from "
+                             "(--video or a video INPUT); write audio (.wav, .flac, .ogg) instead")
+        require_av()
+        return
+    audio = ", ".join(AUDIO_OUTPUTS)
+    video = ", ".join(VIDEO_OUTPUTS)
+    why = " (webm holds only VP8/VP9/AV1 pictures, and the input's picture is copied)" if suffix == ".webm" else ""
+    raise MediaError(f"{path}: cannot write {suffix or 'a file without a suffix'}{why}; "
+                     f"choose audio ({audio}) or video ({video})")
+
+
 def read_mono(path) -> Tuple[np.ndarray, int]:
     """Read the audio of ``path`` as ``(n,)`` float32 mono and its sample rate.
 
-    Multichannel audio is averaged to mono (with a warning: streambin's input is one mic).
+    Multichannel audio (audio files and video tracks alike) is averaged to mono, with one
+    warning line: streambin's input is one microphone.
     """
     path = Path(path)
     if not path.is_file():
@@ -47,7 +86,8 @@ def read_mono(path) -> Tuple[np.ndarray, int]:
             raise MediaError(f"{path}: cannot read audio ({exc})") from exc
         audio = audio.T
     if audio.shape[0] > 1:
-        warnings.warn(f"{path}: {audio.shape[0]} channels averaged to mono", RuntimeWarning, stacklevel=2)
+        log.warning("streambin: %s has %d audio channels: mixed down to mono (the input is one microphone)",
+                    path, audio.shape[0])
     mono = np.ascontiguousarray(audio.mean(axis=0), dtype=np.float32)
     if mono.size == 0:
         raise MediaError(f"{path}: the audio is empty")
@@ -55,8 +95,8 @@ def read_mono(path) -> Tuple[np.ndarray, int]:
 
 
 def _read_video_audio(path: Path) -> Tuple[np.ndarray, int]:
-    import av
-
+    """``(channels, n)`` float32 audio of the first audio track and its rate."""
+    av = require_av()
     try:
         with av.open(str(path)) as container:
             if not container.streams.audio:
@@ -64,13 +104,14 @@ def _read_video_audio(path: Path) -> Tuple[np.ndarray, int]:
                                  "with --video")
             stream = container.streams.audio[0]
             rate = stream.codec_context.sample_rate
-            resampler = av.AudioResampler(format="fltp", layout="mono", rate=rate)
+            # Planar float, every channel kept (mixed down by read_mono as for audio files).
+            resampler = av.AudioResampler(format="fltp", layout=stream.codec_context.layout, rate=rate)
             parts = []
             for frame in container.decode(stream):
                 for out in resampler.resample(frame):
-                    parts.append(out.to_ndarray().reshape(1, -1))
+                    parts.append(out.to_ndarray())
             for out in resampler.resample(None):
-                parts.append(out.to_ndarray().reshape(1, -1))
+                parts.append(out.to_ndarray())
     except av.error.FFmpegError as exc:
         raise MediaError(f"{path}: cannot decode ({exc})") from exc
     return np.concatenate(parts, axis=1).astype(np.float32), int(rate)
@@ -97,7 +138,7 @@ def iter_frame_dir(directory, fps: float) -> Iterator[Tuple[float, np.ndarray]]:
 
 def iter_video_frames(path) -> Iterator[Tuple[float, np.ndarray]]:
     """Frames of the video track of ``path`` with their presentation times in seconds."""
-    import av
+    av = require_av()
 
     path = Path(path)
     if not path.is_file():
@@ -115,22 +156,42 @@ def iter_video_frames(path) -> Iterator[Tuple[float, np.ndarray]]:
 
 
 def write_wav(path, audio: np.ndarray, rate: int) -> None:
-    """Write ``(2, n)`` float32 audio as a float wav (no clipping of peaks above 1)."""
+    """Write ``(2, n)`` float32 audio as a float wav (no clipping of peaks above 1), whatever the suffix."""
     import soundfile as sf
 
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    sf.write(str(path), np.ascontiguousarray(audio.T), rate, subtype="FLOAT")
+    sf.write(str(path), np.ascontiguousarray(audio.T), rate, format="WAV", subtype="FLOAT")
+
+
+def _fit_peak(audio: np.ndarray, what: str) -> np.ndarray:
+    """Scale audio whose peak exceeds 1 to a 0.99 peak (for formats that would clip it)."""
+    peak = float(np.abs(audio).max()) if audio.size else 0.0
+    if peak <= 1.0:
+        return audio
+    warnings.warn(f"binaural track peaks at {peak:.2f}; scaled to 0.99 for {what}", RuntimeWarning, stacklevel=3)
+    return audio * (0.99 / peak)
+
+
+def write_audio(path, audio: np.ndarray, rate: int) -> None:
+    """Write ``(2, n)`` float32 audio as wav (float: peaks above 1 kept), flac (24-bit) or ogg
+    (Vorbis); for the last two a peak above 1 is scaled down rather than clipped."""
+    import soundfile as sf
+
+    suffix = Path(path).suffix.lower()
+    if suffix not in AUDIO_OUTPUTS:
+        raise MediaError(f"{path}: audio output must be one of {', '.join(AUDIO_OUTPUTS)}")
+    subtype = AUDIO_OUTPUTS[suffix]
+    if subtype != "FLOAT":
+        audio = _fit_peak(audio, suffix[1:])
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    sf.write(str(path), np.ascontiguousarray(audio.T), rate, subtype=subtype)
 
 
 def write_video_with_audio(path, video_source, audio: np.ndarray, rate: int) -> None:
     """Copy the video track of ``video_source`` into ``path`` and add ``(2, n)`` audio as AAC."""
-    import av
-
+    av = require_av()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    peak = float(np.abs(audio).max()) if audio.size else 0.0
-    if peak > 1.0:  # AAC input is float in [-1, 1]: scale rather than clip
-        warnings.warn(f"binaural track peaks at {peak:.2f}; scaled to 0.99 for AAC", RuntimeWarning, stacklevel=2)
-        audio = audio * (0.99 / peak)
+    audio = _fit_peak(audio, "AAC")  # AAC input is float in [-1, 1]: scale rather than clip
     with av.open(str(video_source)) as src, av.open(str(path), "w") as dst:
         vin = src.streams.video[0]
         vout = dst.add_stream_from_template(vin)

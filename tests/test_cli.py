@@ -65,3 +65,89 @@ def test_cli_errors_are_clear(tiny_unet, tmp_path, capsys):
     assert code == 2 and "needs a video" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # --frames and --video exclude each other
         cli.main(["spatialize", EXAMPLE_WAV, "-o", "x.wav", "--frames", "d", "--video", "v.mp4"])
+
+
+def _short_wav(tmp_path, channels=1, seconds=0.6, rate=16000):
+    """A short clip (a tone) as a wav with `channels` identical channels."""
+    t = np.arange(int(seconds * rate)) / rate
+    x = (0.3 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)
+    path = tmp_path / f"short_{channels}ch.wav"
+    sf.write(str(path), np.repeat(x[:, None], channels, axis=1), rate, subtype="FLOAT")
+    return path, x
+
+
+@pytest.mark.parametrize("suffix", [".flac", ".ogg", ".wav", ".mkv", ".mov"])
+def test_every_listed_output_format_is_written(tiny_unet, tmp_path, suffix):
+    wav, x = _short_wav(tmp_path)
+    out = tmp_path / f"out{suffix}"
+    cli.spatialize_file(wav, out, video=EXAMPLE_MP4, model=tiny_unet[0], progress=False)
+    if suffix in media.AUDIO_OUTPUTS:
+        y, rate = sf.read(str(out), dtype="float32", always_2d=True)
+        assert rate == 16000 and y.shape == (len(x), 2)
+        atol = 1e-5 if suffix == ".wav" else (1e-4 if suffix == ".flac" else 0.05)  # 24-bit, Vorbis
+        np.testing.assert_allclose((y[:, 0] + y[:, 1]) / 2, x, atol=atol)
+    else:
+        import av
+
+        with av.open(str(out)) as c:
+            assert sorted(s.type for s in c.streams) == ["audio", "video"]
+            assert c.streams.audio[0].codec_context.channels == 2
+
+
+def test_unwritable_formats_are_refused_before_processing(tiny_unet, tmp_path, monkeypatch):
+    import streambin.offline
+
+    def fail(*a, **k):
+        raise AssertionError("processing started")
+
+    monkeypatch.setattr(streambin.offline, "run_offline", fail)
+    for name, match in [("o.webm", "webm holds only"), ("o.mp3", "cannot write .mp3"), ("o", "without a suffix"),
+                        ("o.mp4", "needs a video")]:
+        with pytest.raises(media.MediaError, match=match):
+            cli.spatialize_file(EXAMPLE_WAV, tmp_path / name, model=tiny_unet[0], progress=False)
+    with pytest.raises(ValueError, match="--plot"):
+        cli.spatialize_file(EXAMPLE_WAV, tmp_path / "o.wav", model=tiny_unet[0], plot_path=tmp_path / "p.gif",
+                            progress=False)
+    assert not any(tmp_path.iterdir())
+
+
+def test_stereo_wav_and_video_are_mixed_down_alike(tiny_unet, tmp_path, caplog):
+    """Two channels of a wav and of a video's audio track: one warning line each, same mono."""
+    wav, x = _short_wav(tmp_path, channels=2)
+    video = tmp_path / "stereo.mp4"
+    media.write_video_with_audio(video, EXAMPLE_MP4, np.stack([x, x]), 16000)
+    with caplog.at_level("WARNING", logger="streambin"):
+        from_wav, _ = media.read_mono(wav)
+        from_video, rate = media.read_mono(video)
+    lines = [r.getMessage() for r in caplog.records if "mixed down" in r.getMessage()]
+    assert len(lines) == 2 and all("\n" not in m for m in lines)
+    np.testing.assert_allclose(from_wav, x, atol=1e-6)
+    assert rate == 16000 and abs(len(from_video) - len(x)) <= 2048  # AAC pads to whole frames
+    m = min(len(x), len(from_video))
+    assert np.corrcoef(from_video[1024:m - 1024], x[1024:m - 1024])[0, 1] > 0.99
+
+
+def test_quiet_by_default_and_plot_written(tiny_unet, tmp_path):
+    wav, _ = _short_wav(tmp_path, channels=2)
+    plot = tmp_path / "what.png"
+    cmd = [sys.executable, "-m", "streambin", "spatialize", str(wav), "--video", EXAMPLE_MP4, "-o",
+           str(tmp_path / "o.wav"), "--model", str(tiny_unet[0]), "--plot", str(plot)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    # Only the downmix warning on stderr (no INFO lines, no TensorRT talk), one summary line out.
+    assert r.stderr.strip().splitlines() == [f"streambin: {wav} has 2 audio channels: mixed down to mono "
+                                             "(the input is one microphone)"]
+    out = r.stdout.strip().splitlines()
+    assert out[0].startswith(f"wrote {tmp_path / 'o.wav'}: 0.6 s of audio at 16000 Hz") and "latency" in out[0]
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 20000
+    verbose = subprocess.run(cmd[:-2] + ["-v"], capture_output=True, text=True, timeout=300)
+    assert "streambin: " in verbose.stderr and "audio blocks: p99" in verbose.stdout
+
+
+def test_every_option_has_help():
+    import argparse
+
+    parser = cli.build_parser()
+    subcommands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    missing = [(name, a.dest) for name, p in subcommands.items() for a in p._actions if not a.help]
+    assert set(subcommands) == {"spatialize"} and missing == []
