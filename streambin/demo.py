@@ -210,7 +210,7 @@ def run_file_mode(input_wav, output_wav, video=None, frames_dir=None, fps: float
                   backend: str = "auto", device: str = "auto", block_frames=None,
                   lookahead_frames: int = DEFAULT_LOOKAHEAD_FRAMES,
                   blocksize: int = 0, pace: bool = True, preview: bool = False, max_jitter_ms: float = 250.0,
-                  print_report: bool = True) -> dict:
+                  print_report: bool = True, mirror: bool = False) -> dict:
     """Spatialize a wav through the live demo's real-time path; returns the report (see
     :func:`make_report`), also printed unless ``print_report`` is False.
 
@@ -224,7 +224,7 @@ def run_file_mode(input_wav, output_wav, video=None, frames_dir=None, fps: float
         pace: pace the callbacks like a live stream (False: as fast as possible, deterministic).
         preview: show the preview window if a display exists.
         max_jitter_ms: cap on the jitter buffer's growth (see streambin.demo_realtime).
-        model, backend, device, block_frames, lookahead_frames: as for Spatializer.
+        model, backend, device, block_frames, lookahead_frames, mirror: as for Spatializer.
     """
     from streambin.spatializer import Spatializer
 
@@ -236,7 +236,7 @@ def run_file_mode(input_wav, output_wav, video=None, frames_dir=None, fps: float
         log.warning("no --video/--frames: the model hears the scene with a neutral picture")
     block = int(blocksize) or max(1, int(round(rate * FILE_BLOCK_MS / 1e3)))
     sp = Spatializer(model=model, backend=backend, device=device, sample_rate=rate, block_frames=block_frames,
-                     lookahead_frames=lookahead_frames, threaded_visual=True)
+                     lookahead_frames=lookahead_frames, threaded_visual=True, mirror=mirror)
     ring = max(int(RING_SECONDS * rate), 4 * block)
     bridge = AudioBridge(ring, ring, preroll_samples=block,
                          max_jitter_samples=max(block, int(max_jitter_ms * rate / 1e3)))
@@ -337,7 +337,8 @@ def run_live(args) -> dict:
         source = CameraThread(open_camera(args.camera), slot)
 
     sp = Spatializer(model=args.model, backend=args.backend, device=args.device, sample_rate=rate,
-                     block_frames=args.block_frames, lookahead_frames=args.lookahead_frames, threaded_visual=True)
+                     block_frames=args.block_frames, lookahead_frames=args.lookahead_frames, threaded_visual=True,
+                     mirror=args.mirror)
     ring = int(RING_SECONDS * rate)
     bridge = AudioBridge(ring, ring, preroll_samples=args.blocksize or None,
                          max_jitter_samples=int(args.max_jitter_ms * rate / 1e3),
@@ -495,6 +496,9 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--frames", help="directory of numbered frame images (at --fps)")
     src.add_argument("--no-camera", action="store_true", help="no picture: the model's neutral picture")
     p.add_argument("--fps", type=float, default=10.0, help="frame rate of --frames (default 10)")
+    p.add_argument("--mirror", action="store_true",
+                   help="flip the picture left-right before the model: for front (selfie) cameras, whose "
+                        "picture is a mirror image")
     p.add_argument("--input-wav", help="file mode: mono input audio instead of the microphone")
     p.add_argument("--output-wav", help="file mode: binaural output; live mode: also record what is played")
     p.add_argument("--no-pace", action="store_true", help="file mode: run as fast as possible (tests)")
@@ -523,7 +527,7 @@ def main(argv=None) -> int:
                           model=args.model, backend=args.backend, device=args.device,
                           block_frames=args.block_frames, lookahead_frames=args.lookahead_frames,
                           blocksize=args.blocksize, pace=not args.no_pace, preview=not args.no_preview,
-                          max_jitter_ms=args.max_jitter_ms)
+                          max_jitter_ms=args.max_jitter_ms, mirror=args.mirror)
             print(f"wrote {args.output_wav}")
             return 0
         print(format_report(run_live(args)))

@@ -92,6 +92,28 @@ def test_file_mode_real_time_path_equals_offline_cli(tiny_unet, tmp_path):
     assert np.abs(aligned[0] - aligned[1]).max() > 1e-4
 
 
+def test_file_mode_mirror_is_the_cli_mirror(tiny_apnet, tmp_path):
+    """--mirror reaches the engine in the demo as in the CLI (a tiny APNet: its output depends
+    on the picture), and it changes the output."""
+    from streambin.cli import spatialize_file
+
+    wav, frames, mono = _write_scene(tmp_path)
+    assert demo.build_parser().parse_args(["--mirror"]).mirror
+    report = demo.run_file_mode(wav, tmp_path / "demo.wav", frames_dir=frames, fps=10.0, model=tiny_apnet[0],
+                                pace=False, print_report=False, mirror=True)
+    out, _ = _read(tmp_path / "demo.wav")
+    for mirror in (True, False):
+        spatialize_file(wav, tmp_path / f"cli_{mirror}.wav", frames_dir=frames, fps=10.0, model=tiny_apnet[0],
+                        block_frames=report["block_frames"], mirror=mirror, progress=False)
+    mirrored, _ = _read(tmp_path / "cli_True.wav")
+    plain, _ = _read(tmp_path / "cli_False.wav")
+    aligned = out[:, report["output_offset_samples"]:]
+    # The demo hands frames to a worker thread, so a frame can take effect a block earlier or
+    # later than in the CLI: compare distances rather than samples.
+    to_mirrored, to_plain = np.linalg.norm(aligned - mirrored), np.linalg.norm(aligned - plain)
+    assert to_mirrored < 0.5 * to_plain
+
+
 def test_file_mode_command_line_and_ctrl_c_writes_what_was_played(tiny_unet, tmp_path, capsys):
     """Paced like a live stream; a simulated Ctrl-C after 0.4 s stops it cleanly: exit code 0,
     the wav holds what was played so far, the report is printed."""

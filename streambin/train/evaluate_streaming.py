@@ -42,19 +42,9 @@ def stream_clip(sp, mono: np.ndarray, frames: np.ndarray, fps: float, chunk: int
     samples; frame i (of ``frames`` (n_frames, H, W, 3) uint8) is handed over with the first
     chunk that starts at or after i / fps. Returns ``(2, n)`` aligned with the input (latency
     removed)."""
-    sp.reset()
-    rate = sp.sample_rate
-    out = np.zeros((2, len(mono) + sp.latency_samples), np.float32)
-    next_frame = 0
-    for pos in range(0, len(mono), chunk):
-        frame = None
-        while next_frame < len(frames) and next_frame / fps <= pos / rate:
-            frame = frames[next_frame]
-            next_frame += 1
-        piece = mono[pos:pos + chunk]
-        out[:, pos:pos + len(piece)] = sp.process(piece, frame)
-    out[:, len(mono):] = sp.flush()
-    return out[:, sp.latency_samples:]
+    from streambin.offline import stream
+
+    return stream(sp, mono, ((i / fps, frame) for i, frame in enumerate(frames)), chunk)
 
 
 class StreamedPredictor:
