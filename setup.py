@@ -157,8 +157,11 @@ def native_extensions():
 EXTRAS = {
     "train": ["torch>=2.1", "sofar>=1.1", "pyroomacoustics>=0.7", "scikit-image>=0.21",
               "h5py>=3", "pyyaml>=6", "onnx>=1.15", "onnxscript>=0.1", "onnxconverter-common>=1.16",
-              "matplotlib>=3.7"],
-    "demo": ["sounddevice>=0.4", "av>=11"],
+              "matplotlib>=3.7", "tensorboard>=2.14"],
+    # Live demo. Its preview window needs an OpenCV with GUI support: swap the core's headless
+    # wheel for it by hand (docs/demo.md); both wheels in one environment would clash over cv2.
+    "demo": ["sounddevice>=0.4"],
+    "plot": ["matplotlib>=3.7"],  # python -m streambin spatialize --plot
     "trt": ["tensorrt>=10", "cuda-python>=12"],
     "dev": ["pytest>=7", "pytest-timeout>=2"],
 }
@@ -173,7 +176,8 @@ setup(
     cmdclass={"build_ext": BuildExt},
     python_requires=">=3.9",
     install_requires=["numpy>=1.23", "scipy>=1.9", "soxr>=0.3", "onnxruntime>=1.16",
-                      "soundfile>=0.12", "tqdm>=4", "opencv-python-headless>=4.7"],
+                      "soundfile>=0.12", "tqdm>=4", "opencv-python-headless>=4.7",
+                      "av>=11"],  # PyAV: video in and out of the CLI
     extras_require=EXTRAS,
     zip_safe=False,
 )

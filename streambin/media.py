@@ -41,7 +41,7 @@ def require_av():
     try:
         import av
     except ImportError as exc:
-        raise MediaError("video needs PyAV: pip install av (or pip install 'streambin[video]')") from exc
+        raise MediaError("video needs PyAV (a dependency of streambin): pip install av") from exc
     return av
 
 

@@ -64,7 +64,7 @@ def _spectrogram(ax, x: np.ndarray, rate: int, title: str, vmax_db: float):
     from scipy.signal import stft
 
     nper = int(2 ** np.ceil(np.log2(0.032 * rate)))
-    f, t, z = stft(x, fs=rate, nperseg=nper, noverlap=nper * 3 // 4)
+    f, t, z = stft(x, fs=rate, nperseg=nper, noverlap=nper // 2)
     db = 20 * np.log10(np.abs(z) + 1e-10)
     im = ax.pcolormesh(t, f / 1000, db, shading="auto", cmap="magma", vmin=vmax_db - 80, vmax=vmax_db,
                        rasterized=True)
@@ -129,3 +129,38 @@ def plot_spatialized(path, mono: np.ndarray, binaural: np.ndarray, rate: int,
         fig.suptitle(title, fontsize=11)
     fig.savefig(str(path), dpi=100)
     plt.close(fig)
+
+
+def main(argv=None) -> int:
+    """``python -m streambin.result_plot INPUT BINAURAL FIG [--video V]``: the figure for an
+    existing result (INPUT the mono input, BINAURAL the output aligned with it)."""
+    import argparse
+
+    from streambin import media
+
+    p = argparse.ArgumentParser(prog="python -m streambin.result_plot", description=main.__doc__)
+    p.add_argument("input", help="the mono input (audio file or video)")
+    p.add_argument("binaural", help="the binaural output, aligned with the input (.wav/.flac/.ogg)")
+    p.add_argument("figure", help="figure to write (png/pdf/svg)")
+    p.add_argument("--video", help="video whose frames make the strip above (default: INPUT if a video)")
+    p.add_argument("--compact", action="store_true", help="frames and level difference only (no spectrograms)")
+    args = p.parse_args(argv)
+    import soundfile as sf
+
+    mono, rate = media.read_mono(args.input)
+    binaural, out_rate = sf.read(args.binaural, dtype="float32", always_2d=True)
+    if out_rate != rate or binaural.shape != (len(mono), 2):
+        raise SystemExit(f"{args.binaural}: expected 2 channels of {len(mono)} samples at {rate} Hz "
+                         f"(aligned with {args.input}), got {binaural.shape} at {out_rate} Hz")
+    source = args.video or (args.input if media.is_video(args.input) else None)
+    strip = StripCollector(len(mono) / rate)
+    if source is not None:
+        for _ in strip.wrap(media.iter_video_frames(source)):
+            pass
+    plot_spatialized(args.figure, mono, binaural.T, rate, strip.frames, spectrograms=not args.compact)
+    print(f"wrote {args.figure}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
