@@ -10,7 +10,9 @@
   StepLR decay x``lr_decay`` every ``lr_decay_every_epochs`` epochs.
 - Validation loss every ``val_every_steps`` (averaged over the whole val split, all processes),
   checkpoints ``last.pt`` every ``checkpoint_every_steps`` and ``best.pt`` on a new best val loss,
-  CSV log ``<out>/log.csv``, tqdm progress on rank 0, resume from a checkpoint (weights,
+  CSV log ``<out>/log.csv`` and the same values as TensorBoard scalars beside it
+  (``tensorboard --logdir <out>``; ``python -m streambin.train.plot <out>`` draws the curves),
+  tqdm progress on rank 0, resume from a checkpoint (weights,
   Adam state, LR schedule, step and epoch; a run stopped mid-epoch restarts that epoch's data
   order, the step count continues).
 """
@@ -21,6 +23,7 @@ import csv
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Dict, Optional
 
@@ -224,6 +227,29 @@ class Trainer:
             if new:
                 w.writeheader()
             w.writerow(row)
+        self._log_tensorboard(phase, row)
+
+    def _log_tensorboard(self, phase: str, row: Dict[str, float]) -> None:
+        """The logged values as TensorBoard scalars (``<phase>/<loss>``, ``lr/<group>``) in out_dir."""
+        if not hasattr(self, "_tb"):
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # tensorboard comes with the [train] extra; log.csv has everything
+                warnings.warn("streambin: tensorboard is not installed: training curves only in log.csv "
+                              "(pip install tensorboard)", RuntimeWarning, stacklevel=3)
+                self._tb = None
+            else:
+                self._tb = SummaryWriter(self.out_dir)
+        if self._tb is None:
+            return
+        for name in ("total", *self.recipe.loss_names):
+            if row.get(name) is not None:
+                self._tb.add_scalar(f"{phase}/{name}", row[name], self.step)
+        if phase == "train":
+            for group in ("visual", "audio"):
+                if row.get(f"lr_{group}") is not None:
+                    self._tb.add_scalar(f"lr/{group}", row[f"lr_{group}"], self.step)
+        self._tb.flush()
 
     def save(self, name: str) -> str:
         """Write ``<out_dir>/<name>`` (rank 0 only); returns the path."""
@@ -307,6 +333,9 @@ class Trainer:
         if self.val_loader is not None and last_val_step != self.step:
             val = self._validate_and_keep_best()
         self.save("last.pt")
+        if getattr(self, "_tb", None) is not None:  # a later fit() opens a new event file
+            self._tb.close()
+            del self._tb
         if self.info.distributed:
             dist.barrier()
         return {"step": self.step, "epoch": self.epoch, "train_loss": last, "val": val, "best_val": self.best_val}

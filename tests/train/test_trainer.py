@@ -154,3 +154,33 @@ def test_cli_config_building(tmp_path):
     assert (cfg.recipe, cfg.model.arch, cfg.data.root, cfg.train.max_steps, cfg.model.ngf) == \
         ("apnet", "apnet", "/d", 7, 8)
     assert main(["--recipe", "mono2binaural", "--set", "model.ngf=zero"]) == 2
+
+
+def test_tensorboard_scalars_equal_the_csv_log(trained):
+    event_acc = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    out = trained["out"]
+    assert any(name.startswith("events.out.tfevents") for name in os.listdir(out))
+    acc = event_acc.EventAccumulator(out)
+    acc.Reload()
+    rows = list(csv.DictReader(open(os.path.join(out, "log.csv"))))
+    for phase in ("train", "val"):
+        mine = [r for r in rows if r["phase"] == phase]
+        scalars = acc.Scalars(f"{phase}/total")
+        assert mine and [s.step for s in scalars] == [int(r["step"]) for r in mine]
+        assert [s.value for s in scalars] == pytest.approx([float(r["total"]) for r in mine], rel=1e-6)
+    assert {"lr/visual", "lr/audio"} <= set(acc.Tags()["scalars"])
+
+
+def test_plot_command_writes_the_curves(trained, tmp_path, capsys):
+    from streambin.train import plot as train_plot
+
+    out = trained["out"]
+    assert train_plot.main([out, "-o", str(tmp_path / "curves.png")]) == 0
+    data = (tmp_path / "curves.png").read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20000
+    log = train_plot.read_log(out)
+    assert list(log["val"]["step"]) == [150] and list(log["train"]["step"]) == list(range(10, 151, 10))
+    # Several runs overlaid need an explicit output; a directory without a log is an error.
+    assert train_plot.main([out, out, "-o", str(tmp_path / "two.png")]) == 0
+    assert (tmp_path / "two.png").stat().st_size > 10000
+    assert train_plot.main([str(tmp_path)]) == 2 and "no training log" in capsys.readouterr().err
