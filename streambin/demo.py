@@ -504,10 +504,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-pace", action="store_true", help="file mode: run as fast as possible (tests)")
     p.add_argument("--no-preview", action="store_true", help="no preview window")
     p.add_argument("--model", default="default", help="'default', a bundle directory or a checkpoint")
-    p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt", "torch"])
+    p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt", "torch"],
+                   help="inference backend (default auto: TensorRT, then ONNX Runtime, then torch)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="inference device")
     p.add_argument("--block-frames", type=int, default=None, help="STFT frames per network run (default: auto)")
-    p.add_argument("--lookahead-frames", type=int, default=DEFAULT_LOOKAHEAD_FRAMES)
+    p.add_argument("--lookahead-frames", type=int, default=DEFAULT_LOOKAHEAD_FRAMES,
+                   help=f"frames of future context the masks see (default {DEFAULT_LOOKAHEAD_FRAMES}; 10 ms "
+                        "of latency each)")
     return p
 
 

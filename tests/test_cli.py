@@ -151,3 +151,6 @@ def test_every_option_has_help():
     subcommands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
     missing = [(name, a.dest) for name, p in subcommands.items() for a in p._actions if not a.help]
     assert set(subcommands) == {"spatialize"} and missing == []
+    from streambin import demo
+
+    assert [a.dest for a in demo.build_parser()._actions if not a.help] == []

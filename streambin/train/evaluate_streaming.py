@@ -207,20 +207,21 @@ def main(argv=None) -> int:
     from streambin.train.evaluate import _json_safe
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--bundle", required=True)
-    p.add_argument("--data", required=True)
+    p.add_argument("--bundle", required=True, help="model bundle directory (or 'default') to stream")
+    p.add_argument("--data", required=True, help="data set root, as for streambin.train.evaluate")
     p.add_argument("--split", nargs="+", default=["test"], help="split name(s), concatenated in order")
-    p.add_argument("--lookahead", type=int, nargs="+", default=[0, 2, 4, 8])
-    p.add_argument("--block-frames", type=int, default=1)
-    p.add_argument("--max-clips", type=int, default=40)
+    p.add_argument("--lookahead", type=int, nargs="+", default=[0, 2, 4, 8],
+                   help="lookahead frames to score, one streamed run each (default 0 2 4 8)")
+    p.add_argument("--block-frames", type=int, default=1, help="STFT frames per audio-net run (default 1)")
+    p.add_argument("--max-clips", type=int, default=40, help="score at most this many clips (default 40)")
     p.add_argument("--sample-rate", type=int, default=48000,
                    help="device rate the clips are streamed at (default 48000, as an app)")
     p.add_argument("--backend", default="onnxruntime", help="Spatializer backend (default onnxruntime)")
     p.add_argument("--no-localisation", action="store_true",
                    help="skip the localisation measures (their grey- and mirrored-frame runs)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.add_argument("--json", default=None)
-    p.add_argument("--markdown", default=None)
+    p.add_argument("--json", default=None, help="also write the results as JSON to this file")
+    p.add_argument("--markdown", default=None, help="also write the results as a Markdown table to this file")
     args = p.parse_args(argv)
     res = evaluate_streaming(args.bundle, args.data, args.split, args.lookahead, args.block_frames, args.max_clips,
                              progress=not args.no_progress, sample_rate=args.sample_rate,
