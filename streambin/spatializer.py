@@ -37,7 +37,19 @@ Input handling (documented, tested):
   int32 PCM are scaled by their full scale (1/32768, 1/2^31); other dtypes raise TypeError;
   ``n = 0`` returns ``(2, 0)``. NaN and inf samples are replaced by 0 (counted in
   ``stats["nonfinite_samples"]``, one warning) so they never reach the network or later output.
-  Chunks of any size are processed in pieces of at most one second.
+  Samples beyond +-MAX_ABS_SAMPLE (1000, +60 dBFS: no real signal, but finite) are clipped to it
+  (counted in ``stats["clipped_samples"]``, one warning), so every output sample is finite.
+  Samples below FLUSH_BELOW (1e-15, -300 dBFS) in magnitude are set to 0: denormal floats
+  would otherwise slow the FFTs and networks several times over.
+  Chunks of any size are processed in pieces of at most one second; working memory beyond the
+  ``(2, n)`` result stays bounded.
+* Output level: masks lie in [-2, 2], so an ear may peak above the input (up to ~1.8x
+  measured for full-scale input); the output is not limited.
+* A call that raises on its arguments (chunk, frame) changes nothing. A call that fails inside
+  the pipeline resets the stream (as :meth:`Spatializer.reset`) and raises RuntimeError saying
+  so: the next call works. :meth:`Spatializer.process` is one call at a time per instance; a
+  concurrent call from another thread raises RuntimeError. After :meth:`Spatializer.close`
+  every call raises RuntimeError.
 * ``frame``: see :mod:`streambin.frames` (RGB/BGR uint8, grayscale and RGBA converted, any size,
   size may change mid-stream; bad frames raise and leave the stream state untouched).
 """
@@ -46,8 +58,10 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 import warnings
+import weakref
 from collections import deque
 from pathlib import Path
 
@@ -64,6 +78,18 @@ log = logging.getLogger("streambin")
 
 SUPPORTED_RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000)
 _MAX_BLOCK_FRAMES = 16
+# Default block size when none is given: fixed, so the same input always gives the same output
+# and latency. 2 frames (20 ms) keeps the default model's audio net well inside each block's
+# budget on 2 CPU cores (block 1 ran at p99 9.3-9.8 ms of its 10 ms, docs/demo.md);
+# block_frames="auto" measures the backend instead.
+DEFAULT_BLOCK_FRAMES = 2
+# Input samples beyond this magnitude are clipped (counted): finite but absurd values (1e37)
+# would overflow the float32 spectra and powers into inf/NaN.
+MAX_ABS_SAMPLE = 1000.0
+# Input samples below this magnitude are set to 0 (-300 dBFS, far below 24-bit PCM's -144):
+# denormal floats run the FFTs and networks several times slower.
+FLUSH_BELOW = 1e-15
+_MAX_NUM_THREADS = 256
 # Default lookahead: with 0 the newest frame's mask is predicted without any future context and
 # the streaming output scored 6.3% worse than the offline protocol on STFT distance (30 test
 # clips, docs/results.md); 2 frames (+20 ms) brings it within 0.2% and keeps 48 kHz under 60 ms.
@@ -82,6 +108,10 @@ DEFAULT_VISUAL_FPS = 10.0
 # read by its own thread drifts by a few ms against the audio clock (0.1 skipped 1 frame in 100
 # of the demo's file mode).
 _VISUAL_DUE_TOLERANCE = 0.25
+# Visual-net runs banked at most (credit on the audio clock): frames only arrive at chunk
+# starts, so a camera at the cap with chunks longer than the tolerance needs a little credit
+# carried over to keep the cap's rate; 2 allows at most one extra run after a pause.
+_VISUAL_MAX_CREDIT = 2.0
 
 
 class Spatializer:
@@ -94,8 +124,10 @@ class Spatializer:
             "onnxruntime", "tensorrt" or "torch".
         device: "auto", "cpu" or "cuda".
         sample_rate: device sample rate of ``chunk`` and of the output, in Hz.
-        block_frames: STFT frames (10 ms each at the default hop) per audio-net run; None picks
-            the smallest block the measured speed of the audio net sustains in real time.
+        block_frames: STFT frames (10 ms each at the default hop) per audio-net run, 1-16.
+            None: DEFAULT_BLOCK_FRAMES (2), a fixed choice, so output and latency never depend
+            on the machine's speed. "auto": the smallest block the audio net's speed, measured
+            at construction, sustains in real time (may differ from run to run).
         lookahead_frames: use masks this many frames before the newest (the network sees a
             little future context) at the cost of ``lookahead_frames * hop`` more latency.
             Default 2 (20 ms): see DEFAULT_LOOKAHEAD_FRAMES.
@@ -109,7 +141,8 @@ class Spatializer:
             camera. Default 10 (DEFAULT_VISUAL_FPS, the training frame rate); None: every frame.
         resample_quality: resampler between device and model rate: "fir" (default; polyphase
             FIR, ~1 ms) or "soxr-lq"/"soxr-mq"/"soxr-hq" (soxr; 20-37 ms more per direction).
-        num_threads: CPU threads for the networks (ONNX Runtime intra-op / torch).
+        num_threads: CPU threads for the networks (ONNX Runtime intra-op / torch), 1-256, or
+            None for the backend's default.
         backend_options: extra keyword arguments for the backend's constructor, e.g.
             ``{"allow_spinning": True}`` for ONNX Runtime (streambin.backends).
         gpu_pipeline: keep model-rate audio on the GPU from STFT to ISTFT (streambin.gpu_engine).
@@ -128,7 +161,11 @@ class Spatializer:
             ``sample_rate`` (``latency_ms`` in milliseconds): output sample ``i + latency_samples``
             belongs to input sample ``i``. :meth:`flush` returns the last ``latency_samples``.
         stats: counters and timings of the stream so far (blocks, block_ms_p99 against
-            block_budget_ms, frames received/skipped, ...).
+            block_budget_ms, frames received/skipped, nonfinite/clipped samples, ...).
+
+    Output level: masks lie in [-2, 2], so the output may exceed the input's peak (up to about
+    1.8x for full-scale input); it is not limited. Call :meth:`close` (or use ``with``) when done:
+    an instance collected unclosed stops its visual worker thread and warns (ResourceWarning).
 
     Example::
 
@@ -144,12 +181,32 @@ class Spatializer:
     """
 
     def __init__(self, model="default", backend: str = "auto", device: str = "auto", sample_rate: int = 48000,
-                 block_frames: int | None = None, lookahead_frames: int = DEFAULT_LOOKAHEAD_FRAMES, color: str = "rgb",
+                 block_frames: int | str | None = None, lookahead_frames: int = DEFAULT_LOOKAHEAD_FRAMES, color: str = "rgb",
                  threaded_visual: bool = False, resample_quality: str = "fir", num_threads: int | None = None,
                  gpu_pipeline: bool | None = None, visual_fps: float | None = DEFAULT_VISUAL_FPS,
                  backend_options: dict | None = None, full_band: bool | None = None, mirror: bool = False):
         from streambin.backends import create_backend
 
+        self._closed = True  # until construction has finished: close() and the finaliser are no-ops
+        if isinstance(model, bool) or not isinstance(model, (str, Path)):
+            raise TypeError(f"model must be 'default', a bundle directory or a checkpoint file path (str or Path), "
+                            f"got {type(model).__name__}")
+        if str(model).strip() == "":
+            raise ValueError("model must be 'default', a bundle directory or a checkpoint file path, got ''")
+        if not isinstance(threaded_visual, (bool, np.bool_)):
+            raise ValueError(f"threaded_visual must be True or False, got {threaded_visual!r}")
+        if num_threads is not None and (isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer))
+                                        or not 1 <= num_threads <= _MAX_NUM_THREADS):
+            raise ValueError(f"num_threads must be an integer in [1, {_MAX_NUM_THREADS}] or None "
+                             f"(the backend's default), got {num_threads!r}")
+        if (isinstance(lookahead_frames, (bool, np.bool_)) or not isinstance(lookahead_frames, (int, np.integer))
+                or lookahead_frames < 0):
+            raise ValueError(f"lookahead_frames must be an integer >= 0, got {lookahead_frames!r}")
+        if block_frames is not None and block_frames != "auto" and (
+                isinstance(block_frames, (bool, np.bool_)) or not isinstance(block_frames, (int, np.integer))
+                or not 1 <= block_frames <= _MAX_BLOCK_FRAMES):
+            raise ValueError(f"block_frames must be an integer in [1, {_MAX_BLOCK_FRAMES}], None "
+                             f"({DEFAULT_BLOCK_FRAMES}) or 'auto' (measured), got {block_frames!r}")
         if not isinstance(sample_rate, (int, np.integer)) or int(sample_rate) not in SUPPORTED_RATES:
             raise ValueError(f"sample_rate must be one of {SUPPORTED_RATES} Hz, got {sample_rate!r}")
         if color not in ("rgb", "bgr"):
@@ -182,16 +239,18 @@ class Spatializer:
         self.n_bins = b.n_bins
         self._side = b.mask_kind == "side"
 
-        if not isinstance(lookahead_frames, (int, np.integer)) or lookahead_frames < 0:
-            raise ValueError(f"lookahead_frames must be an integer >= 0, got {lookahead_frames!r}")
+        if lookahead_frames >= self.context_frames:
+            raise ValueError(f"lookahead_frames must be below the model's context of {self.context_frames} "
+                             f"frames, got {lookahead_frames}")
         self.lookahead_frames = int(lookahead_frames)
-        self.visual = VisualFeature(self.backend, b.visual_size, threaded=threaded_visual)
-        self._audio_ms_probe = self._measure_audio_ms()
-        if block_frames is None:
-            block_frames = self._auto_block_frames(self._audio_ms_probe)
-        if not isinstance(block_frames, (int, np.integer)) or not 1 <= block_frames <= _MAX_BLOCK_FRAMES:
-            raise ValueError(f"block_frames must be an integer in [1, {_MAX_BLOCK_FRAMES}] or None, "
-                             f"got {block_frames!r}")
+        self.visual = VisualFeature(self.backend, b.visual_size, threaded=bool(threaded_visual))
+        # Stops the visual worker thread when the instance is collected without close(): the
+        # finaliser holds the VisualFeature, never the Spatializer.
+        self._finalizer = weakref.finalize(self, _close_unclosed, self.visual)
+        if block_frames == "auto":
+            block_frames = self._auto_block_frames(self._measure_audio_ms())
+        elif block_frames is None:
+            block_frames = min(DEFAULT_BLOCK_FRAMES, self.context_frames - self.lookahead_frames)
         self.block_frames = int(block_frames)
         if self.block_frames + self.lookahead_frames > self.context_frames:
             raise ValueError(f"block_frames + lookahead_frames must be <= the model's context of "
@@ -203,6 +262,8 @@ class Spatializer:
         self._plan_latency()
         self._allocate()
         self.reset()
+        self._busy = threading.Lock()  # process() is one call at a time (see process)
+        self._closed = False
         log.info("streambin: %s on %s, block %d frames, lookahead %d, latency %.1f ms at %d Hz",
                  self.backend.name, self.backend.device, self.block_frames, self.lookahead_frames,
                  self.latency_ms, self.sample_rate)
@@ -307,6 +368,10 @@ class Spatializer:
             self._bin_weight = np.full(F, 2.0, np.float32)     # one-sided spectrum: DC and Nyquist once
             self._bin_weight[[0, -1]] = 1.0
         self._max_piece = self.sample_rate  # process huge chunks one second at a time
+        # Input conversion in place, one piece at a time (_to_float).
+        self._in_buf = np.zeros(self._max_piece, np.float32)
+        self._in_mag = np.zeros(self._max_piece, np.float32)
+        self._in_flag = np.zeros(self._max_piece, bool)
 
     def _make_gpu_runner(self, wanted, full_band):
         on_cuda = self.backend.name == "torch" and self.backend.device == "cuda"
@@ -357,11 +422,13 @@ class Spatializer:
             self._gpu_feature_runs = -1
         self._block_ms = deque(maxlen=1000)
         self._counters = {"blocks": 0, "frames_received": 0, "frames_skipped": 0, "nonfinite_samples": 0,
-                          "underrun_samples": 0, "samples_in": 0}
-        self._next_visual_at = 0.0  # audio-clock time (device samples) when the next frame is due
+                          "clipped_samples": 0, "underrun_samples": 0, "samples_in": 0}
+        self._visual_credit = 1.0      # visual-net runs owed on the audio clock (the first frame runs)
+        self._visual_clock = 0         # samples_in when the credit was last brought up to date
         # Wall time per pipeline stage, summed over the stream (seconds).
         self._stage_s = dict.fromkeys(("resample_in", "stft", "audio_net", "mask_istft", "resample_out"), 0.0)
         self._warned_nonfinite = False
+        self._warned_clipped = False
 
     def process(self, chunk, frame=None) -> np.ndarray:
         """Spatialize one chunk.
@@ -371,20 +438,53 @@ class Spatializer:
             frame: the camera frame that goes with this chunk, or None to keep the last one.
 
         Returns:
-            ``(2, n)`` float32, left then right, delayed by ``latency_samples``.
+            ``(2, n)`` float32, left then right, delayed by ``latency_samples``; always finite.
+
+        Raises:
+            TypeError/ValueError: a bad chunk or frame; nothing has changed.
+            RuntimeError: after :meth:`close`; while another thread is inside process(); or a
+                failure inside the pipeline, after which the stream has been reset.
         """
-        x = self._sanitise(chunk)
+        if self._closed:
+            raise RuntimeError("Spatializer is closed: create a new one (close() released its backend)")
+        chunk = self._check_chunk(chunk)
         if frame is not None:
-            frame = check_frame(frame, self.color)  # every frame is validated before any state changes
+            frame = check_frame(frame, self.color)  # every argument is validated before any state changes
+        if not self._busy.acquire(blocking=False):
+            raise RuntimeError("Spatializer.process() is one call at a time: another thread is inside it; "
+                               "use one instance per thread or serialise the calls")
+        try:
+            return self._process_checked(chunk, frame)
+        except BaseException as exc:
+            # A half-done block would leave the rings and counters inconsistent with each other:
+            # start over rather than poison every later call.
+            self.reset()
+            if isinstance(exc, Exception):
+                raise RuntimeError(f"Spatializer.process() failed inside the pipeline ({type(exc).__name__}: "
+                                   f"{exc}); the stream was reset, the next call starts a new one") from exc
+            raise
+        finally:
+            self._busy.release()
+
+    def _process_checked(self, chunk: np.ndarray, frame) -> np.ndarray:
+        if frame is not None:
             self._counters["frames_received"] += 1
             if self._visual_due():  # only frames the visual net will see are resized
                 self.visual.submit(convert_frame(frame, self.bundle.visual_size, self.color, self.mirror))
             else:
                 self._counters["frames_skipped"] += 1
-        self._counters["samples_in"] += len(x)
-        for start in range(0, len(x), self._max_piece):
-            self._process_piece(x[start:start + self._max_piece])
-        return self._fifo.pop(len(x), self._counters)
+        n = len(chunk)
+        out = np.empty((2, 0), np.float32) if n == 0 else None
+        # Convert, run and pop one piece at a time: the output FIFO never holds more than a
+        # piece plus the latency, whatever the chunk's length.
+        for start in range(0, n, self._max_piece):
+            x = self._to_float(chunk[start:start + self._max_piece])
+            self._counters["samples_in"] += len(x)
+            self._process_piece(x)
+            if out is None:  # made after the first piece's blocks: their scratch is freed by then
+                out = np.empty((2, n), np.float32)
+            self._fifo.pop_into(out[:, start:start + len(x)], self._counters)
+        return out
 
     def flush(self) -> np.ndarray:
         """Return the delayed tail: ``(2, latency_samples)`` float32, the output still owed for
@@ -413,7 +513,12 @@ class Spatializer:
         }
 
     def close(self) -> None:
-        """Stop the visual worker thread (threaded mode) and release the backend."""
+        """Stop the visual worker thread (threaded mode) and release the backend; later calls
+        to :meth:`process` raise RuntimeError. Closing twice is harmless."""
+        if self._closed:
+            return
+        self._closed = True
+        self._finalizer.detach()
         self.visual.close()
         close = getattr(self.backend, "close", None)
         if close:
@@ -432,7 +537,8 @@ class Spatializer:
 
     # ------------------------------------------------------------------ internals
 
-    def _sanitise(self, chunk) -> np.ndarray:
+    def _check_chunk(self, chunk) -> np.ndarray:
+        """Validate a chunk without converting it: ``(n,)`` float or int16/int32 PCM."""
         if not isinstance(chunk, np.ndarray):
             raise TypeError(f"chunk must be a numpy array (n,) float32 at {self.sample_rate} Hz, "
                             f"got {type(chunk).__name__}")
@@ -441,37 +547,64 @@ class Spatializer:
         if chunk.ndim != 1:
             raise ValueError(f"chunk must be mono audio of shape (n,) (or (n, 1)), got shape {chunk.shape}; "
                              "mix multichannel input down to mono first")
-        if chunk.dtype == np.int16:
-            x = chunk.astype(np.float32) / 32768.0
-        elif chunk.dtype == np.int32:
-            x = (chunk.astype(np.float64) / 2147483648.0).astype(np.float32)
-        elif chunk.dtype.kind == "f":
-            x = np.ascontiguousarray(chunk, dtype=np.float32)
-        else:
+        if chunk.dtype not in (np.int16, np.int32) and chunk.dtype.kind != "f":
             raise TypeError(f"chunk must be float32 (n,) audio (float64, int16 and int32 are converted), "
                             f"got dtype {chunk.dtype}")
-        bad = ~np.isfinite(x)
-        if bad.any():
-            x = np.where(bad, np.float32(0), x)
-            self._counters["nonfinite_samples"] += int(bad.sum())
+        return chunk
+
+    def _to_float(self, chunk: np.ndarray) -> np.ndarray:
+        """A checked piece (at most ``_max_piece`` samples) -> ``(n,)`` float32 view of a buffer
+        made in __init__ (valid until the next piece): finite, within +-MAX_ABS_SAMPLE, no
+        denormals. Works in place, so a call allocates nothing per sample beyond its result."""
+        n = len(chunk)
+        x, mag, flag = self._in_buf[:n], self._in_mag[:n], self._in_flag[:n]
+        if chunk.dtype == np.int16:
+            np.multiply(chunk, np.float32(1 / 32768), out=x, casting="unsafe")
+            return x  # PCM: finite and in range by construction
+        if chunk.dtype == np.int32:
+            np.multiply(chunk, 1 / 2147483648, out=x, casting="unsafe")  # computed in float64
+            return x
+        with np.errstate(over="ignore", invalid="ignore"):  # float64 beyond float32's range -> inf
+            np.copyto(x, chunk, casting="unsafe")
+        np.abs(x, out=mag)
+        np.isfinite(mag, out=flag)
+        np.logical_not(flag, out=flag)
+        if flag.any():
+            np.putmask(x, flag, 0)
+            np.putmask(mag, flag, 0)
+            self._counters["nonfinite_samples"] += int(np.count_nonzero(flag))
             if not self._warned_nonfinite:
                 warnings.warn("streambin: NaN/inf samples in the input were replaced by 0 "
-                              "(counted in Spatializer.stats['nonfinite_samples'])", RuntimeWarning, stacklevel=3)
+                              "(counted in Spatializer.stats['nonfinite_samples'])", RuntimeWarning, stacklevel=4)
                 self._warned_nonfinite = True
+        np.greater(mag, MAX_ABS_SAMPLE, out=flag)
+        if flag.any():
+            np.clip(x, -MAX_ABS_SAMPLE, MAX_ABS_SAMPLE, out=x)
+            self._counters["clipped_samples"] += int(np.count_nonzero(flag))
+            if not self._warned_clipped:
+                warnings.warn(f"streambin: input samples beyond +-{MAX_ABS_SAMPLE:g} were clipped "
+                              "(counted in Spatializer.stats['clipped_samples'])", RuntimeWarning, stacklevel=4)
+                self._warned_clipped = True
+        np.less(mag, FLUSH_BELOW, out=flag)
+        np.putmask(x, flag, 0)
         return x
 
     def _visual_due(self) -> bool:
-        """Whether a frame arriving now may run the visual net (``visual_fps`` cap, audio clock)."""
+        """Whether a frame arriving now may run the visual net (``visual_fps`` cap, audio clock).
+
+        Credit: one run per period of audio, banked up to _VISUAL_MAX_CREDIT; a frame runs when
+        at least 1 - _VISUAL_DUE_TOLERANCE is there. A camera at or above the cap then reaches
+        it on average whatever the chunk size (frames are only seen at chunk starts).
+        """
         if self.visual_fps is None:
             return True
-        now = float(self._counters["samples_in"])
+        now = self._counters["samples_in"]
         period = self.sample_rate / self.visual_fps
-        if now < self._next_visual_at - _VISUAL_DUE_TOLERANCE * period:
+        self._visual_credit = min(_VISUAL_MAX_CREDIT, self._visual_credit + (now - self._visual_clock) / period)
+        self._visual_clock = now
+        if self._visual_credit < 1.0 - _VISUAL_DUE_TOLERANCE:
             return False
-        # Next due one period after this one's due time (not after its arrival), so a camera a
-        # little faster than the cap still averages visual_fps; but not before a period after
-        # this run, so frames after a gap do not run in a catch-up burst.
-        self._next_visual_at = max(self._next_visual_at + period, now + period)
+        self._visual_credit -= 1.0
         return True
 
     def _process_piece(self, x: np.ndarray) -> None:
@@ -650,7 +783,8 @@ class _SampleFifo:
     """First-in first-out buffer of ``(n, channels)`` float32 samples, popped as ``(channels, n)``."""
 
     def __init__(self, channels: int, capacity: int):
-        self._buf = np.zeros((max(capacity, 1), channels), np.float32)
+        self._capacity = max(capacity, 1)
+        self._buf = np.zeros((self._capacity, channels), np.float32)
         self._start = 0
         self._end = 0
 
@@ -671,13 +805,34 @@ class _SampleFifo:
         self._end += n
 
     def pop(self, n: int, counters: dict) -> np.ndarray:
-        out = np.zeros((self._buf.shape[1], n), np.float32)
+        out = np.empty((self._buf.shape[1], n), np.float32)
+        self.pop_into(out, counters)
+        return out
+
+    def pop_into(self, out: np.ndarray, counters: dict) -> None:
+        """Fill ``out`` (channels, n) with the oldest n samples (zeros past an underrun)."""
+        n = out.shape[1]
         have = min(n, len(self))
         out[:, :have] = self._buf[self._start:self._start + have].T
+        out[:, have:] = 0
         self._start += have
         if have < n:  # cannot happen with a correct prefill; counted, never silent
             counters["underrun_samples"] += n - have
-        return out
+        # Give memory back after a burst grew the buffer (the live part is small again).
+        if len(self._buf) > 4 * self._capacity and len(self) <= self._capacity:
+            live = self._buf[self._start:self._end].copy()
+            self._buf = np.zeros((self._capacity, self._buf.shape[1]), np.float32)
+            self._buf[:len(live)] = live
+            self._start, self._end = 0, len(live)
+
+
+def _close_unclosed(visual: VisualFeature) -> None:
+    """Finaliser of a Spatializer collected without close(): stop its worker thread."""
+    if visual.threaded:
+        warnings.warn("streambin: a Spatializer with threaded_visual=True was not closed; its worker "
+                      "thread was stopped when it was collected (call close() or use 'with')",
+                      ResourceWarning, stacklevel=2)
+    visual.close()
 
 
 def _open_model(model, backend, device, create_backend, options):

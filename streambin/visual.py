@@ -44,6 +44,11 @@ class VisualFeature:
             self._thread.start()
 
     @property
+    def threaded(self) -> bool:
+        """Whether the network runs on a worker thread."""
+        return self._threaded
+
+    @property
     def current(self) -> np.ndarray:
         """The latest finished feature, ``feature_shape`` float32 (do not modify)."""
         return self._feature
@@ -99,9 +104,11 @@ class VisualFeature:
                 self._busy = False
 
     def close(self) -> None:
+        """Stop the worker thread (threaded mode); safe to call more than once."""
         if self._thread is not None:
             with self._lock:
                 self._stop = True
                 self._wake.notify()
-            self._thread.join(timeout=5)
+            if self._thread is not threading.current_thread():  # a finaliser may run on the worker
+                self._thread.join(timeout=5)
             self._thread = None
