@@ -163,7 +163,7 @@ EXTRAS = {
     "demo": ["sounddevice>=0.4"],
     "plot": ["matplotlib>=3.7"],  # python -m streambin spatialize --plot
     "trt": ["tensorrt>=10", "cuda-python>=12"],
-    "dev": ["pytest>=7", "pytest-timeout>=2"],
+    "dev": ["pytest>=7", "pytest-timeout>=2", "hypothesis>=6"],
 }
 
 setup(

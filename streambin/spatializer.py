@@ -506,7 +506,8 @@ class Spatializer:
             "visual_runs": self.visual.runs, "visual_ms_last": self.visual.last_ms,
             "frames_received": c["frames_received"], "frames_skipped": c["frames_skipped"],
             "frames_dropped": self.visual.dropped,
-            "nonfinite_samples": c["nonfinite_samples"], "underrun_samples": c["underrun_samples"],
+            "nonfinite_samples": c["nonfinite_samples"], "clipped_samples": c["clipped_samples"],
+            "underrun_samples": c["underrun_samples"],
             "samples_in": c["samples_in"],
             # Total wall time per stage over the stream, in ms ("visual" ran per camera frame).
             "stage_ms": {**{k: 1e3 * v for k, v in self._stage_s.items()}, "visual": self.visual.total_ms},
