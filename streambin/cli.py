@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from streambin import media
+from streambin.backends import BackendUnavailable
 from streambin.spatializer import DEFAULT_LOOKAHEAD_FRAMES
 
 PLOT_SUFFIXES = (".png", ".pdf", ".svg")
@@ -51,6 +52,7 @@ def spatialize_file(input_path, output_path, frames_dir=None, video=None, fps: f
         raise ValueError("give either --frames or --video, not both")
     picture_source = video or (input_path if media.is_video(input_path) else None)
     media.check_output(output_path, picture_source)
+    _check_output_dir(output_path)
     if plot_path is not None:
         if Path(plot_path).suffix.lower() not in PLOT_SUFFIXES:
             raise ValueError(f"--plot {plot_path}: choose one of {', '.join(PLOT_SUFFIXES)}")
@@ -97,6 +99,15 @@ def spatialize_file(input_path, output_path, frames_dir=None, video=None, fps: f
                          f"{Path(output_path).name}")
     return {**result.stats, "seconds": seconds, "wall_s": wall_s, "sample_rate": rate,
             "engine_rate": result.engine_rate}
+
+
+def _check_output_dir(output_path) -> None:
+    """Fail before any work when the output's folder cannot exist (a file stands in its path)."""
+    for parent in Path(output_path).absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"-o {output_path}: {parent} is a file, not a folder")
+            return
 
 
 def summary(output_path, stats: dict) -> str:
@@ -153,7 +164,7 @@ def main(argv=None) -> int:
                                 model=args.model, backend=args.backend, device=args.device,
                                 block_frames=args.block_frames, lookahead_frames=args.lookahead_frames,
                                 mirror=args.mirror, plot_path=args.plot, progress=not args.quiet)
-    except (media.MediaError, ValueError, FileNotFoundError, ImportError) as exc:
+    except (media.MediaError, ValueError, FileNotFoundError, ImportError, BackendUnavailable) as exc:
         print(f"streambin: error: {exc}", file=sys.stderr)
         return 2
     print(summary(args.output, stats))
