@@ -298,3 +298,42 @@ def test_property_rejected_calls_leave_the_stream_untouched(prop_sp, bad, n):
     prop_sp.reset()
     prop_sp.process(noise(700))
     np.testing.assert_array_equal(after, prop_sp.process(noise(500, seed=3)))
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+@pytest.fixture
+def short_wav(tmp_path):
+    import soundfile as sf
+
+    path = tmp_path / "in.wav"
+    sf.write(path, noise(1600), RATE)
+    return path
+
+
+def test_cli_model_backend_and_output_folder_errors_are_one_line_exit_2(tiny_unet, short_wav, tmp_path,
+                                                                           monkeypatch, capsys):
+    import streambin.backends
+    from streambin import cli
+
+    bad_ckpt = tmp_path / "notes.pt"
+    bad_ckpt.write_text("not a checkpoint")
+    model = str(tiny_unet[0])
+    assert cli.main(["spatialize", str(short_wav), "-o", str(tmp_path / "a.wav"), "--model", str(bad_ckpt),
+                     "--quiet"]) == 2
+    assert "not a streambin training checkpoint" in capsys.readouterr().err
+    # A path under a regular file: refused before any processing (it used to fail at the write).
+    assert cli.main(["spatialize", str(short_wav), "-o", str(short_wav / "x.wav"), "--model", model,
+                     "--quiet"]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+
+    def unavailable(*args, **kwargs):
+        raise streambin.backends.BackendUnavailable("TensorRT is not installed")
+
+    monkeypatch.setattr(streambin.backends, "create_backend", unavailable)
+    assert cli.main(["spatialize", str(short_wav), "-o", str(tmp_path / "b.wav"), "--model", model,
+                     "--backend", "tensorrt", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "TensorRT is not installed" in err and "Traceback" not in err
+    assert not (tmp_path / "a.wav").exists() and not (tmp_path / "b.wav").exists()

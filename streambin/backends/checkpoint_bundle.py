@@ -7,12 +7,16 @@ from pathlib import Path
 
 def bundle_from_checkpoint(path):
     """Describe checkpoint ``path`` as a :class:`streambin.bundle.Bundle` (no ONNX graphs;
-    ``weights`` is the checkpoint itself). Needs torch and streambin.train."""
-    from streambin.bundle import Bundle, make_config
-    from streambin.train.checkpoint import load_generator
+    ``weights`` is the checkpoint itself). Needs torch and streambin.train. Raises BundleError
+    (a ValueError) when the file is not a training checkpoint."""
+    from streambin.bundle import Bundle, BundleError, make_config
+    from streambin.train.checkpoint import CheckpointError, load_generator
 
     path = Path(path).expanduser().resolve()
-    model, cfg = load_generator(str(path))
+    try:
+        model, cfg = load_generator(str(path))
+    except CheckpointError as exc:  # a ValueError like every other bad model argument
+        raise BundleError(f"model {path} is not a streambin training checkpoint: {exc}") from exc
     a = cfg.audio
     h, w = cfg.model.visual_size
     config = make_config(sample_rate=a.sample_rate, n_fft=a.n_fft, win_length=a.win_length, hop=a.hop,
