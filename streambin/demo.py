@@ -266,7 +266,8 @@ def run_file_mode(input_wav, output_wav, video=None, frames_dir=None, fps: float
         if window is not None:
             window.close()
         out = feeder.output()
-        media.write_wav(output_wav, out, rate)
+        if worker.error is None and feeder.error is None:  # no partial file from a failed run
+            media.write_wav(output_wav, out, rate)
         stats = sp.stats
         sp.close()
     for err in (worker.error, feeder.error):
