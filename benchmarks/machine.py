@@ -43,3 +43,16 @@ def machine_slug(info: dict | None = None) -> str:
     if "gpu" in info:
         return "gpu-" + "".join(c if c.isalnum() else "-" for c in info["gpu"].lower()).strip("-")
     return f"cpu-{info['cores']}core"
+
+
+def write_result(result: dict, name: str, out: str | None = None) -> str:
+    """Write ``result`` as JSON to ``out`` or benchmarks/results/<name>-<machine>.json (the
+    machine from ``result["machine"]``); returns the path."""
+    import json
+
+    out = out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
+                              f"{name}-{machine_slug(result['machine'])}.json")
+    with open(out, "w") as f:
+        json.dump(result, f, indent=1)
+    print("wrote", out)
+    return out

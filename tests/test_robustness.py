@@ -337,3 +337,16 @@ def test_cli_model_backend_and_output_folder_errors_are_one_line_exit_2(tiny_une
     err = capsys.readouterr().err
     assert "TensorRT is not installed" in err and "Traceback" not in err
     assert not (tmp_path / "a.wav").exists() and not (tmp_path / "b.wav").exists()
+
+
+def test_demo_file_mode_leaves_no_output_file_when_it_fails(tiny_unet, short_wav, tmp_path):
+    from streambin.demo import DemoError, run_file_mode
+
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(b"\x00not a video" * 100)
+    out = tmp_path / "out.wav"
+    with pytest.raises(Exception) as info:
+        run_file_mode(str(short_wav), str(out), video=str(garbage), model=str(tiny_unet[0]), pace=False,
+                      print_report=False)
+    assert isinstance(info.value, (DemoError, ValueError)), info.value
+    assert not out.exists()                          # used to be a 0-sample wav
