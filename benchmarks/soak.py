@@ -7,9 +7,9 @@ resident memory (RSS, /proc/self/statm), p99 and max of that minute's block time
 Then the counters (underruns, frames, visual runs). Memory growth is RSS at the end minus RSS
 after the first minute (warm-up: allocator pools, ONNX Runtime arenas).
 
-Also, side by side in the same run: seconds of compute per second of audio for the same noise
-scaled to denormal floats (1e-40) and at its normal level, alternated three times (median), to
-show the input's denormals are flushed.
+Also, side by side in the same run: seconds of compute per second of audio for the same noise at
+its normal level and scaled to denormal floats (1e-39 x), the latter with the engine's flush of
+tiny input samples (the default) and with it switched off, alternated three times (median).
 
     python benchmarks/soak.py [--minutes 60] [--out benchmarks/results/soak-<machine>.json]
 """
@@ -95,23 +95,34 @@ def soak(minutes: float, seed: int = 0) -> dict:
 
 
 def denormal_speed(seconds: float = 5.0, repeats: int = 3) -> dict:
-    """Compute seconds per audio second, normal-level vs denormal input, alternated."""
+    """Compute seconds per audio second: normal-level input, denormal input (flushed to zero, the
+    engine's default) and denormal input with the flush switched off, alternated."""
+    import streambin.spatializer as engine
+
     sp = Spatializer(sample_rate=RATE)
     x = speechlike(seconds, 1)
-    inputs = {"normal": x, "denormal": (x.astype(np.float64) * 1e-39).astype(np.float32)}
-    assert np.count_nonzero(inputs["denormal"]) and np.abs(inputs["denormal"]).max() < np.finfo(np.float32).tiny
-    times = {k: [] for k in inputs}
-    for _ in range(repeats):
-        for name, sig in inputs.items():
-            sp.reset()
-            t0 = time.perf_counter()
-            for pos in range(0, len(sig), CHUNK):
-                sp.process(sig[pos:pos + CHUNK])
-            times[name].append((time.perf_counter() - t0) / seconds)
-    sp.close()
+    tiny = (x.astype(np.float64) * 1e-39).astype(np.float32)
+    assert np.count_nonzero(tiny) and np.abs(tiny).max() < np.finfo(np.float32).tiny
+    cases = {"normal": (x, engine.FLUSH_BELOW), "denormal": (tiny, engine.FLUSH_BELOW),
+             "denormal_flush_off": (tiny, 0.0)}
+    times = {k: [] for k in cases}
+    flush_below = engine.FLUSH_BELOW
+    try:
+        for _ in range(repeats):
+            for name, (sig, threshold) in cases.items():
+                engine.FLUSH_BELOW = threshold
+                sp.reset()
+                t0 = time.perf_counter()
+                for pos in range(0, len(sig), CHUNK):
+                    sp.process(sig[pos:pos + CHUNK])
+                times[name].append((time.perf_counter() - t0) / seconds)
+    finally:
+        engine.FLUSH_BELOW = flush_below
+        sp.close()
     med = {k: float(np.median(v)) for k, v in times.items()}
     return {"s_per_audio_s": {k: round(v, 4) for k, v in med.items()},
             "denormal_over_normal": round(med["denormal"] / med["normal"], 3),
+            "denormal_flush_off_over_normal": round(med["denormal_flush_off"] / med["normal"], 3),
             "runs": {k: [round(t, 4) for t in v] for k, v in times.items()}}
 
 
@@ -123,8 +134,11 @@ def main(argv=None) -> int:
     if not args.minutes > 0:
         ap.error(f"--minutes must be > 0, got {args.minutes}")
     machine = machine_description()
+    load_before = os.getloadavg()
     result = {"machine": machine, "minutes": args.minutes, "soak": soak(args.minutes),
               "denormal_input": denormal_speed()}
+    # Other work on the same cores inflates block times (not memory): record the load around the run.
+    result["load_average_1min"] = {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)}
     print(json.dumps({k: v for k, v in result["soak"].items() if k != "per_minute"}, indent=1))
     print("denormal input:", json.dumps(result["denormal_input"]))
     write_result(result, "soak", args.out)
