@@ -44,7 +44,7 @@ Input handling (documented, tested):
   Chunks of any size are processed in pieces of at most one second; working memory beyond the
   ``(2, n)`` result stays bounded.
 * Output level: masks lie in [-2, 2], so an ear may peak above the input (up to ~1.8x
-  measured for full-scale input); the output is not limited.
+  seen for full-scale input); the output is not limited.
 * A call that raises on its arguments (chunk, frame) changes nothing. A call that fails inside
   the pipeline resets the stream (as :meth:`Spatializer.reset`) and raises RuntimeError saying
   so: the next call works. :meth:`Spatializer.process` is one call at a time per instance; a
@@ -784,8 +784,7 @@ class _SampleFifo:
     """First-in first-out buffer of ``(n, channels)`` float32 samples, popped as ``(channels, n)``."""
 
     def __init__(self, channels: int, capacity: int):
-        self._capacity = max(capacity, 1)
-        self._buf = np.zeros((self._capacity, channels), np.float32)
+        self._buf = np.zeros((max(capacity, 1), channels), np.float32)
         self._start = 0
         self._end = 0
 
@@ -798,7 +797,7 @@ class _SampleFifo:
             return
         if self._end + n > len(self._buf):
             live = self._buf[self._start:self._end].copy()
-            if len(live) + n > len(self._buf):  # grow (rare: only for unusually large chunks)
+            if len(live) + n > len(self._buf):  # grow (rare: process() pops after every 1 s piece)
                 self._buf = np.zeros((2 * (len(live) + n), self._buf.shape[1]), np.float32)
             self._buf[:len(live)] = live
             self._start, self._end = 0, len(live)
@@ -819,12 +818,6 @@ class _SampleFifo:
         self._start += have
         if have < n:  # cannot happen with a correct prefill; counted, never silent
             counters["underrun_samples"] += n - have
-        # Give memory back after a burst grew the buffer (the live part is small again).
-        if len(self._buf) > 4 * self._capacity and len(self) <= self._capacity:
-            live = self._buf[self._start:self._end].copy()
-            self._buf = np.zeros((self._capacity, self._buf.shape[1]), np.float32)
-            self._buf[:len(live)] = live
-            self._start, self._end = 0, len(live)
 
 
 def _close_unclosed(visual: VisualFeature) -> None:
