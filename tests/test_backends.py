@@ -36,9 +36,13 @@ def test_auto_picks_onnxruntime_cpu_here(bundle, caplog):
         be = create_backend(bundle)
     assert be.name == "onnxruntime" and be.device == "cpu"
     assert be.providers == ["CPUExecutionProvider"]
-    assert "tensorrt package is not installed" in caplog.text
+    assert "TensorRT" not in caplog.text  # a CPU machine: nothing to say about GPU runtimes
     assert "using ONNX Runtime on CPU" in caplog.text
     be.close()
+    # Asking for a GPU explicitly still explains why there is none.
+    with caplog.at_level(logging.INFO, logger="streambin"), pytest.raises(BackendUnavailable):
+        create_backend(bundle, backend="auto", device="cuda")
+    assert "tensorrt package is not installed" in caplog.text
 
 
 @pytest.mark.parametrize("io_binding,spinning", [(False, False), (True, False), (False, True)])

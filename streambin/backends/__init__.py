@@ -127,6 +127,14 @@ def _ort_cuda_available() -> bool:
     return "CUDAExecutionProvider" in ort.get_available_providers()
 
 
+def _gpu_visible() -> bool:
+    """Whether a CUDA GPU may be usable: streambin._C sees a device, or ONNX Runtime offers its
+    CUDA provider, or TensorRT is installed (it brings its own CUDA runtime)."""
+    from streambin import dsp
+
+    return dsp.cuda_device_count() > 0 or _ort_cuda_available() or _has_module("tensorrt")
+
+
 def create_backend(bundle, backend: str = "auto", device: str = "auto", num_threads=None,
                    **options) -> InferenceBackend:
     """Create an inference backend for ``bundle`` (a Bundle or a bundle directory path).
@@ -167,6 +175,10 @@ def create_backend(bundle, backend: str = "auto", device: str = "auto", num_thre
         return TorchBackend(bundle, device=device, **torch_options)
 
     # auto
+    if device == "auto" and not _gpu_visible():
+        # A CPU machine: nothing to say about TensorRT or CUDA at INFO level.
+        log.debug("streambin: no CUDA GPU visible; TensorRT and ONNX Runtime CUDA not tried")
+        device = "cpu"
     if device != "cpu":
         if _has_module("tensorrt"):
             from streambin.backends import tensorrt_backend as trtb
