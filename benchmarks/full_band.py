@@ -69,7 +69,7 @@ def run_engine(x: np.ndarray, frames=None, fps: float = 10.0, model="default", r
             frame, k = frames[k], k + 1
         out.append(sp.process(x[pos:pos + CHUNK], frame))
     seconds = time.perf_counter() - t0
-    y = np.concatenate(out + [sp.flush()], axis=1)[:, sp.latency_samples:]
+    y = np.concatenate(out + [sp.flush()], axis=1)[:, sp.latency_samples:sp.latency_samples + len(x)]
     return y, seconds, sp
 
 
@@ -144,7 +144,7 @@ def below_7khz_agreement(seconds: float = 4.0) -> dict:
     for key, rate, x, full in (("16k", 16000, x16, None), ("full_band", RATE, x48, True),
                                ("resampling", RATE, x48, False)):
         sp = Spatializer("default", sample_rate=rate, block_frames=1, lookahead_frames=2, full_band=full)
-        y = np.concatenate([sp.process(x), sp.flush()], axis=1)[:, sp.latency_samples:]
+        y = np.concatenate([sp.process(x), sp.flush()], axis=1)[:, sp.latency_samples:sp.latency_samples + len(x)]
         out[key] = y if rate == 16000 else signal.resample_poly(y.astype(np.float64), 1, 3, axis=1)
     sos = signal.butter(8, LOW_HZ, "bandpass", fs=16000, output="sos")
     ref = signal.sosfiltfilt(sos, out["16k"], axis=1)[:, 16000:]        # context filled

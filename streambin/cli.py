@@ -37,7 +37,7 @@ PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 def spatialize_file(input_path, output_path, frames_dir=None, video=None, fps: float = 10.0, model="default",
                     backend: str = "auto", device: str = "auto", block_frames=None,
                     lookahead_frames: int = DEFAULT_LOOKAHEAD_FRAMES, mirror: bool = False,
-                    plot_path=None, progress: bool = True) -> dict:
+                    plot_path=None, progress: bool = True, normalize: bool = False) -> dict:
     """Spatialize a file offline through the streaming engine; returns the engine's stats plus
     ``seconds`` (audio duration), ``wall_s`` (time taken) and ``sample_rate``.
 
@@ -91,7 +91,7 @@ def spatialize_file(input_path, output_path, frames_dir=None, video=None, fps: f
     if media.is_video(output_path):
         media.write_video_with_audio(output_path, picture_source, result.audio, rate)
     else:
-        media.write_audio(output_path, result.audio, rate)
+        media.write_audio(output_path, result.audio, rate, normalize=normalize)
     if plot_path is not None:
         from streambin.result_plot import plot_spatialized
 
@@ -153,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "10 ms of latency each, removed from the output)")
     sp.add_argument("-v", "--verbose", action="store_true", help="log what the engine chose (backend, block, latency)")
     sp.add_argument("--quiet", action="store_true", help="no progress bar")
+    sp.add_argument("--normalize", action="store_true",
+                    help="scale an output that peaks above full scale to a 0.99 peak (flac, ogg and video "
+                         "always do; a float wav otherwise keeps such peaks, with a warning)")
     return parser
 
 
@@ -163,7 +166,8 @@ def main(argv=None) -> int:
         stats = spatialize_file(args.input, args.output, frames_dir=args.frames, video=args.video, fps=args.fps,
                                 model=args.model, backend=args.backend, device=args.device,
                                 block_frames=args.block_frames, lookahead_frames=args.lookahead_frames,
-                                mirror=args.mirror, plot_path=args.plot, progress=not args.quiet)
+                                mirror=args.mirror, plot_path=args.plot, progress=not args.quiet,
+                                normalize=args.normalize)
     except (media.MediaError, ValueError, FileNotFoundError, ImportError, BackendUnavailable) as exc:
         print(f"streambin: error: {exc}", file=sys.stderr)
         return 2

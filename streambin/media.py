@@ -172,17 +172,27 @@ def _fit_peak(audio: np.ndarray, what: str) -> np.ndarray:
     return audio * (0.99 / peak)
 
 
-def write_audio(path, audio: np.ndarray, rate: int) -> None:
-    """Write ``(2, n)`` float32 audio as wav (float: peaks above 1 kept), flac (24-bit) or ogg
-    (Vorbis); for the last two a peak above 1 is scaled down rather than clipped."""
+def write_audio(path, audio: np.ndarray, rate: int, normalize: bool = False) -> None:
+    """Write ``(2, n)`` float32 audio as wav (float), flac (24-bit) or ogg (Vorbis).
+
+    A peak above 1 (full scale) is never clipped: flac and ogg (which would clip it) scale the
+    track to a 0.99 peak, and so does every format with ``normalize=True``; a float wav keeps
+    it otherwise. Either way a RuntimeWarning says what happened.
+    """
     import soundfile as sf
 
     suffix = Path(path).suffix.lower()
     if suffix not in AUDIO_OUTPUTS:
         raise MediaError(f"{path}: audio output must be one of {', '.join(AUDIO_OUTPUTS)}")
     subtype = AUDIO_OUTPUTS[suffix]
-    if subtype != "FLOAT":
+    if subtype != "FLOAT" or normalize:
         audio = _fit_peak(audio, suffix[1:])
+    else:
+        peak = float(np.abs(audio).max()) if audio.size else 0.0
+        if peak > 1.0:
+            warnings.warn(f"binaural track peaks at {peak:.2f} (above full scale); kept in the float "
+                          f"wav: players may clip it (--normalize scales it to 0.99)", RuntimeWarning,
+                          stacklevel=2)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     sf.write(str(path), np.ascontiguousarray(audio.T), rate, subtype=subtype)
 

@@ -127,7 +127,7 @@ def stream(sp, mono: np.ndarray, timed_frames: Iterable[Tuple[float, object]] = 
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1 sample, got {chunk}")
     frames = iter(timed_frames)
-    out = np.zeros((2, len(mono) + sp.latency_samples), np.float32)
+    out = np.zeros((2, len(mono) + sp.latency_samples + sp.tail_samples), np.float32)
     next_frame = next(frames, None)
     for pos in range(0, len(mono), chunk):
         frame = None
@@ -139,7 +139,7 @@ def stream(sp, mono: np.ndarray, timed_frames: Iterable[Tuple[float, object]] = 
         if on_progress is not None:
             on_progress(pos + len(piece))
     out[:, len(mono):] = sp.flush()
-    return out[:, sp.latency_samples:]
+    return out[:, sp.latency_samples:sp.latency_samples + len(mono)]
 
 
 # ---------------------------------------------------------------------------- input checks

@@ -159,7 +159,8 @@ class Spatializer:
     Attributes:
         latency_samples: fixed delay of the output behind the input, in samples at
             ``sample_rate`` (``latency_ms`` in milliseconds): output sample ``i + latency_samples``
-            belongs to input sample ``i``. :meth:`flush` returns the last ``latency_samples``.
+            belongs to input sample ``i``. :meth:`flush` returns the last ``latency_samples``
+            of the aligned output, then ``tail_samples`` of decay after the last input sample.
         stats: counters and timings of the stream so far (blocks, block_ms_p99 against
             block_budget_ms, frames received/skipped, nonfinite/clipped samples, ...).
 
@@ -175,7 +176,7 @@ class Spatializer:
         frame = np.zeros((480, 640, 3), np.uint8)             # the camera picture (RGB)
         out = np.concatenate([sp.process(mono[i:i + 480], frame if i % 4800 == 0 else None)
                               for i in range(0, len(mono), 480)] + [sp.flush()], axis=1)
-        binaural = out[:, sp.latency_samples:]                # (2, 48000), aligned with mono
+        binaural = out[:, sp.latency_samples:sp.latency_samples + len(mono)]  # (2, 48000), aligned
 
     For whole clips, :func:`streambin.spatialize` does this loop (any sample rate).
     """
@@ -320,6 +321,12 @@ class Spatializer:
         self._latency_plan = plan
         self._engine_prefill, self._fifo_prefill = plan.engine_prefill, plan.fifo_prefill
         self.latency_samples = plan.latency_samples
+        # After the last input sample the output goes on for at most one synthesis window (the
+        # overlap-add of the last frames that saw it) beyond the fixed delay, plus the
+        # resamplers' filter delay on the resampling path: flush() returns that much too.
+        stft_rate = self.sample_rate if self.full_band else self.model_rate
+        win = self._grid.win_length if self.full_band else self.bundle.win_length
+        self.tail_samples = int(math.ceil(win * self.sample_rate / stft_rate)) + 2 * plan.resample_delay
 
     def _allocate(self) -> None:
         T, F, b = self.context_frames, self.n_bins, self.block_frames
@@ -487,9 +494,13 @@ class Spatializer:
         return out
 
     def flush(self) -> np.ndarray:
-        """Return the delayed tail: ``(2, latency_samples)`` float32, the output still owed for
-        the input given so far. Feeds silence; call :meth:`reset` before reusing the stream."""
-        return self.process(np.zeros(self.latency_samples, np.float32))
+        """Return everything still owed for the input given so far: ``(2, latency_samples +
+        tail_samples)`` float32. Its first ``latency_samples`` complete the output aligned with
+        the input (``out[:, latency_samples:latency_samples + n]`` of the whole stream); the
+        rest is the decay after the last input sample (overlap-add of the last frames), after
+        which the output of silence is exactly zero. Feeds silence; call :meth:`reset` before
+        reusing the stream."""
+        return self.process(np.zeros(self.latency_samples + self.tail_samples, np.float32))
 
     @property
     def stats(self) -> dict:

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -154,3 +155,19 @@ def test_every_option_has_help():
     from streambin import demo
 
     assert [a.dest for a in demo.build_parser()._actions if not a.help] == []
+
+
+def test_peaks_above_full_scale_are_reported_the_same_way_for_every_format(tmp_path):
+    """A float wav keeps a peak above 1 and says so; flac/ogg and --normalize scale it to 0.99."""
+    loud = np.stack([np.linspace(-1.5, 1.5, 16000), np.zeros(16000)]).astype(np.float32)
+    with pytest.warns(RuntimeWarning, match="kept in the float wav"):
+        media.write_audio(tmp_path / "a.wav", loud, 16000)
+    assert abs(float(np.abs(sf.read(str(tmp_path / "a.wav"))[0]).max()) - 1.5) < 1e-6
+    for name, normalize in (("b.flac", False), ("c.wav", True)):
+        with pytest.warns(RuntimeWarning, match="scaled to 0.99"):
+            media.write_audio(tmp_path / name, loud, 16000, normalize=normalize)
+        assert abs(float(np.abs(sf.read(str(tmp_path / name))[0]).max()) - 0.99) < 1e-3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing to say below full scale
+        media.write_audio(tmp_path / "d.wav", loud / 2, 16000)
+    assert "--normalize" in cli.build_parser()._subparsers._group_actions[0].choices["spatialize"].format_help()

@@ -36,7 +36,7 @@ def test_default_model_puts_the_source_where_the_camera_sees_it():
     out, chunk = [], rate // 10
     for i in range(0, len(mono), chunk):
         out.append(sp.process(mono[i:i + chunk], frames[min(i // chunk, len(frames) - 1)]))
-    out = np.concatenate(out + [sp.flush()], axis=1)[:, sp.latency_samples:]
+    out = np.concatenate(out + [sp.flush()], axis=1)[:, sp.latency_samples:sp.latency_samples + len(mono)]
     assert out.shape == (2, len(mono)) and np.isfinite(out).all()
     assert _ild_db(out, 0.5, 2.5, rate) > 0.5      # cow on the right
     assert _ild_db(out, 7.5, 9.5, rate) < -0.5     # cow on the left
@@ -44,5 +44,5 @@ def test_default_model_puts_the_source_where_the_camera_sees_it():
     sp.reset()
     out_m = [sp.process(mono[i:i + chunk], frames[min(i // chunk, len(frames) - 1)][:, ::-1])
              for i in range(0, len(mono), chunk)]
-    out_m = np.concatenate(out_m + [sp.flush()], axis=1)[:, sp.latency_samples:]
+    out_m = np.concatenate(out_m + [sp.flush()], axis=1)[:, sp.latency_samples:sp.latency_samples + len(mono)]
     assert _ild_db(out_m, 0.5, 2.5, rate) < -0.5

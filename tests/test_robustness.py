@@ -350,3 +350,18 @@ def test_demo_file_mode_leaves_no_output_file_when_it_fails(tiny_unet, short_wav
                       print_report=False)
     assert isinstance(info.value, (DemoError, ValueError)), info.value
     assert not out.exists()                          # used to be a 0-sample wav
+
+
+@pytest.mark.parametrize("rate,full_band", [(16000, None), (22050, None), (44100, None), (48000, None),
+                                            (48000, False)])
+def test_flush_returns_everything_owed(tiny_unet, rate, full_band):
+    """After flush() the output of silence is exactly silent: nothing is left in the stream."""
+    sp = Spatializer(tiny_unet[0], sample_rate=rate, full_band=full_band)
+    x = np.random.default_rng(1).standard_normal(rate // 2).astype(np.float32) * 0.3
+    head = sp.process(x)
+    tail = sp.flush()
+    assert tail.shape == (2, sp.latency_samples + sp.tail_samples)
+    assert np.abs(tail[:, sp.latency_samples:]).max() > 0       # the decay is real audio ...
+    assert np.abs(sp.process(np.zeros(rate // 2, np.float32))).max() < 1e-7  # ... and all of it
+    aligned = np.concatenate([head, tail], axis=1)[:, sp.latency_samples:sp.latency_samples + len(x)]
+    assert aligned.shape == (2, len(x))
