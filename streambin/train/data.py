@@ -97,6 +97,17 @@ def colour_jitter(frame: np.ndarray, brightness: float, saturation: float) -> np
     return np.clip(x * brightness + 0.5, 0, 255).astype(np.uint8)
 
 
+def source_columns(boxes, width: float, flipped: bool) -> np.ndarray:
+    """Horizontal centres of the sounding sources' boxes ``[x0, y0, x1, y1]`` as fractions of
+    the frame ``width``, mirrored when ``flipped``: ``(MAX_SOURCES,) float32``, -1 where no
+    source (the first MAX_SOURCES boxes are used)."""
+    xs = np.full(MAX_SOURCES, -1.0, np.float32)
+    for j, (x0, _, x1, _) in enumerate(list(boxes)[:MAX_SOURCES]):
+        x = min(max((x0 + x1) / 2.0 / width, 0.0), 1.0)
+        xs[j] = 1.0 - x if flipped else x
+    return xs
+
+
 def blank_item(item: dict, rng: np.random.Generator) -> dict:
     """The fields that turn a training item into a "picture says nothing" example: a frame of
     one uniform colour (grey most often) and, as the target, the mono mix in both ears (a
@@ -237,14 +248,9 @@ class _BinauralBase(Dataset):
         m = self._meta(i)
         if not m or "sources" not in m:
             raise ValueError(f"clip {self.clips[i]!r}: with_positions needs the sidecar's source boxes")
-        width = float(m.get("frame_width", 448))
-        xs = np.full(MAX_SOURCES, -1.0, np.float32)
         sounding = [src for src in m["sources"] if not src.get("silent", False)]  # distractors are not sources
-        for j, src in enumerate(sounding[:MAX_SOURCES]):
-            x0, _, x1, _ = src["bbox"][min(k - 1, len(src["bbox"]) - 1)]
-            x = min(max((x0 + x1) / 2.0 / width, 0.0), 1.0)
-            xs[j] = 1.0 - x if flipped else x
-        return xs
+        boxes = [src["bbox"][min(k - 1, len(src["bbox"]) - 1)] for src in sounding]
+        return source_columns(boxes, float(m.get("frame_width", 448)), flipped)
 
 
 class SimBinauralDataset(_BinauralBase):
@@ -471,14 +477,6 @@ class OnlineSimDataset(Dataset):
                 "frame": torch.from_numpy(np.ascontiguousarray(frame)),
                 "clip": f"online-{self.pool}-{self.seed}-{self.epoch}-{i}", "flipped": flipped}
         if self.with_positions:
-            xs = np.full(MAX_SOURCES, -1.0, np.float32)
-            k = 0
-            for src, bb in zip(scene.sources, bboxes):
-                if src.silent or k >= MAX_SOURCES:
-                    continue
-                x0, _, x1, _ = bb[0]
-                x = min(max((x0 + x1) / 2.0 / scene.width, 0.0), 1.0)
-                xs[k] = 1.0 - x if flipped else x
-                k += 1
-            item["source_x"] = torch.from_numpy(xs)
+            boxes = [bb[0] for src, bb in zip(scene.sources, bboxes) if not src.silent]
+            item["source_x"] = torch.from_numpy(source_columns(boxes, scene.width, flipped))
         return item

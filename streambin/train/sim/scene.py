@@ -199,12 +199,13 @@ class Library:
                 in_pool = pool == "all" or pools.pool_of("cutout", stem) == pool
                 if (0, program) in have and png.is_file() and in_pool:
                     self.instruments.append((name, program, str(png)))
-        self.cutouts = pools.select(A.find_cutouts(paths.stamps), "cutout", pool, lambda st: st.name) \
+        pictures = A.find_cutouts(paths.stamps) if options.distractor_share > 0 or options.speech_share > 0 else []
+        self.cutouts = pools.select(pictures, "cutout", pool, lambda st: st.name) \
             if options.distractor_share > 0 else []
         self.voices, self.talkers, self.texts = [], [], []
         if options.speech_share > 0:
             self.voices = pools.select(A.find_voices(paths.stamps), "voice", pool, lambda v: v.id)
-            talkers = [st for st in A.find_cutouts(paths.stamps) if st.name in A.TALKER_STAMPS]
+            talkers = [st for st in pictures if st.name in A.TALKER_STAMPS]
             self.talkers = pools.select(talkers, "cutout", pool, lambda st: st.name)
             self.texts = A.stamp_texts(paths.stamps)
         if not self.stamps and not self.instruments:
