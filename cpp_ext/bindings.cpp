@@ -1,13 +1,17 @@
 // The only pybind11 file of streambin._C. Each concept has an init_x(m); the module
-// calls them in turn. Native work runs with the GIL released. Inputs are checked here
-// (dtype, rank, shape, contiguity) with messages that name the expected layout;
-// streambin/dsp.py is the documented Python API on top of this.
+// calls them in turn. Native work runs with the GIL released; a streaming object's state is
+// guarded by a mutex of its own (Locked below). Inputs are checked here, on the CPU and the
+// CUDA entry points alike (dtype, rank, shape, contiguity), with messages that name the
+// expected layout; streambin/dsp.py is the documented Python API on top of this.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <complex>
+#include <mutex>
 #include <sstream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "streambin/cpu_ops.h"
 #include "streambin/stft_params.h"
@@ -21,12 +25,17 @@ using streambin::StftParams;
 
 namespace {
 
-std::string shape_of(const py::array& a) {
+// "(2, 257)"; "(5,)" for one dimension, as numpy writes shapes.
+std::string format_shape(const std::vector<int64_t>& dims) {
   std::ostringstream s;
   s << "(";
-  for (py::ssize_t i = 0; i < a.ndim(); ++i) s << (i ? ", " : "") << a.shape(i);
-  s << (a.ndim() == 1 ? ",)" : ")");
+  for (size_t i = 0; i < dims.size(); ++i) s << (i ? ", " : "") << dims[i];
+  s << (dims.size() == 1 ? ",)" : ")");
   return s.str();
+}
+
+std::string shape_of(const py::array& a) {
+  return format_shape(std::vector<int64_t>(a.shape(), a.shape() + a.ndim()));
 }
 
 // Checks dtype, rank and C-contiguity; the message names what was expected.
@@ -48,6 +57,112 @@ StftParams make_params(int n_fft, int win_length, int hop) {
   return p;
 }
 
+// A streaming object (CPU or CUDA) that Python threads may share. Every call that reads or
+// writes its state goes through run(), which releases the GIL and then holds the object's
+// mutex: concurrent calls on one object run one after the other. The order (GIL released
+// before the mutex is taken, mutex released before the GIL is taken back) means no thread
+// ever waits for one while holding the other, so they cannot deadlock.
+template <typename T>
+class Locked {
+ public:
+  template <typename... Args>
+  explicit Locked(Args&&... args) : obj_(std::forward<Args>(args)...) {}
+
+  // fn(obj) with the GIL released and the mutex held; returns what fn returns.
+  template <typename F>
+  auto run(F&& fn) {
+    py::gil_scoped_release release;
+    std::lock_guard<std::mutex> lock(mutex_);
+    return fn(obj_);
+  }
+
+  // For what is fixed at construction (STFT parameters, channels, buffer sizes): no lock.
+  const T& fixed() const { return obj_; }
+
+ private:
+  T obj_;
+  std::mutex mutex_;
+};
+
+// The most frames a push of n samples can complete, whatever is pending (< hop samples).
+int64_t max_frames_for(int64_t n, int hop) { return (n + hop - 1) / hop; }
+
+// out[:k] of an array allocated for the most frames a push could complete.
+py::object first_rows(const py::array& out, int64_t k) {
+  if (k == out.shape(0)) return out;
+  return out[py::slice(0, static_cast<py::ssize_t>(k), 1)];
+}
+
+// Checks for a push of (channels, k, n_bins) complex64 frames into (channels, k*hop) float32
+// samples (the streaming synthesisers, CPU and CUDA); returns k.
+int64_t require_synthesis_io(const char* cls, const py::array& frames, const py::array& out, int channels,
+                             const StftParams& p) {
+  const std::string f_name = std::string(cls) + ".push(frames)", o_name = std::string(cls) + ".push_into(out)";
+  require<std::complex<float>>(frames, 3, f_name.c_str(), "(channels, k, n_bins) complex64");
+  if (frames.shape(0) != channels || frames.shape(2) != p.n_bins())
+    throw py::value_error(f_name + ": expected (" + std::to_string(channels) + ", k, " + std::to_string(p.n_bins()) +
+                          ") complex64, got " + shape_of(frames));
+  const int64_t k = frames.shape(1);
+  require<float>(out, 2, o_name.c_str(), "(channels, k*hop) float32");
+  if (out.shape(0) != channels || out.shape(1) != k * p.hop)
+    throw py::value_error(o_name + ": expected " + format_shape({channels, k * p.hop}) + " float32, got " +
+                          shape_of(out));
+  return k;
+}
+
+// Checks for a mask multiply (apply_mask and apply_mask_cuda): spec (k, n_bins) complex64,
+// mask (n_masks, 2, n_bins, k) float32, out (n_out, k, n_bins) complex64 with n_out = n_masks
+// (direct, mode 0) or 2 (side, mode 1: one mask). mask_strided: the mask may be any strided
+// view (the CPU kernel reads it in place); otherwise it must be C-contiguous.
+struct MaskCall {
+  int64_t k, n_bins, n_masks;
+};
+
+MaskCall require_mask_call(const std::string& fn, const py::array& spec, const py::array& mask,
+                           const py::array& out, int mode, bool mask_strided) {
+  require<std::complex<float>>(spec, 2, (fn + "(spec)").c_str(), "(k, n_bins) complex64");
+  const int64_t k = spec.shape(0), n_bins = spec.shape(1);
+  if (mask_strided) {
+    if (!mask.dtype().is(py::dtype::of<float>()) || mask.ndim() != 4)
+      throw py::value_error(fn + "(mask): expected a float32 (n_masks, 2, n_bins, k) array, got dtype " +
+                            std::string(py::str(mask.dtype())) + " shape " + shape_of(mask));
+  } else {
+    require<float>(mask, 4, (fn + "(mask)").c_str(), "(n_masks, 2, n_bins, k) float32");
+  }
+  const int64_t n_masks = mask.shape(0);
+  if (mask.shape(1) != 2 || mask.shape(2) != n_bins || mask.shape(3) != k)
+    throw py::value_error(fn + "(mask): expected (n_masks, 2, " + std::to_string(n_bins) + ", " + std::to_string(k) +
+                          ") float32 to match spec " + shape_of(spec) + ", got " + shape_of(mask));
+  if (mode != 0 && mode != 1) throw py::value_error(fn + "(mode): expected 0 (direct) or 1 (side)");
+  if (mode == 1 && n_masks != 1)
+    throw py::value_error(fn + ": side mode takes exactly one mask, got n_masks=" + std::to_string(n_masks));
+  const int64_t n_out = mode == 1 ? 2 : n_masks;
+  require<std::complex<float>>(out, 3, (fn + "(out)").c_str(), "(n_out, k, n_bins) complex64");
+  if (out.shape(0) != n_out || out.shape(1) != k || out.shape(2) != n_bins)
+    throw py::value_error(fn + "(out): expected " + format_shape({n_out, k, n_bins}) + " complex64, got " +
+                          shape_of(out));
+  return {k, n_bins, n_masks};
+}
+
+// Checks x of an offline STFT: (batch, n) float32 with n >= n_fft; returns the frame count.
+int64_t require_stft_input(const char* fn, const py::array& x, const StftParams& p) {
+  require<float>(x, 2, (std::string(fn) + "(x)").c_str(), "(batch, n) float32");
+  const int64_t n = x.shape(1);
+  if (n < p.n_fft)
+    throw py::value_error(std::string(fn) + "(x): need at least n_fft=" + std::to_string(p.n_fft) +
+                          " samples per row, got " + std::to_string(n));
+  return 1 + (n - p.n_fft) / p.hop;
+}
+
+// Checks spec of an offline ISTFT: (batch, frames >= 1, n_bins) complex64.
+void require_istft_input(const char* fn, const py::array& spec, const StftParams& p) {
+  const std::string name = std::string(fn) + "(spec)";
+  require<std::complex<float>>(spec, 3, name.c_str(), "(batch, frames, n_bins) complex64");
+  if (spec.shape(2) != p.n_bins() || spec.shape(1) < 1)
+    throw py::value_error(name + ": expected (batch, frames >= 1, " + std::to_string(p.n_bins()) +
+                          ") complex64, got " + shape_of(spec));
+}
+
 void init_params(py::module_& m) {
   m.def("prime_samples", [](int n_fft, int win, int hop) { return make_params(n_fft, win, hop).prime_samples(); },
         py::arg("n_fft"), py::arg("win_length"), py::arg("hop"),
@@ -63,85 +178,64 @@ void init_params(py::module_& m) {
 }
 
 void init_streaming_stft(py::module_& m) {
-  py::class_<streambin::StreamingStft>(m, "StreamingStft")
-      .def(py::init([](int n_fft, int win, int hop) { return new streambin::StreamingStft(make_params(n_fft, win, hop)); }),
+  using Stft = Locked<streambin::StreamingStft>;
+  py::class_<Stft>(m, "StreamingStft")
+      .def(py::init([](int n_fft, int win, int hop) { return new Stft(make_params(n_fft, win, hop)); }),
            py::arg("n_fft"), py::arg("win_length"), py::arg("hop"))
-      .def("frames_for", &streambin::StreamingStft::frames_for, py::arg("n"))
-      .def("push", [](streambin::StreamingStft& self, const py::array& x) {
+      .def("frames_for", [](Stft& self, int64_t n) {
+             return self.run([n](const streambin::StreamingStft& s) { return s.frames_for(n); });
+           }, py::arg("n"))
+      .def("push", [](Stft& self, const py::array& x) {
              require<float>(x, 1, "StreamingStft.push(x)", "(n,) float32");
              const int64_t n = x.shape(0);
-             py::array_t<std::complex<float>> out({self.frames_for(n), int64_t(self.params().n_bins())});
+             const StftParams& p = self.fixed().params();
+             // Sized before the lock is taken, so for the most frames n samples can complete.
+             py::array_t<std::complex<float>> out({max_frames_for(n, p.hop), int64_t(p.n_bins())});
              const float* src = static_cast<const float*>(x.data());
              cfloat* dst = reinterpret_cast<cfloat*>(out.mutable_data());
-             {
-               py::gil_scoped_release release;
-               self.push(src, n, dst);
-             }
-             return out;
+             const int64_t k = self.run([&](streambin::StreamingStft& s) { return s.push(src, n, dst); });
+             return first_rows(out, k);
            }, py::arg("x"), "Push (n,) float32 samples; returns the completed frames (k, n_bins) complex64.")
-      .def("push_into", [](streambin::StreamingStft& self, const py::array& x, py::array& out) {
+      .def("push_into", [](Stft& self, const py::array& x, py::array& out) {
              require<float>(x, 1, "StreamingStft.push_into(x)", "(n,) float32");
              require<std::complex<float>>(out, 2, "StreamingStft.push_into(out)", "(max_frames, n_bins) complex64");
-             const int64_t n = x.shape(0), k = self.frames_for(n);
-             if (out.shape(0) < k || out.shape(1) != self.params().n_bins())
-               throw py::value_error("StreamingStft.push_into(out): need at least (" + std::to_string(k) + ", " +
-                                     std::to_string(self.params().n_bins()) + ") complex64, got " + shape_of(out));
+             const int64_t n = x.shape(0), rows = out.shape(0), cols = out.shape(1);
              const float* src = static_cast<const float*>(x.data());
              cfloat* dst = reinterpret_cast<cfloat*>(out.mutable_data());
-             py::gil_scoped_release release;
-             return self.push(src, n, dst);
+             return self.run([&](streambin::StreamingStft& s) {
+               // Checked under the lock: the frame count depends on the samples pending.
+               const int64_t k = s.frames_for(n), n_bins = s.params().n_bins();
+               if (rows < k || cols != n_bins)
+                 throw py::value_error("StreamingStft.push_into(out): need at least " + format_shape({k, n_bins}) +
+                                       " complex64, got " + format_shape({rows, cols}));
+               return s.push(src, n, dst);
+             });
            }, py::arg("x"), py::arg("out"), "Like push, into a preallocated buffer; returns the frame count.")
-      .def("reset", &streambin::StreamingStft::reset);
+      .def("reset", [](Stft& self) { self.run([](streambin::StreamingStft& s) { s.reset(); }); });
 }
 
 void init_streaming_istft(py::module_& m) {
-  py::class_<streambin::StreamingIstft>(m, "StreamingIstft")
+  using Istft = Locked<streambin::StreamingIstft>;
+  py::class_<Istft>(m, "StreamingIstft")
       .def(py::init([](int n_fft, int win, int hop, int channels) {
-             return new streambin::StreamingIstft(make_params(n_fft, win, hop), channels);
+             return new Istft(make_params(n_fft, win, hop), channels);
            }), py::arg("n_fft"), py::arg("win_length"), py::arg("hop"), py::arg("channels") = 1)
-      .def_property_readonly("channels", &streambin::StreamingIstft::channels)
-      .def("push_into", [](streambin::StreamingIstft& self, const py::array& frames, py::array& out) {
-             const int C = self.channels();
-             const int n_bins = self.params().n_bins(), hop = self.params().hop;
-             require<std::complex<float>>(frames, 3, "StreamingIstft.push(frames)", "(channels, k, n_bins) complex64");
-             if (frames.shape(0) != C || frames.shape(2) != n_bins)
-               throw py::value_error("StreamingIstft.push(frames): expected (" + std::to_string(C) + ", k, " +
-                                     std::to_string(n_bins) + ") complex64, got " + shape_of(frames));
-             const int64_t k = frames.shape(1);
-             require<float>(out, 2, "StreamingIstft.push_into(out)", "(channels, k*hop) float32");
-             if (out.shape(0) != C || out.shape(1) != k * hop)
-               throw py::value_error("StreamingIstft.push_into(out): expected (" + std::to_string(C) + ", " +
-                                     std::to_string(k * hop) + ") float32, got " + shape_of(out));
+      .def_property_readonly("channels", [](const Istft& self) { return self.fixed().channels(); })
+      .def("push_into", [](Istft& self, const py::array& frames, py::array& out) {
+             const StftParams& p = self.fixed().params();
+             const int64_t k = require_synthesis_io("StreamingIstft", frames, out, self.fixed().channels(), p);
              const cfloat* src = reinterpret_cast<const cfloat*>(frames.data());
              float* dst = static_cast<float*>(out.mutable_data());
-             py::gil_scoped_release release;
-             self.push(src, k, k * n_bins, dst);
+             self.run([&](streambin::StreamingIstft& s) { s.push(src, k, k * p.n_bins(), dst); });
            }, py::arg("frames"), py::arg("out"),
            "Push (channels, k, n_bins) complex64 frames; writes (channels, k*hop) float32 finished samples.")
-      .def("reset", &streambin::StreamingIstft::reset);
+      .def("reset", [](Istft& self) { self.run([](streambin::StreamingIstft& s) { s.reset(); }); });
 }
 
 void init_mask(py::module_& m) {
   m.def("apply_mask", [](const py::array& spec, const py::array& mask, py::array& out, int mode) {
-          require<std::complex<float>>(spec, 2, "apply_mask(spec)", "(k, n_bins) complex64");
-          const int64_t k = spec.shape(0), n_bins = spec.shape(1);
-          // The mask may be a strided view (a slice of the model output): only dtype/rank checked.
-          if (!mask.dtype().is(py::dtype::of<float>()) || mask.ndim() != 4)
-            throw py::value_error("apply_mask(mask): expected a float32 (n_masks, 2, n_bins, k) array, got dtype " +
-                                  std::string(py::str(mask.dtype())) + " shape " + shape_of(mask));
-          const int64_t n_masks = mask.shape(0);
-          if (mask.shape(1) != 2 || mask.shape(2) != n_bins || mask.shape(3) != k)
-            throw py::value_error("apply_mask(mask): expected (n_masks, 2, " + std::to_string(n_bins) + ", " +
-                                  std::to_string(k) + ") float32 to match spec " + shape_of(spec) + ", got " +
-                                  shape_of(mask));
-          if (mode != 0 && mode != 1) throw py::value_error("apply_mask(mode): expected 0 (direct) or 1 (side)");
-          if (mode == 1 && n_masks != 1)
-            throw py::value_error("apply_mask: side mode takes exactly one mask, got n_masks=" + std::to_string(n_masks));
-          const int64_t n_out = mode == 1 ? 2 : n_masks;
-          require<std::complex<float>>(out, 3, "apply_mask(out)", "(n_out, k, n_bins) complex64");
-          if (out.shape(0) != n_out || out.shape(1) != k || out.shape(2) != n_bins)
-            throw py::value_error("apply_mask(out): expected (" + std::to_string(n_out) + ", " + std::to_string(k) +
-                                  ", " + std::to_string(n_bins) + ") complex64, got " + shape_of(out));
+          // The mask may be a strided view (a slice of the model output): read in place.
+          const MaskCall c = require_mask_call("apply_mask", spec, mask, out, mode, /*mask_strided=*/true);
           if (mode == 1 && out.data() == spec.data())
             throw py::value_error("apply_mask: side mode writes two channels and cannot run in place on spec");
           const int64_t es = sizeof(float);
@@ -152,7 +246,7 @@ void init_mask(py::module_& m) {
           const float* mp = static_cast<const float*>(mask.data());
           cfloat* op = reinterpret_cast<cfloat*>(out.mutable_data());
           py::gil_scoped_release release;
-          streambin::apply_mask(sp, k, n_bins, mp, n_masks, s, static_cast<streambin::MaskMode>(mode), op);
+          streambin::apply_mask(sp, c.k, c.n_bins, mp, c.n_masks, s, static_cast<streambin::MaskMode>(mode), op);
         }, py::arg("spec"), py::arg("mask"), py::arg("out"), py::arg("mode") = 0,
         "Complex-mask multiply into out (may be spec itself for one direct mask).");
 }
@@ -160,11 +254,8 @@ void init_mask(py::module_& m) {
 void init_offline(py::module_& m) {
   m.def("stft_frames", [](const py::array& x, int n_fft, int win, int hop) {
           const StftParams p = make_params(n_fft, win, hop);
-          require<float>(x, 2, "stft_frames(x)", "(batch, n) float32");
+          const int64_t frames = require_stft_input("stft_frames", x, p);
           const int64_t batch = x.shape(0), n = x.shape(1);
-          if (n < n_fft) throw py::value_error("stft_frames(x): need at least n_fft=" + std::to_string(n_fft) +
-                                               " samples per row, got " + std::to_string(n));
-          const int64_t frames = 1 + (n - n_fft) / hop;
           py::array_t<std::complex<float>> out({batch, frames, int64_t(p.n_bins())});
           const float* src = static_cast<const float*>(x.data());
           cfloat* dst = reinterpret_cast<cfloat*>(out.mutable_data());
@@ -177,10 +268,7 @@ void init_offline(py::module_& m) {
         "Unpadded framing STFT: (batch, n) float32 -> (batch, 1 + (n - n_fft)//hop, n_bins) complex64.");
   m.def("istft_frames", [](const py::array& spec, int n_fft, int win, int hop) {
           const StftParams p = make_params(n_fft, win, hop);
-          require<std::complex<float>>(spec, 3, "istft_frames(spec)", "(batch, frames, n_bins) complex64");
-          if (spec.shape(2) != p.n_bins() || spec.shape(1) < 1)
-            throw py::value_error("istft_frames(spec): expected (batch, frames >= 1, " + std::to_string(p.n_bins()) +
-                                  ") complex64, got " + shape_of(spec));
+          require_istft_input("istft_frames", spec, p);
           const int64_t batch = spec.shape(0), frames = spec.shape(1);
           py::array_t<float> out({batch, int64_t(n_fft + (frames - 1) * hop)});
           const cfloat* src = reinterpret_cast<const cfloat*>(spec.data());
@@ -197,72 +285,81 @@ void init_offline(py::module_& m) {
 #ifdef STREAMBIN_WITH_CUDA
 void init_cuda(py::module_& m) {
   namespace sc = streambin::cuda;
+  using StftCuda = Locked<sc::StreamingStftCuda>;
+  using IstftCuda = Locked<sc::StreamingIstftCuda>;
   m.def("cuda_device_count", &sc::device_count, "CUDA devices visible (0 without a driver or GPU).");
-  m.def("cuda_device_name", &sc::device_name, py::arg("device") = 0);
-  py::class_<sc::StreamingStftCuda>(m, "StreamingStftCuda")
+  py::class_<StftCuda>(m, "StreamingStftCuda")
       .def(py::init([](int n_fft, int win, int hop, int64_t max_chunk, int device) {
-             return new sc::StreamingStftCuda(make_params(n_fft, win, hop), max_chunk, device);
+             return new StftCuda(make_params(n_fft, win, hop), max_chunk, device);
            }), py::arg("n_fft"), py::arg("win_length"), py::arg("hop"), py::arg("max_chunk"), py::arg("device") = 0)
-      .def("frames_for", &sc::StreamingStftCuda::frames_for, py::arg("n"))
-      .def("push_ptr", [](sc::StreamingStftCuda& self, uintptr_t x, int64_t n, uintptr_t out, uintptr_t stream) {
-             py::gil_scoped_release release;
-             return self.push_device(x, n, out, stream);
+      .def("frames_for", [](StftCuda& self, int64_t n) {
+             return self.run([n](const sc::StreamingStftCuda& s) { return s.frames_for(n); });
+           }, py::arg("n"))
+      .def("push_ptr", [](StftCuda& self, uintptr_t x, int64_t n, uintptr_t out, uintptr_t stream) {
+             return self.run([&](sc::StreamingStftCuda& s) { return s.push_device(x, n, out, stream); });
            }, py::arg("x_ptr"), py::arg("n"), py::arg("out_ptr"), py::arg("stream") = 0,
            "Device pointers: n float32 in, frames_for(n) x n_bins complex64 out, enqueued on stream.")
-      .def("push", [](sc::StreamingStftCuda& self, const py::array& x) {
+      .def("push", [](StftCuda& self, const py::array& x) {
              require<float>(x, 1, "StreamingStftCuda.push(x)", "(n,) float32");
-             const int64_t n = x.shape(0);
-             py::array_t<std::complex<float>> out({self.frames_for(n), int64_t(self.n_bins())});
+             const int64_t n = x.shape(0), max_chunk = self.fixed().max_chunk();
+             if (n > max_chunk)
+               throw py::value_error("StreamingStftCuda.push(x): expected (n,) float32 with n <= max_chunk=" +
+                                     std::to_string(max_chunk) + ", got " + shape_of(x));
+             const StftParams& p = self.fixed().params();
+             py::array_t<std::complex<float>> out({max_frames_for(n, p.hop), int64_t(p.n_bins())});
              const float* src = static_cast<const float*>(x.data());
              cfloat* dst = reinterpret_cast<cfloat*>(out.mutable_data());
-             py::gil_scoped_release release;
-             self.push_host(src, n, dst);
-             return out;
-           }, py::arg("x"))
-      .def("reset", &sc::StreamingStftCuda::reset);
-  py::class_<sc::StreamingIstftCuda>(m, "StreamingIstftCuda")
+             const int64_t k = self.run([&](sc::StreamingStftCuda& s) { return s.push_host(src, n, dst); });
+             return first_rows(out, k);
+           }, py::arg("x"), "Push (n,) float32 host samples (n <= max_chunk); returns (k, n_bins) complex64.")
+      .def("reset", [](StftCuda& self) { self.run([](sc::StreamingStftCuda& s) { s.reset(); }); });
+  py::class_<IstftCuda>(m, "StreamingIstftCuda")
       .def(py::init([](int n_fft, int win, int hop, int channels, int64_t max_frames, int device) {
-             return new sc::StreamingIstftCuda(make_params(n_fft, win, hop), channels, max_frames, device);
+             return new IstftCuda(make_params(n_fft, win, hop), channels, max_frames, device);
            }), py::arg("n_fft"), py::arg("win_length"), py::arg("hop"), py::arg("channels"), py::arg("max_frames"),
            py::arg("device") = 0)
-      .def("push_ptr", [](sc::StreamingIstftCuda& self, uintptr_t frames, int64_t k, uintptr_t out, uintptr_t stream) {
-             py::gil_scoped_release release;
-             self.push_device(frames, k, out, stream);
+      .def("push_ptr", [](IstftCuda& self, uintptr_t frames, int64_t k, uintptr_t out, uintptr_t stream) {
+             self.run([&](sc::StreamingIstftCuda& s) { s.push_device(frames, k, out, stream); });
            }, py::arg("frames_ptr"), py::arg("k"), py::arg("out_ptr"), py::arg("stream") = 0,
            "Device pointers: (channels, k, n_bins) complex64 in, (channels, k*hop) float32 out.")
-      .def("push_into", [](sc::StreamingIstftCuda& self, const py::array& frames, py::array& out) {
-             require<std::complex<float>>(frames, 3, "StreamingIstftCuda.push(frames)", "(channels, k, n_bins) complex64");
-             require<float>(out, 2, "StreamingIstftCuda.push_into(out)", "(channels, k*hop) float32");
+      .def("push_into", [](IstftCuda& self, const py::array& frames, py::array& out) {
+             const sc::StreamingIstftCuda& fixed = self.fixed();
+             const int64_t k = require_synthesis_io("StreamingIstftCuda", frames, out, fixed.channels(), fixed.params());
+             if (k > fixed.max_frames())
+               throw py::value_error("StreamingIstftCuda.push(frames): " + std::to_string(k) +
+                                     " frames exceed max_frames=" + std::to_string(fixed.max_frames()));
              const cfloat* src = reinterpret_cast<const cfloat*>(frames.data());
              float* dst = static_cast<float*>(out.mutable_data());
-             const int64_t k = frames.shape(1);
-             py::gil_scoped_release release;
-             self.push_host(src, k, dst);
-           }, py::arg("frames"), py::arg("out"))
-      .def("reset", &sc::StreamingIstftCuda::reset);
+             self.run([&](sc::StreamingIstftCuda& s) { s.push_host(src, k, dst); });
+           }, py::arg("frames"), py::arg("out"),
+           "Host arrays: (channels, k <= max_frames, n_bins) complex64 in, (channels, k*hop) float32 out.")
+      .def("reset", [](IstftCuda& self) { self.run([](sc::StreamingIstftCuda& s) { s.reset(); }); });
   m.def("apply_mask_ptr", [](uintptr_t spec, int64_t k, int64_t n_bins, uintptr_t mask, int64_t n_masks, int64_t sc_,
                              int64_t sp, int64_t sf, int64_t st, int mode, uintptr_t out, uintptr_t stream) {
+          if (mode != 0 && mode != 1) throw py::value_error("apply_mask_ptr(mode): expected 0 (direct) or 1 (side)");
+          if (k < 0 || n_bins < 1 || n_masks < 1)
+            throw py::value_error("apply_mask_ptr: expected k >= 0, n_bins >= 1, n_masks >= 1, got k=" +
+                                  std::to_string(k) + " n_bins=" + std::to_string(n_bins) +
+                                  " n_masks=" + std::to_string(n_masks));
           py::gil_scoped_release release;
           sc::apply_mask_device(spec, k, n_bins, mask, n_masks, sc_, sp, sf, st, mode, out, stream);
         }, py::arg("spec_ptr"), py::arg("k"), py::arg("n_bins"), py::arg("mask_ptr"), py::arg("n_masks"),
         py::arg("stride_c"), py::arg("stride_part"), py::arg("stride_f"), py::arg("stride_t"), py::arg("mode"),
         py::arg("out_ptr"), py::arg("stream") = 0, "Mask multiply on device memory (element strides).");
   m.def("apply_mask_cuda", [](const py::array& spec, const py::array& mask, py::array& out, int mode, int device) {
-          require<std::complex<float>>(spec, 2, "apply_mask_cuda(spec)", "(k, n_bins) complex64");
-          require<float>(mask, 4, "apply_mask_cuda(mask)", "(n_masks, 2, n_bins, k) float32");
-          require<std::complex<float>>(out, 3, "apply_mask_cuda(out)", "(n_out, k, n_bins) complex64");
+          // The host path copies the mask as one block: it must be C-contiguous.
+          const MaskCall c = require_mask_call("apply_mask_cuda", spec, mask, out, mode, /*mask_strided=*/false);
           const cfloat* sp = reinterpret_cast<const cfloat*>(spec.data());
           const float* mp = static_cast<const float*>(mask.data());
           cfloat* op = reinterpret_cast<cfloat*>(out.mutable_data());
-          const int64_t k = spec.shape(0), n_bins = spec.shape(1), n_masks = mask.shape(0);
           py::gil_scoped_release release;
-          sc::apply_mask_host(sp, k, n_bins, mp, n_masks, mode, op, device);
-        }, py::arg("spec"), py::arg("mask"), py::arg("out"), py::arg("mode") = 0, py::arg("device") = 0);
+          sc::apply_mask_host(sp, c.k, c.n_bins, mp, c.n_masks, mode, op, device);
+        }, py::arg("spec"), py::arg("mask"), py::arg("out"), py::arg("mode") = 0, py::arg("device") = 0,
+        "apply_mask on the GPU through host arrays (the mask C-contiguous).");
   m.def("stft_frames_cuda", [](const py::array& x, int n_fft, int win, int hop, int device) {
           const StftParams p = make_params(n_fft, win, hop);
-          require<float>(x, 2, "stft_frames_cuda(x)", "(batch, n) float32");
-          const int64_t batch = x.shape(0), n = x.shape(1), frames = 1 + (n - n_fft) / hop;
-          if (n < n_fft) throw py::value_error("stft_frames_cuda(x): need at least n_fft samples per row");
+          const int64_t frames = require_stft_input("stft_frames_cuda", x, p);
+          const int64_t batch = x.shape(0), n = x.shape(1);
           py::array_t<std::complex<float>> out({batch, frames, int64_t(p.n_bins())});
           const float* src = static_cast<const float*>(x.data());
           cfloat* dst = reinterpret_cast<cfloat*>(out.mutable_data());
@@ -274,7 +371,7 @@ void init_cuda(py::module_& m) {
         }, py::arg("x"), py::arg("n_fft"), py::arg("win_length"), py::arg("hop"), py::arg("device") = 0);
   m.def("istft_frames_cuda", [](const py::array& spec, int n_fft, int win, int hop, int device) {
           const StftParams p = make_params(n_fft, win, hop);
-          require<std::complex<float>>(spec, 3, "istft_frames_cuda(spec)", "(batch, frames, n_bins) complex64");
+          require_istft_input("istft_frames_cuda", spec, p);
           const int64_t batch = spec.shape(0), frames = spec.shape(1);
           py::array_t<float> out({batch, int64_t(n_fft + (frames - 1) * hop)});
           const cfloat* src = reinterpret_cast<const cfloat*>(spec.data());

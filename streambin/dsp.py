@@ -127,6 +127,9 @@ def _as_spec(spec, name: str, expected: str) -> np.ndarray:
 class StreamingSTFT:
     """Streaming analyser: push any number of samples, get the frames they complete.
 
+    One object may be shared by threads: its calls run one at a time (a lock per object), so
+    concurrent pushes behave as the same pushes made serially in some order.
+
     Args:
         n_fft, win_length, hop_size: STFT parameters (n_fft even, win_length <= n_fft with
             n_fft - win_length even, 1 <= hop_size <= win_length).
@@ -159,6 +162,7 @@ class StreamingISTFT:
     """Streaming synthesiser: push frames, get ``hop_size`` finished samples per frame.
 
     The output lags the analyser's input by ``latency_samples = win_length - hop_size``.
+    Like :class:`StreamingSTFT`, one object may be shared by threads (a lock per object).
 
     Args:
         channels: how many independent signals are synthesised (2 for left/right).

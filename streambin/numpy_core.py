@@ -10,6 +10,8 @@ It is slower than ``_C`` (numpy's FFT per frame in the streaming classes) and ha
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 built_with_cuda = False
@@ -67,26 +69,34 @@ def _require(a, ndim: int, dtype, name: str, expected: str) -> None:
 
 class StreamingStft:
     """Same framing as the native analyser: frame k once samples 0 .. (k+1)*hop - 1 arrived,
-    window over the newest win_length samples (zero-primed history)."""
+    window over the newest win_length samples (zero-primed history). One lock per object makes
+    concurrent pushes from several threads run one after the other, as the native class does."""
 
     def __init__(self, n_fft: int, win_length: int, hop: int):
         self.n_fft, self.win_length, self.hop = _params(n_fft, win_length, hop)
         self._window = padded_hann(n_fft, win_length, hop)
         self._history_len = _offset(self.n_fft, self.win_length) + self.win_length
         self._n_bins = self.n_fft // 2 + 1
+        self._lock = threading.Lock()
         self.reset()
 
     def reset(self) -> None:
-        self._history = np.zeros(self._history_len, np.float32)
-        self._pending = 0
+        with self._lock:
+            self._history = np.zeros(self._history_len, np.float32)
+            self._pending = 0
 
     def frames_for(self, n: int) -> int:
-        return (self._pending + int(n)) // self.hop
+        with self._lock:
+            return (self._pending + int(n)) // self.hop
 
     def push_into(self, x, out) -> int:
         _require(x, 1, np.float32, "StreamingStft.push_into(x)", "(n,) float32")
         _require(out, 2, np.complex64, "StreamingStft.push_into(out)", "(max_frames, n_bins) complex64")
-        k = self.frames_for(len(x))
+        with self._lock:
+            return self._push_into(x, out)
+
+    def _push_into(self, x, out) -> int:
+        k = (self._pending + len(x)) // self.hop
         if out.shape[0] < k or out.shape[1] != self._n_bins:
             raise ValueError(f"StreamingStft.push_into(out): need at least ({k}, {self._n_bins}) complex64, "
                              f"got {out.shape}")
@@ -109,8 +119,9 @@ class StreamingStft:
 
     def push(self, x) -> np.ndarray:
         _require(x, 1, np.float32, "StreamingStft.push(x)", "(n,) float32")
-        out = np.zeros((self.frames_for(len(x)), self._n_bins), np.complex64)
-        self.push_into(x, out)
+        with self._lock:
+            out = np.zeros(((self._pending + len(x)) // self.hop, self._n_bins), np.complex64)
+            self._push_into(x, out)
         return out
 
     def _append(self, x: np.ndarray) -> None:
@@ -124,7 +135,8 @@ class StreamingStft:
 
 
 class StreamingIstft:
-    """Windowed overlap-add divided by the steady-state window-square sum, one hop per frame."""
+    """Windowed overlap-add divided by the steady-state window-square sum, one hop per frame.
+    Concurrent pushes run one after the other (one lock per object)."""
 
     def __init__(self, n_fft: int, win_length: int, hop: int, channels: int = 1):
         self.n_fft, self.win_length, self.hop = _params(n_fft, win_length, hop)
@@ -138,10 +150,12 @@ class StreamingIstft:
         for j in range(self.hop):
             env[j] = np.sum(w[self._offset + j::self.hop] ** 2)
         self._inv_env = (1.0 / env.astype(np.float32)).astype(np.float32)
+        self._lock = threading.Lock()
         self.reset()
 
     def reset(self) -> None:
-        self._acc = np.zeros((self.channels, self.n_fft), np.float32)
+        with self._lock:
+            self._acc = np.zeros((self.channels, self.n_fft), np.float32)
 
     def push_into(self, frames, out) -> None:
         C, F, hop = self.channels, self.n_fft // 2 + 1, self.hop
@@ -156,12 +170,13 @@ class StreamingIstft:
             return
         # Each inverse FFT is scaled by 1/n_fft in numpy as in the native code.
         y = np.fft.irfft(frames, n=self.n_fft, axis=2).astype(np.float32) * self._window  # (C, k, n_fft)
-        acc = self._acc
-        for t in range(k):
-            acc += y[:, t]
-            out[:, t * hop:(t + 1) * hop] = acc[:, self._offset:self._offset + hop] * self._inv_env
-            acc[:, :-hop] = acc[:, hop:].copy()
-            acc[:, -hop:] = 0.0
+        with self._lock:
+            acc = self._acc
+            for t in range(k):
+                acc += y[:, t]
+                out[:, t * hop:(t + 1) * hop] = acc[:, self._offset:self._offset + hop] * self._inv_env
+                acc[:, :-hop] = acc[:, hop:].copy()
+                acc[:, -hop:] = 0.0
 
 
 def apply_mask(spec, mask, out, mode: int = 0) -> None:

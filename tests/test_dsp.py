@@ -1,13 +1,15 @@
-"""streambin._C / streambin.dsp on the CPU: framing, reconstruction, masks, bad input.
+"""streambin._C / streambin.dsp on the CPU: framing, reconstruction, masks, bad input, threads.
 
-The same checks run on the GPU path in test_dsp_cuda.py (skipped where no GPU exists).
+The chain checks also run on the GPU path in test_dsp_devices.py (skipped where no GPU exists).
 """
+
+import threading
 
 import numpy as np
 import pytest
 import torch
 
-from streambin import dsp
+from streambin import dsp, numpy_core
 
 N_FFT, WIN, HOP = 512, 400, 160
 LATENCY = WIN - HOP
@@ -236,3 +238,52 @@ def test_empty_push_and_reset(rng):
     first = ana.push(x)
     ana.reset()
     np.testing.assert_array_equal(ana.push(x), first)
+
+
+@pytest.mark.parametrize("core", ["native", "numpy"])
+def test_one_stft_and_istft_shared_by_threads(core, monkeypatch, rng):
+    """Threads pushing into ONE StreamingSTFT and ONE StreamingISTFT at once get what serial pushes give.
+
+    Guards the per-object lock. Every push reads and writes the analyser's pending-sample count
+    and sample history and the synthesiser's overlap-add accumulator; the native pushes run with
+    the GIL released, so without the lock two pushes interleave and frames are lost or doubled
+    (a wrong frame count, or frames written past the buffer sized before the push) and histories
+    and accumulators get mixed (frames that differ from the steady-state one).
+
+    The input repeats with a period of one hop and every push carries whole hops, so in any
+    serial order, once warmed up, each push returns the same frames and the same samples.
+    """
+    if core == "numpy":
+        monkeypatch.setattr(dsp, "_C", numpy_core)
+    hops_per_push, n_threads, pushes = 8, 4, 150
+    chunk = np.tile(rng.standard_normal(HOP).astype(np.float32), hops_per_push)
+    ana, syn = dsp.StreamingSTFT(), dsp.StreamingISTFT(channels=1)
+    for _ in range(3):  # fill the analyser's history and the synthesiser's accumulator
+        spec = ana.push(chunk)
+        steady_samples = syn.push(spec)
+    steady_frames = ana.push(chunk)
+    np.testing.assert_allclose(steady_frames, np.broadcast_to(steady_frames[:1], steady_frames.shape), atol=1e-4)
+    steady_samples = syn.push(steady_frames)
+
+    start, errors = threading.Barrier(n_threads), []
+
+    def worker():
+        try:
+            start.wait()
+            for _ in range(pushes):
+                frames = ana.push(chunk)
+                samples = syn.push(steady_frames)
+                assert frames.shape == steady_frames.shape, f"{frames.shape[0]} frames, not {hops_per_push}"
+                np.testing.assert_allclose(frames, steady_frames, atol=1e-4, rtol=0)
+                np.testing.assert_allclose(samples, steady_samples, atol=1e-4, rtol=0)
+        except BaseException as exc:  # reported below, from the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, f"{len(errors)} of {n_threads} threads failed; first: {errors[0]!r}"
+    assert ana.frames_for(HOP - 1) == 0  # no stray samples pending: every push was whole hops
+    np.testing.assert_allclose(ana.push(chunk), steady_frames, atol=1e-4, rtol=0)

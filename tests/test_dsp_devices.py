@@ -94,3 +94,61 @@ def test_offline_transforms(device):
 def test_has_cuda_reports_the_build():
     assert dsp.has_cuda() == bool(dsp._C.built_with_cuda)
     assert dsp.cuda_device_count() >= 0
+
+
+needs_cuda_build = pytest.mark.skipif(not dsp.has_cuda(), reason="streambin._C built without CUDA")
+_SPEC = np.zeros((4, 257), np.complex64)
+
+
+@needs_cuda_build
+@pytest.mark.parametrize("call,match", [
+    # mask bins/frames that do not match spec (4 frames of 257 bins)
+    (lambda: dsp._C.apply_mask_cuda(_SPEC, np.zeros((1, 2, 256, 4), np.float32), np.zeros((1, 4, 257), np.complex64)),
+     r"apply_mask_cuda\(mask\): expected \(n_masks, 2, 257, 4\)"),
+    (lambda: dsp._C.apply_mask_cuda(_SPEC, np.zeros((1, 2, 257, 5), np.float32), np.zeros((1, 4, 257), np.complex64)),
+     r"apply_mask_cuda\(mask\): expected \(n_masks, 2, 257, 4\)"),
+    # out that does not hold n_out = n_masks (direct) or 2 (side) channels of spec's shape
+    (lambda: dsp._C.apply_mask_cuda(_SPEC, np.zeros((2, 2, 257, 4), np.float32), np.zeros((1, 4, 257), np.complex64)),
+     r"apply_mask_cuda\(out\): expected \(2, 4, 257\)"),
+    (lambda: dsp._C.apply_mask_cuda(_SPEC, np.zeros((1, 2, 257, 4), np.float32), np.zeros((1, 4, 257), np.complex64), 1),
+     r"apply_mask_cuda\(out\): expected \(2, 4, 257\)"),
+    (lambda: dsp._C.apply_mask_cuda(_SPEC, np.zeros((1, 2, 257, 4), np.float32), np.zeros((1, 3, 257), np.complex64)),
+     r"apply_mask_cuda\(out\): expected \(1, 4, 257\)"),
+    (lambda: dsp._C.apply_mask_cuda(_SPEC, np.zeros((2, 2, 257, 4), np.float32), np.zeros((2, 4, 257), np.complex64), 1),
+     "side mode takes exactly one mask"),
+    (lambda: dsp._C.apply_mask_cuda(_SPEC, np.zeros((1, 2, 257, 4), np.float32), np.zeros((1, 4, 257), np.complex64), 2),
+     r"apply_mask_cuda\(mode\)"),
+    # the host path copies the mask as one block: a strided view is refused, not misread
+    (lambda: dsp._C.apply_mask_cuda(_SPEC, np.zeros((1, 2, 257, 8), np.float32)[..., ::2],
+                                    np.zeros((1, 4, 257), np.complex64)), "C-contiguous"),
+    (lambda: dsp._C.apply_mask_cuda(_SPEC.astype(np.complex128), np.zeros((1, 2, 257, 4), np.float32),
+                                    np.zeros((1, 4, 257), np.complex64)), r"apply_mask_cuda\(spec\).*complex128"),
+    (lambda: dsp._C.stft_frames_cuda(np.zeros((2, 100), np.float32), N_FFT, WIN, HOP),
+     r"stft_frames_cuda\(x\): need at least n_fft=512 samples per row, got 100"),
+    (lambda: dsp._C.istft_frames_cuda(np.zeros((2, 3, 256), np.complex64), N_FFT, WIN, HOP),
+     r"istft_frames_cuda\(spec\): expected \(batch, frames >= 1, 257\)"),
+    (lambda: dsp._C.istft_frames_cuda(np.zeros((2, 0, 257), np.complex64), N_FFT, WIN, HOP),
+     r"istft_frames_cuda\(spec\): expected \(batch, frames >= 1, 257\)"),
+])
+def test_cuda_entry_points_check_shapes_before_touching_the_gpu(call, match):
+    """The CUDA host-array entry points refuse mismatched shapes with a ValueError naming the
+    expected shape, before any copy to the device (so this runs without a GPU)."""
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+@pytest.mark.parametrize("device", [p for p in dsp_devices() if p != "cpu"])
+def test_cuda_streaming_classes_check_shapes(device):
+    """StreamingStftCuda / StreamingIstftCuda refuse what would overrun their device buffers
+    (a chunk over max_chunk, more frames than max_frames) or mismatch their channels/bins."""
+    C = dsp._C
+    ana = C.StreamingStftCuda(N_FFT, WIN, HOP, 1000)
+    with pytest.raises(ValueError, match="max_chunk=1000"):
+        ana.push(np.zeros(1001, np.float32))
+    syn = C.StreamingIstftCuda(N_FFT, WIN, HOP, 2, 4)
+    with pytest.raises(ValueError, match=r"expected \(2, k, 257\)"):
+        syn.push_into(np.zeros((1, 3, 257), np.complex64), np.zeros((1, 3 * HOP), np.float32))
+    with pytest.raises(ValueError, match=r"expected \(2, 480\) float32"):
+        syn.push_into(np.zeros((2, 3, 257), np.complex64), np.zeros((2, 3 * HOP + 1), np.float32))
+    with pytest.raises(ValueError, match="max_frames=4"):
+        syn.push_into(np.zeros((2, 5, 257), np.complex64), np.zeros((2, 5 * HOP), np.float32))

@@ -14,11 +14,5 @@ int device_count() {
   return n;
 }
 
-std::string device_name(int device) {
-  cudaDeviceProp prop;
-  check(cudaGetDeviceProperties(&prop, device), "cudaGetDeviceProperties");
-  return prop.name;
-}
-
 }  // namespace cuda
 }  // namespace streambin

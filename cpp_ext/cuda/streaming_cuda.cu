@@ -28,6 +28,12 @@ struct StreamingStftCuda::Impl {
   Impl(const StftParams& params, int64_t chunk, int dev)
       : p(params), device(dev), max_chunk(chunk), plans(params.n_fft, CUFFT_R2C) {}
   int64_t max_frames() const { return (p.hop - 1 + max_chunk) / p.hop; }
+  // Device buffers hold max_chunk samples: a longer (or negative) chunk is refused up front.
+  void require_chunk(int64_t n) const {
+    if (n < 0 || n > max_chunk)
+      throw std::invalid_argument("StreamingStftCuda: chunk of " + std::to_string(n) +
+                                  " samples exceeds max_chunk=" + std::to_string(max_chunk));
+  }
 };
 
 StreamingStftCuda::StreamingStftCuda(const StftParams& p, int64_t max_chunk, int device)
@@ -59,11 +65,13 @@ int64_t StreamingStftCuda::frames_for(int64_t n) const { return (impl_->pending 
 
 int StreamingStftCuda::n_bins() const { return impl_->p.n_bins(); }
 
+const StftParams& StreamingStftCuda::params() const { return impl_->p; }
+
+int64_t StreamingStftCuda::max_chunk() const { return impl_->max_chunk; }
+
 int64_t StreamingStftCuda::push_device(uintptr_t x_ptr, int64_t n, uintptr_t out_ptr, uintptr_t stream_ptr) {
   Impl& s = *impl_;
-  if (n < 0 || n > s.max_chunk)
-    throw std::invalid_argument("StreamingStftCuda: chunk of " + std::to_string(n) +
-                                " samples exceeds max_chunk=" + std::to_string(s.max_chunk));
+  s.require_chunk(n);
   if (n == 0) return 0;
   DeviceGuard guard(s.device);
   cudaStream_t stream = as_stream(stream_ptr);
@@ -89,6 +97,7 @@ int64_t StreamingStftCuda::push_device(uintptr_t x_ptr, int64_t n, uintptr_t out
 
 int64_t StreamingStftCuda::push_host(const float* x, int64_t n, cfloat* out) {
   Impl& s = *impl_;
+  s.require_chunk(n);  // before the copy into the max_chunk staging buffer
   DeviceGuard guard(s.device);
   const int64_t frames = frames_for(n);
   check(cudaMemcpy(s.host_in.get(), x, sizeof(float) * n, cudaMemcpyHostToDevice), "copy chunk in");
@@ -140,6 +149,12 @@ StreamingIstftCuda::StreamingIstftCuda(const StftParams& p, int channels, int64_
 }
 
 StreamingIstftCuda::~StreamingIstftCuda() = default;
+
+const StftParams& StreamingIstftCuda::params() const { return impl_->p; }
+
+int StreamingIstftCuda::channels() const { return impl_->channels; }
+
+int64_t StreamingIstftCuda::max_frames() const { return impl_->max_frames; }
 
 void StreamingIstftCuda::reset() {
   Impl& s = *impl_;

@@ -12,7 +12,6 @@
 #include <complex>
 #include <cstdint>
 #include <memory>
-#include <string>
 
 #include "streambin/stft_params.h"
 
@@ -22,7 +21,6 @@ namespace cuda {
 using cfloat = std::complex<float>;
 
 int device_count();               // 0 when no driver / no GPU (never throws)
-std::string device_name(int device);
 
 class StreamingStftCuda {
  public:
@@ -31,6 +29,8 @@ class StreamingStftCuda {
   ~StreamingStftCuda();
   int64_t frames_for(int64_t n) const;
   int n_bins() const;
+  const StftParams& params() const;
+  int64_t max_chunk() const;
   // x: n float32 on the device; out: frames_for(n) * n_bins complex on the device.
   int64_t push_device(uintptr_t x, int64_t n, uintptr_t out, uintptr_t stream);
   // Host convenience: copies in and out, synchronises.
@@ -46,6 +46,9 @@ class StreamingIstftCuda {
  public:
   StreamingIstftCuda(const StftParams& p, int channels, int64_t max_frames, int device = 0);
   ~StreamingIstftCuda();
+  const StftParams& params() const;
+  int channels() const;
+  int64_t max_frames() const;
   // frames: (channels, k, n_bins) complex on the device; out: (channels, k*hop) float32.
   void push_device(uintptr_t frames, int64_t k, uintptr_t out, uintptr_t stream);
   void push_host(const cfloat* frames, int64_t k, float* out);
