@@ -58,7 +58,7 @@ def measure_papers_offline(weights_path, device: str, seconds: float, sample_rat
     import soxr
     import torch
 
-    from streambin.frames import prepare_frame
+    from streambin.frames import check_frame, convert_frame
     from streambin.train.checkpoint import load_generator
     from streambin.train.evaluate import predict_clip, window_starts
 
@@ -77,8 +77,9 @@ def measure_papers_offline(weights_path, device: str, seconds: float, sample_rat
     mono = soxr.resample(x48, sample_rate, a.sample_rate).astype(np.float32)  # not timed (see module doc)
     camera = MovingPatchCamera(seed=seed)
     n_frames = max(1, math.ceil(len(mono) / a.sample_rate * FRAMES_FPS))
-    # Frame i of the 10 fps set is the camera frame showing time i / 10 s.
-    frames = np.stack([prepare_frame(camera.frame(int(i * camera.fps / FRAMES_FPS)), (h, w))
+    # Frame i of the 10 fps set is the camera frame showing time i / 10 s, checked and resized
+    # as the Spatializer does it.
+    frames = np.stack([convert_frame(check_frame(camera.frame(int(i * camera.fps / FRAMES_FPS))), (h, w))
                        for i in range(n_frames)])
 
     def call(clip, clip_frames):

@@ -16,6 +16,8 @@ config.json (format_version 1)::
      "mask_kind": "side" | "left_right", "n_masks": 1 | 2,
      "visual": {"height": H, "width": W, "mean": [3 floats], "std": [3 floats],
                 "input_format": "NHWC_uint8_RGB", "feature_shape": [ints]},
+                (mean/std: the ImageNet normalisation visual.onnx applies inside itself; a record,
+                validated but not read by the runtime, which feeds the graph uint8 RGB)
      "recipe": str, "arch": str, "model": {...},
      "graphs": {"visual": "visual.onnx", "audio": "audio.onnx"},
      "engines": {KEY: {"visual": "engines/KEY/visual.plan", "audio": "engines/KEY/audio.plan",
@@ -86,8 +88,6 @@ class Bundle:
     mask_kind: str
     n_masks: int
     visual_size: Tuple[int, int]
-    visual_mean: Tuple[float, float, float]
-    visual_std: Tuple[float, float, float]
     feature_shape: Tuple[int, ...]
     recipe: str
     arch: str
@@ -208,8 +208,10 @@ def validate_config(cfg: Any, where: str = CONFIG_NAME) -> Dict[str, Any]:
                                           "input_format, feature_shape")
     vwhere = f"{where} ['visual']"
     out["visual_size"] = (_positive_int(vis, "height", vwhere), _positive_int(vis, "width", vwhere))
-    out["visual_mean"] = _float3(vis, "mean", vwhere, positive=False)
-    out["visual_std"] = _float3(vis, "std", vwhere, positive=True)
+    # mean/std record the normalisation the visual graph applies inside itself (it takes uint8
+    # RGB); the runtime never applies them, so they are checked here but not carried into Bundle.
+    _float3(vis, "mean", vwhere, positive=False)
+    _float3(vis, "std", vwhere, positive=True)
     fmt = _get(vis, "input_format", str, vwhere, repr(INPUT_FORMAT))
     if fmt != INPUT_FORMAT:
         raise _err(vwhere, f"input_format must be {INPUT_FORMAT!r}, got {fmt!r}")

@@ -95,13 +95,3 @@ def convert_frame(frame: np.ndarray, size_hw, color: str = "rgb", mirror: bool =
         frame = cv2.resize(np.ascontiguousarray(frame), (w, h), interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(frame)
 
-
-def prepare_frame(frame, size_hw, color: str = "rgb") -> np.ndarray:
-    """Validate a camera frame and return it as ``(H_v, W_v, 3)`` uint8 RGB at ``size_hw``.
-
-    Args:
-        frame: camera frame (see the module docstring for the accepted layouts).
-        size_hw: ``(H_v, W_v)`` visual input size of the model, in pixels.
-        color: channel order of 3/4-channel frames, "rgb" or "bgr".
-    """
-    return convert_frame(check_frame(frame, color), size_hw, color)

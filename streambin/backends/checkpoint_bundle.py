@@ -23,10 +23,8 @@ def bundle_from_checkpoint(path):
                          context_frames=a.context_frames, input_rms=a.input_rms, rms_floor=a.rms_floor,
                          mask_kind=model.mask_kind, visual_size=(h, w), feature_shape=model.feature_shape,
                          recipe=cfg.recipe, arch=cfg.model.arch, model=cfg.to_dict()["model"])
-    v = config["visual"]
     return Bundle(path=path, config=config, sample_rate=a.sample_rate, n_fft=a.n_fft, win_length=a.win_length,
                   hop=a.hop, window=config["window"], context_frames=a.context_frames, input_rms=a.input_rms,
                   rms_floor=a.rms_floor, mask_kind=model.mask_kind, n_masks=config["n_masks"], visual_size=(h, w),
-                  visual_mean=tuple(v["mean"]), visual_std=tuple(v["std"]),
                   feature_shape=tuple(model.feature_shape), recipe=cfg.recipe, arch=cfg.model.arch, graphs={},
                   weights=path)
