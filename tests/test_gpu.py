@@ -1,5 +1,5 @@
-"""GPU mode (issue 10). The CUDA tests run where a GPU exists and are skipped elsewhere; the
-argument checks of streambin.gpu run everywhere (they never touch a device)."""
+"""streambin.gpu: the DSP chain on device arrays. The CUDA tests run where a GPU exists and are
+skipped elsewhere; the argument checks of streambin.gpu run everywhere (they never touch a device)."""
 
 import numpy as np
 import pytest

@@ -205,7 +205,8 @@ HFOV_DEG, SIZE_HW, FPS, N_SAMPLES = 90.0, (64, 128), 10.0, 16000
 
 
 def _column(az_deg, width=SIZE_HW[1], hfov_deg=HFOV_DEG):
-    """Image column of azimuth ``az_deg`` (pinhole camera, DESIGN.md)."""
+    """Image column of azimuth ``az_deg``: pinhole camera at the head, ``u = W/2 + f tan(az)`` with
+    ``f = (W/2) / tan(HFOV/2)``."""
     return width / 2 + (width / 2) / np.tan(np.deg2rad(hfov_deg / 2)) * np.tan(np.deg2rad(az_deg))
 
 

@@ -71,7 +71,8 @@ def test_load_imagenet_weights(tmp_path):
 
 
 def test_paper_sizes_param_counts():
-    # REFERENCE.md: 23.1 M audio params + 11.2 M ResNet trunk = 34.3 M.
+    # The sizes of the Mono2Binaural reference code (2.5D-Visual-Sound): 23.1 M audio U-Net
+    # params + 11.2 M ResNet-18 trunk = 34.3 M.
     unet = AudioUNet(64, 8 * 7 * 14)
     assert abs(n_params(unet) - 23.1e6) < 0.05e6
     assert abs(n_params(ResNet18Trunk()) - 11.2e6) < 0.05e6
