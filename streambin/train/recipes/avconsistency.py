@@ -1,5 +1,5 @@
 """Audio-visual consistency recipe (Lin & Wang, "Exploiting Audio-Visual Consistency with
-Partial Supervision for Spatial Audio Generation", AAAI 2021), as issue 5 describes it.
+Partial Supervision for Spatial Audio Generation", AAAI 2021), from the paper's description.
 
 Generator (``model.arch = "unet"``): Mono2Binaural, side mask ``G``; predicted
 ``L^ = M + G*M``, ``R^ = M - G*M``. Extra, training-only parts:

@@ -1,7 +1,7 @@
 """Recipe base class and registry.
 
 A recipe ties together a generator architecture, its losses and its training step. The trainer
-only talks to this interface, so a new recipe (issue 5: flip classification, SAGM, ...) is a
+only talks to this interface, so a new recipe (flip classification, SAGM, ...) is a
 subclass registered with :func:`register_recipe`::
 
     @register_recipe

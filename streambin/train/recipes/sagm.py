@@ -1,5 +1,5 @@
 """SAGM recipe (Li, Zhao & Yuan, "SAGM": a visually guided adversarial generator of the side
-signal; no public code). Implemented as issue 5 describes it; loss weights are ours.
+signal; no public code). Implemented from the paper's description; loss weights are ours.
 
 Generator ``G`` (``model.arch = "unet"``): the Mono2Binaural mask network, predicting the side
 spectrogram ``D^ = G(M, v) * M`` from the mono spectrogram ``M`` and the visual feature ``v``.

@@ -1,6 +1,6 @@
 """Find and load the measured assets the scene generator is allowed to use.
 
-Only these assets go into the synthetic data (see DESIGN.md, "Data"):
+Only these assets go into the synthetic data (the project's data policy: measured assets from Debian/PyPI packages, no kept-out package):
 
 =====================  ==============================================  =========================
 asset                  default location                                Debian package

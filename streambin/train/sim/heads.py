@@ -57,7 +57,7 @@ KEMAR (OpenAL Soft's ``MIT_KEMAR.def``; same 19-ring, 1.4 m layout); Debian ``pd
 ships the MIT KEMAR compact set; ``makehrtf``, ``libmysofa-utils``, ``libspatialaudio0``,
 ``zita-bls1`` and the PyPI packages ``spaudiopy``, ``sonore``, ``bayesian-listener``,
 ``omi-audio`` and ``immersive-audio`` ship no HRIRs (some download them, which cannot happen
-here). No KU100 dummy-head set was used (DESIGN.md keeps TH Koeln's KU100 sets out).
+here). No KU100 dummy-head set was used (the project keeps TH Koeln's KU100 sets out of training).
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Measured head-related impulse responses (HRIRs): SOFA and SSR reading, resampling, direction
 lookup, interaural cues.
 
-Convention (DESIGN.md): OUR azimuth is in degrees, 0 straight ahead, **positive to the
+Convention (the project's, as in docs/architecture.md): OUR azimuth is in degrees, 0 straight ahead, **positive to the
 listener's right**, in (-180, 180]; elevation positive up. SOFA ``SimpleFreeFieldHRIR`` files
 (e.g. MIT KEMAR) count azimuth counter-clockwise seen from above, i.e. positive to the LEFT, so
 ``ours = -sofa``. Channel 0 is the left ear, channel 1 the right ear (checked from the file's

@@ -8,7 +8,7 @@ or recorded voice), the listener's head, webcam effects, softened cut-outs with 
 procedural backgrounds. :data:`LEGACY_OPTIONS` with pool ``"all"`` reproduces the first
 SimBinaural-lite sets byte for byte (one head, 90 degrees, scikit-image backgrounds).
 
-Camera (DESIGN.md): pinhole at the listener's head, HFOV 90 degrees by default, so a direction with our
+Camera (the project's convention): pinhole at the listener's head, HFOV 90 degrees by default, so a direction with our
 azimuth ``az`` (positive right) and elevation ``el`` projects to column
 ``u = W/2 + f tan(az)`` and row ``v = H/2 - f tan(el) / cos(az)``, ``f = (W/2) / tan(45 deg)``.
 A cut-out of real height ``h`` metres at distance ``r`` is drawn ``f h / r`` pixels tall,
