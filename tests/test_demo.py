@@ -9,6 +9,7 @@ the missing sound card and the missing PortAudio library).
 
 import _thread
 import builtins
+import signal
 import sys
 import threading
 import time
@@ -129,12 +130,16 @@ def test_file_mode_command_line_and_ctrl_c_writes_what_was_played(tiny_unet, tmp
                 return
             time.sleep(0.01)
 
+    # interrupt_main() does nothing where SIGINT is ignored, as in a job a non-interactive shell
+    # started with '&': give the test Python's own Ctrl-C handler for its duration.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     threading.Thread(target=ctrl_c_once_playing, daemon=True).start()
     try:
         rc = demo.main(["--input-wav", str(wav), "--frames", str(frames), "--output-wav", str(out_wav),
                         "--model", str(tiny_unet[0]), "--no-preview"])
     finally:
         done.set()
+        signal.signal(signal.SIGINT, previous)
     captured = capsys.readouterr()
     assert rc == 0
     assert "stopped early" in captured.out and "end-to-end" in captured.out
