@@ -176,8 +176,9 @@ def _ort_outputs(path: Path, feeds: Dict[str, np.ndarray]) -> np.ndarray:
 
 def sample_frames(root: Optional[str], height: int, width: int, count: int = 128, seed: int = 0) -> np.ndarray:
     """``(count, height, width, 3) uint8`` RGB frames for BatchNorm statistics: PNG/JPEG files
-    found under ``root`` (evenly spread over the sorted list), or seeded noise without one."""
-    import cv2
+    found under ``root`` (evenly spread over the sorted list, loaded as training loads them), or
+    seeded noise without one."""
+    from streambin.train.data import _load_frame
 
     if root is None:
         return np.random.default_rng(seed).integers(0, 256, (count, height, width, 3), dtype=np.uint8)
@@ -185,13 +186,7 @@ def sample_frames(root: Optional[str], height: int, width: int, count: int = 128
     if not files:
         raise FileNotFoundError(f"no PNG/JPEG frames under {root}")
     picks = [files[i] for i in np.linspace(0, len(files) - 1, min(count, len(files))).astype(int)]
-    out = []
-    for p in picks:
-        img = cv2.imread(str(p), cv2.IMREAD_COLOR)
-        if img is None:
-            raise ValueError(f"cannot read image {p}")
-        out.append(cv2.cvtColor(cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB))
-    return np.stack(out)
+    return np.stack([_load_frame(p, (height, width)) for p in picks])
 
 
 def sample_specs(root: Optional[str], cfg: Config, count: int = 64, seed: int = 0) -> np.ndarray:
