@@ -223,6 +223,10 @@ class RecipesConfig:
     # the simulator's boxes). 0 = the papers' loss. Not in the papers: ours, for training the
     # visual net from scratch on a CPU budget (see docs/results.md).
     localisation_weight: float = 0.0
+    # mono2binaural: weight of a training-only loss on the left/right level difference per band
+    # (losses.level_difference_loss). 0 = the paper's loss. Ours: the MSE alone lets predicted
+    # level differences shrink where the picture is ambiguous.
+    level_difference_weight: float = 0.0
 
     def validate(self) -> None:
         for name, n in (("multitask_lambdas", 3), ("sagm_lambdas", 2), ("avc_lambdas", 2),
@@ -238,7 +242,8 @@ class RecipesConfig:
             raise ConfigError(f"recipes.avc_labelled_fraction must be in [0, 1], got {f!r}")
         _positive_float(self, "recipes", ("avc_ramp_width", "avc_ild_scale_db", "avc_temperature",
                                           "geometry_frame_gap_s"))
-        for name in ("geometry_margin", "geometry_rt60_weight", "sepstereo_lambda_sep"):
+        for name in ("geometry_margin", "geometry_rt60_weight", "sepstereo_lambda_sep",
+                     "localisation_weight", "level_difference_weight"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
                 raise ConfigError(f"recipes.{name} must be a finite number >= 0, got {v!r}")
