@@ -18,6 +18,8 @@ from typing import Dict, Iterable, Optional, Set, Tuple
 
 import numpy as np
 
+from streambin.signal_contract import input_scale
+
 log = logging.getLogger("streambin")
 
 #: ops that do the heavy arithmetic; fp16 pays off there
@@ -328,8 +330,7 @@ def spectrogram_context(mono: np.ndarray, bundle_fields: Dict, offset: int = 0) 
     padded = np.pad(crop, n_fft // 2, mode="reflect")
     frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop][:t_frames]
     spec = np.fft.rfft(frames * window, axis=-1).T  # (bins, T)
-    rms = np.sqrt(np.mean(crop ** 2))
-    scale = bundle_fields["input_rms"] / max(rms, bundle_fields["rms_floor"])
+    scale = input_scale(crop, bundle_fields["input_rms"], bundle_fields["rms_floor"])
     return (np.stack([spec.real, spec.imag]) * scale).astype(np.float32)
 
 

@@ -22,6 +22,8 @@ import logging
 
 import numpy as np
 
+from streambin.signal_contract import input_scale_torch, network_input_torch
+
 log = logging.getLogger("streambin")
 
 
@@ -129,10 +131,8 @@ class GpuBlockRunner:
             s_new[:-b * hop].copy_(s_old[b * hop:])
             s_new[-b * hop:].copy_(self.x_dev)
             self.cur = dst
-            rms = torch.sqrt(torch.mean(s_new * s_new))
-            scale = input_rms / torch.clamp(rms, min=rms_floor)
-            self.net_in[0, 0].copy_(nxt.real.T * scale)
-            self.net_in[0, 1].copy_(nxt.imag.T * scale)
+            scale = input_scale_torch(s_new[None], input_rms, rms_floor)
+            self.net_in.copy_(network_input_torch(nxt.T[None], scale))
             masks = self._run_net()[0]                                     # (n_masks, 2, F, T)
             sel = slice(T - a - b, T - a)
             mode = "side" if self.bundle.mask_kind == "side" else "direct"

@@ -72,6 +72,7 @@ from streambin.frames import check_frame, convert_frame
 from streambin.full_band import FullBandMapper, device_grid
 from streambin.latency_plan import plan_latency
 from streambin.resample import QUALITIES, StreamResampler, chain_delay, worst_holdback
+from streambin.signal_contract import apply_masks, input_scale, input_scale_from_rms, network_input
 from streambin.visual import VisualFeature
 
 log = logging.getLogger("streambin")
@@ -690,15 +691,13 @@ class Spatializer:
         ctx = self._ctx
         ctx[:-b] = ctx[b:]
         ctx[-b:] = self._pending
-        rms = float(np.sqrt(np.dot(self._ctx_samples, self._ctx_samples) / len(self._ctx_samples)))
-        scale = self.bundle.input_rms / max(rms, self.bundle.rms_floor)
-        np.multiply(ctx.real.T, scale, out=self._net_in[0, 0])
-        np.multiply(ctx.imag.T, scale, out=self._net_in[0, 1])
+        scale = input_scale(self._ctx_samples, self.bundle.input_rms, self.bundle.rms_floor)
+        network_input(ctx, scale, out=self._net_in[0])
         t1 = clock()
         masks = self.backend.audio(self._net_in, self.visual.current[None])[0]  # (n_masks, 2, F, T)
         t2 = clock()
         sel = slice(T - a - b, T - a)
-        dsp.apply_mask(ctx[sel], masks[:, :, :, sel], out=self._ears, mode="side" if self._side else "direct")
+        apply_masks(ctx[sel], masks[:, :, :, sel], self.bundle.mask_kind, out=self._ears)
         self._syn.push_into(self._ears, self._block_out)
         t3 = clock()
         np.copyto(self._block_out_t, self._block_out.T)  # no per-block allocation
@@ -732,7 +731,7 @@ class Spatializer:
         ctx = self._ctx2[self._head:self._head + T]              # last T frames, oldest first
         energy = float(np.add.reduce(self._energy2[self._head:self._head + T]))
         rms = math.sqrt(max(energy, 0.0) / self._energy_per_mean_square)
-        scale = self.bundle.input_rms / max(rms, self.bundle.rms_floor)
+        scale = input_scale_from_rms(rms, self.bundle.input_rms, self.bundle.rms_floor)
         # Copy, then scale in place: a product formed from the strided view would go through
         # a temporary buffer.
         np.copyto(self._net_in[0, 0], ctx.real.T)
@@ -747,7 +746,7 @@ class Spatializer:
         t2 = clock()
         sel = slice(T - a - b, T - a)
         full = self._mapper.device_masks(masks[:, :, :, sel], ctx[sel])
-        dsp.apply_mask(ring[:b], full, out=self._ears, mode="side" if self._side else "direct")
+        apply_masks(ring[:b], full, self.bundle.mask_kind, out=self._ears)
         self._syn.push_into(self._ears, self._block_out)
         np.copyto(self._block_out_t, self._block_out.T)
         self._fifo.push(self._block_out_t)

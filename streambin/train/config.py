@@ -21,6 +21,8 @@ from typing import Any, Dict, Iterable, Optional, Tuple
 
 import yaml
 
+from streambin.signal_contract import INPUT_RMS, RMS_FLOOR
+
 RECIPES = ("mono2binaural", "apnet", "multitask", "sagm", "avconsistency", "geometry", "sepstereo")
 ARCHS = ("unet", "apnet")
 VISUAL_NETS = ("auto", "resnet18", "resnet18_dilated", "c3d")
@@ -41,8 +43,8 @@ class AudioConfig:
     win_length: int = 400
     hop: int = 160
     context_frames: int = 64
-    input_rms: float = 0.1
-    rms_floor: float = 1e-4
+    input_rms: float = INPUT_RMS     # streambin.signal_contract
+    rms_floor: float = RMS_FLOOR
 
     @property
     def n_bins(self) -> int:

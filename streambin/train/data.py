@@ -46,9 +46,10 @@ import soxr
 import torch
 from torch.utils.data import Dataset
 
+from streambin.signal_contract import RMS_FLOOR, input_scale
+
 MODEL_SAMPLE_RATE = 16000
 MAX_SOURCES = 3  # the generator's --max-sources ceiling
-RMS_FLOOR = 1e-4
 
 
 def read_clip(root: str | Path, clip: str):
@@ -188,8 +189,7 @@ class _BinauralBase(Dataset):
             n = c
         start = int(rng.integers(0, n - c + 1))
         crop = audio[:, start:start + c].astype(np.float64)
-        mono_rms = np.sqrt(np.mean(((crop[0] + crop[1]) / 2) ** 2))
-        crop = crop * (self.rms / max(mono_rms, RMS_FLOOR))
+        crop = crop * input_scale((crop[0] + crop[1]) / 2, self.rms, RMS_FLOOR)
         centre_s = (start + c / 2) / MODEL_SAMPLE_RATE
         k = min(int(np.floor(centre_s * self._fps(i))), self._n_frames(i) - 1) + 1
         frame = _load_frame(self._frame_path(i, k), self.visual_size)
@@ -465,8 +465,7 @@ class OnlineSimDataset(Dataset):
         n, c = audio.shape[1], self.crop_samples
         start = (n - c) // 2  # centred on the frame's time
         crop = audio[:, start:start + c].astype(np.float64)
-        mono_rms = np.sqrt(np.mean(((crop[0] + crop[1]) / 2) ** 2))
-        crop = crop * (self.rms / max(mono_rms, RMS_FLOOR))
+        crop = crop * input_scale((crop[0] + crop[1]) / 2, self.rms, RMS_FLOOR)
         H, W = self.visual_size
         frame = cv2.resize(frame, (W, H), interpolation=cv2.INTER_AREA)
         frame = colour_jitter(frame, rng.uniform(0.7, 1.3), rng.uniform(0.7, 1.3))

@@ -70,6 +70,7 @@ import numpy as np
 import torch
 
 from streambin import metrics as M
+from streambin.signal_contract import apply_masks_torch, input_scale_torch, network_input_torch, stft_torch
 from streambin.train import localisation_eval as L
 
 # (mono (n,) float at the model rate, frames (n_frames, H, W, 3) uint8, fps, visual_mode) ->
@@ -234,24 +235,17 @@ def predict_clip(model, audio_mono, frames, fps, audio_cfg, window_hop_s: float 
         for b0 in range(0, len(starts), batch_size):
             bstarts = starts[b0:b0 + batch_size]
             x = torch.stack([mono[s:s + crop] for s in bstarts])  # (B, crop)
-            spec = torch.stft(x, pad_mode=pad_mode, return_complex=True, **stft_kw)
+            spec = stft_torch(x, p["n_fft"], p["hop"], p["win_length"], pad_mode=pad_mode)
             B, T = spec.shape[0], spec.shape[-1]
             if T != p["context_frames"]:  # cannot happen with crop = (T - 1) * hop
                 raise RuntimeError(f"window STFT has {T} frames, expected {p['context_frames']}")
-            rms = x.pow(2).mean(dim=1).sqrt()
-            scale = p["input_rms"] / rms.clamp(min=p["rms_floor"])
-            net_in = torch.stack([spec.real, spec.imag], dim=1) * scale[:, None, None, None]
-            mask = model.audio(net_in, features[b0:b0 + B])
+            scale = input_scale_torch(x, p["input_rms"], p["rms_floor"])
+            mask = model.audio(network_input_torch(spec, scale), features[b0:b0 + B])
             expected = (B, n_masks, 2, n_bins, T)
             if tuple(mask.shape) != expected:
                 raise ValueError(f"model.audio returned mask of shape {tuple(mask.shape)}, expected "
                                  f"(B, n_masks, 2, 257, T) = {expected} for mask_kind {kind!r}")
-            cm = torch.complex(mask[:, :, 0].float(), mask[:, :, 1].float())  # (B, n_masks, F, T)
-            if kind == "side":
-                side = cm[:, 0] * spec
-                lr = torch.stack([spec + side, spec - side], dim=1)
-            else:
-                lr = cm * spec[:, None]
+            lr = apply_masks_torch(spec, mask, kind)                         # (B, 2, F, T)
             wav = torch.istft(lr.reshape(B * 2, n_bins, T), length=crop, **stft_kw)
             wav = wav.reshape(B, 2, crop)
             for i, s in enumerate(bstarts):

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from streambin.signal_contract import input_scale
 from streambin.train.checkpoint import save_checkpoint
 from streambin.train.config import Config, load_config
 from streambin.train.models import BinauralGenerator
@@ -214,8 +215,7 @@ def sample_specs(root: Optional[str], cfg: Config, count: int = 64, seed: int = 
             crop[:len(seg)] = seg
         else:
             crop = rng.standard_normal(n).astype(np.float32)
-        rms = float(np.sqrt(np.mean(crop.astype(np.float64) ** 2)))
-        crops.append(crop * (a.input_rms / max(rms, a.rms_floor)))
+        crops.append(crop * input_scale(crop.astype(np.float64), a.input_rms, a.rms_floor))
     return spectrogram(torch.from_numpy(np.stack(crops)), a).numpy()
 
 

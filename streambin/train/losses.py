@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from streambin.signal_contract import stft_torch
 from streambin.train.config import AudioConfig
 
 
@@ -23,9 +24,7 @@ def spectrogram(wave: torch.Tensor, audio_cfg: AudioConfig) -> torch.Tensor:
     """``(B, n)`` float32 at ``audio_cfg.sample_rate`` -> ``(B, 2, n_fft//2+1, 1 + n//hop)`` (real, imag)."""
     if wave.dim() != 2 or not wave.is_floating_point():
         raise ValueError(f"wave must be (B, n) float, got {tuple(wave.shape)} {wave.dtype}")
-    window = torch.hann_window(audio_cfg.win_length, periodic=True, dtype=wave.dtype, device=wave.device)
-    spec = torch.stft(wave, audio_cfg.n_fft, hop_length=audio_cfg.hop, win_length=audio_cfg.win_length,
-                      window=window, center=True, return_complex=True)
+    spec = stft_torch(wave, audio_cfg.n_fft, audio_cfg.hop, audio_cfg.win_length)
     return torch.stack([spec.real, spec.imag], dim=1)
 
 

@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from streambin.signal_contract import input_scale_torch
 from streambin.train.config import Config
 from streambin.train.losses import complex_mul, left_right_loss, mono_side_specs, side_loss, spectrogram
 from streambin.train.recipes.apnet import HEADS_WEIGHT
@@ -88,8 +89,7 @@ class SepStereoStep(nn.Module):
         src_a = 0.5 * (audio[:, 0] + audio[:, 1])                                  # (B, n)
         src_b = torch.roll(src_a, 1, dims=0)
         mix = src_a + src_b
-        rms = mix.pow(2).mean(dim=1, keepdim=True).sqrt()
-        scale = self.audio_cfg.input_rms / rms.clamp_min(self.audio_cfg.rms_floor)
+        scale = input_scale_torch(mix, self.audio_cfg.input_rms, self.audio_cfg.rms_floor)[:, None]
         x_full = spectrogram(mix * scale, self.audio_cfg)
         x = x_full[:, :, :UNET_BINS]
         s_a = spectrogram(src_a * scale, self.audio_cfg)[:, :, :UNET_BINS]

@@ -1,0 +1,145 @@
+"""The signal contract that training, evaluation, export and the engine share.
+
+One owner for the two steps every part of streambin repeats around a model:
+
+- **network input**: the mono spectrogram context (real, imag as two channels) scaled by
+  ``input_rms / max(rms, rms_floor)``, where ``rms`` is the RMS of the mono samples behind
+  the context (the papers normalise each crop's mono to RMS 0.1);
+- **mask application**: the masks multiply the *raw* (unscaled) mono spectrogram ``M``;
+  ``"side"``: one complex mask ``S``, ``L = M + S M``, ``R = M - S M``; ``"left_right"``: two
+  complex masks, ``L = mL M``, ``R = mR M``.
+
+The numpy functions are what the CPU engine and the export checks use (masks through
+:func:`streambin.dsp.apply_mask`, i.e. the native core); the ``*_torch`` functions are what
+training and the offline evaluation use, side by side so a change lands in both. torch is
+imported only inside the ``*_torch`` functions: the runtime never needs it.
+
+Framing (which samples a context holds) differs by design between training (``center=True``
+crops, :func:`stft_torch`) and streaming (causal frames, ``streambin.dsp.StreamingSTFT``);
+``tests/test_signal_contract.py`` shows where they agree.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+
+INPUT_RMS = 0.1        # RMS the network input's mono is scaled to
+RMS_FLOOR = 1e-4       # below this the scale stops growing (silence stays silence)
+MASK_KINDS = ("side", "left_right")
+_DSP_MODES = {"side": "side", "left_right": "direct"}
+
+
+def _check_levels(input_rms: float, rms_floor: float) -> None:
+    if not (math.isfinite(input_rms) and input_rms > 0 and math.isfinite(rms_floor) and rms_floor > 0):
+        raise ValueError(f"input_rms and rms_floor must be finite and > 0, got {input_rms!r}, {rms_floor!r}")
+
+
+def input_scale_from_rms(rms: float, input_rms: float = INPUT_RMS, rms_floor: float = RMS_FLOOR) -> float:
+    """``input_rms / max(rms, rms_floor)``: the factor the network input is scaled by."""
+    _check_levels(input_rms, rms_floor)
+    if not (rms >= 0):
+        raise ValueError(f"rms must be a number >= 0, got {rms!r}")
+    return input_rms / max(float(rms), rms_floor)
+
+
+def input_scale(samples: np.ndarray, input_rms: float = INPUT_RMS, rms_floor: float = RMS_FLOOR) -> float:
+    """The network-input scale for the mono ``samples`` ``(n,)`` float behind a context.
+
+    The mean square is a dot product (no temporary array), in the samples' own precision.
+    """
+    x = np.asarray(samples)
+    if x.ndim != 1 or x.size == 0 or x.dtype.kind != "f":
+        raise ValueError(f"samples must be (n,) float with n >= 1, got shape {x.shape} dtype {x.dtype}")
+    rms = float(np.sqrt(np.dot(x, x) / x.size))
+    return input_scale_from_rms(rms, input_rms, rms_floor)
+
+
+def network_input(frames: np.ndarray, scale: float, out: Optional[np.ndarray] = None) -> np.ndarray:
+    """Network input from a context of mono frames.
+
+    ``frames``: ``(T, F)`` complex, oldest first (how the engine keeps its ring);
+    ``out``: optional ``(2, F, T)`` float32 destination (written in place, no allocation).
+    Returns ``(2, F, T)`` float32: ``scale * (real, imag)``, bins by frames.
+    """
+    if not isinstance(frames, np.ndarray) or frames.ndim != 2 or frames.dtype.kind != "c":
+        raise ValueError(f"frames must be a (T, F) complex array, got {getattr(frames, 'shape', type(frames))}")
+    T, F = frames.shape
+    if out is None:
+        out = np.empty((2, F, T), np.float32)
+    elif out.shape != (2, F, T) or out.dtype != np.float32:
+        raise ValueError(f"out must be (2, {F}, {T}) float32, got {out.shape} {out.dtype}")
+    np.multiply(frames.real.T, scale, out=out[0])
+    np.multiply(frames.imag.T, scale, out=out[1])
+    return out
+
+
+def apply_masks(frames: np.ndarray, masks: np.ndarray, mask_kind: str,
+                out: Optional[np.ndarray] = None) -> np.ndarray:
+    """Left and right ear frames from mono frames and the model's masks (native core).
+
+    ``frames``: ``(k, F)`` complex64 raw mono frames; ``masks``: ``(n_masks, 2, F, k)`` float32
+    (real, imag), a strided view is fine; ``out``: optional ``(2, k, F)`` complex64.
+    Returns ``(2, k, F)`` complex64 (left, right).
+    """
+    from streambin import dsp
+
+    if mask_kind not in MASK_KINDS:
+        raise ValueError(f"mask_kind must be one of {MASK_KINDS}, got {mask_kind!r}")
+    return dsp.apply_mask(frames, masks, out=out, mode=_DSP_MODES[mask_kind])
+
+
+# -- torch side: training and the offline evaluation ------------------------------------------
+
+
+def stft_torch(x, n_fft: int, hop: int, win_length: int, pad_mode: str = "reflect"):
+    """The model STFT of training crops: ``(B, n)`` float -> ``(B, n_fft//2+1, 1 + n//hop)`` complex.
+
+    ``center=True`` framing, periodic Hann of ``win_length`` centred in ``n_fft``.
+    """
+    import torch
+
+    if x.dim() != 2 or not x.is_floating_point():
+        raise ValueError(f"x must be (B, n) float, got {tuple(x.shape)} {x.dtype}")
+    window = torch.hann_window(win_length, periodic=True, dtype=x.dtype, device=x.device)
+    return torch.stft(x, n_fft, hop_length=hop, win_length=win_length, window=window, center=True,
+                      pad_mode=pad_mode, return_complex=True)
+
+
+def input_scale_torch(samples, input_rms: float = INPUT_RMS, rms_floor: float = RMS_FLOOR):
+    """Per-row network-input scale: ``(B, n)`` float mono samples -> ``(B,)``."""
+    _check_levels(input_rms, rms_floor)
+    if samples.dim() != 2 or not samples.is_floating_point():
+        raise ValueError(f"samples must be (B, n) float, got {tuple(samples.shape)} {samples.dtype}")
+    rms = samples.pow(2).mean(dim=1).sqrt()
+    return input_rms / rms.clamp(min=rms_floor)
+
+
+def network_input_torch(spec, scale):
+    """``spec`` ``(B, F, T)`` complex, ``scale`` ``(B,)`` -> ``(B, 2, F, T)`` real (real, imag)."""
+    import torch
+
+    if spec.dim() != 3 or not spec.is_complex():
+        raise ValueError(f"spec must be (B, F, T) complex, got {tuple(spec.shape)} {spec.dtype}")
+    return torch.stack([spec.real, spec.imag], dim=1) * scale.reshape(-1, 1, 1, 1)
+
+
+def apply_masks_torch(spec, masks, mask_kind: str):
+    """``spec`` ``(B, F, T)`` complex raw mono, ``masks`` ``(B, n_masks, 2, F, T)`` real ->
+    ``(B, 2, F, T)`` complex (left, right)."""
+    import torch
+
+    if mask_kind not in MASK_KINDS:
+        raise ValueError(f"mask_kind must be one of {MASK_KINDS}, got {mask_kind!r}")
+    n_masks = 1 if mask_kind == "side" else 2
+    B, F, T = spec.shape
+    if tuple(masks.shape) != (B, n_masks, 2, F, T):
+        raise ValueError(f"masks must be (B, n_masks, 2, F, T) = {(B, n_masks, 2, F, T)} for mask_kind "
+                         f"{mask_kind!r}, got {tuple(masks.shape)}")
+    cm = torch.complex(masks[:, :, 0].float(), masks[:, :, 1].float())     # (B, n_masks, F, T)
+    if mask_kind == "side":
+        side = cm[:, 0] * spec
+        return torch.stack([spec + side, spec - side], dim=1)
+    return cm * spec[:, None]
