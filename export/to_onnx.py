@@ -22,7 +22,7 @@ The audio graph is checked with PyTorch's feature as its input, so its error is 
 Work happens in a temporary directory next to ``--out`` that is moved into place at the end.
 
 ``--fp16``: weights and compute in float16 except the input stem, the mask head and
-normalisations (see :func:`export._common.fp32_node_names`); inputs/outputs stay float32/uint8.
+normalisations (see :func:`export.fp16_graph.fp32_node_names`); inputs/outputs stay float32/uint8.
 Needs onnxconverter-common. ``--simplify`` runs onnxsim when it is installed (skipped with a
 warning otherwise).
 """
@@ -41,7 +41,8 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from export import _common
+from export import fp16_graph, output
+from export.parity import Graphs, compare_graphs
 from streambin.bundle import (CONFIG_NAME, Bundle, BundleError, load_bundle, make_config,
                               write_config)
 
@@ -122,49 +123,36 @@ def _session(path: Path):
     return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
 
 
+def _torch_graphs(model) -> Graphs:
+    """``model.visual`` / ``model.audio`` on numpy arrays, in inference mode."""
+    import torch
+
+    def visual(frames: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return model.visual(torch.from_numpy(frames)).float().numpy()
+
+    def audio(spec: np.ndarray, feature: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return model.audio(torch.from_numpy(spec), torch.from_numpy(feature)).numpy()
+
+    return Graphs("PyTorch", visual, audio)
+
+
 def verify(model, visual_path: Path, audio_path: Path, fields: Dict, fp16: bool,
            data: Optional[str] = None) -> Dict[str, float]:
     """Compare ONNX Runtime with PyTorch; returns max abs errors and raises ExportError over
-    tolerance. Inputs: random and realistic, at every batch size in VERIFY_BATCHES."""
-    import torch
-
-    tol = TOL_FP16 if fp16 else TOL_FP32
+    tolerance (:func:`export.parity.compare_graphs`: random and realistic inputs at every batch
+    size in VERIFY_BATCHES; mask tolerance per unit of ``model.mask_bound``)."""
     sv, sa = _session(visual_path), _session(audio_path)
-    errs = {"visual": 0.0, "audio": 0.0}
-    scales = {"visual": 1.0, "audio": 1.0}
-    for batch in VERIFY_BATCHES:
-        frames_r, spec_r = _common.random_inputs(fields, batch, seed=batch)
-        frames_s, spec_s, desc = _common.realistic_inputs(fields, batch, data=data, seed=batch)
-        for kind, frames, spec in (("random", frames_r, spec_r), ("realistic", frames_s, spec_s)):
-            with torch.inference_mode():
-                feat_t = model.visual(torch.from_numpy(frames)).float().numpy()
-                mask_t = model.audio(torch.from_numpy(spec), torch.from_numpy(feat_t)).numpy()
-            feat_o = sv.run(["feature"], {"frames": frames})[0]
-            mask_o = sa.run(["mask"], {"spec": spec, "feature": feat_t})[0]
-            if feat_o.dtype != np.float32 or mask_o.dtype != np.float32:
-                raise ExportError(f"ONNX outputs must be float32, got feature {feat_o.dtype}, "
-                                  f"mask {mask_o.dtype}")
-            if feat_o.shape != feat_t.shape or mask_o.shape != mask_t.shape:
-                raise ExportError(f"ONNX output shapes {feat_o.shape}, {mask_o.shape} differ from "
-                                  f"PyTorch {feat_t.shape}, {mask_t.shape} at batch {batch}")
-            ev = float(np.max(np.abs(feat_o - feat_t)))
-            ea = float(np.max(np.abs(mask_o - mask_t)))
-            if not (np.isfinite(ev) and np.isfinite(ea)):
-                raise ExportError(f"non-finite ONNX Runtime output on {kind} inputs at batch "
-                                  f"{batch} (fp16 overflow?)")
-            log.info("parity batch %d %-9s (%s): max|visual err| %.3g (max|feature| %.3g), "
-                     "max|mask err| %.3g", batch, kind, "random" if kind == "random" else desc,
-                     ev, float(np.max(np.abs(feat_t))), ea)
-            errs["visual"] = max(errs["visual"], ev)
-            errs["audio"] = max(errs["audio"], ea)
-            scales["visual"] = max(scales["visual"], float(np.max(np.abs(feat_t))))
-    limits = {"visual": tol * scales["visual"], "audio": tol * getattr(model, "mask_bound", 1.0)}
-    for name in ("visual", "audio"):
-        if errs[name] > limits[name]:
-            raise ExportError(f"{name}.onnx differs from PyTorch by {errs[name]:.3g} (max abs), "
-                              f"over the tolerance {limits[name]:.3g} "
-                              f"({'fp16' if fp16 else 'fp32'}); nothing was written")
-    return errs
+    onnx_graphs = Graphs("ONNX Runtime",
+                         lambda frames: sv.run(["feature"], {"frames": frames})[0],
+                         lambda spec, feature: sa.run(["mask"], {"spec": spec,
+                                                                 "feature": feature})[0],
+                         label="{graph}.onnx")
+    return compare_graphs(_torch_graphs(model), onnx_graphs, fields, VERIFY_BATCHES,
+                          TOL_FP16 if fp16 else TOL_FP32, fp16=fp16,
+                          audio_scale=getattr(model, "mask_bound", 1.0), data=data,
+                          error=ExportError)
 
 
 def _weights_payload(checkpoint: str):
@@ -239,9 +227,9 @@ def export_bundle(checkpoint, out_dir, opset: int = DEFAULT_OPSET, fp16: bool = 
             if simplify:
                 graph = _simplify(graph, path.name)
             if fp16:
-                graph = _common.convert_fp16(graph)
+                graph = fp16_graph.convert_fp16(graph)
             elif weights_fp16:
-                n = _common.store_weights_fp16(graph)
+                n = fp16_graph.store_weights_fp16(graph)
                 log.info("%s: %d weight tensors stored as float16", path.name, n)
             onnx.save(graph, str(path))
             try:
@@ -267,11 +255,11 @@ def export_bundle(checkpoint, out_dir, opset: int = DEFAULT_OPSET, fp16: bool = 
                     "max_abs_err_visual": errs["visual"], "max_abs_err_audio": errs["audio"],
                     "tolerance": TOL_FP16 if (fp16 or weights_fp16) else TOL_FP32,
                     "checkpoint": os.path.basename(str(checkpoint))},
-            versions=_common.versions())
+            versions=output.versions())
         write_config(tmp, config)
         load_bundle(tmp)  # the bundle must load before it replaces anything
         steps.update()
-        _common.replace_dir(tmp, out)
+        output.replace_dir(tmp, out)
         steps.update()
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -312,7 +300,7 @@ def main(argv=None) -> int:
                    help="directory with a real audio clip and image for the parity check")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
-    _common.setup_logging(args.verbose)
+    output.setup_logging(args.verbose)
     from streambin.train.checkpoint import CheckpointError
 
     try:

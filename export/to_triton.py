@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from export import _common
+from export import output
 from streambin.bundle import BundleError, load_bundle
 
 log = logging.getLogger("streambin")
@@ -143,7 +143,7 @@ def write_repository(bundle_dir, out_dir, max_batch: int = 8, instances: int = 1
             (tmp / model_name / "config.pbtxt").write_text(text)
         shutil.copyfile(bundle.path / "config.json",
                         tmp / MODEL_NAMES["audio"] / "streambin_config.json")
-        _common.replace_dir(tmp, out)
+        output.replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -174,7 +174,7 @@ def main(argv=None) -> int:
     p.add_argument("--queue-delay-us", type=int, default=200,
                    help="dynamic batching max queue delay (microseconds)")
     args = p.parse_args(argv)
-    _common.setup_logging()
+    output.setup_logging()
     try:
         out = write_repository(args.bundle, args.out, max_batch=args.max_batch,
                                instances=args.instances, gpus=args.gpus, cpu=args.cpu,

@@ -40,9 +40,9 @@ import tempfile
 from pathlib import Path
 from typing import Dict
 
-import numpy as np
-
-from export import _common
+from export import output
+from export.fp16_graph import fp32_node_names
+from export.parity import Graphs, compare_graphs
 from streambin.backends import BackendUnavailable
 from streambin.backends import tensorrt_backend as trtb
 from streambin.bundle import BundleError, load_bundle, read_config, write_config
@@ -117,7 +117,7 @@ def build_engine(onnx_path: Path, shapes: Dict[str, tuple], max_batch: int, fp16
                 "graph): re-export the bundle with python -m export.to_onnx --fp16")
         import onnx
 
-        fp32_names = _common.fp32_node_names(onnx.load(str(onnx_path)))
+        fp32_names = fp32_node_names(onnx.load(str(onnx_path)))
         config.set_flag(trt.BuilderFlag.FP16)
         config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
         log.info("%s: FP16 with %d layers pinned to float32", onnx_path.name,
@@ -144,8 +144,13 @@ def build_engine(onnx_path: Path, shapes: Dict[str, tuple], max_batch: int, fp16
     return bytes(plan)
 
 
-def compare_with_ort(bundle, plans: Dict[str, Path], max_batch: int, tol: float) -> Dict[str, float]:
-    """Run the engines and ONNX Runtime (CPU) on the same inputs; max abs errors per graph."""
+def compare_with_ort(bundle, plans: Dict[str, Path], max_batch: int, tol: float,
+                     fp16: bool = False) -> Dict[str, float]:
+    """Run the engines and ONNX Runtime (CPU) on the same inputs; max abs errors per graph.
+
+    :func:`export.parity.compare_graphs` at batch 1 and 3 (at most ``max_batch``); the mask
+    tolerance is ``tol`` itself. Raises TrtBuildError over tolerance.
+    """
     from streambin.backends.onnxruntime_backend import OnnxRuntimeBackend
 
     fields = {"sample_rate": bundle.sample_rate, "n_fft": bundle.n_fft,
@@ -153,32 +158,22 @@ def compare_with_ort(bundle, plans: Dict[str, Path], max_batch: int, tol: float)
               "context_frames": bundle.context_frames, "input_rms": bundle.input_rms,
               "rms_floor": bundle.rms_floor, "visual_size": bundle.visual_size}
     ort_b = OnnxRuntimeBackend(bundle, device="cpu")
-    runners = {n: trtb.TrtRunner(p, max_batch) for n, p in plans.items()}
-    errs = {"visual": 0.0, "audio": 0.0}
-    scale = 1.0
+    runners = {}
     try:
-        for batch in sorted({1, min(3, max_batch)}):
-            frames_r, spec_r = _common.random_inputs(fields, batch, seed=batch)
-            frames_s, spec_s, _ = _common.realistic_inputs(fields, batch, seed=batch)
-            for frames, spec in ((frames_r, spec_r), (frames_s, spec_s)):
-                feat_o = ort_b.visual(frames)
-                mask_o = ort_b.audio(spec, feat_o)
-                feat_t = runners["visual"].run({"frames": frames})["feature"]
-                mask_t = runners["audio"].run({"spec": spec, "feature": feat_o})["mask"]
-                errs["visual"] = max(errs["visual"], float(np.max(np.abs(feat_t - feat_o))))
-                errs["audio"] = max(errs["audio"], float(np.max(np.abs(mask_t - mask_o))))
-                scale = max(scale, float(np.max(np.abs(feat_o))))
+        for name, plan in plans.items():
+            runners[name] = trtb.TrtRunner(plan, max_batch)
+        engines = Graphs("TensorRT",
+                         lambda frames: runners["visual"].run({"frames": frames})["feature"],
+                         lambda spec, feature: runners["audio"].run(
+                             {"spec": spec, "feature": feature})["mask"],
+                         label="{graph} engine")
+        return compare_graphs(Graphs("ONNX Runtime", ort_b.visual, ort_b.audio), engines, fields,
+                              sorted({1, min(3, max_batch)}), tol, fp16=fp16,
+                              error=TrtBuildError)
     finally:
         for r in runners.values():
             r.close()
         ort_b.close()
-    if not np.isfinite(errs["visual"]) or errs["visual"] > tol * scale:
-        raise TrtBuildError(f"visual engine differs from ONNX Runtime by {errs['visual']:.3g} "
-                            f"(tolerance {tol * scale:.3g})")
-    if not np.isfinite(errs["audio"]) or errs["audio"] > tol:
-        raise TrtBuildError(f"audio engine differs from ONNX Runtime by {errs['audio']:.3g} "
-                            f"(tolerance {tol:.3g})")
-    return errs
 
 
 def build_bundle_engines(bundle_dir, fp16: bool = False, workspace_mb: int = 1024,
@@ -218,10 +213,10 @@ def build_bundle_engines(bundle_dir, fp16: bool = False, workspace_mb: int = 102
             plans[name] = tmp / f"{name}.plan"
             plans[name].write_bytes(plan)
         tol = TOL_FP16 if (fp16 or graph_fp16) else TOL_FP32
-        errs = compare_with_ort(bundle, plans, max_batch, tol)
+        errs = compare_with_ort(bundle, plans, max_batch, tol, fp16=fp16 or graph_fp16)
         log.info("TensorRT vs ONNX Runtime: max abs error visual %.3g, audio %.3g",
                  errs["visual"], errs["audio"])
-        _common.replace_dir(tmp, engines_root / key)
+        output.replace_dir(tmp, engines_root / key)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -245,7 +240,7 @@ def main(argv=None) -> int:
     p.add_argument("--device", type=int, default=0, help="CUDA device index")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
-    _common.setup_logging(args.verbose)
+    output.setup_logging(args.verbose)
     try:
         key = build_bundle_engines(args.bundle, fp16=args.fp16, workspace_mb=args.workspace_mb,
                                    max_batch=args.max_batch, force=args.force,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import export.to_onnx as to_onnx
-from export import _common
+from export import probe_inputs
 from streambin.backends import create_backend
 from streambin.bundle import load_bundle
 from tests.export.factory import exported_bundle, make_checkpoint, make_tiny_bundle
@@ -155,7 +155,7 @@ def test_real_inputs_from_data_dir(tmp_path):
     fields = {**{k: v for k, v in load_bundle(make_tiny_bundle(tmp_path / "b")).config.items()
                  if k in ("sample_rate", "n_fft", "win_length", "hop", "context_frames",
                           "input_rms", "rms_floor")}, "visual_size": (8, 16)}
-    frames, spec, desc = _common.realistic_inputs(fields, 2, data=str(data))
+    frames, spec, desc = probe_inputs.realistic_inputs(fields, 2, data=str(data))
     assert "clip.wav" in desc and "frame.png" in desc
     assert frames.shape == (2, 8, 16, 3) and frames.dtype == np.uint8
     assert spec.shape == (2, 2, 257, fields["context_frames"]) and spec.dtype == np.float32
@@ -169,8 +169,8 @@ def test_spectrogram_context_matches_torch_stft():
 
     fields = {"n_fft": 512, "win_length": 400, "hop": 160, "context_frames": 64,
               "input_rms": 0.1, "rms_floor": 1e-4}
-    x = _common.synthetic_audio(16000, 1.0)
-    ours = _common.spectrogram_context(x, fields)
+    x = probe_inputs.synthetic_audio(16000, 1.0)
+    ours = probe_inputs.spectrogram_context(x, fields)
     crop = torch.from_numpy(x[:63 * 160].astype(np.float32))
     ref = torch.stft(crop, 512, 160, 400, window=torch.hann_window(400), center=True,
                      return_complex=True)

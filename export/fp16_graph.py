@@ -1,24 +1,18 @@
-"""Helpers shared by export.to_onnx, export.to_trt and export.to_triton.
+"""fp16 surgery on the exported ONNX graphs (``export.to_onnx --fp16`` / ``--weights-fp16``).
 
-- :func:`fp32_node_names`: which ONNX nodes stay float32 in a mixed-precision graph.
-- :func:`realistic_inputs` / :func:`random_inputs`: test inputs for the parity checks.
-- :func:`versions`, :func:`setup_logging`, :func:`replace_dir`.
+- :func:`convert_fp16`: mixed precision, float16 weights and compute except the nodes of
+  :func:`fp32_node_names` (input stem, mask head, normalisations); I/O types kept.
+- :func:`store_weights_fp16`: float16 storage of large weights, float32 compute.
+- :func:`fp32_node_names` is also what ``export.to_trt`` pins to float32 on TensorRT 10.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import sys
-import uuid
 from collections import deque
-from pathlib import Path
-from typing import Dict, Iterable, Optional, Set, Tuple
+from typing import Dict, Set
 
 import numpy as np
-
-from streambin.signal_contract import input_scale
 
 log = logging.getLogger("streambin")
 
@@ -28,32 +22,6 @@ COMPUTE_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
 NORM_OPS = {"BatchNormalization", "InstanceNormalization", "LayerNormalization",
             "GroupNormalization", "LpNormalization", "MeanVarianceNormalization",
             "Softmax", "LogSoftmax", "ReduceMean", "Pow", "Sqrt", "Reciprocal"}
-
-AUDIO_EXTS = (".wav", ".flac", ".ogg", ".oga")
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp")
-
-
-def setup_logging(verbose: bool = False) -> None:
-    """Log 'streambin' messages to stderr (INFO, or DEBUG when verbose) for the CLIs."""
-    logger = logging.getLogger("streambin")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
-        logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
-
-
-def versions() -> Dict[str, str]:
-    """Versions of the packages that produced a bundle (absent ones are left out)."""
-    from streambin import __version__
-
-    out = {"streambin": __version__}
-    for mod in ("torch", "onnx", "onnxruntime"):
-        try:
-            out[mod] = __import__(mod).__version__
-        except ImportError:
-            pass
-    return out
 
 
 def fp32_node_names(model) -> Set[str]:
@@ -65,7 +33,7 @@ def fp32_node_names(model) -> Set[str]:
     - the input stem: walking forward from each graph input, every node before the first such
       compute op (uint8 -> float cast, /255, ImageNet normalisation, bin slicing);
     - every normalisation-like node (:data:`NORM_OPS`) anywhere.
-    Nodes without a name are given one (``_sb_fp32_<i>``) so they can be listed.
+    Nodes without a name are given one (``_sb_node_<i>``) so they can be listed.
     """
     g = model.graph
     for i, node in enumerate(g.node):
@@ -262,148 +230,6 @@ def _restore_output_types(model, out_types: Dict[str, int]) -> None:
             g.node.append(helper.make_node("Cast", [inner], [out.name], to=want,
                                            name=f"{out.name}_sb_cast_out"))
         out.type.tensor_type.elem_type = want
-
-
-
-# ----------------------------------------------------------------------------- test inputs
-
-def _find(root: Path, exts: Iterable[str]) -> Optional[Path]:
-    for path in sorted(root.rglob("*")):
-        if path.suffix.lower() in exts and path.is_file():
-            return path
-    return None
-
-
-def synthetic_audio(sample_rate: int, seconds: float, seed: int = 0) -> np.ndarray:
-    """A realistic-ish mono test signal (n,) float32: a decaying harmonic note sequence plus a
-    noise burst and a chirp, so the spectrogram has speech/music-like structure."""
-    rng = np.random.default_rng(seed)
-    n = int(round(sample_rate * seconds))
-    t = np.arange(n) / sample_rate
-    x = np.zeros(n)
-    note_len = 0.25
-    for k, f0 in enumerate((220.0, 277.2, 329.6, 440.0, 392.0, 293.7)):
-        start = int(k * note_len * sample_rate) % max(n, 1)
-        seg = t[: max(0, min(n - start, int(note_len * 2 * sample_rate)))]
-        env = np.exp(-seg * 6.0)
-        note = sum(np.sin(2 * np.pi * f0 * h * seg) / h for h in range(1, 8) if f0 * h < sample_rate / 2)
-        x[start:start + len(seg)] += 0.3 * env * note
-    burst = rng.standard_normal(n) * np.exp(-((t - seconds / 2) ** 2) / 0.002)
-    chirp = 0.1 * np.sin(2 * np.pi * (200 * t + 1500 * t ** 2 / max(seconds, 1e-3)))
-    x = x + 0.2 * burst + chirp
-    return (x / (np.max(np.abs(x)) + 1e-9) * 0.5).astype(np.float32)
-
-
-def synthetic_frame(height: int, width: int, seed: int = 0) -> np.ndarray:
-    """A test frame (height, width, 3) uint8 RGB: colour gradients with a bright disc and a
-    dark rectangle (edges, flat areas and gradients, like a photo)."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    img = np.stack([xx / max(width - 1, 1), yy / max(height - 1, 1),
-                    1.0 - xx / max(width - 1, 1) * 0.5], axis=-1) * 200.0
-    cy, cx = rng.uniform(0.3, 0.7) * height, rng.uniform(0.2, 0.8) * width
-    r = 0.2 * min(height, width)
-    img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = (250.0, 220.0, 60.0)
-    img[int(0.6 * height):int(0.9 * height), int(0.1 * width):int(0.3 * width)] = 30.0
-    img += rng.normal(0.0, 4.0, img.shape)
-    return np.clip(img, 0, 255).astype(np.uint8)
-
-
-def spectrogram_context(mono: np.ndarray, bundle_fields: Dict, offset: int = 0) -> np.ndarray:
-    """(2, n_fft//2+1, T) float32 normalised network input from mono (n,) at the model rate.
-
-    Takes ``(T - 1) * hop`` samples from ``offset`` (zero-padded at the end if short), STFT with
-    a periodic Hann window centred in the frame (center=True gives T frames), real/imag as two
-    channels, scaled by ``input_rms / max(rms(crop), rms_floor)`` (docs/architecture.md).
-    """
-    import scipy.signal
-
-    n_fft, win, hop = bundle_fields["n_fft"], bundle_fields["win_length"], bundle_fields["hop"]
-    t_frames = bundle_fields["context_frames"]
-    n = (t_frames - 1) * hop
-    crop = np.zeros(n, np.float64)
-    seg = mono[offset:offset + n]
-    crop[:len(seg)] = seg
-    window = np.zeros(n_fft)
-    lo = (n_fft - win) // 2
-    window[lo:lo + win] = scipy.signal.get_window("hann", win, fftbins=True)  # periodic
-    padded = np.pad(crop, n_fft // 2, mode="reflect")
-    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop][:t_frames]
-    spec = np.fft.rfft(frames * window, axis=-1).T  # (bins, T)
-    scale = input_scale(crop, bundle_fields["input_rms"], bundle_fields["rms_floor"])
-    return (np.stack([spec.real, spec.imag]) * scale).astype(np.float32)
-
-
-def realistic_inputs(fields: Dict, batch: int, data: Optional[str] = None,
-                     seed: int = 0) -> Tuple[np.ndarray, np.ndarray, str]:
-    """(frames (B, H, W, 3) uint8, spec (B, 2, bins, T) float32, description).
-
-    With ``data`` (a directory), the first audio file (wav/flac/ogg) and first image found under
-    it (sorted, recursive) are used: B crops at different offsets, the image resized to the
-    visual size. Without it, :func:`synthetic_audio` / :func:`synthetic_frame`.
-    """
-    h, w = fields["visual_size"]
-    sr = fields["sample_rate"]
-    need = (fields["context_frames"] - 1) * fields["hop"]
-    if data is not None:
-        import cv2
-        import soundfile as sf
-
-        root = Path(data)
-        if not root.is_dir():
-            raise FileNotFoundError(f"--data {root}: not a directory")
-        apath, ipath = _find(root, AUDIO_EXTS), _find(root, IMAGE_EXTS)
-        if apath is None or ipath is None:
-            raise FileNotFoundError(f"--data {root}: needs at least one audio file "
-                                    f"{AUDIO_EXTS} and one image {IMAGE_EXTS}")
-        audio, file_sr = sf.read(str(apath), dtype="float32", always_2d=True)
-        mono = audio.mean(axis=1)
-        if file_sr != sr:
-            import soxr
-
-            mono = soxr.resample(mono, file_sr, sr).astype(np.float32)
-        img = cv2.imread(str(ipath), cv2.IMREAD_COLOR)
-        if img is None:
-            raise ValueError(f"--data: cannot read image {ipath}")
-        img = cv2.cvtColor(cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA),
-                           cv2.COLOR_BGR2RGB)
-        frames = np.stack([img if b == 0 else img[:, ::-1].copy() for b in range(batch)])
-        desc = f"real clip {apath.name} + frame {ipath.name}"
-    else:
-        mono = synthetic_audio(sr, max(2.0, need / sr * (batch + 1)), seed)
-        frames = np.stack([synthetic_frame(h, w, seed + b) for b in range(batch)])
-        desc = "synthetic tone mix + gradient frame"
-    step = max(1, (len(mono) - need) // max(batch, 1))
-    spec = np.stack([spectrogram_context(mono, fields, offset=b * step) for b in range(batch)])
-    return frames.astype(np.uint8), spec, desc
-
-
-def random_inputs(fields: Dict, batch: int, seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
-    """(frames uniform uint8 (B, H, W, 3), spec standard-normal * 0.5 float32 (B, 2, bins, T))."""
-    rng = np.random.default_rng(seed)
-    h, w = fields["visual_size"]
-    frames = rng.integers(0, 256, (batch, h, w, 3), dtype=np.uint8)
-    spec = (rng.standard_normal((batch, 2, fields["n_fft"] // 2 + 1, fields["context_frames"]))
-            * 0.5).astype(np.float32)
-    return frames, spec
-
-
-def replace_dir(src: Path, dst: Path) -> None:
-    """Move the finished directory ``src`` to ``dst``, replacing an existing ``dst`` with the
-    smallest possible window (rename old away, rename new in, delete old)."""
-    src, dst = Path(src), Path(dst)
-    old = None
-    if dst.exists():
-        old = dst.with_name(f".{dst.name}.old-{uuid.uuid4().hex[:8]}")
-        os.replace(dst, old)
-    try:
-        os.replace(src, dst)
-    except BaseException:
-        if old is not None:
-            os.replace(old, dst)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def store_weights_fp16(model, min_elements: int = 1024) -> int:
