@@ -58,7 +58,7 @@ def soak(minutes: float, seed: int = 0) -> dict:
     k = 0                                         # camera frames handed over so far
     t_start = time.perf_counter()
     for m in range(int(np.ceil(minutes))):
-        sp._block_ms.clear()                      # this minute's block times only
+        sp._timing.block_ms.clear()                      # this minute's block times only
         t0 = time.perf_counter()
         n = len(minute) if m < int(minutes) else int((minutes - int(minutes)) * len(minute))
         for pos in range(0, n - CHUNK + 1, CHUNK):

@@ -21,7 +21,10 @@ Resampling (rates at or below the model's, 22.05 kHz, the GPU pipeline, ``full_b
         -> audio net and masks as above, on the model's bins -> _C streaming ISTFT
         --FIR/soxr--> sample_rate -> output FIFO -> (2, n)
 
-The resampling path's output stops at the model's Nyquist (8 kHz).
+The resampling path's output stops at the model's Nyquist (8 kHz). Everything between the
+analysis input and the synthesis output is a block runner (streambin.block_runner: model-rate,
+full-band or GPU); this class keeps the resamplers, the output FIFO, the visual cadence, the
+latency plan and the input checks.
 
 Latency. Every stage's delay is fixed, so the output is the input delayed by exactly
 ``latency_samples`` (at ``sample_rate``): the STFT/ISTFT's ``win_length - hop`` samples, the
@@ -62,17 +65,16 @@ import threading
 import time
 import warnings
 import weakref
-from collections import deque
 from pathlib import Path
 
 import numpy as np
 
 from streambin import dsp
+from streambin.block_runner import BlockTiming, FullBandRunner, GpuRunner, ModelRateRunner
 from streambin.frames import check_frame, convert_frame
-from streambin.full_band import FullBandMapper, device_grid
+from streambin.full_band import device_grid
 from streambin.latency_plan import plan_latency
 from streambin.resample import QUALITIES, StreamResampler, chain_delay, worst_holdback
-from streambin.signal_contract import apply_masks, input_scale, input_scale_from_rms, network_input
 from streambin.visual import VisualFeature
 
 log = logging.getLogger("streambin")
@@ -240,7 +242,6 @@ class Spatializer:
         b = self.bundle
         self.model_rate, self.hop, self.context_frames = b.sample_rate, b.hop, b.context_frames
         self.n_bins = b.n_bins
-        self._side = b.mask_kind == "side"
 
         if lookahead_frames >= self.context_frames:
             raise ValueError(f"lookahead_frames must be below the model's context of {self.context_frames} "
@@ -331,51 +332,15 @@ class Spatializer:
         self.tail_samples = int(math.ceil(win * self.sample_rate / stft_rate)) + 2 * plan.resample_delay
 
     def _allocate(self) -> None:
-        T, F, b = self.context_frames, self.n_bins, self.block_frames
-        # STFT at the rate the engine analyses: the device rate (full band) or the model rate.
-        if self.full_band:
-            g = self._grid
-            self._stft_params = (g.n_fft, g.win_length, g.hop)
-            self._mapper = FullBandMapper(g, "side" if self._side else "direct", self.bundle.n_masks, b)
+        """The block runner (everything between analysis input and synthesis output) and the
+        input-conversion buffers."""
+        b, a = self.block_frames, self.lookahead_frames
+        if self._gpu is not None:
+            self._runner = GpuRunner(self._gpu, self.visual, b, self.hop, self._emit_block)
+        elif self.full_band:
+            self._runner = FullBandRunner(self.bundle, self.backend, self.visual, b, a, self._grid, self._emit_block)
         else:
-            self._stft_params = (self.bundle.n_fft, self.bundle.win_length, self.hop)
-            self._mapper = None
-        n_fft, _, hop = self._stft_params
-        F_stft = n_fft // 2 + 1
-        self._stft_hop = hop
-        # Resampling path: ring of the last T frames, oldest first, and the raw samples behind them
-        # (the full-band path keeps its own rings, below).
-        T_resampling = 0 if self.full_band else T
-        self._ctx = np.zeros((T_resampling, F), np.complex64)
-        self._ctx_samples = np.zeros(T_resampling * hop, np.float32)
-        self._pending = np.zeros((b, F_stft), np.complex64)     # frames of the block being filled
-        self._net_in = np.zeros((1, 2, F, T), np.float32)
-        self._ears = np.zeros((2, b, F_stft), np.complex64)
-        self._block_out = np.zeros((2, b * hop), np.float32)
-        self._block_out_t = np.zeros((b * hop, 2), np.float32)  # frame-major copy the resampler / FIFO takes
-        self._frame_buf = np.zeros((b + 1, F_stft), np.complex64)
-        self._block_in = np.zeros(b * hop, np.float32)       # GPU mode: model-rate samples of a block
-        if self.full_band:
-            a = self.lookahead_frames
-            # Rings written twice (rows i and i + T), so the last T rows are always one
-            # contiguous slice and nothing is shifted (a shift of overlapping rows would copy
-            # through a temporary every block).
-            self._ctx2 = np.zeros((2 * T, F), np.complex64)
-            self._energy2 = np.zeros(2 * T, np.float64)
-            self._head = 0                                       # next row to write, in [0, T)
-            self._dev_ring = np.zeros((a + b, F_stft), np.complex64)  # device frames still to be masked
-            self._model_block = np.zeros((b, F), np.complex64)
-            self._power = np.zeros((2, b, F), np.float32)
-            self._energy_new = np.zeros(b, np.float32)
-            # Device samples behind the newest frames (for grids read off the samples, 44.1 kHz).
-            self._recent = _SampleRing(self._grid.win_length + b * hop if self._mapper.needs_samples else 0)
-            # Band energy -> mean square of the model-rate signal: the window-square sum of the
-            # model's STFT (Parseval over overlapping frames), as the resampling path's RMS of
-            # the model-rate samples behind the context.
-            w = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(self.bundle.win_length) / self.bundle.win_length)
-            self._energy_per_mean_square = float(self.bundle.n_fft * np.sum(w * w) * T)
-            self._bin_weight = np.full(F, 2.0, np.float32)     # one-sided spectrum: DC and Nyquist once
-            self._bin_weight[[0, -1]] = 1.0
+            self._runner = ModelRateRunner(self.bundle, self.backend, self.visual, b, a, self._emit_block)
         self._max_piece = self.sample_rate  # process huge chunks one second at a time
         # Input conversion in place, one piece at a time (_to_float).
         self._in_buf = np.zeros(self._max_piece, np.float32)
@@ -404,38 +369,20 @@ class Spatializer:
 
     def reset(self) -> None:
         """Forget all stream state (audio history, pending output, visual feature)."""
-        self._ana = dsp.StreamingSTFT(*self._stft_params)
-        self._syn = dsp.StreamingISTFT(*self._stft_params, channels=2)
         # Full band: nothing is resampled (pass-through "resamplers" keep one code path).
         stft_rate = self.sample_rate if self.full_band else self.model_rate
         self._down = StreamResampler(self.sample_rate, stft_rate, 1, self.resample_quality)
         self._up = StreamResampler(stft_rate, self.sample_rate, 2, self.resample_quality)
-        self._ctx[:] = 0
-        self._ctx_samples[:] = 0
-        if self.full_band:
-            self._ctx2[:] = 0
-            self._energy2[:] = 0
-            self._head = 0
-            self._dev_ring[:] = 0
-            self._recent.reset()
-            self._mapper.reset()
-        self._n_pending = 0
-        self._hop_fill = 0
+        self._runner.reset()
+        self._runner.timing = self._timing = BlockTiming()
         self._fifo = _SampleFifo(2, self.sample_rate)
         self._fifo.push(np.zeros((self._fifo_prefill, 2), np.float32))
         self._fifo.push(self._up.push(np.zeros((self._engine_prefill, 2), np.float32)))
         self.visual.reset()
-        if self._gpu is not None:
-            self._gpu.reset()
-            self._gpu_fill = 0
-            self._gpu_feature_runs = -1
-        self._block_ms = deque(maxlen=1000)
-        self._counters = {"blocks": 0, "frames_received": 0, "frames_skipped": 0, "nonfinite_samples": 0,
+        self._counters = {"frames_received": 0, "frames_skipped": 0, "nonfinite_samples": 0,
                           "clipped_samples": 0, "underrun_samples": 0, "samples_in": 0}
         self._visual_credit = 1.0      # visual-net runs owed on the audio clock (the first frame runs)
         self._visual_clock = 0         # samples_in when the credit was last brought up to date
-        # Wall time per pipeline stage, summed over the stream (seconds).
-        self._stage_s = dict.fromkeys(("resample_in", "stft", "audio_net", "mask_istft", "resample_out"), 0.0)
         self._warned_nonfinite = False
         self._warned_clipped = False
 
@@ -507,13 +454,14 @@ class Spatializer:
     @property
     def stats(self) -> dict:
         """Counters and timings of the stream so far."""
-        ms = np.array(self._block_ms) if self._block_ms else np.zeros(1)
+        timing = self._timing
+        ms = np.array(timing.block_ms) if timing.block_ms else np.zeros(1)
         c = self._counters
         return {
             "backend": self.backend.name, "device": self.backend.device,
             "block_frames": self.block_frames, "lookahead_frames": self.lookahead_frames,
             "latency_samples": self.latency_samples, "latency_ms": self.latency_ms,
-            "blocks": c["blocks"],
+            "blocks": timing.blocks,
             "block_ms_mean": float(ms.mean()), "block_ms_p99": float(np.percentile(ms, 99)),
             "block_ms_max": float(ms.max()), "block_budget_ms": 1e3 * self.block_frames * self.hop / self.model_rate,
             "visual_runs": self.visual.runs, "visual_ms_last": self.visual.last_ms,
@@ -523,7 +471,7 @@ class Spatializer:
             "underrun_samples": c["underrun_samples"],
             "samples_in": c["samples_in"],
             # Total wall time per stage over the stream, in ms ("visual" ran per camera frame).
-            "stage_ms": {**{k: 1e3 * v for k, v in self._stage_s.items()}, "visual": self.visual.total_ms},
+            "stage_ms": {**{k: 1e3 * v for k, v in timing.stage_s.items()}, "visual": self.visual.total_ms},
         }
 
     def close(self) -> None:
@@ -622,173 +570,16 @@ class Spatializer:
         return True
 
     def _process_piece(self, x: np.ndarray) -> None:
-        clock, stage = time.perf_counter, self._stage_s
-        t0 = clock()
-        x16 = self._down.push(x)
-        if x16.ndim == 2:
-            x16 = x16[:, 0]
-        stage["resample_in"] += clock() - t0
-        if self._gpu is not None:
-            self._process_piece_gpu(x16)
-            return
-        hop = self._stft_hop
-        pos = 0
-        # Feed the analyser up to each block boundary, so the raw-sample ring ends exactly
-        # at the newest frame whenever a block runs.
-        while pos < len(x16):
-            to_block = (self.block_frames - self._n_pending) * hop - self._hop_fill
-            take = min(len(x16) - pos, to_block)
-            piece = x16[pos:pos + take]
-            t0 = clock()
-            k = self._ana.push_into(piece, self._frame_buf)
-            stage["stft"] += clock() - t0
-            if not self.full_band:
-                s = self._ctx_samples
-                s[:-take] = s[take:]
-                s[-take:] = piece
-            else:
-                self._recent.push(piece)
-            self._pending[self._n_pending:self._n_pending + k] = self._frame_buf[:k]
-            self._n_pending += k
-            self._hop_fill = (self._hop_fill + take) % hop
-            pos += take
-            if self._n_pending == self.block_frames:
-                if self.full_band:
-                    self._run_block_full_band()
-                else:
-                    self._run_block()
-                self._n_pending = 0
+        t0 = time.perf_counter()
+        x_stft = self._down.push(x)
+        if x_stft.ndim == 2:
+            x_stft = x_stft[:, 0]
+        self._timing.stage_s["resample_in"] += time.perf_counter() - t0
+        self._runner.push(x_stft)
 
-    def _process_piece_gpu(self, x16: np.ndarray) -> None:
-        """GPU mode: collect whole blocks of model-rate samples; the runner does the rest."""
-        block = self._block_in
-        pos = 0
-        while pos < len(x16):
-            take = min(len(x16) - pos, len(block) - self._gpu_fill)
-            block[self._gpu_fill:self._gpu_fill + take] = x16[pos:pos + take]
-            self._gpu_fill += take
-            pos += take
-            if self._gpu_fill == len(block):
-                t0 = time.perf_counter()
-                if self.visual.runs != self._gpu_feature_runs:  # a new camera frame was seen
-                    self._gpu.set_feature(self.visual.current)
-                    self._gpu_feature_runs = self.visual.runs
-                out = self._gpu.run_block(block, self.bundle.input_rms, self.bundle.rms_floor)
-                t1 = time.perf_counter()
-                np.copyto(self._block_out_t, out.T)
-                self._fifo.push(self._up.push(self._block_out_t))
-                t2 = time.perf_counter()
-                self._stage_s["audio_net"] += t1 - t0  # the whole GPU block: STFT .. ISTFT
-                self._stage_s["resample_out"] += t2 - t1
-                self._counters["blocks"] += 1
-                self._block_ms.append((t2 - t0) * 1e3)
-                self._gpu_fill = 0
-
-    def _run_block(self) -> None:
-        clock, stage = time.perf_counter, self._stage_s
-        t0 = clock()
-        b, a, T = self.block_frames, self.lookahead_frames, self.context_frames
-        ctx = self._ctx
-        ctx[:-b] = ctx[b:]
-        ctx[-b:] = self._pending
-        scale = input_scale(self._ctx_samples, self.bundle.input_rms, self.bundle.rms_floor)
-        network_input(ctx, scale, out=self._net_in[0])
-        t1 = clock()
-        masks = self.backend.audio(self._net_in, self.visual.current[None])[0]  # (n_masks, 2, F, T)
-        t2 = clock()
-        sel = slice(T - a - b, T - a)
-        apply_masks(ctx[sel], masks[:, :, :, sel], self.bundle.mask_kind, out=self._ears)
-        self._syn.push_into(self._ears, self._block_out)
-        t3 = clock()
-        np.copyto(self._block_out_t, self._block_out.T)  # no per-block allocation
-        self._fifo.push(self._up.push(self._block_out_t))
-        t4 = clock()
-        stage["stft"] += t1 - t0  # ring update and network input (analysis side)
-        stage["audio_net"] += t2 - t1
-        stage["mask_istft"] += t3 - t2
-        stage["resample_out"] += t4 - t3
-        self._counters["blocks"] += 1
-        self._block_ms.append((t4 - t0) * 1e3)
-
-
-    def _run_block_full_band(self) -> None:
-        """One block on the device-rate grid (streambin.full_band): no resampling."""
-        clock, stage = time.perf_counter, self._stage_s
-        t0 = clock()
-        b, a, T = self.block_frames, self.lookahead_frames, self.context_frames
-        new, p = self._model_block, self._power
-        self._mapper.to_model_bins(self._pending, new, self._recent.last() if self._recent.size else None)
-        # Band energy of the new frames stands in for the RMS of the model-rate samples.
-        np.multiply(new.real, new.real, out=p[0])
-        np.multiply(new.imag, new.imag, out=p[1])
-        np.add(p[0], p[1], out=p[0])
-        np.dot(p[0], self._bin_weight, out=self._energy_new)
-        for i in range(b):
-            row = (self._head + i) % T
-            self._ctx2[row] = self._ctx2[row + T] = new[i]
-            self._energy2[row] = self._energy2[row + T] = self._energy_new[i]
-        self._head = (self._head + b) % T
-        ctx = self._ctx2[self._head:self._head + T]              # last T frames, oldest first
-        energy = float(np.add.reduce(self._energy2[self._head:self._head + T]))
-        rms = math.sqrt(max(energy, 0.0) / self._energy_per_mean_square)
-        scale = input_scale_from_rms(rms, self.bundle.input_rms, self.bundle.rms_floor)
-        # Copy, then scale in place: a product formed from the strided view would go through
-        # a temporary buffer.
-        np.copyto(self._net_in[0, 0], ctx.real.T)
-        np.copyto(self._net_in[0, 1], ctx.imag.T)
-        np.multiply(self._net_in, scale, out=self._net_in)
-        ring = self._dev_ring
-        for i in range(a):                                       # row by row: no overlapping copy
-            ring[i] = ring[i + b]
-        ring[a:] = self._pending
-        t1 = clock()
-        masks = self.backend.audio(self._net_in, self.visual.current[None])[0]  # (n_masks, 2, F, T)
-        t2 = clock()
-        sel = slice(T - a - b, T - a)
-        full = self._mapper.device_masks(masks[:, :, :, sel], ctx[sel])
-        apply_masks(ring[:b], full, self.bundle.mask_kind, out=self._ears)
-        self._syn.push_into(self._ears, self._block_out)
-        np.copyto(self._block_out_t, self._block_out.T)
-        self._fifo.push(self._block_out_t)
-        t3 = clock()
-        stage["stft"] += t1 - t0  # ring update and network input (analysis side)
-        stage["audio_net"] += t2 - t1
-        stage["mask_istft"] += t3 - t2
-        self._counters["blocks"] += 1
-        self._block_ms.append((t3 - t0) * 1e3)
-
-
-class _SampleRing:
-    """The last ``size`` float32 samples as one contiguous view, without shifting: every sample
-    is stored twice (slots i and i + size), so the newest ``size`` always sit side by side."""
-
-    def __init__(self, size: int):
-        self.size = int(size)
-        self._buf = np.zeros(2 * self.size, np.float32)
-        self._head = 0
-
-    def reset(self) -> None:
-        self._buf[:] = 0
-        self._head = 0
-
-    def push(self, x: np.ndarray) -> None:
-        M, n = self.size, len(x)
-        if M == 0 or n == 0:
-            return
-        if n > M:
-            x, n = x[n - M:], M
-        first = min(n, M - self._head)
-        h = self._head
-        self._buf[h:h + first] = x[:first]
-        self._buf[h + M:h + M + first] = x[:first]
-        if n > first:
-            self._buf[:n - first] = x[first:]
-            self._buf[M:M + n - first] = x[first:]
-        self._head = (h + n) % M
-
-    def last(self) -> np.ndarray:
-        """``(size,)`` float32 view, oldest first, valid until the next push."""
-        return self._buf[self._head:self._head + self.size]
+    def _emit_block(self, block: np.ndarray) -> None:
+        """A finished block from the runner, ``(n, 2)`` float32 at the STFT rate -> output FIFO."""
+        self._fifo.push(self._up.push(block))
 
 
 class _SampleFifo:

@@ -35,7 +35,7 @@ def state_of(s):
     st_ = dict(s.stats)
     for k in ("block_ms_mean", "block_ms_p99", "block_ms_max", "visual_ms_last", "stage_ms"):
         st_.pop(k)
-    return st_, len(s._fifo), s._n_pending, s._warned_nonfinite
+    return st_, len(s._fifo), s._runner.n_pending, s._warned_nonfinite
 
 
 # ----------------------------------------------------------------------------- faults
