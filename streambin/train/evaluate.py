@@ -49,7 +49,7 @@ Conditions scored on the same clips:
 - ``flipped_visual``: the network with every frame mirrored horizontally at test time (the sound
   is not mirrored): a model that uses the picture must get worse.
 
-Metrics: all of :data:`streambin.metrics.METRICS`, with the papers' peak normalisation by
+Metrics: all of :data:`streambin.train.metrics.METRICS`, with the papers' peak normalisation by
 default (``--no-normalize`` turns it off), per clip and as mean, sample standard deviation
 (ddof 1) and standard error ``std / sqrt(n)`` over clips. Non-finite per-clip values (``inf`` SNR
 on an exact match, ``nan`` direction accuracy when no frame is lateral) are left out of the
@@ -69,7 +69,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from streambin import metrics as M
+from streambin.train import metrics as M
 from streambin.signal_contract import apply_masks_torch, input_scale_torch, network_input_torch, stft_torch
 from streambin.train import localisation_eval as L
 

@@ -14,7 +14,7 @@ For each clip of the split, the mono mix ``(L + R) / 2`` is spatialized
   (:func:`streambin.train.evaluate.predict_clip`) with the same model (bundles without it,
   like the shipped default, are scored streamed only),
 
-and every prediction is scored against the ground truth with all of :mod:`streambin.metrics`
+and every prediction is scored against the ground truth with all of :mod:`streambin.train.metrics`
 and, unless ``--no-localisation``, with the localisation measures of
 :mod:`streambin.train.localisation_eval` (which add runs with grey frames on every clip and with
 mirrored frames on the lateral single-source clips). The report gives mean +- standard error
@@ -32,7 +32,7 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-from streambin import metrics as M
+from streambin.train import metrics as M
 from streambin.spatializer import DEFAULT_LOOKAHEAD_FRAMES
 from streambin.train import localisation_eval as L
 

@@ -38,7 +38,7 @@ Measures (:func:`summarize`):
    mirrored frames has the opposite, non-zero sign: ``sign(LD(mirrored)) == -sign(LD(pred)) != 0``.
 3. ``ld_ratio_median``: over lateral single-source clips whose target is clearly lateral,
    ``|LD(target)| >= MIN_TARGET_LD_DB`` (1 dB, the threshold of
-   :func:`streambin.metrics.direction_accuracy`; a ratio to a near-zero truth, e.g. a bass
+   :func:`streambin.train.metrics.direction_accuracy`; a ratio to a near-zero truth, e.g. a bass
    source in a reverberant room, says nothing), the median of the SIGNED ratio
    ``LD(pred) / LD(target)`` (a prediction on the wrong side gives a negative ratio). 1 is the
    true magnitude.

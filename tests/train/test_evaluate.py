@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from streambin import metrics as M
+from streambin.train import metrics as M
 from streambin.train import evaluate as E
 
 SR = 16000

@@ -441,7 +441,7 @@ def _audio_only_outputs(bundle, root, n):
 
 
 def test_evaluate_streaming_reports_offline_streamed_and_localisation(tiny_unet, scenes, one_thread):
-    from streambin import metrics as M
+    from streambin.train import metrics as M
     from streambin.train import evaluate_streaming as ES
 
     bundle, ckpt = tiny_unet

@@ -1,4 +1,4 @@
-"""Tests of streambin.metrics on hand-computed cases."""
+"""Tests of streambin.train.metrics on hand-computed cases."""
 
 import math
 import subprocess
@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from streambin import metrics as M
+from streambin.train import metrics as M
 
 SR = 16000
 
@@ -45,7 +45,7 @@ def test_rejects_bad_shapes_and_values(name):
 
 
 def test_imports_without_torch():
-    code = "import sys, streambin.metrics; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, streambin.train.metrics; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
