@@ -1,12 +1,17 @@
 """Training configuration: dataclasses with the papers' hyper-parameters as defaults, YAML I/O.
 
 A :class:`Config` is a tree of small dataclasses (``audio``, ``model``, ``train``, ``data``,
-``recipes``: the options of the issue-5 recipes, each key prefixed by its recipe's name).
+``recipes``: the options of the recipes, each key prefixed by its recipe's name).
 Defaults are the numbers of Mono2Binaural (Gao & Grauman 2019) and Sep-Stereo (Zhou et al.
 2020); CPU-sized overrides live in ``configs/cpu_small.yaml``.
 
-Loading validates every key and value and raises :class:`ConfigError` naming the offending key,
-so a typo in a YAML file or a ``--set`` override never passes silently::
+The dataclasses are also OmegaConf structured-config schemas: OmegaConf reads the YAML files and
+``--set`` overrides and converts every value to its field's type (``16`` to ``16.0`` for a float,
+``5e-4`` to a float, ``[112, 224]`` to a tuple). A value it cannot convert, or an unknown key,
+raises :class:`ConfigError` naming the key (with the expected type and the value, or the accepted
+keys), so a typo in a YAML file or a ``--set`` override never passes silently. The ``validate()``
+methods hold streambin's own rules on top: ranges, choices and checks across fields. Callers get
+plain dataclass instances::
 
     cfg = load_config("configs/cpu_small.yaml", overrides=["model.ngf=16", "train.lr_audio=5e-4"])
     save_config(cfg, "runs/x/config.yaml")
@@ -15,11 +20,15 @@ so a typo in a YAML file or a ``--set`` override never passes silently::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import typing
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, Optional, Tuple
+from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
 
 import yaml
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from streambin.signal_contract import INPUT_RMS, RMS_FLOOR
 
@@ -102,19 +111,12 @@ class ModelConfig:
         if self.visual_frames % 4 != 0:
             raise ConfigError(f"model.visual_frames must be a multiple of 4 (the c3d trunk halves time "
                               f"twice), got {self.visual_frames}")
-        for name in ("visual_gate", "nyquist_input"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"model.{name} must be true or false, got {getattr(self, name)!r}")
         if self.visual_net == "c3d" and self.imagenet_weights is not None:
             raise ConfigError("model.imagenet_weights is a ResNet-18 state_dict: it needs a ResNet-18 "
                               f"model.visual_net ('auto', 'resnet18', 'resnet18_dilated'), got 'c3d'")
         vs = self.visual_size
-        if (not isinstance(vs, (tuple, list)) or len(vs) != 2
-                or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in vs)):
+        if len(vs) != 2 or min(vs) < 1:
             raise ConfigError(f"model.visual_size must be [height, width] of positive ints, got {vs!r}")
-        self.visual_size = (int(vs[0]), int(vs[1]))
-        if self.imagenet_weights is not None and not isinstance(self.imagenet_weights, str):
-            raise ConfigError(f"model.imagenet_weights must be a path string or null, got {self.imagenet_weights!r}")
 
 
 @dataclass
@@ -142,26 +144,16 @@ class TrainConfig:
 
     def validate(self) -> None:
         _positive_float(self, "train", ("lr_audio", "lr_visual", "lr_decay"))
-        if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
-            raise ConfigError(f"train.weight_decay must be a float >= 0, got {self.weight_decay!r}")
+        _non_negative(self, "train", ("weight_decay", "num_workers", "seed"))
         b = self.betas
-        if (not isinstance(b, (tuple, list)) or len(b) != 2
-                or not all(isinstance(x, (int, float)) and 0.0 <= x < 1.0 for x in b)):
+        if len(b) != 2 or not all(0.0 <= x < 1.0 for x in b):
             raise ConfigError(f"train.betas must be two floats in [0, 1), got {b!r}")
-        self.betas = (float(b[0]), float(b[1]))
         _positive_int(self, "train", ("lr_decay_every_epochs", "batch_size", "epochs", "val_every_steps",
                                       "checkpoint_every_steps", "log_every_steps"))
         if self.max_steps is not None:
             _positive_int(self, "train", ("max_steps",))
-        for name in ("num_workers", "seed"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                raise ConfigError(f"train.{name} must be an int >= 0, got {v!r}")
-        if not isinstance(self.flip_prob, (int, float)) or not 0.0 <= self.flip_prob <= 1.0:
+        if not 0.0 <= self.flip_prob <= 1.0:
             raise ConfigError(f"train.flip_prob must be in [0, 1], got {self.flip_prob!r}")
-        for name in ("sync_batchnorm", "freeze_trunk"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"train.{name} must be true or false, got {getattr(self, name)!r}")
         _choice(self, "train", "log", LOG_KINDS)
 
 
@@ -182,14 +174,10 @@ class DataConfig:
 
     def validate(self) -> None:
         _choice(self, "data", "format", DATA_FORMATS)
-        if not (isinstance(self.blank_prob, (int, float)) and 0.0 <= self.blank_prob <= 1.0):
+        if not 0.0 <= self.blank_prob <= 1.0:
             raise ConfigError(f"data.blank_prob must be a number in [0, 1], got {self.blank_prob!r}")
-        for name in ("root", "fairplay_split_dir"):
-            v = getattr(self, name)
-            if v is not None and not isinstance(v, str):
-                raise ConfigError(f"data.{name} must be a path string or null, got {v!r}")
         for name in ("train_split", "val_split"):
-            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+            if not getattr(self, name):
                 raise ConfigError(f"data.{name} must be a non-empty string")
 
 
@@ -234,21 +222,15 @@ class RecipesConfig:
         for name, n in (("multitask_lambdas", 3), ("sagm_lambdas", 2), ("avc_lambdas", 2),
                         ("geometry_lambdas", 4)):
             v = getattr(self, name)
-            if (not isinstance(v, (tuple, list)) or len(v) != n or not all(
-                    isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x >= 0
-                    for x in v)):
+            if len(v) != n or not all(math.isfinite(x) and x >= 0 for x in v):
                 raise ConfigError(f"recipes.{name} must be {n} finite numbers >= 0, got {v!r}")
-            setattr(self, name, tuple(float(x) for x in v))
         f = self.avc_labelled_fraction
-        if not isinstance(f, (int, float)) or isinstance(f, bool) or not 0.0 <= f <= 1.0:
+        if not 0.0 <= f <= 1.0:
             raise ConfigError(f"recipes.avc_labelled_fraction must be in [0, 1], got {f!r}")
         _positive_float(self, "recipes", ("avc_ramp_width", "avc_ild_scale_db", "avc_temperature",
                                           "geometry_frame_gap_s"))
-        for name in ("geometry_margin", "geometry_rt60_weight", "sepstereo_lambda_sep",
-                     "localisation_weight", "level_difference_weight"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
-                raise ConfigError(f"recipes.{name} must be a finite number >= 0, got {v!r}")
+        _non_negative(self, "recipes", ("geometry_margin", "geometry_rt60_weight", "sepstereo_lambda_sep",
+                                        "localisation_weight", "level_difference_weight"))
         _positive_int(self, "recipes", ("geometry_rir_samples",))
 
 
@@ -264,7 +246,19 @@ class Config:
     recipes: RecipesConfig = field(default_factory=RecipesConfig)
 
     def validate(self) -> "Config":
-        """Check every field; raises :class:`ConfigError`. Returns self."""
+        """Check every field; raises :class:`ConfigError`. Returns self.
+
+        The types first, through OmegaConf, converting in place (ints to floats, lists to tuples),
+        so a Config built or changed in Python is checked as a loaded one is; then the rules of
+        the sections' ``validate()``.
+        """
+        typed = _typed(Config(), dataclasses.asdict(self))
+        self.recipe = typed.recipe
+        for name in _SECTIONS:
+            vars(getattr(self, name)).update(vars(getattr(typed, name)))
+        return self._check_rules()
+
+    def _check_rules(self) -> "Config":
         from streambin.train.recipes import available_recipes
 
         if self.recipe not in available_recipes():
@@ -275,6 +269,8 @@ class Config:
 
     def to_dict(self) -> Dict[str, Any]:
         """Plain nested dict (tuples become lists) suitable for YAML/JSON/torch.save."""
+        # By hand: omegaconf 2.4's to_container keeps tuples (2.3 gives lists), and checkpoints
+        # and bundles have always stored lists.
         return _plain(dataclasses.asdict(self))
 
 
@@ -282,54 +278,33 @@ _SECTIONS = {"audio": AudioConfig, "model": ModelConfig, "train": TrainConfig, "
              "recipes": RecipesConfig}
 
 
-def config_from_dict(d: Dict[str, Any], base: Optional[Config] = None) -> Config:
+def config_from_dict(d: Optional[Mapping[str, Any]], base: Optional[Config] = None) -> Config:
     """Build a validated :class:`Config` from a nested dict, on top of ``base`` (default: defaults).
 
-    Unknown sections or keys raise :class:`ConfigError` listing the accepted ones.
+    ``d`` may be a config saved by an older streambin (``Config.to_dict()``, a checkpoint's
+    ``"config"``): keys it lacks keep their defaults. Unknown sections or keys raise
+    :class:`ConfigError` listing the accepted ones.
     """
     if d is None:
         d = {}
-    if not isinstance(d, dict):
+    if OmegaConf.is_config(d):
+        d = OmegaConf.to_container(d)  # interpolations stay unresolved until the merge
+    if not isinstance(d, Mapping):
         raise ConfigError(f"config must be a mapping of sections, got {type(d).__name__}")
-    cfg = _copy(base) if base is not None else Config()
-    for key, value in d.items():
-        if key == "recipe":
-            cfg.recipe = value
-            continue
-        if key not in _SECTIONS:
-            raise ConfigError(f"unknown config section {key!r}; expected one of {['recipe', *_SECTIONS]}")
-        if value is None:
-            continue
-        if not isinstance(value, dict):
-            raise ConfigError(f"config section {key!r} must be a mapping, got {type(value).__name__}")
-        section = getattr(cfg, key)
-        names = {f.name for f in dataclasses.fields(section)}
-        for k, v in value.items():
-            if k not in names:
-                raise ConfigError(f"unknown key {key}.{k}; accepted keys: {sorted(names)}")
-            setattr(section, k, _coerce(section, k, v, f"{key}.{k}"))
-    return cfg.validate()
+    return _typed(base if base is not None else Config(), d)._check_rules()
 
 
 def apply_overrides(cfg: Config, overrides: Iterable[str]) -> Config:
     """Apply ``section.key=value`` strings (values parsed as YAML: ``16``, ``[112, 224]``, ``null``)."""
-    nested: Dict[str, Any] = {}
-    for item in overrides:
+    layers = []
+    for item in overrides:  # one at a time, so that a parse error names its override
         if "=" not in item:
             raise ConfigError(f"override {item!r} must look like section.key=value, e.g. model.ngf=16")
-        path, raw = item.split("=", 1)
         try:
-            value = yaml.safe_load(raw)
+            layers.append(OmegaConf.from_dotlist([item]))
         except yaml.YAMLError as exc:
             raise ConfigError(f"override {item!r}: value is not valid YAML ({exc})") from None
-        parts = path.strip().split(".")
-        if parts == ["recipe"]:
-            nested["recipe"] = value
-        elif len(parts) == 2:
-            nested.setdefault(parts[0], {})[parts[1]] = value
-        else:
-            raise ConfigError(f"override key {path!r} must be 'recipe' or 'section.key'")
-    return config_from_dict(nested, base=cfg)
+    return config_from_dict(OmegaConf.merge({}, *layers), base=cfg)
 
 
 def load_config(path: Optional[str] = None, overrides: Iterable[str] = ()) -> Config:
@@ -337,8 +312,7 @@ def load_config(path: Optional[str] = None, overrides: Iterable[str] = ()) -> Co
     cfg = Config()
     if path is not None:
         try:
-            with open(path, "r", encoding="utf-8") as f:
-                d = yaml.safe_load(f)
+            d = OmegaConf.load(path)
         except FileNotFoundError:
             raise ConfigError(f"config file not found: {path}") from None
         except yaml.YAMLError as exc:
@@ -352,14 +326,79 @@ def load_config(path: Optional[str] = None, overrides: Iterable[str] = ()) -> Co
 
 def save_config(cfg: Config, path: str) -> None:
     """Write ``cfg`` as YAML (loadable by :func:`load_config`)."""
-    with open(path, "w", encoding="utf-8") as f:
-        yaml.safe_dump(cfg.to_dict(), f, sort_keys=False)
+    OmegaConf.save(OmegaConf.structured(cfg), path)
 
 
 # ----------------------------------------------------------------------------- helpers
 
-def _copy(cfg: Config) -> Config:
-    return Config(recipe=cfg.recipe, **{k: dataclasses.replace(getattr(cfg, k)) for k in _SECTIONS})
+def _typed(base: Config, d: Mapping[str, Any]) -> Config:
+    """``base`` (type-checked) with the sections and keys of ``d`` merged in by OmegaConf.
+
+    One ``OmegaConf.update`` per key, not one ``OmegaConf.merge`` of ``d``: with omegaconf 2.4 a
+    merge that fails on a tuple's length (``model.visual_size=[224]``) raises "TupleConfig length
+    1 does not match type hint length 2" with no key in it, while here each failure knows its key.
+    """
+    try:
+        node = OmegaConf.structured(base)
+    except OmegaConfBaseException as exc:  # a base Config changed in Python to a wrong type
+        raise ConfigError(f"{str(exc).splitlines()[0]} (key {exc.full_key})") from None
+    for key, value in d.items():
+        if key == "recipe":
+            _assign(node, Config, key, value)
+        elif key not in _SECTIONS:
+            raise ConfigError(f"unknown config section {key!r}; expected one of {['recipe', *_SECTIONS]}")
+        elif value is None:  # a section left empty in a YAML file
+            continue
+        elif not isinstance(value, Mapping):
+            raise ConfigError(f"config section {key!r} must be a mapping, got {type(value).__name__}")
+        else:
+            for k, v in value.items():
+                _assign(node, _SECTIONS[key], f"{key}.{k}", v)
+    try:
+        cfg = OmegaConf.to_object(node)
+    except OmegaConfBaseException as exc:  # e.g. a ${...} interpolation that does not resolve
+        raise ConfigError(str(exc).splitlines()[0]) from None
+    for name, cls in _SECTIONS.items():  # omegaconf 2.3 gives lists for tuple fields, 2.4 tuples
+        section = getattr(cfg, name)
+        for f, hint in _field_types(cls).items():
+            if typing.get_origin(hint) is tuple:
+                setattr(section, f, tuple(getattr(section, f)))
+    return cfg
+
+
+def _assign(node, cls, key: str, value) -> None:
+    """Set ``key`` ("recipe" or "section.name", a field of dataclass ``cls``) of ``node`` to
+    ``value``, converted to the field's type by OmegaConf; a :class:`ConfigError` naming the key
+    and the expected type if it cannot be."""
+    types = _field_types(cls)
+    name = key.split(".", 1)[-1]
+    if name not in types:
+        raise ConfigError(f"unknown key {key}; accepted keys: {sorted(types)}")
+    wrong_type = ConfigError(f"{key} must be {_type_name(types[name])}, got {value!r}")
+    # OmegaConf turns any int into a bool (model.visual_gate=3 gives True); a flag takes only
+    # true or false here, so that a number given by mistake is refused.
+    if types[name] is bool and not isinstance(value, bool):
+        raise wrong_type
+    try:
+        OmegaConf.update(node, key, value, merge=False)
+    except OmegaConfBaseException:
+        raise wrong_type from None
+
+
+@functools.cache
+def _field_types(cls) -> Dict[str, Any]:
+    """The fields of dataclass ``cls`` and their types (resolved from the string annotations)."""
+    return typing.get_type_hints(cls)
+
+
+def _type_name(hint) -> str:
+    """What a field of type ``hint`` takes, for messages: ``int``, ``str or null``, ``2 ints``."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is tuple:
+        return f"{len(args)} {args[0].__name__}s"
+    if type(None) in args:
+        return f"{_type_name(args[0])} or null"
+    return "true or false" if hint is bool else hint.__name__
 
 
 def _plain(x):
@@ -370,33 +409,25 @@ def _plain(x):
     return x
 
 
-def _coerce(section, name: str, value, key: str):
-    """Light type coercion: ints accepted for floats, lists for tuples; the rest checked in validate."""
-    default = next(f for f in dataclasses.fields(section) if f.name == name).type
-    if isinstance(value, int) and not isinstance(value, bool) and "float" in str(default) \
-            and "int" not in str(default):
-        return float(value)
-    if isinstance(value, float) and "int" in str(default) and "float" not in str(default):
-        if not math.isfinite(value) or value != int(value):
-            raise ConfigError(f"{key} must be an integer, got {value!r}")
-        return int(value)
-    if isinstance(value, list) and "Tuple" in str(default):
-        return tuple(value)
-    return value
-
-
 def _positive_int(obj, section: str, names) -> None:
     for name in names:
         v = getattr(obj, name)
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+        if v < 1:
             raise ConfigError(f"{section}.{name} must be a positive int, got {v!r}")
 
 
 def _positive_float(obj, section: str, names) -> None:
     for name in names:
         v = getattr(obj, name)
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v <= 0:
+        if not math.isfinite(v) or v <= 0:
             raise ConfigError(f"{section}.{name} must be a positive finite number, got {v!r}")
+
+
+def _non_negative(obj, section: str, names) -> None:
+    for name in names:
+        v = getattr(obj, name)
+        if not math.isfinite(v) or v < 0:
+            raise ConfigError(f"{section}.{name} must be a finite number >= 0, got {v!r}")
 
 
 def _choice(obj, section: str, name: str, choices) -> None:
