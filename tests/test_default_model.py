@@ -28,21 +28,31 @@ def _ild_db(out, start_s, end_s, rate):
     return 10 * np.log10(np.sum(seg[1] ** 2) / np.sum(seg[0] ** 2))  # > 0: right ear louder
 
 
+def _stream(sp, mono, frame_for):
+    """Stream ``mono`` in 100 ms chunks with ``frame_for(i)`` as chunk i's frame; output aligned."""
+    sp.reset()
+    chunk = sp.sample_rate // 10
+    out = [sp.process(mono[i:i + chunk], frame_for(i // chunk)) for i in range(0, len(mono), chunk)]
+    return np.concatenate(out + [sp.flush()], axis=1)[:, sp.latency_samples:sp.latency_samples + len(mono)]
+
+
 def test_default_model_puts_the_source_where_the_camera_sees_it():
     mono, rate = media.read_mono(os.path.join(ROOT, "examples", "scene.wav"))
     frames = [f for _, f in media.iter_video_frames(os.path.join(ROOT, "examples", "scene.mp4"))]
     sp = streambin.Spatializer("default", sample_rate=rate)
     assert sp.backend.name == "onnxruntime" and sp.backend.device == "cpu"
-    out, chunk = [], rate // 10
-    for i in range(0, len(mono), chunk):
-        out.append(sp.process(mono[i:i + chunk], frames[min(i // chunk, len(frames) - 1)]))
-    out = np.concatenate(out + [sp.flush()], axis=1)[:, sp.latency_samples:sp.latency_samples + len(mono)]
+
+    def frame(i):
+        return frames[min(i, len(frames) - 1)]
+
+    out = _stream(sp, mono, frame)
     assert out.shape == (2, len(mono)) and np.isfinite(out).all()
     assert _ild_db(out, 0.5, 2.5, rate) > 0.5      # cow on the right
     assert _ild_db(out, 7.5, 9.5, rate) < -0.5     # cow on the left
     # Mirrored pictures move it to the other side: the model follows the picture.
-    sp.reset()
-    out_m = [sp.process(mono[i:i + chunk], frames[min(i // chunk, len(frames) - 1)][:, ::-1])
-             for i in range(0, len(mono), chunk)]
-    out_m = np.concatenate(out_m + [sp.flush()], axis=1)[:, sp.latency_samples:sp.latency_samples + len(mono)]
+    out_m = _stream(sp, mono, lambda i: frame(i)[:, ::-1])
     assert _ild_db(out_m, 0.5, 2.5, rate) < -0.5
+    assert _ild_db(out_m, 7.5, 9.5, rate) > 0.5
+    # A picture that shows nothing (uniform grey) leaves the sound near the centre.
+    out_g = _stream(sp, mono, lambda i: np.full_like(frame(i), 128))
+    assert abs(_ild_db(out_g, 0.0, 10.0, rate)) < 1.0
