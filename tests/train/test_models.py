@@ -202,8 +202,9 @@ def test_nyquist_input_option(arch):
 
 
 def test_shipped_bundle_model_config_builds_the_same_generator():
-    # The default bundle predates visual_net "auto" and nyquist_input: its stored model section
-    # must still give the plain ResNet-18 and the 256-bin U-Net, with its feature shape.
+    # The default bundle's stored model section, and the same section without the keys that
+    # bundles made before visual_net "auto" and nyquist_input lack, must give the plain
+    # ResNet-18 and the 256-bin U-Net, with the bundle's feature shape.
     import json
 
     from streambin.bundle import default_bundle_path
@@ -211,8 +212,10 @@ def test_shipped_bundle_model_config_builds_the_same_generator():
     from streambin.train.models.generator import generator_kwargs
 
     bundle = json.loads((default_bundle_path() / "config.json").read_text())
-    cfg = config_from_dict({"recipe": bundle["recipe"], "model": bundle["model"]})
-    assert cfg.model.nyquist_input is False and cfg.model.visual_net == "resnet18"
-    gen = BinauralGenerator(**generator_kwargs(cfg))
-    assert gen.visual_net == "resnet18" and not gen.trunk.dilated and gen.unet_input_bins == 256
-    assert list(gen.feature_shape) == bundle["visual"]["feature_shape"]
+    older = {k: v for k, v in bundle["model"].items() if k not in ("visual_net", "nyquist_input")}
+    for model in (bundle["model"], older):
+        cfg = config_from_dict({"recipe": bundle["recipe"], "model": model})
+        assert cfg.model.nyquist_input is False and cfg.model.visual_net in ("resnet18", "auto")
+        gen = BinauralGenerator(**generator_kwargs(cfg))
+        assert gen.visual_net == "resnet18" and not gen.trunk.dilated and gen.unet_input_bins == 256
+        assert list(gen.feature_shape) == bundle["visual"]["feature_shape"]
