@@ -12,7 +12,8 @@ around a runner keeps the resamplers, the output FIFO, the visual cadence and th
 - :class:`FullBandRunner`: CPU, the device-rate grid of :mod:`streambin.full_band`.
 - :class:`GpuRunner`: the CUDA pipeline of :mod:`streambin.gpu_engine`, at the model rate.
 
-Buffers are allocated at construction; a block allocates nothing on the CPU paths.
+Buffers are allocated at construction; a block allocates nothing on the CPU paths. Call
+``reset()`` before the first ``push``: it starts the stream state and ``timing``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 
 from streambin import dsp
 from streambin.full_band import FullBandMapper
-from streambin.signal_contract import apply_masks, input_scale, input_scale_from_rms, network_input
+from streambin.signal_contract import DSP_MASK_MODES, apply_masks, input_scale, input_scale_from_rms, network_input
 
 STAGES = ("resample_in", "stft", "audio_net", "mask_istft", "resample_out")
 
@@ -95,9 +96,11 @@ class _CpuRunner:
         self._ears = np.zeros((2, b, F_stft), np.complex64)
         self._block_out = np.zeros((2, b * hop), np.float32)
         self._block_out_t = np.zeros((b * hop, 2), np.float32)  # frame-major copy emit takes
-        self.timing = BlockTiming()
 
     def reset(self) -> None:
+        """Forget the stream: analysis/synthesis state, frames of the block being filled, and
+        the timings (a new :attr:`timing`)."""
+        self.timing = BlockTiming()
         self._ana = dsp.StreamingSTFT(*self.stft_params)
         self._syn = dsp.StreamingISTFT(*self.stft_params, channels=2)
         self.n_pending = 0
@@ -195,7 +198,7 @@ class FullBandRunner(_CpuRunner):
                          (grid.n_fft, grid.win_length, grid.hop), emit)
         b, a, T, F = self.block_frames, self.lookahead_frames, self.context_frames, bundle.n_bins
         F_stft = grid.n_fft // 2 + 1
-        self._mapper = FullBandMapper(grid, "side" if bundle.mask_kind == "side" else "direct", bundle.n_masks, b)
+        self._mapper = FullBandMapper(grid, DSP_MASK_MODES[bundle.mask_kind], bundle.n_masks, b)
         # Rings written twice (rows i and i + T), so the last T rows are always one contiguous
         # slice and nothing is shifted (a shift of overlapping rows would copy through a
         # temporary every block).
@@ -276,9 +279,10 @@ class GpuRunner:
         self.block_frames, self.hop = int(block_frames), int(hop)
         self._block_in = np.zeros(self.block_frames * self.hop, np.float32)
         self._block_out_t = np.zeros((self.block_frames * self.hop, 2), np.float32)
-        self.timing = BlockTiming()
 
     def reset(self) -> None:
+        """Forget the stream (the GPU pipeline's state, the partial block, the timings)."""
+        self.timing = BlockTiming()
         self.gpu.reset()
         self._fill = 0
         self._feature_runs = -1

@@ -22,7 +22,7 @@ import logging
 
 import numpy as np
 
-from streambin.signal_contract import input_scale_torch, network_input_torch
+from streambin.signal_contract import DSP_MASK_MODES, input_scale_torch, network_input_torch
 
 log = logging.getLogger("streambin")
 
@@ -45,6 +45,7 @@ class GpuBlockRunner:
 
         self.torch = torch
         self.bundle, self.model = bundle, model
+        self.mask_mode = DSP_MASK_MODES[bundle.mask_kind]      # the CUDA mask kernel's mode
         self.b, self.a, self.T, self.hop = block_frames, lookahead_frames, bundle.context_frames, bundle.hop
         self.F = bundle.n_bins
         self.dev = torch.device("cuda", device)
@@ -135,8 +136,7 @@ class GpuBlockRunner:
             self.net_in.copy_(network_input_torch(nxt.T[None], scale))
             masks = self._run_net()[0]                                     # (n_masks, 2, F, T)
             sel = slice(T - a - b, T - a)
-            mode = "side" if self.bundle.mask_kind == "side" else "direct"
-            self.chain.apply_mask(nxt[sel], masks[:, :, :, sel], self.ears, mode=mode, stream=self.stream)
+            self.chain.apply_mask(nxt[sel], masks[:, :, :, sel], self.ears, mode=self.mask_mode, stream=self.stream)
             self.chain.istft(self.ears, self.out_dev, stream=self.stream)
             self.out_host.copy_(self.out_dev, non_blocking=True)
         self.stream.synchronize()

@@ -26,10 +26,13 @@ from typing import Optional
 
 import numpy as np
 
+from streambin import dsp
+
 INPUT_RMS = 0.1        # RMS the network input's mono is scaled to
 RMS_FLOOR = 1e-4       # below this the scale stops growing (silence stays silence)
 MASK_KINDS = ("side", "left_right")
-_DSP_MODES = {"side": "side", "left_right": "direct"}
+# streambin.dsp.apply_mask's mode for each mask kind (the native core's names).
+DSP_MASK_MODES = {"side": "side", "left_right": "direct"}
 
 
 def _check_levels(input_rms: float, rms_floor: float) -> None:
@@ -84,11 +87,9 @@ def apply_masks(frames: np.ndarray, masks: np.ndarray, mask_kind: str,
     (real, imag), a strided view is fine; ``out``: optional ``(2, k, F)`` complex64.
     Returns ``(2, k, F)`` complex64 (left, right).
     """
-    from streambin import dsp
-
     if mask_kind not in MASK_KINDS:
         raise ValueError(f"mask_kind must be one of {MASK_KINDS}, got {mask_kind!r}")
-    return dsp.apply_mask(frames, masks, out=out, mode=_DSP_MODES[mask_kind])
+    return dsp.apply_mask(frames, masks, out=out, mode=DSP_MASK_MODES[mask_kind])
 
 
 # -- torch side: training and the offline evaluation ------------------------------------------

@@ -70,7 +70,7 @@ from pathlib import Path
 import numpy as np
 
 from streambin import dsp
-from streambin.block_runner import BlockTiming, FullBandRunner, GpuRunner, ModelRateRunner
+from streambin.block_runner import FullBandRunner, GpuRunner, ModelRateRunner
 from streambin.frames import check_frame, convert_frame
 from streambin.full_band import device_grid
 from streambin.latency_plan import plan_latency
@@ -374,7 +374,7 @@ class Spatializer:
         self._down = StreamResampler(self.sample_rate, stft_rate, 1, self.resample_quality)
         self._up = StreamResampler(stft_rate, self.sample_rate, 2, self.resample_quality)
         self._runner.reset()
-        self._runner.timing = self._timing = BlockTiming()
+        self._timing = self._runner.timing       # the runner's block and stage times, this stream
         self._fifo = _SampleFifo(2, self.sample_rate)
         self._fifo.push(np.zeros((self._fifo_prefill, 2), np.float32))
         self._fifo.push(self._up.push(np.zeros((self._engine_prefill, 2), np.float32)))
