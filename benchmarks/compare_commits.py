@@ -7,15 +7,15 @@ configurations with each tree's ``benchmarks/engine_bench.py``, alternating befo
 round by round so load on the machine hits both alike. Each row runs in a fresh process.
 
     python benchmarks/compare_commits.py --before 3472218 --rounds 3 \
-        --out benchmarks/results/refactor-ab-cpu-2core.json
+        --out benchmarks/results/restructure-ab-cpu-2core.json
 
 Reported per configuration, as medians over the rounds for each tree and their ratio after /
 before (< 1: faster now):
 
 - ``rtf``: process() time / audio time with the real networks (``engine_bench.py``);
-- ``engine_ms_per_s``: process() time per second of audio with the audio net replaced by a
-  constant (zero masks) and the visual net run once: the engine's own work (resampling, STFT,
-  network input, masks, ISTFT, FIFO). The networks are the same graphs in both trees and their
+- ``engine_ms_per_s``: process() time per second of audio with the audio net replaced by one
+  fixed output and no camera (each tree's ``benchmarks/full_band.run_engine``, 480-sample
+  chunks): the engine's own work (resampling, STFT, network input, masks, ISTFT, FIFO). The networks are the same graphs in both trees and their
   time on a shared 2-core machine varies by +-15 % from run to run, which would hide what a
   restructuring of the engine changes.
 """
@@ -76,24 +76,17 @@ def run_row(tree: str, spec: dict) -> dict:
     return json.loads(lines[-1][len(ROW_MARKER):])
 
 
-# Runs inside either tree (PYTHONPATH): 10 s of noise in 10 ms chunks, the audio net stubbed.
+# Runs inside either tree (PYTHONPATH): that tree's own engine-alone measure of
+# benchmarks/full_band.py (audio net replaced by one fixed output, no camera), 10 s of noise.
 _ENGINE_ONLY = """
-import sys, time, json, numpy as np
-import streambin
+import sys, json, numpy as np
+from benchmarks.full_band import run_engine
 rate, block, options = int(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3])
 options.pop("visual_fps", None)
-sp = streambin.Spatializer(sample_rate=rate, block_frames=block, threaded_visual=False, **options)
-n_masks = sp.bundle.n_masks
-masks = np.zeros((1, n_masks, 2, sp.bundle.n_bins, sp.bundle.context_frames), np.float32)
-sp.backend.audio = lambda spec, feature: masks
 x = (0.1 * np.random.default_rng(0).standard_normal(rate * 10)).astype(np.float32)
-chunk = rate // 100
-sp.process(x[:rate], np.zeros((120, 160, 3), np.uint8))
-sp.reset()
-t = time.perf_counter()
-for i in range(0, len(x), chunk):
-    sp.process(x[i:i + chunk])
-print("ENGINE_MS_PER_S", (time.perf_counter() - t) * 1e3 / 10)
+run_engine(x[:rate], rate=rate, fixed_masks=True, block_frames=block, **options)   # warm-up
+_, seconds, _ = run_engine(x, rate=rate, fixed_masks=True, block_frames=block, **options)
+print("ENGINE_MS_PER_S", seconds * 1e3 / 10)
 """
 
 
@@ -149,7 +142,7 @@ def main(argv=None) -> int:
     finally:
         _git("worktree", "remove", "--force", before_tree)
         shutil.rmtree(tmp, ignore_errors=True)
-    doc = {"what": "engine rtf (process() time / audio time, real networks) and engine ms per s of audio with the audio net stubbed by zero masks, this tree vs an earlier commit, alternating rounds",
+    doc = {"what": "engine rtf (process() time / audio time, real networks) and engine ms per s of audio with the audio net replaced by a fixed output (benchmarks/full_band.run_engine), this tree vs an earlier commit, alternating rounds",
            "before": _git("rev-parse", args.before), "after": _git("rev-parse", "HEAD"),
            "after_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
            "rounds": args.rounds, "seconds": args.seconds, "machine": machine_description(), "results": results}

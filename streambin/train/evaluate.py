@@ -69,9 +69,9 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from streambin.train import metrics as M
 from streambin.signal_contract import apply_masks_torch, input_scale_torch, network_input_torch, stft_torch
 from streambin.train import localisation_eval as L
+from streambin.train import metrics as M
 
 # (mono (n,) float at the model rate, frames (n_frames, H, W, 3) uint8, fps, visual_mode) ->
 # (2, n) float32 left/right at the model rate; visual_mode as in predict_clip.
