@@ -121,9 +121,9 @@ def _export_from_config(name: str, config_path: str, cache_dir: str = CACHE_DIR)
     import torch
 
     from export.to_onnx import export_bundle
+    from streambin.train.build import build_generator
     from streambin.train.checkpoint import save_checkpoint
     from streambin.train.config import load_config
-    from streambin.train.models.generator import build_generator
 
     print(f"building benchmark model {name!r} from {config_path} (random weights, exported once to {out})",
           flush=True)

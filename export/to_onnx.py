@@ -157,10 +157,10 @@ def verify(model, visual_path: Path, audio_path: Path, fields: Dict, fp16: bool,
 
 def _weights_payload(checkpoint: str):
     """The checkpoint reduced to what load_generator needs: generator weights + config."""
-    from streambin.train.checkpoint import read_checkpoint
+    from streambin.train.checkpoint import GENERATOR_PREFIX, read_checkpoint
 
     ckpt = read_checkpoint(checkpoint)
-    ckpt["model"] = {k: v for k, v in ckpt["model"].items() if k.startswith("generator.")}
+    ckpt["model"] = {k: v for k, v in ckpt["model"].items() if k.startswith(GENERATOR_PREFIX)}
     ckpt["optimizer"] = None
     ckpt["scheduler"] = None
     return ckpt

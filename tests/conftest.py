@@ -24,9 +24,9 @@ def _export_tiny(tmp_path_factory, arch: str):
     """A tiny trained-shape model (random weights) exported to a real bundle."""
     torch = pytest.importorskip("torch")
     from export.to_onnx import export_bundle
+    from streambin.train.build import build_generator
     from streambin.train.checkpoint import save_checkpoint
     from streambin.train.config import load_config
-    from streambin.train.models.generator import build_generator
 
     root = tmp_path_factory.mktemp(f"tiny_{arch}")
     cfg = load_config(None, [f"model.arch={arch}", "model.ngf=4", "model.visual_size=[32,64]",

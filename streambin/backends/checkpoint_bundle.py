@@ -4,27 +4,33 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# The stored config's audio entries a bundle needs (Config.to_dict()["audio"] holds them all).
+_AUDIO_KEYS = ("sample_rate", "n_fft", "win_length", "hop", "context_frames", "input_rms", "rms_floor")
+
 
 def bundle_from_checkpoint(path):
     """Describe checkpoint ``path`` as a :class:`streambin.bundle.Bundle` (no ONNX graphs;
-    ``weights`` is the checkpoint itself). Needs torch and streambin.train. Raises BundleError
-    (a ValueError) when the file is not a training checkpoint."""
+    ``weights`` is the checkpoint itself). Needs torch (streambin.nets reads the checkpoint; the
+    training package is not used). Raises BundleError (a ValueError) when the file is not a
+    training checkpoint."""
     from streambin.bundle import Bundle, BundleError, make_config
-    from streambin.train.checkpoint import CheckpointError, load_generator
+    from streambin.nets.weights import CheckpointError, load_generator_weights
 
     path = Path(path).expanduser().resolve()
     try:
-        model, cfg = load_generator(str(path))
+        model, stored = load_generator_weights(str(path))
     except CheckpointError as exc:  # a ValueError like every other bad model argument
         raise BundleError(f"model {path} is not a streambin training checkpoint: {exc}") from exc
-    a = cfg.audio
-    h, w = cfg.model.visual_size
-    config = make_config(sample_rate=a.sample_rate, n_fft=a.n_fft, win_length=a.win_length, hop=a.hop,
-                         context_frames=a.context_frames, input_rms=a.input_rms, rms_floor=a.rms_floor,
-                         mask_kind=model.mask_kind, visual_size=(h, w), feature_shape=model.feature_shape,
-                         recipe=cfg.recipe, arch=cfg.model.arch, model=cfg.to_dict()["model"])
-    return Bundle(path=path, config=config, sample_rate=a.sample_rate, n_fft=a.n_fft, win_length=a.win_length,
-                  hop=a.hop, window=config["window"], context_frames=a.context_frames, input_rms=a.input_rms,
-                  rms_floor=a.rms_floor, mask_kind=model.mask_kind, n_masks=config["n_masks"], visual_size=(h, w),
-                  feature_shape=tuple(model.feature_shape), recipe=cfg.recipe, arch=cfg.model.arch, graphs={},
-                  weights=path)
+    audio = stored.get("audio")
+    missing = [f"audio.{k}" for k in _AUDIO_KEYS if not isinstance(audio, dict) or k not in audio]
+    missing += [] if "recipe" in stored else ["recipe"]
+    if missing:
+        raise BundleError(f"model {path}: the stored config lacks {missing}")
+    h, w = model.visual_size
+    config = make_config(**{k: audio[k] for k in _AUDIO_KEYS}, mask_kind=model.mask_kind, visual_size=(h, w),
+                         feature_shape=model.feature_shape, recipe=stored["recipe"], arch=model.arch,
+                         model=stored["model"])
+    return Bundle(path=path, config=config, **{k: config[k] for k in _AUDIO_KEYS}, window=config["window"],
+                  mask_kind=model.mask_kind, n_masks=config["n_masks"], visual_size=(h, w),
+                  feature_shape=tuple(model.feature_shape), recipe=config["recipe"], arch=config["arch"],
+                  graphs={}, weights=path)

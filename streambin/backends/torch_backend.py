@@ -1,7 +1,8 @@
 """PyTorch backend: runs the generator from the bundle's weights.pt directly.
 
 Useful as a reference (the ONNX graphs are checked against it at export) and where ONNX Runtime
-is missing. Needs torch and streambin.train (``pip install streambin[train]``).
+is missing. Needs torch only (``pip install torch``): the networks and the weights reader are
+:mod:`streambin.nets`, not the training package.
 """
 
 from __future__ import annotations
@@ -29,8 +30,7 @@ class TorchBackend(InferenceBackend):
         try:
             import torch
         except ImportError as exc:
-            raise BackendUnavailable("the torch backend needs PyTorch: pip install torch "
-                                     "(or pip install streambin[train])") from exc
+            raise BackendUnavailable("the torch backend needs PyTorch: pip install torch") from exc
         if device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
         if device == "auto":
@@ -42,12 +42,12 @@ class TorchBackend(InferenceBackend):
             raise BundleError(f"{bundle.path}: weights.pt is missing; the torch backend needs "
                               "it (re-export the bundle with python -m export.to_onnx)")
         super().__init__(bundle, device)
-        from streambin.train.checkpoint import load_generator
+        from streambin.nets.weights import load_generator_weights
 
         if num_threads is not None:
             torch.set_num_threads(int(num_threads))
         self._torch = torch
-        model, _cfg = load_generator(str(bundle.weights))
+        model, _config = load_generator_weights(str(bundle.weights))
         self.model = model.to(device).eval()
         if getattr(self.model, "mask_kind", bundle.mask_kind) != bundle.mask_kind:
             raise BundleError(f"{bundle.weights}: model mask_kind {self.model.mask_kind!r} "

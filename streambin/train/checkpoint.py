@@ -1,15 +1,9 @@
 """Training checkpoints: save, load for resume, and load a generator for evaluation/export.
 
-A checkpoint is a ``torch.save`` dict::
-
-    {"format": "streambin-checkpoint", "format_version": 1,
-     "config": Config.to_dict(), "recipe": str,
-     "model": state_dict of the recipe's step module (generator weights under "generator."),
-     "optimizer": ..., "scheduler": ..., "epoch": int, "step": int, "best_val": float | None,
-     "versions": {"streambin", "torch", "python"}}
-
-Storing the step module (not just the generator) keeps recipe-only heads for resume;
-:func:`load_generator` extracts the ``generator.`` part.
+The format (a ``torch.save`` dict) and its reader belong to :mod:`streambin.nets.weights`, which
+the runtime's torch backend uses without this package. Storing the step module (not just the
+generator) keeps recipe-only heads for resume; :func:`load_generator` extracts the
+``generator.`` part and returns the stored config as a validated :class:`Config`.
 """
 
 from __future__ import annotations
@@ -22,15 +16,14 @@ from typing import Any, Dict, Optional, Tuple
 import torch
 
 from streambin._version import __version__
+from streambin.nets import BinauralGenerator
+from streambin.nets.weights import (FORMAT, FORMAT_VERSION, GENERATOR_PREFIX, CheckpointError,
+                                    load_weights_into, read_checkpoint)
+from streambin.train.build import generator_kwargs
 from streambin.train.config import Config, ConfigError, config_from_dict
 
-FORMAT = "streambin-checkpoint"
-FORMAT_VERSION = 1
-_GEN_PREFIX = "generator."
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint file is missing, unreadable or not a streambin checkpoint."""
+__all__ = ["CheckpointError", "FORMAT", "FORMAT_VERSION", "GENERATOR_PREFIX", "config_from_checkpoint",
+           "load_generator", "read_checkpoint", "save_checkpoint", "versions"]
 
 
 def versions() -> Dict[str, str]:
@@ -44,8 +37,8 @@ def save_checkpoint(path: str, *, config: Config, model: torch.nn.Module, optimi
     ``model`` is the recipe's step module (unwrap DDP first) or a bare generator.
     """
     state = model.state_dict()
-    if not any(k.startswith(_GEN_PREFIX) for k in state):
-        state = {_GEN_PREFIX + k: v for k, v in state.items()}  # bare generator
+    if not any(k.startswith(GENERATOR_PREFIX) for k in state):
+        state = {GENERATOR_PREFIX + k: v for k, v in state.items()}  # bare generator
     payload = {
         "format": FORMAT, "format_version": FORMAT_VERSION,
         "config": config.to_dict(), "recipe": config.recipe,
@@ -67,25 +60,6 @@ def save_checkpoint(path: str, *, config: Config, model: torch.nn.Module, optimi
             os.remove(tmp)
 
 
-def read_checkpoint(path: str, map_location="cpu") -> Dict[str, Any]:
-    """The raw checkpoint dict, checked for the expected keys; raises :class:`CheckpointError`."""
-    if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        # weights_only=False: the file holds plain dicts/lists/numbers plus tensors, written by
-        # save_checkpoint; optimizer states need no custom classes either, but older torch
-        # versions refuse some of their entries under weights_only.
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - rethrown with the file name
-        raise CheckpointError(f"checkpoint {path} is corrupt or not a torch file: {exc}") from exc
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a streambin checkpoint (no format={FORMAT!r} entry)")
-    missing = [k for k in ("config", "model", "epoch", "step", "recipe") if k not in ckpt]
-    if missing:
-        raise CheckpointError(f"checkpoint {path} lacks entries {missing}")
-    return ckpt
-
-
 def config_from_checkpoint(ckpt: Dict[str, Any], path: str = "checkpoint") -> Config:
     try:
         return config_from_dict(ckpt["config"])
@@ -95,16 +69,6 @@ def config_from_checkpoint(ckpt: Dict[str, Any], path: str = "checkpoint") -> Co
 
 def load_generator(path: str, map_location="cpu") -> Tuple[torch.nn.Module, Config]:
     """``(generator in eval mode, Config)`` from a checkpoint written by :func:`save_checkpoint`."""
-    from streambin.train.models import BinauralGenerator  # local: keep this module light
-    from streambin.train.models.generator import generator_kwargs
-
     ckpt = read_checkpoint(path, map_location=map_location)
     cfg = config_from_checkpoint(ckpt, path)
-    gen = BinauralGenerator(**generator_kwargs(cfg))
-    state = {k[len(_GEN_PREFIX):]: v for k, v in ckpt["model"].items() if k.startswith(_GEN_PREFIX)}
-    try:
-        gen.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{path}: weights do not match the stored config: {exc}") from exc
-    gen.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu")
-    return gen.eval(), cfg
+    return load_weights_into(BinauralGenerator(**generator_kwargs(cfg)), ckpt, path, map_location), cfg

@@ -51,7 +51,7 @@ def run_info(run_dir: str) -> dict:
     """Training wall time (s, last ``elapsed_s`` of log.csv), steps and parameter counts of a run."""
     import torch
 
-    from streambin.train.checkpoint import read_checkpoint
+    from streambin.train.checkpoint import GENERATOR_PREFIX, read_checkpoint
 
     log_path = os.path.join(run_dir, "log.csv")
     rows = list(csv.DictReader(open(log_path))) if os.path.isfile(log_path) else []
@@ -62,7 +62,7 @@ def run_info(run_dir: str) -> dict:
     state = ckpt["model"]
     n_all = sum(int(v.numel()) for k, v in state.items() if torch.is_floating_point(v) and "running_" not in k)
     n_gen = sum(int(v.numel()) for k, v in state.items()
-                if k.startswith("generator.") and torch.is_floating_point(v) and "running_" not in k)
+                if k.startswith(GENERATOR_PREFIX) and torch.is_floating_point(v) and "running_" not in k)
     return {"train_s": float(rows[-1]["elapsed_s"]), "steps": max(int(r["step"]) for r in rows),
             "best_step": int(ckpt["step"]), "params_generator": n_gen, "params_trained": n_all,
             "recipe": ckpt["recipe"]}

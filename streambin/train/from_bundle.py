@@ -35,11 +35,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from streambin.nets import BinauralGenerator
 from streambin.signal_contract import input_scale
+from streambin.train.build import generator_kwargs
 from streambin.train.checkpoint import save_checkpoint
 from streambin.train.config import Config, load_config
-from streambin.train.models import BinauralGenerator
-from streambin.train.models.generator import generator_kwargs
 
 _BN_EPS_DEFAULT = 1e-5
 

@@ -32,8 +32,8 @@ from typing import List, Optional, Tuple
 import torch
 from torch.utils.data import DataLoader
 
-from streambin.train.models.generator import IMAGENET_MEAN, IMAGENET_STD
-from streambin.train.models.resnet import ResNet18Trunk
+from streambin.nets.generator import IMAGENET_MEAN, IMAGENET_STD
+from streambin.nets.resnet import ResNet18Trunk
 from streambin.train.recipes.parts import LocalisationHead
 
 

@@ -33,7 +33,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
-from streambin.train.checkpoint import read_checkpoint, save_checkpoint
+from streambin.train.checkpoint import GENERATOR_PREFIX, read_checkpoint, save_checkpoint
 from streambin.train.config import Config, save_config
 from streambin.train.recipes import get_recipe
 
@@ -189,9 +189,9 @@ class Trainer:
         """Start from another run's generator weights (fresh optimizer, step 0). Recipe-only
         heads are not carried over: ours keep their initialisation, the other run's are ignored."""
         ckpt = read_checkpoint(path, map_location=self.device)
-        state = {k: v for k, v in ckpt["model"].items() if k.startswith("generator.")}
+        state = {k: v for k, v in ckpt["model"].items() if k.startswith(GENERATOR_PREFIX)}
         missing, unexpected = self.recipe.step_module.load_state_dict(state, strict=False)
-        gen_missing = [k for k in missing if k.startswith("generator.")]
+        gen_missing = [k for k in missing if k.startswith(GENERATOR_PREFIX)]
         if gen_missing or unexpected:
             raise ValueError(f"cannot initialise from {path}: generator keys missing {gen_missing[:5]}, "
                              f"unexpected keys {list(unexpected)[:5]} (different architecture?)")

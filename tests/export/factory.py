@@ -129,9 +129,9 @@ def make_checkpoint(path, arch: str, seed: int = 0):
     (model in eval mode, Config)."""
     import torch
 
+    from streambin.train.build import build_generator
     from streambin.train.checkpoint import save_checkpoint
     from streambin.train.config import config_from_dict
-    from streambin.train.models import build_generator
 
     recipe = {"unet": "mono2binaural", "apnet": "apnet"}[arch]
     cfg = config_from_dict({"recipe": recipe,

@@ -10,10 +10,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from streambin.nets import APNet, AssociativeConv, BinauralGenerator, ResNet18Trunk, trunk_output_hw
+from streambin.train.build import build_generator
 from streambin.train.config import Config
 from streambin.train.losses import left_right_loss, mono_side_specs
-from streambin.train.models import APNet, AssociativeConv, BinauralGenerator, ResNet18Trunk, trunk_output_hw
-from streambin.train.models.generator import build_generator
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

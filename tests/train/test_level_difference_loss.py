@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
+from streambin.train.build import build_generator
 from streambin.train.config import AudioConfig, Config
 from streambin.train.losses import level_difference_loss, mono_side_specs
-from streambin.train.models import build_generator
 from streambin.train.recipes import get_recipe
 
 

@@ -88,8 +88,8 @@ def test_cli_with_localisation_then_init(sim_root, tmp_path):
 def test_pretrain_visual_writes_a_trunk_that_recipes_load(sim_root, tmp_path, one_thread):
     """Visual pretraining: the loss falls on a batch it repeats, the summary holds a real column
     accuracy, and the written trunk is what model.imagenet_weights loads into a generator."""
+    from streambin.train.build import build_generator
     from streambin.train.config import load_config
-    from streambin.train.models import build_generator
     from streambin.train.pretrain_visual import LocaliserNet, main, pretrain
 
     torch.manual_seed(0)

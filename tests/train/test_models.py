@@ -1,11 +1,12 @@
-"""Shapes, parameter names and counts of the training models (streambin.train.models)."""
+"""Shapes, parameter names and counts of the training models (streambin.nets)."""
 
 import pytest
 import torch
 
+from streambin.nets import (APNet, AudioUNet, BinauralGenerator, ResNet18Trunk, load_imagenet_weights,
+                            trunk_output_hw)
+from streambin.train.build import build_generator
 from streambin.train.config import Config
-from streambin.train.models import (APNet, AudioUNet, BinauralGenerator, ResNet18Trunk, build_generator,
-                                    load_imagenet_weights, trunk_output_hw)
 from streambin.train.recipes import get_recipe
 
 
@@ -208,14 +209,74 @@ def test_shipped_bundle_model_config_builds_the_same_generator():
     import json
 
     from streambin.bundle import default_bundle_path
+    from streambin.nets import generator_kwargs_from_model
+    from streambin.train.build import generator_kwargs
     from streambin.train.config import config_from_dict
-    from streambin.train.models.generator import generator_kwargs
 
     bundle = json.loads((default_bundle_path() / "config.json").read_text())
     older = {k: v for k, v in bundle["model"].items() if k not in ("visual_net", "nyquist_input")}
     for model in (bundle["model"], older):
         cfg = config_from_dict({"recipe": bundle["recipe"], "model": model})
         assert cfg.model.nyquist_input is False and cfg.model.visual_net in ("resnet18", "auto")
-        gen = BinauralGenerator(**generator_kwargs(cfg))
-        assert gen.visual_net == "resnet18" and not gen.trunk.dilated and gen.unet_input_bins == 256
-        assert list(gen.feature_shape) == bundle["visual"]["feature_shape"]
+        # The training Config and the runtime's plain-mapping reading give the same generator.
+        for kwargs in (generator_kwargs(cfg), generator_kwargs_from_model(model, bundle["recipe"])):
+            gen = BinauralGenerator(**kwargs)
+            assert gen.visual_net == "resnet18" and not gen.trunk.dilated and gen.unet_input_bins == 256
+            assert list(gen.feature_shape) == bundle["visual"]["feature_shape"]
+
+
+def test_every_recipe_default_visual_net_comes_from_the_nets_table():
+    # One owner: streambin.nets.generator.RECIPE_VISUAL_NETS. The recipes' attribute, training's
+    # "auto" and the runtime's "auto" all agree with it.
+    from streambin.nets import RECIPE_VISUAL_NETS, default_visual_net, generator_kwargs_from_model
+    from streambin.train.build import generator_kwargs
+    from streambin.train.recipes import available_recipes
+    from streambin.train.recipes.base import Recipe, register_recipe
+
+    recipes = available_recipes()
+    assert set(RECIPE_VISUAL_NETS) <= set(recipes)
+    assert {n for n in recipes if default_visual_net(n) == "resnet18_dilated"} == {"apnet", "sepstereo"}
+    for name, cls in recipes.items():
+        assert cls.default_visual_net == default_visual_net(name), name
+        cfg = Config(recipe=name)
+        cfg.model.arch = cls.arch
+        cfg.validate()
+        assert generator_kwargs(cfg)["visual_net"] == cls.default_visual_net, name
+        model = {k: v for k, v in cfg.to_dict()["model"].items() if k != "visual_net"}  # older config
+        assert generator_kwargs_from_model(model, name)["visual_net"] == cls.default_visual_net, name
+
+    class Overrides(Recipe):
+        name = "overrides_its_trunk"
+        default_visual_net = "resnet18_dilated"
+
+    with pytest.raises(ValueError, match="RECIPE_VISUAL_NETS"):
+        register_recipe(Overrides)
+    assert "overrides_its_trunk" not in available_recipes()
+
+
+def test_generator_kwargs_from_model_matches_training_and_names_bad_keys():
+    from streambin.nets import generator_kwargs_from_model
+    from streambin.nets.generator import MODEL_KEYS
+    from streambin.train.build import generator_kwargs
+    from streambin.train.config import ModelConfig
+
+    # Every key of the training config's model section is understood by the runtime.
+    assert set(MODEL_KEYS) == set(vars(ModelConfig()))
+    cfg = small_cfg("apnet")
+    cfg.model.visual_gate, cfg.model.nyquist_input = True, True
+    cfg.validate()
+    assert generator_kwargs(cfg) == generator_kwargs_from_model(cfg.to_dict()["model"], "apnet")
+    assert generator_kwargs(cfg)["visual_net"] == "resnet18_dilated"
+    # A section that lacks the newer options builds what a Config with their defaults builds.
+    bare = {"arch": "unet", "ngf": 4, "visual_size": [32, 64]}
+    full = Config(recipe="mono2binaural")
+    full.model.arch, full.model.ngf, full.model.visual_size = "unet", 4, (32, 64)
+    a = BinauralGenerator(**generator_kwargs_from_model(bare, "mono2binaural"))
+    b = BinauralGenerator(**generator_kwargs(full.validate()))
+    assert [(k, v.shape) for k, v in a.state_dict().items()] == [(k, v.shape) for k, v in b.state_dict().items()]
+    assert (a.visual_net, a.nyquist_input, a.gate, a.feature_shape) == (b.visual_net, b.nyquist_input, b.gate,
+                                                                        b.feature_shape)
+    with pytest.raises(ValueError, match=r"unknown model keys \['visual_depth'\]"):
+        generator_kwargs_from_model(dict(bare, visual_depth=3), "mono2binaural")
+    with pytest.raises(ValueError, match=r"lacks \['ngf'\]"):
+        generator_kwargs_from_model({"arch": "unet", "visual_size": [32, 64]}, "mono2binaural")

@@ -42,6 +42,5 @@ class APNetStep(LocalisedStep):
 class APNetRecipe(LocalisationRecipeMixin, Recipe):
     name = "apnet"
     arch = "apnet"
-    default_visual_net = "resnet18_dilated"
     loss_names = ("backbone", "heads")
     step_class = APNetStep

@@ -38,9 +38,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from streambin.nets.resnet import ResNet18Trunk
 from streambin.train.config import Config
 from streambin.train.losses import complex_mul, mono_side_specs
-from streambin.train.models.resnet import ResNet18Trunk
 from streambin.train.recipes.base import Recipe, register_recipe
 from streambin.train.recipes.parts import UNET_BINS, SpecEncoder, masked_mean
 

@@ -19,9 +19,12 @@ uint8, **inputs)`` returns a dict of scalar losses including ``"total"``; ``inpu
 extra heads, which are trained but not exported), so the trainer can wrap it in
 DistributedDataParallel and every parameter update goes through one module.
 
+``default_visual_net`` (what ``model.visual_net = "auto"`` builds for the recipe) is not a
+hook: :func:`register_recipe` sets it from :data:`streambin.nets.generator.RECIPE_VISUAL_NETS`,
+the table the runtime resolves "auto" with too; a recipe with another trunk adds itself there.
+
 Optional hooks: ``model_requires`` (model config values the recipe needs; the CLI sets them
-with ``--recipe``, the constructor checks them), ``default_visual_net`` (what
-``model.visual_net = "auto"`` builds for this recipe; "resnet18" unless overridden),
+with ``--recipe``, the constructor checks them),
 :meth:`Recipe.dataset_options` (opt-in item fields of streambin.train.data the step needs, e.g.
 ``with_rir``) and :meth:`Recipe.step_inputs`.
 """
@@ -33,8 +36,10 @@ from typing import Any, Callable, ClassVar, Dict, List, Tuple, Type
 import torch
 from torch import nn
 
+from streambin.nets import BinauralGenerator, default_visual_net
+from streambin.nets.generator import DEFAULT_VISUAL_NET
+from streambin.train.build import build_generator
 from streambin.train.config import Config
-from streambin.train.models import BinauralGenerator, build_generator
 
 _REGISTRY: Dict[str, Type["Recipe"]] = {}
 
@@ -46,8 +51,9 @@ class Recipe:
     arch: ClassVar[str] = "unet"
     loss_names: ClassVar[Tuple[str, ...]] = ()
     model_requires: ClassVar[Dict[str, Any]] = {}
-    # The visual trunk a config's model.visual_net "auto" means for this recipe (its paper's).
-    default_visual_net: ClassVar[str] = "resnet18"
+    # The visual trunk a config's model.visual_net "auto" means for this recipe (its paper's):
+    # set by register_recipe from streambin.nets.generator.RECIPE_VISUAL_NETS.
+    default_visual_net: ClassVar[str] = DEFAULT_VISUAL_NET
 
     def __init__(self, config: Config):
         if config.recipe != self.name:
@@ -118,9 +124,14 @@ class Recipe:
 
 
 def register_recipe(cls: Type[Recipe]) -> Type[Recipe]:
-    """Class decorator adding ``cls`` to the registry under ``cls.name``."""
+    """Class decorator adding ``cls`` to the registry under ``cls.name`` (and setting its
+    ``default_visual_net`` from streambin.nets, the one owner of that table)."""
     if not cls.name or cls.name in _REGISTRY:
         raise ValueError(f"recipe name {cls.name!r} is empty or already registered")
+    if "default_visual_net" in vars(cls):
+        raise ValueError(f"recipe {cls.name!r} sets default_visual_net itself; add it to "
+                         "streambin.nets.generator.RECIPE_VISUAL_NETS instead (the runtime reads it there)")
+    cls.default_visual_net = default_visual_net(cls.name)
     _REGISTRY[cls.name] = cls
     return cls
 

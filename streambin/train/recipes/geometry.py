@@ -37,10 +37,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from streambin.nets.resnet import ResNet18Trunk
+from streambin.nets.unet import init_weights, up_block
 from streambin.train.config import AudioConfig, Config
 from streambin.train.losses import left_right_loss, mono_side_specs, side_loss, spectrogram
-from streambin.train.models.resnet import ResNet18Trunk
-from streambin.train.models.unet import init_weights, up_block
 from streambin.train.recipes.base import Recipe, register_recipe
 from streambin.train.recipes.parts import UNET_BINS, FlipClassifier, left_right_specs, random_channel_swap
 

@@ -19,7 +19,7 @@ What is implemented (``model.arch = "apnet"``, ``model.visual_gate = true``):
   ``recipes.multitask_lambdas = (44, 44, 1)`` (the paper's weights).
 
 Spectrogram losses are in the normalised domain over 256 bins, as the other recipes. The
-exported generator is an APNet :class:`~streambin.train.models.BinauralGenerator` with the
+exported generator is an APNet :class:`~streambin.nets.BinauralGenerator` with the
 generation gate (mask kind "left_right"); the classifier and its gate are not exported.
 """
 
@@ -31,10 +31,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from streambin.nets.resnet import ResNet18Trunk
+from streambin.nets.visual import VisualGate
 from streambin.train.config import Config
 from streambin.train.losses import left_right_loss, mono_side_specs, side_loss
-from streambin.train.models.resnet import ResNet18Trunk
-from streambin.train.models.visual import VisualGate
 from streambin.train.recipes.base import Recipe, register_recipe
 from streambin.train.recipes.parts import FlipClassifier, left_right_specs, random_channel_swap
 

@@ -18,9 +18,9 @@ from typing import Tuple
 import torch
 from torch import nn
 
+from streambin.nets.unet import init_weights
 from streambin.train.config import AudioConfig
 from streambin.train.losses import mono_side_specs, spectrogram
-from streambin.train.models.unet import init_weights
 
 UNET_BINS = 256
 

@@ -5,7 +5,7 @@ Generator ``G`` (``model.arch = "unet"``): the Mono2Binaural mask network, predi
 spectrogram ``D^ = G(M, v) * M`` from the mono spectrogram ``M`` and the visual feature ``v``.
 Visual net: ResNet-18 (default) or, with ``model.visual_net = "c3d"``, a C3D-like spatio-
 temporal net over ``model.visual_frames`` consecutive frames (3D convolutions, time
-downsampled by 4, see :mod:`streambin.train.models.visual`). The exported ``visual`` keeps the
+downsampled by 4, see :mod:`streambin.nets.visual`). The exported ``visual`` keeps the
 one-frame interface: the c3d trunk then sees the frame repeated over time (a still clip) - at
 run time there is one camera frame per feature, so training on clips and running on stills
 is a train/test mismatch the user accepts by choosing "c3d" (moving scenes are where it helps).

@@ -110,7 +110,6 @@ class SepStereoStep(nn.Module):
 class SepStereoRecipe(Recipe):
     name = "sepstereo"
     arch = "apnet"
-    default_visual_net = "resnet18_dilated"
     loss_names = ("backbone", "heads", "sep_backbone", "sep_heads")
 
     def make_step_module(self, generator):

@@ -1,16 +1,18 @@
 """The binaural generator: visual encoder + audio mask network behind the export interface.
 
-``build_generator(cfg)`` returns a :class:`BinauralGenerator` whose two methods are exactly
+``BinauralGenerator(**generator_kwargs_from_model(model, recipe))`` builds the generator of a
+config's model section (a plain mapping: a checkpoint's stored ``config["model"]``; training's
+:func:`streambin.train.build.build_generator` passes its Config's). Its two methods are exactly
 what export traces (docs/architecture.md, "Model interface"):
 
-- ``visual(frames)``: ``(B, H_v, W_v, 3) uint8`` RGB at ``cfg.model.visual_size`` ->
+- ``visual(frames)``: ``(B, H_v, W_v, 3) uint8`` RGB at ``model["visual_size"]`` ->
   feature ``(B, *feature_shape)`` float32.
 - ``audio(spec, feature)``: ``(B, 2, 257, T)`` float32 normalised mono spectrogram (real, imag)
   -> masks ``(B, n_masks, 2, 257, T)`` float32 that multiply the mono spectrogram ``M`` of
   ``m = (L + R) / 2``: the side mask (``D = mask * M``) in [-1, 1]; the left/right masks
   (``L = mask_l * M``, ``R = mask_r * M``) in [-2, 2] (APNet's masks on ``L + R`` times 2).
 
-Architectures (``cfg.model.arch``):
+Architectures (``model["arch"]``):
 
 - ``"unet"`` (Mono2Binaural): feature = ResNet-18 map -> 1x1 conv 512->8 + BN + ReLU, flattened
   (``feature_shape = (8*h*w,)``, 784 at 224x448); ``mask_kind = "side"`` (n_masks 1).
@@ -18,20 +20,21 @@ Architectures (``cfg.model.arch``):
   because APNet needs positions; the U-Net backbone gets the reduced, flattened feature computed
   from it inside ``audio``; ``mask_kind = "left_right"`` (n_masks 2).
 
-Visual net (``cfg.model.visual_net``): ``"auto"`` (the config default) is the recipe's
-``default_visual_net``: the dilated ResNet-18 (dilated layer4 + 2x2 average pool,
-:class:`~streambin.train.models.resnet.ResNet18Trunk`) for the Sep-Stereo recipes (apnet,
+Visual net (``model["visual_net"]``): ``"auto"`` (the config default) is the recipe's trunk in
+:data:`RECIPE_VISUAL_NETS`: the dilated ResNet-18 (dilated layer4 + 2x2 average pool,
+:class:`~streambin.nets.resnet.ResNet18Trunk`) for the Sep-Stereo recipes (apnet,
 sepstereo: the reference's default), the plain ResNet-18 for the others (2.5D Visual Sound's);
 ``"resnet18"`` / ``"resnet18_dilated"`` choose one explicitly. :class:`BinauralGenerator` itself
-takes a concrete name (default ``"resnet18"``); :func:`generator_kwargs` resolves ``"auto"``.
+takes a concrete name (default ``"resnet18"``); :func:`generator_kwargs_from_model` resolves
+``"auto"``.
 
-Options (default off: the papers' generators): ``cfg.model.visual_net = "c3d"`` replaces the
-ResNet-18 trunk by :class:`~streambin.train.models.visual.C3DTrunk` over ``visual_frames``
+Options (default off: the papers' generators): ``model["visual_net"] = "c3d"`` replaces the
+ResNet-18 trunk by :class:`~streambin.nets.visual.C3DTrunk` over ``visual_frames``
 frames; ``visual`` (the exported one-frame interface) repeats its frame over time (a still
 clip), and :meth:`BinauralGenerator.visual_clip` takes real clips for training.
-``cfg.model.visual_gate`` multiplies a sigmoid gate into the trunk map inside ``visual``.
+``model["visual_gate"]`` multiplies a sigmoid gate into the trunk map inside ``visual``.
 
-The U-Nets see 256 bins (``cfg.model.nyquist_input = True``: all 257, as the reference feeds
+The U-Nets see 256 bins (``model["nyquist_input"] = True``: all 257, as the reference feeds
 them; docs/architecture.md says why the default drops it) and predict 256; the Nyquist bin of
 the mask is padded back (side mask 0, left/right mask 1+0j: the mono passes through). No
 Python control flow depends on tensor values, inputs are never modified in place, and only the
@@ -41,16 +44,15 @@ batch dimension is dynamic. Attributes: ``mask_kind``, ``n_masks``, ``mask_bound
 
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from typing import Any, Dict, List, Mapping, Tuple
 
 import torch
 from torch import nn
 
-from streambin.train.config import Config
-from streambin.train.models.apnet import MASKS_ON_MONO_PER_MASK_ON_SUM, APNet
-from streambin.train.models.resnet import ResNet18Trunk, load_imagenet_weights, trunk_output_hw
-from streambin.train.models.unet import AudioUNet, init_weights
-from streambin.train.models.visual import C3DTrunk, VisualGate
+from streambin.nets.apnet import MASKS_ON_MONO_PER_MASK_ON_SUM, APNet
+from streambin.nets.resnet import ResNet18Trunk, trunk_output_hw
+from streambin.nets.unet import AudioUNet, init_weights
+from streambin.nets.visual import C3DTrunk, VisualGate
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -58,6 +60,24 @@ N_BINS = 257
 UNET_BINS = 256
 
 TRUNKS = ("resnet18", "resnet18_dilated", "c3d")
+
+# What model.visual_net "auto" builds for each recipe: its paper's trunk. The Sep-Stereo
+# recipes use the dilated ResNet-18 (the reference's default), every other recipe the plain one
+# (DEFAULT_VISUAL_NET). The one owner of this fact: the training recipes' ``default_visual_net``
+# reads it from here.
+RECIPE_VISUAL_NETS: Dict[str, str] = {"apnet": "resnet18_dilated", "sepstereo": "resnet18_dilated"}
+DEFAULT_VISUAL_NET = "resnet18"
+
+# Model-section keys (streambin.train.config.ModelConfig) -> BinauralGenerator arguments; a key
+# left out of a stored section (a config saved before its option existed) takes the argument's
+# default, which is the behaviour from before the option. "visual_net" is resolved apart.
+_GENERATOR_ARGS = {"arch": "arch", "ngf": "ngf", "visual_size": "visual_size",
+                   "visual_reduced_channels": "reduced_channels", "visual_frames": "visual_frames",
+                   "visual_gate": "visual_gate", "nyquist_input": "nyquist_input"}
+_REQUIRED_KEYS = ("arch", "ngf", "visual_size")
+# Keys that only matter when training starts (no effect on the network's shape or function).
+TRAINING_ONLY_KEYS = ("imagenet_weights",)
+MODEL_KEYS = tuple(_GENERATOR_ARGS) + ("visual_net",) + TRAINING_ONLY_KEYS
 
 
 class BinauralGenerator(nn.Module):
@@ -71,7 +91,7 @@ class BinauralGenerator(nn.Module):
             raise ValueError(f"arch must be 'unet' or 'apnet', got {arch!r}")
         if visual_net not in TRUNKS:
             raise ValueError(f"visual_net must be one of {TRUNKS} (\"auto\" is resolved from the recipe "
-                             f"by generator_kwargs), got {visual_net!r}")
+                             f"by generator_kwargs_from_model), got {visual_net!r}")
         self.arch = arch
         self.visual_size = (int(visual_size[0]), int(visual_size[1]))
         dilated = visual_net == "resnet18_dilated"
@@ -211,27 +231,29 @@ class BinauralGenerator(nn.Module):
                 "audio": [p for p in self.parameters() if id(p) not in ids and p.requires_grad]}
 
 
-def resolve_visual_net(cfg: Config) -> str:
-    """``cfg.model.visual_net``, with ``"auto"`` replaced by the recipe's ``default_visual_net``."""
-    if cfg.model.visual_net != "auto":
-        return cfg.model.visual_net
-    from streambin.train.recipes import get_recipe  # local: the recipes import this module
-
-    return get_recipe(cfg.recipe).default_visual_net
+def default_visual_net(recipe: str) -> str:
+    """The trunk that ``visual_net = "auto"`` means for ``recipe`` (:data:`RECIPE_VISUAL_NETS`)."""
+    return RECIPE_VISUAL_NETS.get(recipe, DEFAULT_VISUAL_NET)
 
 
-def generator_kwargs(cfg: Config) -> Dict[str, object]:
-    """The :class:`BinauralGenerator` constructor arguments of ``cfg.model`` (no weights)."""
-    m = cfg.model
-    return dict(arch=m.arch, ngf=m.ngf, visual_size=m.visual_size, reduced_channels=m.visual_reduced_channels,
-                visual_net=resolve_visual_net(cfg), visual_frames=m.visual_frames, visual_gate=m.visual_gate,
-                nyquist_input=m.nyquist_input)
+def generator_kwargs_from_model(model: Mapping[str, Any], recipe: str) -> Dict[str, Any]:
+    """The :class:`BinauralGenerator` constructor arguments of a config's model section.
 
-
-def build_generator(cfg: Config) -> BinauralGenerator:
-    """Generator for ``cfg.model`` (loads ``cfg.model.imagenet_weights`` into the trunk if set)."""
-    m = cfg.model
-    gen = BinauralGenerator(**generator_kwargs(cfg))
-    if m.imagenet_weights:
-        load_imagenet_weights(gen.trunk, m.imagenet_weights)
-    return gen
+    ``model``: a plain mapping such as a checkpoint's stored ``config["model"]``
+    (``Config.to_dict()["model"]``); ``recipe``: the config's recipe name, which resolves
+    ``visual_net = "auto"`` (or a missing ``visual_net``, the config default). Raises
+    ``ValueError`` naming the key when ``arch``, ``ngf`` or ``visual_size`` is missing or a key is
+    unknown; the values themselves are checked by :class:`BinauralGenerator`.
+    """
+    if not isinstance(model, Mapping):
+        raise ValueError(f"the model section must be a mapping, got {type(model).__name__}")
+    unknown = sorted(set(model) - set(MODEL_KEYS))
+    if unknown:
+        raise ValueError(f"unknown model keys {unknown}; accepted keys: {sorted(MODEL_KEYS)}")
+    missing = [k for k in _REQUIRED_KEYS if k not in model]
+    if missing:
+        raise ValueError(f"the model section lacks {missing}")
+    kwargs = {arg: model[key] for key, arg in _GENERATOR_ARGS.items() if key in model}
+    visual_net = model.get("visual_net", "auto")
+    kwargs["visual_net"] = default_visual_net(recipe) if visual_net == "auto" else visual_net
+    return kwargs

@@ -24,7 +24,7 @@ concatenations put the new scale's fusion first, as the reference does:
 Mask convention (the reference's): ``left`` and ``right`` are complex masks in [-1, 1] that
 multiply the spectrogram of the SUM ``L + R`` (``L^ = left * (L + R)``), so either ear can be up
 to twice the mono mix ``M = (L + R) / 2``: a source panned hard to one side is representable
-(left = 1, right = 0). :class:`~streambin.train.models.generator.BinauralGenerator` turns them
+(left = 1, right = 0). :class:`~streambin.nets.generator.BinauralGenerator` turns them
 into masks on ``M`` (times :data:`MASKS_ON_MONO_PER_MASK_ON_SUM` = 2, range [-2, 2]), the
 convention of the runtime and the losses.
 
@@ -41,7 +41,7 @@ from typing import List
 import torch
 from torch import nn
 
-from streambin.train.models.unet import mask_head, up_block
+from streambin.nets.unet import mask_head, up_block
 
 # A mask on L + R is a mask on M = (L + R) / 2 divided by 2: mask_on_M = 2 * mask_on_sum.
 MASKS_ON_MONO_PER_MASK_ON_SUM = 2.0

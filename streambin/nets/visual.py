@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from streambin.train.models.resnet import ResNet18Trunk
+from streambin.nets.resnet import ResNet18Trunk
 
 
 class C3DTrunk(nn.Module):
