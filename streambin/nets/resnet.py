@@ -52,6 +52,17 @@ class BasicBlock(nn.Module):
         return self.relu(out + identity)
 
 
+def init_like_torchvision(module: nn.Module) -> None:
+    """torchvision's ResNet initialisation, in place: kaiming fan_out for every 2-D/3-D conv,
+    batch-norm weight 1 and bias 0 (the trunks are trained from scratch here)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Conv3d)):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm3d)):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
 class ResNet18Trunk(nn.Module):
     """ResNet-18 up to layer4: ``(B, 3, H, W)`` -> ``(B, 512, h, w)``, ``(h, w) =
     trunk_output_hw(H, W, dilated)``; ``dilated``: see the module docstring."""
@@ -69,13 +80,7 @@ class ResNet18Trunk(nn.Module):
         self.layer2 = nn.Sequential(BasicBlock(64, 128, 2), BasicBlock(128, 128))
         self.layer3 = nn.Sequential(BasicBlock(128, 256, 2), BasicBlock(256, 256))
         self.layer4 = nn.Sequential(BasicBlock(256, 512, 2), BasicBlock(512, 512))
-        # torchvision's initialisation (kaiming fan_out for convs, BN weight 1 / bias 0).
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_like_torchvision(self)
         if self.dilated:
             _dilate_without_stride(self.layer4, dilation=2)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from streambin.nets.resnet import ResNet18Trunk
+from streambin.nets.resnet import ResNet18Trunk, init_like_torchvision
 
 
 class C3DTrunk(nn.Module):
@@ -38,12 +38,7 @@ class C3DTrunk(nn.Module):
                        nn.MaxPool3d((tp, 2, 2), (tp, 2, 2), ceil_mode=True)]
             c_in = c_out
         self.features = nn.Sequential(*layers)
-        for m in self.modules():
-            if isinstance(m, nn.Conv3d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm3d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_like_torchvision(self)
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
         if clip.dim() != 5 or clip.shape[1] != 3 or clip.shape[2] != self.frames:
