@@ -175,12 +175,57 @@ def measure_latency() -> list:
     return rows
 
 
+def engine_only_rtf(rounds: int, seconds: float = 10.0) -> dict:
+    """The engine alone (audio net replaced by a fixed output, no camera): what the two paths'
+    DSP costs, without the networks' share of the noisy, shared CPU. The paths alternate within
+    each round, so a slow spell of the machine hits both; besides the medians, the median of
+    the per-round ratios full band / resampling is the figure to compare."""
+    engine = {}
+    for rate in (44100, 48000):
+        x = np.random.default_rng(1).standard_normal(int(seconds * rate)).astype(np.float32) * 0.1
+        runs = {"full_band": [], "resampling": []}
+        stages = {}
+        for _ in range(rounds):
+            for path in runs:
+                _, elapsed, sp = run_engine(x, rate=rate, fixed_masks=True, block_frames=1, lookahead_frames=2,
+                                            full_band=path == "full_band")
+                runs[path].append(elapsed / seconds)
+                stages[path] = {k: round(v / seconds, 2) for k, v in sp.stats["stage_ms"].items()}
+        ratios = np.array(runs["full_band"]) / np.array(runs["resampling"])
+        engine[str(rate)] = {**{p: {"median": float(np.median(v)), "min": float(np.min(v)),
+                                    "runs": [round(t, 5) for t in v],
+                                    "stage_ms_per_audio_second_last_run": stages[p]} for p, v in runs.items()},
+                             "full_band_over_resampling": {"median": float(np.median(ratios)),
+                                                           "runs": [round(float(r), 3) for r in ratios]}}
+    return engine
+
+
+def write_cost_only(rounds: int, out=None) -> int:
+    if rounds < 1:
+        raise SystemExit(f"--cost-only needs at least 1 round, got {rounds}")
+    result = {"machine": machine_description(), "chunk_samples": CHUNK, "model": "default",
+              "backend": "onnxruntime (cpu), audio net output fixed", "block_frames": 1, "lookahead_frames": 2,
+              "engine_only_rtf": engine_only_rtf(rounds)}
+    print("engine only RTF:", json.dumps(result["engine_only_rtf"], indent=1))
+    out = out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
+                              f"full-band-cost-{machine_slug(result['machine'])}.json")
+    with open(out, "w") as f:
+        json.dump(result, f, indent=1)
+    print("wrote", out)
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--scenes", type=int, default=6)
     ap.add_argument("--seconds", type=float, default=6.0)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--cost-only", type=int, metavar="ROUNDS", default=None,
+                    help="only time the engine alone (both paths alternated, ROUNDS rounds) and write "
+                         "results/full-band-cost-<machine>.json")
     args = ap.parse_args(argv)
+    if args.cost_only is not None:
+        return write_cost_only(args.cost_only, args.out)
     paths = {"full_band": True, "resampling": False}
     result = {"machine": machine_description(), "sample_rate": RATE, "chunk_samples": CHUNK,
               "model": "default", "backend": "onnxruntime (cpu)", "block_frames": 1}
@@ -260,19 +305,7 @@ def main(argv=None) -> int:
                          "stage_ms_per_audio_second": stages[p]} for p, v in timings.items()}
     print("RTF:", json.dumps(result["rtf"], indent=1))
 
-    # The engine alone (audio net replaced by a fixed output, no camera): what the two paths'
-    # DSP costs, without the networks' share of the noisy, shared CPU.
-    engine = {}
-    for rate in (44100, 48000):
-        x = np.random.default_rng(1).standard_normal(10 * rate).astype(np.float32) * 0.1
-        runs = {p: [] for p in paths}
-        for _ in range(5):
-            for path, full in paths.items():
-                _, seconds, _ = run_engine(x, rate=rate, fixed_masks=True, block_frames=1, lookahead_frames=2,
-                                           full_band=full)
-                runs[path].append(seconds / 10.0)
-        engine[str(rate)] = {p: {"median": float(np.median(v)), "runs": [round(t, 5) for t in v]}
-                             for p, v in runs.items()}
+    engine = engine_only_rtf(rounds=5)
     result["engine_only_rtf"] = engine
     print("engine only RTF:", json.dumps(engine, indent=1))
 

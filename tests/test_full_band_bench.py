@@ -1,6 +1,7 @@
 """benchmarks/full_band.py: its measures on signals with known answers (not speed)."""
 
 import numpy as np
+import pytest
 
 from benchmarks import full_band as fb
 
@@ -32,3 +33,19 @@ def test_run_engine_aligns_the_output(tiny_unet):
     assert sp.full_band and seconds > 0
     assert y.shape == (2, len(x))
     np.testing.assert_allclose((y[0] + y[1]) / 2, x, atol=1e-5)   # side mask: the mid is the input
+
+
+def test_engine_only_rtf_pairs_the_paths_per_round():
+    cost = fb.engine_only_rtf(rounds=2, seconds=0.5)
+    assert set(cost) == {"44100", "48000"}
+    for rate in cost.values():
+        full, resampling = rate["full_band"]["runs"], rate["resampling"]["runs"]
+        assert len(full) == len(resampling) == 2 and min(full + resampling) > 0
+        ratios = rate["full_band_over_resampling"]["runs"]
+        np.testing.assert_allclose(ratios, np.array(full) / np.array(resampling), rtol=0.01)
+        assert abs(rate["full_band"]["min"] - min(full)) < 1e-5     # runs are rounded to 5 digits
+
+
+def test_cost_only_refuses_zero_rounds():
+    with pytest.raises(SystemExit, match="at least 1 round"):
+        fb.write_cost_only(0)
