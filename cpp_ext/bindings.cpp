@@ -232,6 +232,50 @@ void init_streaming_istft(py::module_& m) {
       .def("reset", [](Istft& self) { self.run([](streambin::StreamingIstft& s) { s.reset(); }); });
 }
 
+void init_chirp_z(py::module_& m) {
+  using Czt = Locked<streambin::ChirpZ>;
+  py::class_<Czt>(m, "ChirpZ")
+      .def(py::init([](const py::array& pre, const py::array& kernel_fft, const py::array& post_pos,
+                       const py::array& post_neg) {
+             require<std::complex<float>>(pre, 1, "ChirpZ(pre)", "(window,) complex64");
+             require<std::complex<float>>(kernel_fft, 1, "ChirpZ(kernel_fft)", "(fft_size,) complex64");
+             require<std::complex<float>>(post_pos, 1, "ChirpZ(post_pos)", "(n_out,) complex64");
+             require<std::complex<float>>(post_neg, 1, "ChirpZ(post_neg)", "(n_out,) complex64");
+             if (post_neg.shape(0) != post_pos.shape(0))
+               throw py::value_error("ChirpZ(post_neg): expected " + shape_of(post_pos) +
+                                     " complex64 like post_pos, got " + shape_of(post_neg));
+             auto ptr = [](const py::array& a) { return reinterpret_cast<const cfloat*>(a.data()); };
+             return new Czt(ptr(pre), static_cast<int>(pre.shape(0)), ptr(kernel_fft),
+                            static_cast<int>(kernel_fft.shape(0)), ptr(post_pos), ptr(post_neg),
+                            static_cast<int>(post_pos.shape(0)));
+           }), py::arg("pre"), py::arg("kernel_fft"), py::arg("post_pos"), py::arg("post_neg"))
+      .def_property_readonly("window", [](const Czt& self) { return self.fixed().window(); })
+      .def_property_readonly("fft_size", [](const Czt& self) { return self.fixed().fft_size(); })
+      .def_property_readonly("n_out", [](const Czt& self) { return self.fixed().n_out(); })
+      .def("run", [](Czt& self, const py::array& x, int64_t start, int64_t hop, py::array& out) {
+             const streambin::ChirpZ& c = self.fixed();
+             require<float>(x, 1, "ChirpZ.run(samples)", "(m,) float32");
+             require<std::complex<float>>(out, 2, "ChirpZ.run(out)", "(k, n_out) complex64");
+             const int64_t k = out.shape(0), m = x.shape(0);
+             if (out.shape(1) != c.n_out())
+               throw py::value_error("ChirpZ.run(out): expected (k, " + std::to_string(c.n_out()) +
+                                     ") complex64, got " + shape_of(out));
+             if (start < 0 || hop < 1)
+               throw py::value_error("ChirpZ.run: expected start >= 0 and hop >= 1, got start=" +
+                                     std::to_string(start) + " hop=" + std::to_string(hop));
+             if (k > 0 && start + (k - 1) * hop + c.window() > m)
+               throw py::value_error("ChirpZ.run(samples): " + std::to_string(k) + " windows of " +
+                                     std::to_string(c.window()) + " samples from " + std::to_string(start) +
+                                     " every " + std::to_string(hop) + " need m >= " +
+                                     std::to_string(start + (k - 1) * hop + c.window()) + ", got " + shape_of(x));
+             const float* src = static_cast<const float*>(x.data()) + start;
+             cfloat* dst = reinterpret_cast<cfloat*>(out.mutable_data());
+             self.run([&](streambin::ChirpZ& z) { z.run(src, k, hop, dst); });
+           }, py::arg("samples"), py::arg("start"), py::arg("hop"), py::arg("out"),
+           "out[t] = the chirp-z transform of samples[start + t*hop : start + t*hop + window], "
+           "t < k = out.shape[0]: (m,) float32 in, (k, n_out) complex64 out.");
+}
+
 void init_mask(py::module_& m) {
   m.def("apply_mask", [](const py::array& spec, const py::array& mask, py::array& out, int mode) {
           // The mask may be a strided view (a slice of the model output): read in place.
@@ -388,7 +432,7 @@ void init_cuda(py::module_& m) {
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
-  m.doc() = "streambin native DSP core: streaming STFT/ISTFT, complex-mask multiply, offline transforms.";
+  m.doc() = "streambin native DSP core: streaming STFT/ISTFT, complex-mask multiply, chirp-z transform, offline transforms.";
 #ifdef STREAMBIN_WITH_CUDA
   m.attr("built_with_cuda") = true;
 #else
@@ -397,6 +441,7 @@ PYBIND11_MODULE(_C, m) {
   init_params(m);
   init_streaming_stft(m);
   init_streaming_istft(m);
+  init_chirp_z(m);
   init_mask(m);
   init_offline(m);
 #ifdef STREAMBIN_WITH_CUDA

@@ -1,4 +1,5 @@
-"""Streaming and offline STFT/ISTFT and complex-mask multiply: the Python API over streambin._C.
+"""Streaming and offline STFT/ISTFT, complex-mask multiply and a chirp-z transform: the Python API
+over streambin._C.
 
 Where the native extension could not be built, the same API runs on streambin.numpy_core (pure
 numpy, same results, slower, no CUDA), with one warning at import.
@@ -54,6 +55,8 @@ __all__ = [
     "StreamingSTFT",
     "StreamingISTFT",
     "apply_mask",
+    "ChirpZ",
+    "is_fast_fft_size",
     "stft",
     "istft",
     "has_cuda",
@@ -247,6 +250,95 @@ def apply_mask(spec: np.ndarray, mask: np.ndarray, out: np.ndarray | None = None
         out = out[None]
     _C.apply_mask(spec, mask, out, _MASK_MODES[mode])
     return out
+
+
+#: The prime factors of the FFT sizes KissFFT runs with its fast radix-2/3/4/5 steps.
+FAST_FFT_FACTORS = (2, 3, 5)
+
+
+def is_fast_fft_size(n: int) -> bool:
+    """Whether ``n >= 1`` has no prime factor but 2, 3 and 5 (:data:`FAST_FFT_FACTORS`)."""
+    n = int(n)
+    for p in FAST_FFT_FACTORS:
+        while n > 1 and n % p == 0:
+            n //= p
+    return n == 1
+
+
+class ChirpZ:
+    """Spectra of real windows at evenly spaced frequencies that need not be FFT bins (chirp-z).
+
+    :meth:`run` writes, for each window ``x`` of ``W = len(window)`` samples and ``j < n_out``,
+    ``gain[j] * sum_n window[n] * x[n] * exp(-2j * pi * step * j * n)``: the windowed samples'
+    spectrum at ``j * step`` cycles per sample. Bluestein's algorithm on the samples packed in
+    pairs (even + 1j * odd, told apart afterwards by a real signal's conjugate symmetry): per
+    window one complex FFT and one inverse of ``fft_size``, the smallest size with only the
+    factors 2, 3, 5 that is >= ``W / 2 + 2 * n_out - 2`` (1080 for W = 1102, n_out = 257, where
+    the unpacked transform takes 1440). The chirps are computed here in float64 and run in
+    complex64 by the native core (float32 precision: within 1e-5 of the spectrum's peak). Nothing
+    is allocated per call; one object may be shared by threads (a lock per object).
+
+    Args:
+        window: ``(W,)`` real, W even and >= 2.
+        step: cycles per sample between neighbouring outputs.
+        n_out: outputs per window (>= 1).
+        gain: ``(n_out,)`` complex factors, one per output (default ones).
+    """
+
+    def __init__(self, window: np.ndarray, step: float, n_out: int, gain: np.ndarray | None = None):
+        window = np.asarray(window)
+        if window.dtype.kind not in "fiu" or window.ndim != 1 or len(window) < 2 or len(window) % 2:
+            raise ValueError(f"ChirpZ(window): expected a real (W,) array with W even and >= 2, got dtype "
+                             f"{window.dtype} shape {window.shape}")
+        if isinstance(n_out, bool) or not isinstance(n_out, (int, np.integer)) or n_out < 1:
+            raise ValueError(f"ChirpZ(n_out): expected an integer >= 1, got {n_out!r}")
+        if not np.isfinite(step):
+            raise ValueError(f"ChirpZ(step): expected a finite number of cycles per sample, got {step!r}")
+        gain = np.ones(n_out) if gain is None else np.asarray(gain)
+        if gain.shape != (n_out,) or gain.dtype.kind not in "fiuc":
+            raise ValueError(f"ChirpZ(gain): expected ({n_out},) numbers, got dtype {gain.dtype} shape {gain.shape}")
+        W, n_out = len(window), int(n_out)
+        half, centre = W // 2, n_out - 1
+        L = next(n for n in range(half + 2 * n_out - 2, 4 * (W + n_out)) if is_fast_fft_size(n))
+        sigma = 2.0 * float(step)                 # cycles per pair of samples between outputs
+
+        def chirp(e):                             # exp(-i pi sigma e)
+            return np.exp(-1j * np.pi * sigma * np.asarray(e, np.float64))
+
+        # The packed pairs' transform Z at sigma * (q - centre) cycles per pair, q < 2 n_out - 1
+        # (the outputs' frequencies and their negatives), by Bluestein: q m = (q^2 + m^2 - (q - m)^2) / 2.
+        m = np.arange(half, dtype=np.float64)
+        g = np.exp(2j * np.pi * sigma * centre * m) * chirp(m * m)
+        w = window.astype(np.float64)
+        pre = np.empty(W, np.complex128)
+        pre[0::2] = w[0::2] * g                   # even samples: real part of the pair
+        pre[1::2] = 1j * w[1::2] * g              # odd samples: imaginary part
+        q = np.arange(2 * n_out - 1, dtype=np.float64)
+        kernel = np.zeros(L, np.complex128)
+        kernel[:len(q)] = chirp(-q * q)
+        kernel[L - np.arange(1, half)] = chirp(-np.arange(1, half, dtype=np.float64) ** 2)
+        # With Zp = Z(+f_j), Zm = Z(-f_j): even half E = (Zp + conj Zm) / 2, odd half
+        # O = (Zp - conj Zm) / 2i, spectrum E + exp(-2 pi i step j) O.
+        j = np.arange(n_out, dtype=np.float64)
+        odd = np.exp(-2j * np.pi * float(step) * j)
+        post_pos = gain * (1 - 1j * odd) / 2 * chirp((centre + j) ** 2)
+        post_neg = gain * (1 + 1j * odd) / 2 * np.conj(chirp((centre - j) ** 2))
+        self._impl = _C.ChirpZ(pre.astype(np.complex64), np.fft.fft(kernel).astype(np.complex64),
+                               post_pos.astype(np.complex64), post_neg.astype(np.complex64))
+        self.window_length, self.n_out, self.fft_size = W, n_out, L
+
+    def run(self, samples: np.ndarray, start: int, hop: int, out: np.ndarray) -> None:
+        """Transform ``k = out.shape[0]`` windows: window ``t`` is ``samples[start + t * hop:][:W]``.
+
+        Args:
+            samples: ``(m,)`` float32, C-contiguous, ``m >= start + (k - 1) * hop + W``.
+            start, hop: first window's first sample (>= 0) and the step between windows (>= 1).
+            out: ``(k, n_out)`` complex64, C-contiguous, written.
+
+        Anything else raises ``ValueError`` naming the expected shape and dtype (nothing is
+        converted: this runs per block).
+        """
+        self._impl.run(samples, int(start), int(hop), out)
 
 
 def _pad_for(x: np.ndarray, n_fft: int, win_length: int, hop_size: int, framing: str, pad_mode: str):

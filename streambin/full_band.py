@@ -30,24 +30,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from streambin import dsp
+
 #: The model's band whose masks set the level above it (Hz), its upper octave.
 REFERENCE_BAND_HZ = (4000.0, 8000.0)
 #: Width (Hz) below the model's Nyquist over which its masks cross-fade into the extension.
 BLEND_HZ = 500.0
 #: Time constant (ms) of the extension's smoothing over frames.
 SMOOTHING_MS = 50.0
-# Prime factors an FFT size's half may have (KissFFT's real transform runs a complex FFT of
-# n_fft / 2 with fast radix-2/3/4/5 steps; measured at 44.1 kHz, streaming ISTFT of both ears:
-# 1408 = 2^7 * 11 took 200 us per frame, 1440 = 2^5 * 3^2 * 5 105 us).
-_FFT_FACTORS = (2, 3, 5)
-
-
-def _smooth(n: int) -> bool:
-    for p in _FFT_FACTORS:
-        while n % p == 0:
-            n //= p
-    return n == 1
-
 
 @dataclass(frozen=True)
 class DeviceGrid:
@@ -104,7 +94,10 @@ def device_grid(sample_rate: int, model_rate: int, n_fft: int, win_length: int, 
     ratio = sample_rate / model_rate
     win_d = 2 * int(round(win_length * ratio / 2))
     target = n_fft * ratio
-    candidates = [n for n in range(win_d + win_d % 2, int(2 * target) + 2, 2) if _smooth(n // 2)]
+    # KissFFT's real transform runs a complex FFT of n_fft / 2, fast with only the factors 2, 3, 5
+    # (measured at 44.1 kHz, streaming ISTFT of both ears: 1408 = 2^7 * 11 took 200 us per frame,
+    # 1440 = 2^5 * 3^2 * 5 105 us).
+    candidates = [n for n in range(win_d + win_d % 2, int(2 * target) + 2, 2) if dsp.is_fast_fft_size(n // 2)]
     n_fft_d = min(candidates, key=lambda n: (abs(n - target), n))
     return DeviceGrid(int(sample_rate), n_fft_d, win_d, hop * sample_rate // model_rate, int(model_rate), int(n_fft),
                       int(win_length))
@@ -142,34 +135,22 @@ class FullBandMapper:
 
         # Network input. Exact grid: model bin j is device bin j, times the scale. Otherwise
         # (44.1 kHz) the model's frequencies are evaluated on the device frame's windowed samples
-        # by a chirp-z transform (Bluestein: two FFTs of a 5-smooth length >= W + model_bins - 1),
-        # the phase referred to the model window's centre in time (the device window's sits 6 us
-        # off at 44.1 kHz, which alone cost -16 dB) and given the model frame's (-1)^j of a
+        # by a chirp-z transform (dsp.ChirpZ: Bluestein, two FFTs of 1080 per frame in the native
+        # core), the phase referred to the model window's centre in time (the device window's sits
+        # 6 us off at 44.1 kHz, which alone cost -16 dB) and given the model frame's (-1)^j of a
         # window centred in its frame. Measured alternatives: interpolating neighbouring device
         # bins missed the network input by -16 dB on white noise; a DFT matrix took ~1 ms per
-        # frame on 2 cores, an FFT zero-padded to 7056 (bins on the model's) 0.2 ms, this 0.1 ms.
+        # frame on 2 cores, an FFT zero-padded to 7056 (bins on the model's) 0.2 ms, Bluestein in
+        # numpy (two complex128 FFTs of 1440) 37 us.
         if not grid.exact:
             W = grid.win_length
-            L = next(n for n in range(W + Fm - 1, 4 * (W + Fm)) if _smooth(n))
-            step = grid.model_bin_hz / grid.sample_rate            # cycles per sample between bins
-
-            def chirp(e):                                          # w^(e/2), w = exp(-2 pi i step)
-                return np.exp(-1j * np.pi * step * np.asarray(e, np.float64))
-
             n, j = np.arange(W, dtype=np.float64), np.arange(Fm, dtype=np.float64)
             window = 0.5 - 0.5 * np.cos(2 * np.pi * n / W)          # periodic Hann
-            self._czt_pre = window * chirp(n * n)                   # (W,) complex128
-            kernel = np.zeros(L, np.complex128)
-            kernel[:Fm] = chirp(-j * j)
-            kernel[L - np.arange(1, W)] = chirp(-np.arange(1, W, dtype=np.float64) ** 2)
-            self._czt_kernel = np.fft.fft(kernel)
             centre_s = grid.model_win_length / 2 / grid.model_rate  # before the frame's newest sample
             f = j * grid.model_bin_hz
-            self._czt_post = (chirp(j * j) * scale * np.where(np.arange(Fm) % 2 == 0, 1.0, -1.0)
-                              * np.exp(-2j * np.pi * f * (centre_s - W / grid.sample_rate)))
-            self._czt_a = np.zeros((b, L), np.complex128)           # zero beyond W, written below W only
-            self._czt_f = np.zeros((b, L), np.complex128)
-            self._czt_sel = np.zeros((b, Fm), np.complex128)
+            gain = (scale * np.where(np.arange(Fm) % 2 == 0, 1.0, -1.0)
+                    * np.exp(-2j * np.pi * f * (centre_s - W / grid.sample_rate)))
+            self._czt = dsp.ChirpZ(window, grid.model_bin_hz / grid.sample_rate, Fm, gain)
 
         # Masks: device bins up to the model's Nyquist from model position q_k.
         nyquist = grid.model_rate / 2
@@ -233,20 +214,7 @@ class FullBandMapper:
             raise ValueError(f"to_model_bins: needs samples (m >= {W + (k - 1) * hop},) float32 at "
                              f"{self.grid.sample_rate} Hz, got {None if samples is None else samples.shape}")
         # Frame t's window: the W samples ending (k - 1 - t) hops before the newest one.
-        start = len(samples) - W - (k - 1) * hop
-        a, spec = self._czt_a[:k], self._czt_f[:k]
-        for t in range(k):
-            np.copyto(a[t, :W], samples[start + t * hop:start + t * hop + W])
-            np.multiply(a[t, :W], self._czt_pre, out=a[t, :W])
-        np.fft.fft(a, axis=1, out=spec)
-        for t in range(k):
-            np.multiply(spec[t], self._czt_kernel, out=spec[t])
-        np.fft.ifft(spec, axis=1, out=spec)
-        sel = self._czt_sel[:k]
-        np.copyto(sel, spec[:, :Fm])
-        for t in range(k):
-            np.multiply(sel[t], self._czt_post, out=sel[t])
-        np.copyto(out, sel)
+        self._czt.run(samples, len(samples) - W - (k - 1) * hop, hop, out)
 
     # ------------------------------------------------------------------ masks
 

@@ -210,6 +210,46 @@ def apply_mask(spec, mask, out, mode: int = 0) -> None:
         out[:] = spec[None] * m
 
 
+class ChirpZ:
+    """Chirp-z transform of real windows from the vectors streambin.dsp.ChirpZ builds: samples
+    packed in pairs through ``pre``, Bluestein's convolution with ``kernel_fft``, outputs
+    ``post_pos[j] g[c + j] + post_neg[j] conj(g[c - j])`` with ``c = n_out - 1`` (as
+    cpp_ext/cpu/chirp_z.cpp)."""
+
+    def __init__(self, pre, kernel_fft, post_pos, post_neg):
+        _require(pre, 1, np.complex64, "ChirpZ(pre)", "(window,) complex64")
+        _require(kernel_fft, 1, np.complex64, "ChirpZ(kernel_fft)", "(fft_size,) complex64")
+        _require(post_pos, 1, np.complex64, "ChirpZ(post_pos)", "(n_out,) complex64")
+        _require(post_neg, 1, np.complex64, "ChirpZ(post_neg)", "(n_out,) complex64")
+        if post_neg.shape != post_pos.shape:
+            raise ValueError(f"ChirpZ(post_neg): expected {post_pos.shape} complex64 like post_pos, got {post_neg.shape}")
+        w, n, n_out = len(pre), len(kernel_fft), len(post_pos)
+        if w < 2 or w % 2 or n < w // 2 + 2 * n_out - 2:
+            raise ValueError(f"ChirpZ: need an even window >= 2, n_out >= 1 and an FFT size >= window/2 + "
+                             f"2*n_out - 2 (else the circular convolution wraps), got window={w} n_out={n_out} "
+                             f"fft size={n}")
+        self.window, self.fft_size, self.n_out = w, n, n_out
+        self._pre = pre.reshape(w // 2, 2).copy()
+        self._kernel, self._pos, self._neg = kernel_fft.copy(), post_pos.copy(), post_neg.copy()
+
+    def run(self, samples, start: int, hop: int, out) -> None:
+        _require(samples, 1, np.float32, "ChirpZ.run(samples)", "(m,) float32")
+        _require(out, 2, np.complex64, "ChirpZ.run(out)", "(k, n_out) complex64")
+        k, w, c = out.shape[0], self.window, self.n_out - 1
+        if out.shape[1] != self.n_out:
+            raise ValueError(f"ChirpZ.run(out): expected (k, {self.n_out}) complex64, got {out.shape}")
+        if start < 0 or hop < 1:
+            raise ValueError(f"ChirpZ.run: expected start >= 0 and hop >= 1, got start={start} hop={hop}")
+        if k > 0 and start + (k - 1) * hop + w > len(samples):
+            raise ValueError(f"ChirpZ.run(samples): {k} windows of {w} samples from {start} every {hop} need "
+                             f"m >= {start + (k - 1) * hop + w}, got {samples.shape}")
+        if k == 0:
+            return
+        frames = samples[start + hop * np.arange(k)[:, None] + np.arange(w)].reshape(k, w // 2, 2)
+        g = np.fft.ifft(np.fft.fft((frames * self._pre).sum(axis=2), n=self.fft_size, axis=1) * self._kernel, axis=1)
+        out[:] = self._pos * g[:, c:2 * c + 1] + self._neg * np.conj(g[:, c::-1])
+
+
 def stft_frames(x, n_fft: int, win_length: int, hop: int) -> np.ndarray:
     """Unpadded framing STFT: ``(batch, n)`` float32 -> ``(batch, 1 + (n - n_fft)//hop, n_bins)``."""
     n_fft, win_length, hop = _params(n_fft, win_length, hop)

@@ -158,6 +158,90 @@ def test_offline_center_framing_matches_torch(rng):
     np.testing.assert_allclose(back, x, atol=1e-5, rtol=0)
 
 
+# ------------------------------------------------------------------------------ chirp-z transform
+
+
+def direct_dft(x, window, step, n_out, gain, start, hop, k):
+    """ChirpZ's definition in complex128: gain[j] sum_n window[n] x[start + t*hop + n] e^(-2 pi i step j n)."""
+    W = len(window)
+    frames = np.stack([x[start + t * hop:start + t * hop + W] for t in range(k)]).astype(np.float64) * window
+    return frames @ np.exp(-2j * np.pi * step * np.outer(np.arange(W), np.arange(n_out))) * gain
+
+
+@pytest.mark.parametrize("core", ["native", "numpy"])
+@pytest.mark.parametrize("W,n_out,step,k", [
+    (1102, 257, 31.25 / 44100, 1), (1102, 257, 31.25 / 44100, 4),   # the 44.1 kHz full-band engine's
+    (400, 257, 1 / 512, 2),                                            # bins of a 512-point FFT
+    (64, 40, 0.3, 3), (2, 1, 0.1, 2), (10, 7, -0.05, 1),
+])
+def test_chirp_z_equals_the_direct_dft(core, W, n_out, step, k, rng, monkeypatch):
+    if core == "numpy":
+        monkeypatch.setattr(dsp, "_C", numpy_core)
+    window = rng.uniform(0.1, 1.0, W)
+    gain = rng.standard_normal(n_out) + 1j * rng.standard_normal(n_out)
+    start, hop = 5, max(1, W // 3)
+    x = rng.standard_normal(start + (k - 1) * hop + W + 7).astype(np.float32)
+    czt = dsp.ChirpZ(window, step, n_out, gain)
+    assert czt.fft_size >= W // 2 + 2 * n_out - 2 and dsp.is_fast_fft_size(czt.fft_size)
+    out = np.full((k, n_out), np.nan, np.complex64)
+    czt.run(x, start, hop, out)
+    ref = direct_dft(x, window, step, n_out, gain, start, hop, k)
+    assert np.abs(out - ref).max() <= 1e-5 * np.abs(ref).max()
+    czt.run(x, start, hop, out[:0])                        # no windows: nothing to do
+
+
+@pytest.mark.parametrize("core", ["native", "numpy"])
+def test_chirp_z_rejects_bad_input(core, monkeypatch):
+    if core == "numpy":
+        monkeypatch.setattr(dsp, "_C", numpy_core)
+    for args, match in [((np.ones(5), 0.01, 3), r"W even"), ((np.ones((2, 4)), 0.01, 3), r"real \(W,\)"),
+                        ((np.ones(8), 0.01, 0), "n_out"), ((np.ones(8), np.nan, 3), "step"),
+                        ((np.ones(8), 0.01, 3, np.ones(4)), r"gain\): expected \(3,\)")]:
+        with pytest.raises(ValueError, match=match):
+            dsp.ChirpZ(*args)
+    czt, x, out = dsp.ChirpZ(np.ones(8), 0.01, 3), np.zeros(20, np.float32), np.zeros((2, 3), np.complex64)
+    for call, match in [
+        (lambda: czt.run(x.astype(np.float64), 0, 4, out), r"run\(samples\): expected a C-contiguous \(m,\) float32"),
+        (lambda: czt.run(x[::2], 0, 1, out), r"C-contiguous \(m,\) float32"),
+        (lambda: czt.run(x, 0, 4, np.zeros((2, 4), np.complex64)), r"run\(out\): expected \(k, 3\) complex64"),
+        (lambda: czt.run(x, 0, 4, out.astype(np.complex128)), r"run\(out\): expected a C-contiguous"),
+        (lambda: czt.run(x, 0, 13, out), r"2 windows of 8 samples from 0 every 13 need m >= 21"),
+        (lambda: czt.run(x, -1, 4, out), "start >= 0 and hop >= 1"),
+        (lambda: czt.run(x, 0, 0, out), "start >= 0 and hop >= 1"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            call()
+    with pytest.raises(ValueError, match="FFT size >= window/2"):   # the core's own check
+        dsp._C.ChirpZ(np.ones(8, np.complex64), np.ones(4, np.complex64), np.ones(3, np.complex64),
+                      np.ones(3, np.complex64))
+
+
+def test_one_chirp_z_shared_by_threads(rng):
+    """Threads running ONE ChirpZ at once (the native runs with the GIL released, its scratch
+    buffers guarded by the object's lock) each get their own input's transform."""
+    czt = dsp.ChirpZ(np.hanning(1102), 31.25 / 44100, 257)
+    inputs = [rng.standard_normal(1102 + 3 * 441).astype(np.float32) for _ in range(4)]
+    expected = []
+    for x in inputs:
+        expected.append(np.zeros((4, 257), np.complex64))
+        czt.run(x, 0, 441, expected[-1])
+    bad = []
+
+    def work(i):
+        out = np.zeros((4, 257), np.complex64)
+        for _ in range(200):
+            czt.run(inputs[i], 0, 441, out)
+            if not np.array_equal(out, expected[i]):
+                bad.append(i)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not bad
+
+
 # ------------------------------------------------------------------------------ bad input
 
 @pytest.mark.parametrize("bad,err,match", [

@@ -103,7 +103,7 @@ def test_bad_input_is_refused_as_native():
         np.ones(160, np.float32)), rtol=1e-5)  # the refused push left no trace
 
 
-@pytest.mark.parametrize("rate", [16000, 48000])
+@pytest.mark.parametrize("rate", [16000, 44100, 48000])
 def test_spatializer_output_equal_on_numpy_dsp(tiny_unet, rate, monkeypatch, rng):
     from streambin.spatializer import Spatializer
 

@@ -77,6 +77,36 @@ class StreamingIstft {
   std::vector<float> scratch_;    // n_fft
 };
 
+// Chirp-z transform (Bluestein) of real windows of fixed even length w: n_out complex values
+// per window, at frequencies and with gains the caller's vectors define (streambin/dsp.py's
+// ChirpZ builds them). The samples are packed in pairs, a[m] = pre[2m] x[2m] + pre[2m+1] x[2m+1]
+// (m < w/2, zero-padded to n), so the two complex FFTs are of size n >= w/2 + 2 n_out - 2, not
+// w + n_out - 1; g = ifft(fft(a) * kernel_fft) / n, c = n_out - 1, and
+//   out[j] = post_pos[j] g[c + j] + post_neg[j] conj(g[c - j]),  j < n_out
+// (the pair's even and odd halves separated through a real signal's conjugate symmetry).
+// All buffers are allocated in the constructor.
+class ChirpZ {
+ public:
+  // pre: w, kernel_fft: n, post_pos and post_neg: n_out complex values (copied).
+  ChirpZ(const cfloat* pre, int w, const cfloat* kernel_fft, int n, const cfloat* post_pos, const cfloat* post_neg,
+         int n_out);
+  ~ChirpZ();
+  ChirpZ(const ChirpZ&) = delete;
+  ChirpZ& operator=(const ChirpZ&) = delete;
+  // k windows, window t the w samples from x + t * hop; out: (k, n_out) contiguous.
+  void run(const float* x, int64_t k, int64_t hop, cfloat* out);
+  int window() const { return w_; }
+  int fft_size() const { return n_; }
+  int n_out() const { return n_out_; }
+
+ private:
+  int w_, n_, n_out_;
+  std::vector<cfloat> pre_, kernel_, pos_, neg_;  // pos_ and neg_ carry the inverse FFT's 1/n
+  std::vector<cfloat> time_, freq_, conv_;        // n each: packed input, its FFT, the convolution
+  void* fwd_;                                     // kiss_fft_cfg
+  void* inv_;
+};
+
 // Mask multiply. spec: (k, F) mono spectrogram frames. mask: real/imag planes addressed
 // with element strides (c, part, f, t) so a slice of the model output (C, 2, F, T) can be
 // read in place. Modes:
