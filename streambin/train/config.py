@@ -197,6 +197,9 @@ class RecipesConfig:
     # avconsistency: (side MSE on labelled clips, consistency BCE)
     avc_lambdas: Tuple[float, float] = (1.0, 0.01)
     avc_labelled_fraction: float = 1.0
+    # False: the supervised control of a semi-supervised run: the unlabelled clips are left out
+    # of training, so what the consistency loss gains from them can be measured.
+    avc_unlabelled_clips: bool = True
     avc_ramp_width: float = 0.1          # sigmoid ramp width, fraction of the image width
     avc_ild_scale_db: float = 3.0        # ILD (dB) giving a target of sigmoid(1) = 0.73
     avc_temperature: float = 0.1         # softmax temperature of the cosine co-attention

@@ -160,6 +160,14 @@ class _BinauralBase(Dataset):
         """Select the epoch whose random crops/flips items draw (see the module docstring)."""
         self.epoch = int(epoch)
 
+    def keep_clips(self, keep) -> None:
+        """Restrict the set to the clips whose name ``keep(name)`` accepts (order kept); raises
+        ValueError when none is left, since an empty training set cannot train."""
+        kept = [c for c in self.clips if keep(c)]
+        if not kept:
+            raise ValueError(f"no clip of the {len(self.clips)} is kept by {keep!r}")
+        self.clips = kept
+
     def __len__(self) -> int:
         return len(self.clips)
 

@@ -111,11 +111,16 @@ def make_dataset(cfg: Config, split: str, train: bool) -> Dataset:
               blank_prob=cfg.data.blank_prob if train else 0.0)
     kw.update(get_recipe(cfg.recipe).dataset_options(cfg))  # opt-in item fields the recipe needs
     if cfg.data.format == "sim":
-        return data_mod.SimBinauralDataset(cfg.data.root, split, **kw)
-    if not cfg.data.fairplay_split_dir:
-        raise ValueError("data.format is 'fairplay' but data.fairplay_split_dir is not set")
-    split_file = os.path.join(cfg.data.fairplay_split_dir, f"{split}.h5")
-    return data_mod.FairPlayDataset(cfg.data.root, split_file, **kw)
+        dataset = data_mod.SimBinauralDataset(cfg.data.root, split, **kw)
+    else:
+        if not cfg.data.fairplay_split_dir:
+            raise ValueError("data.format is 'fairplay' but data.fairplay_split_dir is not set")
+        split_file = os.path.join(cfg.data.fairplay_split_dir, f"{split}.h5")
+        dataset = data_mod.FairPlayDataset(cfg.data.root, split_file, **kw)
+    keep = get_recipe(cfg.recipe).training_clip_filter(cfg) if train else None
+    if keep is not None:
+        dataset.keep_clips(keep)
+    return dataset
 
 
 class Trainer:

@@ -211,6 +211,28 @@ def sim_root(make_tiny_sim):
     return make_tiny_sim("simbin_recipes", seconds=1.5)
 
 
+def test_avconsistency_supervised_control_trains_on_labelled_clips_only(sim_root):
+    from streambin.train.config import config_from_dict
+    from streambin.train.trainer import make_dataset
+
+    def dataset(split, train, **recipes):
+        cfg = config_from_dict({"recipe": "avconsistency", "data": {"root": str(sim_root), "format": "sim"},
+                                "model": {"visual_size": list(VISUAL)}, "recipes": recipes})
+        return make_dataset(cfg, split, train=train)
+
+    everything = dataset("train", True, avc_labelled_fraction=0.5).clips
+    control = dataset("train", True, avc_labelled_fraction=0.5, avc_unlabelled_clips=False).clips
+    labelled = [c for c in everything if is_labelled(c, 0.5)]
+    assert 0 < len(labelled) < len(everything)      # the tiny set holds both kinds at 0.5
+    assert control == labelled
+    # Validation keeps every clip; a fully labelled run has nothing to leave out.
+    assert dataset("val", False, avc_labelled_fraction=0.5, avc_unlabelled_clips=False).clips == \
+        dataset("val", False).clips
+    assert dataset("train", True, avc_unlabelled_clips=False).clips == everything
+    with pytest.raises(ValueError, match="no clip"):
+        dataset("train", True, avc_labelled_fraction=0.0, avc_unlabelled_clips=False)
+
+
 def test_sim_opt_in_fields(sim_root):
     plain = SimBinauralDataset(sim_root, "train", visual_size=VISUAL, seed=3)
     assert set(plain[0]) == {"audio", "frame", "clip", "flipped"}  # default: unchanged items

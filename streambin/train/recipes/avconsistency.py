@@ -26,11 +26,14 @@ Generator (``model.arch = "unet"``): Mono2Binaural, side mask ``G``; predicted
 Semi-supervised mode: ``recipes.avc_labelled_fraction = f``; a clip is labelled when
 ``crc32(clip name) / 2**32 < f`` (deterministic, the same in every process and run). The
 side loss ``L_side = MSE(G*M, D)`` and ``L_gt`` use labelled clips only; unlabelled clips train
-through ``L_pred`` alone (its input is the mono mix, always available).
+through ``L_pred`` alone (its input is the mono mix, always available). Its supervised control,
+``recipes.avc_unlabelled_clips = false``, trains on the labelled clips only (same steps, same
+losses), so the difference between the two runs is what the unlabelled clips add.
 """
 
 from __future__ import annotations
 
+import functools
 import zlib
 from typing import Dict, Sequence
 
@@ -135,6 +138,13 @@ class AVConsistencyRecipe(Recipe):
     name = "avconsistency"
     arch = "unet"
     loss_names = ("side", "cons_gt", "cons_pred")
+
+    @classmethod
+    def training_clip_filter(cls, config: Config):
+        r = config.recipes
+        if r.avc_unlabelled_clips or r.avc_labelled_fraction >= 1.0:
+            return None
+        return functools.partial(is_labelled, fraction=r.avc_labelled_fraction)
 
     def step_inputs(self, batch, device):
         clips: Sequence[str] = batch["clip"]

@@ -26,12 +26,13 @@ the table the runtime resolves "auto" with too; a recipe with another trunk adds
 Optional hooks: ``model_requires`` (model config values the recipe needs; the CLI sets them
 with ``--recipe``, the constructor checks them),
 :meth:`Recipe.dataset_options` (opt-in item fields of streambin.train.data the step needs, e.g.
-``with_rir``) and :meth:`Recipe.step_inputs`.
+``with_rir``), :meth:`Recipe.training_clip_filter` (train on some clips only) and
+:meth:`Recipe.step_inputs`.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar, Dict, List, Tuple, Type
+from typing import Any, Callable, ClassVar, Dict, List, Optional, Tuple, Type
 
 import torch
 from torch import nn
@@ -79,6 +80,12 @@ class Recipe:
     def dataset_options(cls, config: Config) -> Dict[str, Any]:
         """Extra keyword arguments for the training/validation datasets (default none)."""
         return {}
+
+    @classmethod
+    def training_clip_filter(cls, config: Config) -> Optional[Callable[[str], bool]]:
+        """Which clips of the training split the recipe trains on (``None``: all; validation
+        always uses every clip)."""
+        return None
 
     def step_inputs(self, batch: dict, device: torch.device) -> Dict[str, Any]:
         """Keyword inputs of the step module beyond ``(audio, frames)``, from the batch."""
