@@ -200,6 +200,16 @@ def engine_only_rtf(rounds: int, seconds: float = 10.0) -> dict:
     return engine
 
 
+def write_result(result: dict, out, stem: str) -> int:
+    """Write ``result`` as JSON to ``out`` (default results/<stem>-<machine>.json); returns 0."""
+    out = out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
+                              f"{stem}-{machine_slug(result['machine'])}.json")
+    with open(out, "w") as f:
+        json.dump(result, f, indent=1)
+    print("wrote", out)
+    return 0
+
+
 def write_cost_only(rounds: int, out=None) -> int:
     if rounds < 1:
         raise SystemExit(f"--cost-only needs at least 1 round, got {rounds}")
@@ -207,12 +217,7 @@ def write_cost_only(rounds: int, out=None) -> int:
               "backend": "onnxruntime (cpu), audio net output fixed", "block_frames": 1, "lookahead_frames": 2,
               "engine_only_rtf": engine_only_rtf(rounds)}
     print("engine only RTF:", json.dumps(result["engine_only_rtf"], indent=1))
-    out = out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
-                              f"full-band-cost-{machine_slug(result['machine'])}.json")
-    with open(out, "w") as f:
-        json.dump(result, f, indent=1)
-    print("wrote", out)
-    return 0
+    return write_result(result, out, "full-band-cost")
 
 
 def main(argv=None) -> int:
@@ -309,12 +314,7 @@ def main(argv=None) -> int:
     result["engine_only_rtf"] = engine
     print("engine only RTF:", json.dumps(engine, indent=1))
 
-    out = args.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
-                                   f"full-band-{machine_slug(result['machine'])}.json")
-    with open(out, "w") as f:
-        json.dump(result, f, indent=1)
-    print("wrote", out)
-    return 0
+    return write_result(result, args.out, "full-band")
 
 
 if __name__ == "__main__":
