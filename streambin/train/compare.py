@@ -9,7 +9,10 @@ generator's, and all trained ones including the recipe's training-only heads). A
 gives each method's per-clip paired difference to a reference method (default the first) on
 STFT and ENV distance, which is what "better by how much" needs: the clips are shared, so the
 paired standard error is much smaller than the per-method ones. Optional: the semi-supervised
-curve (labelled fraction vs STFT distance) of runs named ``<prefix><fraction>``.
+curve (labelled fraction vs STFT distance) of runs named ``<prefix><fraction>``. When the
+evaluations carry the localisation measures (:mod:`streambin.train.localisation_eval`), a third
+table puts them side by side. ``--suffix`` picks one of several evaluations per run
+(``<evals>/<name><suffix>.json``, e.g. ``_indomain`` and ``_ood``).
 
     python -m streambin.train.compare --runs runs/compare --evals docs/results/compare \\
         --methods mono2binaural apnet multitask sagm avconsistency geometry sepstereo \\
@@ -24,7 +27,7 @@ import json
 import math
 import os
 import sys
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -154,10 +157,46 @@ def build_tables(methods: Sequence[Tuple[str, dict, dict]], reference: Optional[
     return "\n".join(lines) + "\n"
 
 
+def _rate_cell(rate: Mapping) -> str:
+    if not rate["n"]:
+        return "-"
+    return f"{rate['rate']:.2f} ± {rate['sem']:.2f}"
+
+
+def localisation_table(methods: Sequence[Tuple[str, dict]]) -> str:
+    """Markdown: the localisation measures of each method's evaluation, one row per method.
+
+    ``methods``: (name, evaluation with a ``"localisation"`` entry). Columns: direction accuracy
+    per scene kind and overall (rate ± binomial SE), mirror flip rate, the median signed
+    level-difference ratio and the mean absolute level difference with grey frames."""
+    from streambin.train.localisation_eval import SCENE_KINDS
+
+    rows = [(n, ev["localisation"]["summary"]) for n, ev in methods if "localisation" in ev]
+    if not rows:
+        return ""
+    kinds = [k for k in SCENE_KINDS if any(s["direction_acc"][k]["n"] for _, s in rows)]
+    head = ["Method"] + [f"Dir. acc. {k} ↑" for k in kinds] + \
+        ["Dir. acc. all ↑", "Mirror flips ↑", "LD ratio (1 = true)", "Grey-frame |LD| (dB) ↓"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, s in rows:
+        ratio = s["ld_ratio_median"]
+        cells = [name] + [_rate_cell(s["direction_acc"][k]) for k in kinds]
+        cells += [_rate_cell(s["direction_acc"]["overall"]), _rate_cell(s["mirror_flip_rate"]),
+                  f"{ratio:.2f}" if math.isfinite(ratio) else "-",
+                  f"{s['grey_bias_abs_db']:.2f}" if s["grey_n"] else "-"]
+        lines.append("| " + " | ".join(cells) + " |")
+    first = rows[0][1]
+    counts = ", ".join(f"{first['direction_acc'][k]['n']} {k}" for k in kinds)
+    lines += ["", f"Lateral single-source clips: {first['n_lateral_single']} ({counts}) of {first['n_clips']}; "
+              f"level-difference ratio over {first['ld_ratio_n']} of them; rates ± binomial standard error."]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="python -m streambin.train.compare", description=__doc__.split("\n")[0])
     p.add_argument("--runs", required=True, help="directory of the training runs (<runs>/<name>/)")
-    p.add_argument("--evals", required=True, help="directory of the evaluation JSONs (<evals>/<name>.json)")
+    p.add_argument("--evals", required=True, help="directory of the evaluation JSONs (<evals>/<name><suffix>.json)")
+    p.add_argument("--suffix", default="", help="evaluation file name suffix, e.g. _ood (default none)")
     p.add_argument("--methods", nargs="+", required=True, help="run names, in table order")
     p.add_argument("--reference", default=None, help="method for the paired differences (default the first)")
     p.add_argument("--curve", nargs="*", default=[], metavar="NAME:FRACTION",
@@ -165,15 +204,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--out", default=None, help="Markdown file (default: print)")
     a = p.parse_args(argv)
     try:
-        methods = [(n, load_eval(os.path.join(a.evals, f"{n}.json")), run_info(os.path.join(a.runs, n)))
+        methods = [(n, load_eval(os.path.join(a.evals, f"{n}{a.suffix}.json")), run_info(os.path.join(a.runs, n)))
                    for n in a.methods]
         curve = []
         for item in a.curve:
             name, _, frac = item.rpartition(":")
             if not name:
                 raise ValueError(f"--curve entries are NAME:FRACTION, got {item!r}")
-            curve.append((float(frac), name, load_eval(os.path.join(a.evals, f"{name}.json"))))
+            curve.append((float(frac), name, load_eval(os.path.join(a.evals, f"{name}{a.suffix}.json"))))
         text = build_tables(methods, a.reference, curve)
+        loc = localisation_table([(n, ev) for n, ev, _ in methods])
+        if loc:
+            text += "\nLocalisation measures (streambin.train.localisation_eval):\n\n" + loc
     except (ValueError, OSError) as exc:
         print(f"compare: error: {exc}", file=sys.stderr)
         return 2

@@ -60,13 +60,19 @@ def test_tables_rows_and_same_clip_check():
         compare.build_tables([("m2b", ref, info), ("odd", fake_eval({"a": 1.0, "q": 1.0}, {"a": 0.1, "q": 0.1}), info)])
 
 
-def test_run_info_and_cli(tmp_path, one_thread):
+def tiny_run(run, step):
+    """A tiny mono2binaural run directory ``run`` whose best.pt is at ``step``; returns its recipe."""
     cfg = load_config(None, ["model.ngf=4", "model.visual_size=[32, 64]"])
     recipe = get_recipe("mono2binaural")(cfg)
     recipe.build()
-    run = tmp_path / "runs" / "m2b"
     run.mkdir(parents=True)
-    save_checkpoint(str(run / "best.pt"), config=cfg, model=recipe.step_module, epoch=0, step=200, best_val=1.0)
+    save_checkpoint(str(run / "best.pt"), config=cfg, model=recipe.step_module, epoch=0, step=step, best_val=1.0)
+    return recipe
+
+
+def test_run_info_and_cli(tmp_path, one_thread):
+    run = tmp_path / "runs" / "m2b"
+    recipe = tiny_run(run, step=200)
     with open(run / "log.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["step", "elapsed_s"])
@@ -83,3 +89,49 @@ def test_run_info_and_cli(tmp_path, one_thread):
                          "--out", str(out)]) == 0
     assert "| m2b | 1.5000 ± 0.5000 |" in out.read_text()
     assert compare.main(["--runs", str(tmp_path / "runs"), "--evals", str(evals), "--methods", "nope"]) == 2
+
+
+def _localised_eval(pred_gain_right):
+    """An evaluation with localisation measures over two lateral clips (right composite, left
+    photograph); ``pred_gain_right`` scales the prediction's right ear on both."""
+    from streambin.train import localisation_eval as L
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(1600)
+    records = []
+    for clip, kind, az in (("a", "composite", 30.0), ("b", "photograph", -30.0)):
+        meta = {"scene_kind": kind, "sources": [{"name": "s", "azimuth_deg": [az, az], "moving": False}]}
+        side = 1.0 if az > 0 else -1.0
+        target = np.stack([x * 10 ** (-side / 2), x * 10 ** (side / 2)])  # 20 dB toward the source
+        pred = np.stack([x, x * pred_gain_right])
+        mirrored = np.stack([x * pred_gain_right, x])
+        records.append(L.clip_record(clip, meta, target, pred, grey=np.stack([x, x]), mirrored=mirrored))
+    ev = fake_eval({"a": 1.0, "b": 2.0}, {"a": 0.1, "b": 0.2})
+    ev["localisation"] = {"summary": L.summarize(records), "per_clip": records}
+    return ev
+
+
+def test_localisation_table_side_by_side():
+    right = _localised_eval(10.0)  # right ear +20 dB on both clips: right on a, wrong on b
+    text = compare.localisation_table([("always_right", right), ("no_loc", fake_eval({"a": 1.0, "b": 2.0}, {"a": 0.1, "b": 0.2}))])
+    row = next(line for line in text.splitlines() if line.startswith("| always_right |"))
+    # composite right (1/1), photograph wrong (0/1), overall 1/2 = 0.50 ± 0.35; mirrors flip both;
+    # signed ratios +20/+20 and +20/-20: median 0; grey frames give 0 dB.
+    assert row == "| always_right | 1.00 ± 0.00 | 0.00 ± 0.00 | 0.50 ± 0.35 | 1.00 ± 0.00 | 0.00 | 0.00 |"
+    assert "no_loc" not in text  # evaluations without the measures are left out, not shown empty
+    assert "Lateral single-source clips: 2 (1 composite, 1 photograph) of 2" in text
+    assert compare.localisation_table([("no_loc", fake_eval({"a": 1.0, "b": 2.0}, {"a": 0.1, "b": 0.2}))]) == ""
+
+
+def test_cli_suffix_and_localisation(tmp_path, one_thread):
+    run = tmp_path / "runs" / "m2b"
+    tiny_run(run, step=10)
+    (run / "log.csv").write_text("step,elapsed_s\n10,60.0\n")
+    evals = tmp_path / "evals"
+    evals.mkdir()
+    (evals / "m2b_ood.json").write_text(json.dumps(_localised_eval(10.0)))
+    args = ["--runs", str(tmp_path / "runs"), "--evals", str(evals), "--methods", "m2b"]
+    assert compare.main(args) == 2  # no m2b.json without the suffix
+    out = tmp_path / "ood.md"
+    assert compare.main(args + ["--suffix", "_ood", "--out", str(out)]) == 0
+    assert "| m2b | 1.00 ± 0.00 | 0.00 ± 0.00 |" in out.read_text()
