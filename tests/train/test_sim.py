@@ -307,6 +307,25 @@ def test_find_stamps_pairs_png_and_ogg_only(tiny_assets, tiny_library):
     assert sorted(s.name.split("/")[-1] for s in tiny_library.stamps) == sorted(STAMP_COLOURS)
 
 
+def test_find_cutouts_leaves_out_pictures_without_alpha(tmp_path):
+    """A picture without an alpha channel (an RGB PNG, also one with a colour-key transparency,
+    which OpenCV may decode without alpha) cannot be cut out; it is not offered as a cut-out, so
+    no scene fails on it. Grey + alpha and
+    palette + transparency pictures decode with alpha and are kept."""
+    from PIL import Image
+
+    Image.new("RGBA", (8, 8), (255, 0, 0, 255)).save(tmp_path / "rgba.png")
+    Image.new("LA", (8, 8), (128, 255)).save(tmp_path / "grey_alpha.png")
+    Image.new("P", (8, 8), 1).save(tmp_path / "palette_key.png", transparency=0)
+    Image.new("RGB", (8, 8), (0, 255, 0)).save(tmp_path / "rgb_key.png", transparency=(0, 0, 0))
+    Image.new("RGB", (8, 8), (0, 0, 255)).save(tmp_path / "rgb.png")
+    names = [s.name for s in A.find_cutouts(tmp_path)]
+    assert names == ["grey_alpha", "palette_key", "rgba"]
+    for name in names:  # what is offered loads as RGBA
+        assert A.load_cutout(tmp_path / f"{name}.png").shape[2] == 4
+    with pytest.raises(ValueError, match="RGBA"):
+        A.load_cutout(tmp_path / "rgb.png")
+
 def test_sf2_parse_and_pitch(tmp_path):
     path = write_tiny_sf2(tmp_path / "t.sf2", sine_hz=440.0, sample_rate=22050, root_key=69)
     font = SoundFont(path)

@@ -272,14 +272,29 @@ def find_backgrounds(dirs=BACKGROUND_DIRS, with_skimage: bool = True) -> list[Ba
     return sorted(out, key=lambda b: b.id)
 
 
+def has_alpha_channel(path: str | Path) -> bool:
+    """Whether the PNG decodes with an alpha channel (what :func:`load_cutout` needs), read from
+    its header: RGBA, grey + alpha, or a palette with transparency. An RGB picture with a
+    colour-key transparency counts as none: OpenCV decodes some without alpha (Tux Paint's
+    stoplight road signs)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info)
+    except OSError:
+        return False
+
+
 def find_cutouts(root: str | Path) -> list[Stamp]:
-    """Every stamp picture (``<stem>.png``) under ``root``, sounding or not, sorted by name; the
-    ``ogg`` field is the sound file where one exists (else a non-existent path). Pictures
-    without alpha are rejected later by :func:`load_cutout`."""
+    """Every stamp picture (``<stem>.png``) with an alpha channel under ``root``, sounding or not,
+    sorted by name; the ``ogg`` field is the sound file where one exists (else a non-existent
+    path). Pictures without alpha (4 of Tux Paint's 802) are left out: they cannot be cut out."""
     root = Path(root)
     out = []
     for png in root.rglob("*.png"):
-        out.append(Stamp(str(png.relative_to(root).with_suffix("")), png, png.with_suffix(".ogg")))
+        if has_alpha_channel(png):
+            out.append(Stamp(str(png.relative_to(root).with_suffix("")), png, png.with_suffix(".ogg")))
     return sorted(out, key=lambda s: s.name)
 
 
