@@ -31,10 +31,12 @@ def versions() -> Dict[str, str]:
 
 
 def save_checkpoint(path: str, *, config: Config, model: torch.nn.Module, optimizer=None, scheduler=None,
-                    epoch: int = 0, step: int = 0, best_val: Optional[float] = None) -> None:
+                    epoch: int = 0, step: int = 0, best_val: Optional[float] = None,
+                    train_seconds: float = 0.0) -> None:
     """Write a checkpoint atomically (temp file + rename) so a crash never leaves half a file.
 
     ``model`` is the recipe's step module (unwrap DDP first) or a bare generator.
+    ``train_seconds``: wall time spent training up to ``step`` (a resumed run continues its clock).
     """
     state = model.state_dict()
     if not any(k.startswith(GENERATOR_PREFIX) for k in state):
@@ -45,7 +47,7 @@ def save_checkpoint(path: str, *, config: Config, model: torch.nn.Module, optimi
         "model": state,
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
-        "epoch": int(epoch), "step": int(step), "best_val": best_val,
+        "epoch": int(epoch), "step": int(step), "best_val": best_val, "train_seconds": float(train_seconds),
         "versions": versions(),
     }
     directory = os.path.dirname(os.path.abspath(path))

@@ -155,6 +155,7 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=t.lr_decay_every_epochs,
                                                          gamma=t.lr_decay)
         self.step, self.epoch, self.best_val = 0, 0, None
+        self._resumed_seconds, self._t0 = 0.0, time.time()
         if init and resume:
             raise ValueError("give either init (weights only) or resume (full state), not both")
         if init:
@@ -212,6 +213,8 @@ class Trainer:
         if ckpt.get("scheduler") is not None:
             self.scheduler.load_state_dict(ckpt["scheduler"])
         self.step, self.epoch, self.best_val = ckpt["step"], ckpt["epoch"], ckpt.get("best_val")
+        # log.csv's elapsed_s continues the stopped run's clock (checkpoints before it had none)
+        self._resumed_seconds = float(ckpt.get("train_seconds", 0.0))
 
     # ------------------------------------------------------------------ logging / saving
     def _columns(self):
@@ -261,7 +264,8 @@ class Trainer:
         path = os.path.join(self.out_dir, name)
         if self.info.is_main:
             save_checkpoint(path, config=self.cfg, model=self.recipe.step_module, optimizer=self.optimizer,
-                            scheduler=self.scheduler, epoch=self.epoch, step=self.step, best_val=self.best_val)
+                            scheduler=self.scheduler, epoch=self.epoch, step=self.step, best_val=self.best_val,
+                            train_seconds=time.time() - self._t0)
         return path
 
     # ------------------------------------------------------------------ loops
@@ -297,7 +301,7 @@ class Trainer:
         from tqdm import tqdm
 
         t = self.cfg.train
-        self._t0 = time.time()
+        self._t0 = time.time() - self._resumed_seconds
         if self.info.is_main:
             os.makedirs(self.out_dir, exist_ok=True)
             save_config(self.cfg, os.path.join(self.out_dir, "config.yaml"))

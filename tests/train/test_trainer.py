@@ -84,7 +84,7 @@ def test_checkpoint_round_trip_identical_outputs(trained):
 
 def test_resume_continues_step_count(trained, tmp_path):
     last = os.path.join(trained["out"], "last.pt")
-    cfg = apply_overrides(trained["cfg"], ["train.max_steps=155"])
+    cfg = apply_overrides(trained["cfg"], ["train.max_steps=160"])  # one log row (every 10 steps)
     tr = Trainer(cfg, PictureSideDataset(64, seed=1), None, out_dir=str(tmp_path), resume=last, progress=False)
     assert tr.step == 150 and tr.epoch == 18
     saved = read_checkpoint(last)["model"]
@@ -92,8 +92,14 @@ def test_resume_continues_step_count(trained, tmp_path):
         assert torch.equal(v, saved[k]), k
     assert tr.optimizer.state_dict()["state"]  # Adam moments restored, not fresh
     summary = tr.fit()
-    assert summary["step"] == 155
-    assert read_checkpoint(str(tmp_path / "last.pt"))["step"] == 155
+    assert summary["step"] == 160
+    resumed = read_checkpoint(str(tmp_path / "last.pt"))
+    assert resumed["step"] == 160
+    # the clock continues: the log's wall time and the checkpoint's include the first 150 steps
+    before = read_checkpoint(last)["train_seconds"]
+    rows = list(csv.DictReader(open(tmp_path / "log.csv")))
+    assert before > 0 and float(rows[0]["elapsed_s"]) >= before
+    assert resumed["train_seconds"] >= float(rows[0]["elapsed_s"])
 
 
 def test_config_validation_errors(tmp_path):
