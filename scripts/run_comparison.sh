@@ -16,7 +16,9 @@
 # the best three.
 #
 # Settings from the environment: VP_STEPS (trunk pretraining steps, default 800), EVAL_CLIPS
-# and OOD_CLIPS (the first N in-domain test clips and OOD clips scored, default 100 each).
+# and OOD_CLIPS (the first N in-domain test clips and OOD clips scored, default 100 each), ONLY
+# (run names, e.g. ONLY="sepstereo avc_frac0.5": train and evaluate just these, so that runs can
+# be given to whichever core is free).
 set -euo pipefail
 
 DATA=${1:?usage: run_comparison.sh DATA OOD_DATA OUT [STEPS]}
@@ -29,6 +31,23 @@ OOD_CLIPS=${OOD_CLIPS:-100}
 METHODS="mono2binaural apnet multitask sagm avconsistency geometry sepstereo"
 VP=$OUT/visual_pretrain
 mkdir -p "$OUT/runs" "$OUT/evals" "$OUT/logs"
+
+# The runs: the seven methods, the semi-supervised pairs, optional second seeds (ONLY: a subset).
+specs=()
+for m in $METHODS; do specs+=("$m:$m"); done
+for f in 0.5 0.25; do
+    specs+=("avc_frac$f:avconsistency:recipes.avc_labelled_fraction=$f")
+    specs+=("avc_frac${f}_control:avconsistency:recipes.avc_labelled_fraction=$f,recipes.avc_unlabelled_clips=false")
+done
+for m in ${SEEDS:-}; do specs+=("${m}_seed1:$m:train.seed=1"); done
+if [ -n "${ONLY:-}" ]; then
+    chosen=()
+    for spec in "${specs[@]}"; do
+        [[ " $ONLY " == *" ${spec%%:*} "* ]] && chosen+=("$spec")
+    done
+    [ ${#chosen[@]} -gt 0 ] || { echo "ONLY names no run of the comparison: $ONLY" >&2; exit 2; }
+    specs=("${chosen[@]}")
+fi
 
 if [ ! -f "$VP/resnet18.pth" ]; then
     resume=""
@@ -87,13 +106,6 @@ pairs() {
     done
 }
 
-specs=()
-for m in $METHODS; do specs+=("$m:$m"); done
-for f in 0.5 0.25; do
-    specs+=("avc_frac$f:avconsistency:recipes.avc_labelled_fraction=$f")
-    specs+=("avc_frac${f}_control:avconsistency:recipes.avc_labelled_fraction=$f,recipes.avc_unlabelled_clips=false")
-done
-for m in ${SEEDS:-}; do specs+=("${m}_seed1:$m:train.seed=1"); done
 pairs "${specs[@]}"
 
 echo "comparison finished: $OUT/evals"
