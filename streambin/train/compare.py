@@ -132,7 +132,7 @@ def build_tables(methods: Sequence[Tuple[str, dict, dict]], reference: Optional[
                   f"{info['params_generator'] / 1e6:.2f} M / {info['params_trained'] / 1e6:.2f} M"]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append(f"{len(clips)} test clips (the same for every row); mean ± standard error over clips.")
+    lines.append(f"{len(clips)} clips (the same for every row); mean ± standard error over clips.")
     lines.append("")
     ref_ev = next(ev for n, ev, _ in methods if n == reference)
     lines += [f"Paired per-clip differences to {reference} (negative = better on these distances):", "",
