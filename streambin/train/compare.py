@@ -31,6 +31,8 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from streambin.train.localisation_eval import SCENE_KINDS
+
 BASELINES = (("mono_mono", "Mono-Mono"), ("audio_only", "Audio-only (grey frame)"),
              ("flipped_visual", "Flipped-visual"))
 METRIC_LABELS = {"stft": "STFT", "env": "ENV", "wave_l2": "Wave L2", "mrstft": "MRSTFT", "snr": "SNR (dB)",
@@ -169,8 +171,6 @@ def localisation_table(methods: Sequence[Tuple[str, dict]]) -> str:
     ``methods``: (name, evaluation with a ``"localisation"`` entry). Columns: direction accuracy
     per scene kind and overall (rate ± binomial SE), mirror flip rate, the median signed
     level-difference ratio and the mean absolute level difference with grey frames."""
-    from streambin.train.localisation_eval import SCENE_KINDS
-
     rows = [(n, ev["localisation"]["summary"]) for n, ev in methods if "localisation" in ev]
     if not rows:
         return ""
