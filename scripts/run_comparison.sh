@@ -6,19 +6,20 @@
 #   scripts/run_comparison.sh DATA OOD_DATA OUT [STEPS]
 #   e.g. scripts/run_comparison.sh /work/data/simdiv /work/data/ood_val runs/compare_div 400
 #
-# Stages, in order: the shared visual trunk (pretrain_visual, VP_STEPS steps); the seven methods
-# (two runs at a time, one thread each); the avconsistency semi-supervised runs at labelled
-# fractions 0.5 and 0.25 and their supervised controls (the same labelled clips, no unlabelled
-# ones). Each run is evaluated as soon as it has trained, so a stopped comparison leaves every
-# finished run scored. Resumable: a finished stage leaves its output (a run's "done" file, an
-# evaluation's JSON) and is skipped; a stopped run continues from its last.pt. Second seeds are
-# run with SEEDS="mono2binaural sagm ..." (seed 1), once the first table says which methods are
-# the best three.
+# Stages, in order: the shared visual trunk (pretrain_visual, VP_STEPS steps); the seven methods;
+# the avconsistency semi-supervised runs at labelled fractions 0.5 and 0.25 and their supervised
+# controls (the same labelled clips, no unlabelled ones). Runs go PARALLEL at a time (default 2,
+# one thread each). Each run is evaluated as soon as it has trained, so a stopped comparison
+# leaves every finished run scored. Resumable: a finished stage leaves its output (a run's "done"
+# file, an evaluation's JSON) and is skipped; a stopped run continues from its last.pt. Second
+# seeds are run with SEEDS="mono2binaural sagm ..." (seed 1), once the first table says which
+# methods are the best three.
 #
 # Settings from the environment: VP_STEPS (trunk pretraining steps, default 800), EVAL_CLIPS
 # and OOD_CLIPS (the first N in-domain test clips and OOD clips scored, default 100 each), ONLY
 # (run names, e.g. ONLY="sepstereo avc_frac0.5": train and evaluate just these, so that runs can
-# be given to whichever core is free).
+# be given to whichever core is free), PARALLEL (runs at a time, default 2; two invocations with
+# PARALLEL=1 and different ONLY lists keep both cores busy without one waiting for the other).
 set -euo pipefail
 
 DATA=${1:?usage: run_comparison.sh DATA OOD_DATA OUT [STEPS]}
@@ -28,6 +29,8 @@ STEPS=${4:-400}
 VP_STEPS=${VP_STEPS:-800}
 EVAL_CLIPS=${EVAL_CLIPS:-100}
 OOD_CLIPS=${OOD_CLIPS:-100}
+PARALLEL=${PARALLEL:-2}
+[[ "$PARALLEL" =~ ^[1-9][0-9]*$ ]] || { echo "PARALLEL must be a positive integer, got: $PARALLEL" >&2; exit 2; }
 METHODS="mono2binaural apnet multitask sagm avconsistency geometry sepstereo"
 VP=$OUT/visual_pretrain
 mkdir -p "$OUT/runs" "$OUT/evals" "$OUT/logs"
@@ -87,12 +90,12 @@ evaluate() {
         > "$OUT/logs/${name}_eval_ood.log" 2>&1
 }
 
-# pairs NAME:RECIPE[:KEY=VALUE,...] ...: train and evaluate two at a time.
-pairs() {
+# batches NAME:RECIPE[:KEY=VALUE,...] ...: train and evaluate PARALLEL at a time.
+batches() {
     local specs=("$@") i
-    for ((i = 0; i < ${#specs[@]}; i += 2)); do
+    for ((i = 0; i < ${#specs[@]}; i += PARALLEL)); do
         local pids=() spec
-        for spec in "${specs[@]:i:2}"; do
+        for spec in "${specs[@]:i:PARALLEL}"; do
             IFS=: read -r name recipe sets <<< "$spec"
             local args=()
             if [ -n "${sets:-}" ]; then
@@ -106,6 +109,6 @@ pairs() {
     done
 }
 
-pairs "${specs[@]}"
+batches "${specs[@]}"
 
 echo "comparison finished: $OUT/evals"

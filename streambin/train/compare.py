@@ -9,14 +9,18 @@ generator's, and all trained ones including the recipe's training-only heads). A
 gives each method's per-clip paired difference to a reference method (default the first) on
 STFT and ENV distance, which is what "better by how much" needs: the clips are shared, so the
 paired standard error is much smaller than the per-method ones. Optional: the semi-supervised
-curve (labelled fraction vs STFT distance) of runs named ``<prefix><fraction>``. When the
-evaluations carry the localisation measures (:mod:`streambin.train.localisation_eval`), a third
-table puts them side by side. ``--suffix`` picks one of several evaluations per run
-(``<evals>/<name><suffix>.json``, e.g. ``_indomain`` and ``_ood``).
+curve (labelled fraction vs STFT distance), each fraction beside its supervised control
+(``--curve NAME:FRACTION:CONTROL``), and a seed table (``--seeds METHOD:RUN``: a method's runs
+with other seeds side by side, so a difference between methods can be set against the one
+between seeds). When the evaluations carry the localisation measures
+(:mod:`streambin.train.localisation_eval`), a third table puts them side by side. ``--suffix``
+picks one of several evaluations per run (``<evals>/<name><suffix>.json``, e.g. ``_indomain``
+and ``_ood``).
 
     python -m streambin.train.compare --runs runs/compare --evals docs/results/compare \\
         --methods mono2binaural apnet multitask sagm avconsistency geometry sepstereo \\
-        --curve avconsistency:1.0 avc_frac0.5:0.5 avc_frac0.25:0.25 --out docs/results/compare.md
+        --curve avconsistency:1.0 avc_frac0.5:0.5:avc_frac0.5_control avc_frac0.25:0.25:avc_frac0.25_control \\
+        --seeds mono2binaural:mono2binaural_seed1 --out docs/results/compare.md
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import json
 import math
 import os
 import sys
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -80,6 +84,10 @@ def _cell(s: dict) -> str:
     return f"{s['mean']:.4f}" + (f" ± {sem:.4f}" if sem is not None and math.isfinite(sem) else "")
 
 
+def _fixed(x: Optional[float], digits: int) -> str:
+    return f"{x:.{digits}f}" if x is not None and math.isfinite(x) else "-"
+
+
 def _clip_values(ev: dict, condition: str, metric: str) -> Dict[str, float]:
     out = {}
     for c in ev["per_clip"]:
@@ -102,12 +110,11 @@ def paired_difference(ev: dict, ref: dict, metric: str, condition: str = "model"
 
 
 def build_tables(methods: Sequence[Tuple[str, dict, dict]], reference: Optional[str] = None,
-                 curve: Sequence[Tuple[float, str, dict]] = ()) -> str:
+                 curve: Sequence["CurvePoint"] = ()) -> str:
     """Markdown: the main table, the paired differences and (if given) the semi-supervised curve.
 
     ``methods``: (name, evaluation, run info) in table order; ``reference``: the method the
-    paired differences are taken against (default the first); ``curve``: (labelled fraction,
-    name, evaluation)."""
+    paired differences are taken against (default the first); ``curve``: see :func:`curve_table`."""
     if not methods:
         raise ValueError("no methods to tabulate")
     names = [m[0] for m in methods]
@@ -151,11 +158,84 @@ def build_tables(methods: Sequence[Tuple[str, dict, dict]], reference: Optional[
     flip = ref_ev["summary"]["flipped_visual"]["stft"]["mean"] / ref_ev["summary"]["model"]["stft"]["mean"]
     lines.append(f"| {reference} (reference) | 0 | 0 | 0 | 0 | {flip:.2f}x |")
     if curve:
-        lines += ["", "Semi-supervised curve (fraction of training clips with binaural ground truth):", "",
-                  "| labelled fraction | run | STFT ↓ | ENV ↓ | Dir. acc. ↑ |", "|---|---|---|---|---|"]
-        for frac, name, ev in sorted(curve, key=lambda c: c[0]):
-            s = ev["summary"]["model"]
-            lines.append(f"| {frac:g} | {name} | {_cell(s['stft'])} | {_cell(s['env'])} | {_cell(s['direction_acc'])} |")
+        lines += ["", curve_table(curve).rstrip("\n")]
+    return "\n".join(lines) + "\n"
+
+
+class CurvePoint(NamedTuple):
+    """One labelled fraction of the semi-supervised curve: the run trained with the unlabelled
+    clips and, optionally, its supervised control (the same labelled clips, no unlabelled ones)."""
+
+    fraction: float
+    name: str
+    evaluation: dict
+    control_name: Optional[str] = None
+    control_evaluation: Optional[dict] = None
+
+
+def curve_table(curve: Sequence[CurvePoint]) -> str:
+    """Markdown: STFT, ENV and direction accuracy per labelled fraction, and where a control was
+    trained, its STFT and the paired per-clip difference run - control: what the unlabelled clips
+    (the consistency loss) add beyond the labelled ones."""
+    lines = ["Semi-supervised curve (fraction of training clips with binaural ground truth; the control "
+             "trains on the same labelled clips without the unlabelled ones):", "",
+             "| labelled fraction | run | STFT ↓ | ENV ↓ | Dir. acc. ↑ | control | control STFT ↓ | "
+             "run - control: ΔSTFT (± SE) | ΔSTFT % |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for p in sorted(curve, key=lambda c: c.fraction):
+        s = p.evaluation["summary"]["model"]
+        cells = [f"{p.fraction:g}", p.name, _cell(s["stft"]), _cell(s["env"]), _cell(s["direction_acc"])]
+        if p.control_evaluation is None:
+            cells += ["-", "-", "-", "-"]
+        else:
+            d, se, rel, _ = paired_difference(p.evaluation, p.control_evaluation, "stft")
+            cells += [p.control_name or "-", _cell(p.control_evaluation["summary"]["model"]["stft"]),
+                      f"{d:+.4f} ± {se:.4f}", f"{100 * rel:+.1f}%"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _mean_over_seeds(evals: Sequence[dict], metric: str) -> dict:
+    """A pseudo-evaluation whose per-clip model value is the mean over ``evals`` (clips all share)."""
+    per = [_clip_values(ev, "model", metric) for ev in evals]
+    shared = sorted(set.intersection(*(set(p) for p in per)))
+    return {"per_clip": [{"clip": c, "metrics": {"model": {metric: float(np.mean([p[c] for p in per]))}}}
+                         for c in shared]}
+
+
+def seed_table(methods: Sequence[Tuple[str, Sequence[Tuple[str, dict]]]], reference: Optional[str] = None) -> str:
+    """Markdown: each method's runs with different seeds side by side, the seed-to-seed paired
+    STFT difference (how much a seed alone moves a method) and the paired STFT difference of the
+    seed-averaged method to the seed-averaged reference.
+
+    ``methods``: (method, [(run name, evaluation), ...] with at least two seeds each);
+    ``reference``: the method the differences are taken against (default the first)."""
+    if not methods:
+        raise ValueError("no methods for the seed table")
+    for name, runs in methods:
+        if len(runs) < 2:
+            raise ValueError(f"{name}: the seed table needs at least two seeds, got {len(runs)}")
+    names = [m[0] for m in methods]
+    reference = reference or names[0]
+    if reference not in names:
+        raise ValueError(f"reference method {reference!r} is not among {names}")
+    ref_mean = _mean_over_seeds([ev for _, ev in dict(methods)[reference]], "stft")
+    lines = ["| Method | runs | STFT per seed ↓ | Dir. acc. per seed ↑ | seed 2 - seed 1: ΔSTFT (± SE) | "
+             f"seed mean - {reference} seed mean: ΔSTFT (± SE) | % |",
+             "|---|---|---|---|---|---|---|"]
+    for name, runs in methods:
+        stft = " / ".join(_fixed(ev["summary"]["model"]["stft"]["mean"], 4) for _, ev in runs)
+        acc = " / ".join(_fixed(ev["summary"]["model"]["direction_acc"]["mean"], 2) for _, ev in runs)
+        d, se, _, _ = paired_difference(runs[1][1], runs[0][1], "stft")
+        cells = [name, ", ".join(r for r, _ in runs), stft, acc, f"{d:+.4f} ± {se:.4f}"]
+        if name == reference:
+            cells += ["0 (reference)", "0"]
+        else:
+            dm, sem, rel, _ = paired_difference(_mean_over_seeds([ev for _, ev in runs], "stft"), ref_mean, "stft")
+            cells += [f"{dm:+.4f} ± {sem:.4f}", f"{100 * rel:+.1f}%"]
+        lines.append("| " + " | ".join(cells) + " |")
+    n = len(ref_mean["per_clip"])
+    lines += ["", f"{n} clips; differences paired per clip, ± standard error over clips."]
     return "\n".join(lines) + "\n"
 
 
@@ -199,20 +279,42 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--suffix", default="", help="evaluation file name suffix, e.g. _ood (default none)")
     p.add_argument("--methods", nargs="+", required=True, help="run names, in table order")
     p.add_argument("--reference", default=None, help="method for the paired differences (default the first)")
-    p.add_argument("--curve", nargs="*", default=[], metavar="NAME:FRACTION",
-                   help="semi-supervised runs and their labelled fractions")
+    p.add_argument("--curve", nargs="*", default=[], metavar="NAME:FRACTION[:CONTROL]",
+                   help="semi-supervised runs, their labelled fractions and (optional) supervised controls")
+    p.add_argument("--seeds", nargs="*", default=[], metavar="METHOD:RUN[:RUN...]",
+                   help="second (third ...) seeds of a method in --methods: a table of the method's runs side by side")
     p.add_argument("--out", default=None, help="Markdown file (default: print)")
     a = p.parse_args(argv)
     try:
         methods = [(n, load_eval(os.path.join(a.evals, f"{n}{a.suffix}.json")), run_info(os.path.join(a.runs, n)))
                    for n in a.methods]
+        def evaluation(name: str) -> dict:
+            return load_eval(os.path.join(a.evals, f"{name}{a.suffix}.json"))
+
         curve = []
         for item in a.curve:
-            name, _, frac = item.rpartition(":")
-            if not name:
-                raise ValueError(f"--curve entries are NAME:FRACTION, got {item!r}")
-            curve.append((float(frac), name, load_eval(os.path.join(a.evals, f"{name}{a.suffix}.json"))))
+            parts = item.split(":")
+            if len(parts) not in (2, 3) or not all(parts):
+                raise ValueError(f"--curve entries are NAME:FRACTION[:CONTROL], got {item!r}")
+            try:
+                frac = float(parts[1])
+            except ValueError:
+                raise ValueError(f"--curve {item!r}: the fraction {parts[1]!r} is not a number") from None
+            control = parts[2] if len(parts) == 3 else None
+            curve.append(CurvePoint(frac, parts[0], evaluation(parts[0]), control,
+                                    evaluation(control) if control else None))
         text = build_tables(methods, a.reference, curve)
+        seeded = []
+        by_name = {n: ev for n, ev, _ in methods}
+        for item in a.seeds:
+            parts = item.split(":")
+            if len(parts) < 2 or not all(parts):
+                raise ValueError(f"--seeds entries are METHOD:RUN[:RUN...], got {item!r}")
+            if parts[0] not in by_name:
+                raise ValueError(f"--seeds {item!r}: {parts[0]!r} is not among --methods")
+            seeded.append((parts[0], [(parts[0], by_name[parts[0]])] + [(r, evaluation(r)) for r in parts[1:]]))
+        if seeded:
+            text += "\nSeeds (the same method trained again with train.seed=1):\n\n" + seed_table(seeded)
         loc = localisation_table([(n, ev) for n, ev, _ in methods])
         if loc:
             text += "\nLocalisation measures (streambin.train.localisation_eval):\n\n" + loc

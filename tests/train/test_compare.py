@@ -51,11 +51,12 @@ def test_tables_rows_and_same_clip_check():
     ref = fake_eval({"a": 1.0, "b": 2.0}, {"a": 0.1, "b": 0.2})
     better = fake_eval({"a": 0.8, "b": 1.6}, {"a": 0.1, "b": 0.2}, shift_flipped=1.0)
     text = compare.build_tables([("m2b", ref, info), ("new", better, info)],
-                                curve=[(0.5, "half", better), (1.0, "new", better)])
+                                curve=[compare.CurvePoint(0.5, "half", better), compare.CurvePoint(1.0, "new", better)])
     assert "| Mono-Mono (from m2b) | 2.5000 ± 0.5000 |" in text
     assert "| new | 1.2000 ± 0.4000 |" in text and "10 min" in text and "12.36 M / 12.50 M" in text
     assert "| new | -0.3000 ± 0.1000 | -20.0% | +0.0000 ± 0.0000 | +0.0% | 1.83x |" in text
     assert text.index("| 0.5 | half |") < text.index("| 1 | new |")
+    assert "| 1 | new | 1.2000 ± 0.4000 | 0.1500 ± 0.0500 | 0.5000 ± 0.0000 | - | - | - | - |" in text
     with pytest.raises(ValueError, match="other clips"):
         compare.build_tables([("m2b", ref, info), ("odd", fake_eval({"a": 1.0, "q": 1.0}, {"a": 0.1, "q": 0.1}), info)])
 
@@ -135,3 +136,51 @@ def test_cli_suffix_and_localisation(tmp_path, one_thread):
     out = tmp_path / "ood.md"
     assert compare.main(args + ["--suffix", "_ood", "--out", str(out)]) == 0
     assert "| m2b | 1.00 ± 0.00 | 0.00 ± 0.00 |" in out.read_text()
+
+
+def test_curve_table_run_minus_control():
+    control = fake_eval({"a": 1.0, "b": 2.0, "c": 3.0}, {"a": 0.1, "b": 0.2, "c": 0.3})
+    with_unlabelled = fake_eval({"a": 0.9, "b": 1.7, "c": 3.0}, {"a": 0.1, "b": 0.2, "c": 0.3})
+    text = compare.curve_table([compare.CurvePoint(0.25, "avc", with_unlabelled, "ctl", control),
+                                compare.CurvePoint(1.0, "full", control)])
+    row = next(line for line in text.splitlines() if line.startswith("| 0.25 |"))
+    # per clip -0.1, -0.3, 0: mean -0.1333, SE 0.0882, relative to the control's mean 2.0: -6.7%
+    assert row == ("| 0.25 | avc | 1.8667 ± 0.6119 | 0.2000 ± 0.0577 | 0.5000 ± 0.0000 | ctl | 2.0000 ± 0.5774 "
+                   "| -0.1333 ± 0.0882 | -6.7% |")
+    assert "| 1 | full | 2.0000 ± 0.5774 | 0.2000 ± 0.0577 | 0.5000 ± 0.0000 | - | - | - | - |" in text
+
+
+def test_seed_table_seed_noise_and_seed_means():
+    env = {"a": 0.1, "b": 0.2}
+    ref0, ref1 = fake_eval({"a": 1.0, "b": 2.0}, env), fake_eval({"a": 1.2, "b": 2.2}, env)
+    new0, new1 = fake_eval({"a": 0.8, "b": 1.6}, env), fake_eval({"a": 1.0, "b": 1.6}, env)
+    text = compare.seed_table([("m2b", [("m2b", ref0), ("m2b_s1", ref1)]), ("new", [("new", new0), ("new_s1", new1)])])
+    # seed 2 - seed 1: m2b +0.2 on both clips (SE 0); new +0.2, 0 (SE 0.1).
+    # seed means: m2b 1.1, 2.1; new 0.9, 1.6 -> differences -0.2, -0.5: mean -0.35 ± 0.15, -0.35 / 1.6 = -21.9%
+    assert "| m2b | m2b, m2b_s1 | 1.5000 / 1.7000 | 0.50 / 0.50 | +0.2000 ± 0.0000 | 0 (reference) | 0 |" in text
+    assert "| new | new, new_s1 | 1.2000 / 1.3000 | 0.50 / 0.50 | +0.1000 ± 0.1000 | -0.3500 ± 0.1500 | -21.9% |" in text
+    assert "2 clips" in text
+    with pytest.raises(ValueError, match="at least two seeds"):
+        compare.seed_table([("m2b", [("m2b", ref0)])])
+    with pytest.raises(ValueError, match="reference method"):
+        compare.seed_table([("m2b", [("m2b", ref0), ("m2b_s1", ref1)])], reference="other")
+
+
+def test_cli_curve_controls_and_seeds(tmp_path, one_thread):
+    runs, evals = tmp_path / "runs", tmp_path / "evals"
+    tiny_run(runs / "m2b", step=10)
+    (runs / "m2b" / "log.csv").write_text("step,elapsed_s\n10,60.0\n")
+    evals.mkdir()
+    env = {"a": 0.1, "b": 0.2}
+    for name, stft in (("m2b", {"a": 1.0, "b": 2.0}), ("m2b_s1", {"a": 1.1, "b": 2.1}),
+                       ("half", {"a": 0.9, "b": 1.9}), ("half_ctl", {"a": 1.0, "b": 2.1})):
+        (evals / f"{name}.json").write_text(json.dumps(fake_eval(stft, env)))
+    base = ["--runs", str(runs), "--evals", str(evals), "--methods", "m2b"]
+    out = tmp_path / "t.md"
+    assert compare.main(base + ["--curve", "half:0.5:half_ctl", "--seeds", "m2b:m2b_s1", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "| 0.5 | half | 1.4000 ± 0.5000 |" in text and "| half_ctl | 1.5500 ± 0.5500 | -0.1500 ± 0.0500 |" in text
+    assert "| m2b | m2b, m2b_s1 | 1.5000 / 1.6000 |" in text
+    for bad in (["--curve", "half"], ["--curve", "half:x"], ["--curve", "half:0.5:"], ["--seeds", "m2b"],
+                ["--seeds", "other:m2b_s1"], ["--curve", "half:0.5:missing"]):
+        assert compare.main(base + bad) == 2, bad
