@@ -312,6 +312,24 @@ def test_a_model_that_follows_the_picture_flips_when_mirrored(scenes, one_thread
     assert "single static source, azimuth beyond ±10 deg, photograph | 1.000 ± 0.000 (2 clips)" in table
 
 
+def test_lateral_only_scores_just_the_clips_the_measures_count(scenes, one_thread):
+    data = _dataset(scenes)
+    full = E.evaluate_model(SaliencyColumnModel(), CONFIG, data, progress=False)
+    part = E.evaluate_model(SaliencyColumnModel(), CONFIG, data, lateral_only=True, progress=False)
+    assert [c["clip"] for c in part["per_clip"]] == ["c0", "c1", "c2", "c3", "c4"]
+    assert part["settings"]["n_clips"] == 5
+    assert part["settings"]["clip_selection"] == "lateral single-source clips only: 5 of the first 8"
+    same = {r["clip"]: r for r in full["localisation"]["per_clip"]}
+    for r in part["localisation"]["per_clip"]:
+        assert r == same[r["clip"]]
+    assert part["localisation"]["summary"]["direction_acc"] == full["localisation"]["summary"]["direction_acc"]
+    first4 = E.evaluate_model(SaliencyColumnModel(), CONFIG, data, max_clips=4, lateral_only=True, progress=False)
+    assert [c["clip"] for c in first4["per_clip"]] == ["c0", "c1", "c2", "c3"]
+    with pytest.raises(ValueError, match="none of the 3 clips is a lateral single-source clip"):
+        E.evaluate_model(SaliencyColumnModel(), CONFIG, [data[i] for i in (5, 6, 7)], lateral_only=True,
+                         progress=False)
+
+
 def test_a_model_that_ignores_the_picture_does_not_flip(scenes, one_thread):
     # mono_mono only: the localisation measures run the model themselves
     res = E.evaluate_model(LeftLeaningModel(), CONFIG, _dataset(scenes), conditions=("mono_mono",),
@@ -335,6 +353,10 @@ def test_cli_scores_several_splits_in_order(scenes, tmp_path, one_thread):
     assert [c["clip"] for c in res["per_clip"]] == list(CLIPS) and res["settings"]["split"] == "first+rest"
     s = res["localisation"]["summary"]
     assert s["n_lateral_single"] == 5 and s["direction_acc"]["overall"]["rate"] == 1.0
+    args = E.build_parser().parse_args(["--checkpoint", "stand-in.pt", "--data", str(scenes), "--split", "all",
+                                        "--lateral-only", "--no-progress", "--device", "cpu"])
+    res = E.run(args, load_generator=lambda path: (SaliencyColumnModel(), CONFIG))
+    assert len(res["per_clip"]) == res["localisation"]["summary"]["n_lateral_single"] == 5
 
 
 def test_grey_and_mirrored_outputs_are_computed_when_not_among_the_conditions(scenes, one_thread):
