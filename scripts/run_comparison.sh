@@ -16,7 +16,9 @@
 # methods are the best three.
 #
 # Settings from the environment: VP_STEPS (trunk pretraining steps, default 800), EVAL_CLIPS
-# and OOD_CLIPS (the first N in-domain test clips and OOD clips scored, default 100 each), ONLY
+# and OOD_CLIPS (the first N in-domain test clips and OOD clips scored, default 100 each),
+# LATERAL_CLIPS (default 0 = none: also score the lateral single-source clips among the first N
+# OOD clips, <name>_ood_lateral.json, so the localisation measures count more clips), ONLY
 # (run names, e.g. ONLY="sepstereo avc_frac0.5": train and evaluate just these, so that runs can
 # be given to whichever core is free), PARALLEL (runs at a time, default 2; two invocations with
 # PARALLEL=1 and different ONLY lists keep both cores busy without one waiting for the other).
@@ -29,6 +31,8 @@ STEPS=${4:-400}
 VP_STEPS=${VP_STEPS:-800}
 EVAL_CLIPS=${EVAL_CLIPS:-100}
 OOD_CLIPS=${OOD_CLIPS:-100}
+LATERAL_CLIPS=${LATERAL_CLIPS:-0}
+[[ "$LATERAL_CLIPS" =~ ^[0-9]+$ ]] || { echo "LATERAL_CLIPS must be a number of clips, got: $LATERAL_CLIPS" >&2; exit 2; }
 PARALLEL=${PARALLEL:-2}
 [[ "$PARALLEL" =~ ^[1-9][0-9]*$ ]] || { echo "PARALLEL must be a positive integer, got: $PARALLEL" >&2; exit 2; }
 METHODS="mono2binaural apnet multitask sagm avconsistency geometry sepstereo"
@@ -88,6 +92,11 @@ evaluate() {
     [ -f "${e}_ood.json" ] || OMP_NUM_THREADS=1 python -m streambin.train.evaluate --checkpoint "$ck" \
         --data "$OOD" --split all --max-clips "$OOD_CLIPS" --no-progress --out "${e}_ood.json" \
         > "$OUT/logs/${name}_eval_ood.log" 2>&1
+    if [ "$LATERAL_CLIPS" -gt 0 ] && [ ! -f "${e}_ood_lateral.json" ]; then
+        OMP_NUM_THREADS=1 python -m streambin.train.evaluate --checkpoint "$ck" --data "$OOD" --split all \
+            --max-clips "$LATERAL_CLIPS" --lateral-only --no-progress --out "${e}_ood_lateral.json" \
+            > "$OUT/logs/${name}_eval_ood_lateral.log" 2>&1
+    fi
 }
 
 # batches NAME:RECIPE[:KEY=VALUE,...] ...: train and evaluate PARALLEL at a time.
