@@ -1,7 +1,7 @@
 """Export a training checkpoint to a streambin model bundle (config.json + ONNX graphs).
 
     python -m export.to_onnx --checkpoint CKPT --out BUNDLE_DIR [--opset 17] [--fp16]
-                             [--simplify] [--data DIR]
+                             [--simplify] [--data DIR] [--mirror-average | --no-mirror-average]
 
 Writes ``visual.onnx`` (``model.visual``: frames (B, H_v, W_v, 3) uint8 -> feature) and
 ``audio.onnx`` (``model.audio``: spec (B, 2, 257, T), feature -> mask (B, n_masks, 2, 257, T)),
@@ -25,6 +25,11 @@ Work happens in a temporary directory next to ``--out`` that is moved into place
 normalisations (see :func:`export.fp16_graph.fp32_node_names`); inputs/outputs stay float32/uint8.
 Needs onnxconverter-common. ``--simplify`` runs onnxsim when it is installed (skipped with a
 warning otherwise).
+
+``--mirror-average`` exports the model mirror-equivariant (``model.mirror_average``,
+:mod:`streambin.nets.generator`): its output averaged with its ear-swapped output for the
+mirrored frame, at twice the compute; ``--no-mirror-average`` exports without it. Default: as
+the checkpoint's config says. The same weights serve both.
 """
 
 from __future__ import annotations
@@ -155,25 +160,28 @@ def verify(model, visual_path: Path, audio_path: Path, fields: Dict, fp16: bool,
                           error=ExportError)
 
 
-def _weights_payload(checkpoint: str):
-    """The checkpoint reduced to what load_generator needs: generator weights + config."""
+def _weights_payload(checkpoint: str, model_section: dict):
+    """The checkpoint reduced to what load_generator needs: generator weights + config (with
+    the exported ``model_section``)."""
     from streambin.train.checkpoint import GENERATOR_PREFIX, read_checkpoint
 
     ckpt = read_checkpoint(checkpoint)
     ckpt["model"] = {k: v for k, v in ckpt["model"].items() if k.startswith(GENERATOR_PREFIX)}
     ckpt["optimizer"] = None
     ckpt["scheduler"] = None
+    ckpt["config"]["model"] = dict(model_section)
     return ckpt
 
 
 def export_bundle(checkpoint, out_dir, opset: int = DEFAULT_OPSET, fp16: bool = False,
                   simplify: bool = False, data: Optional[str] = None, weights_fp16: bool = False,
-                  torch_weights: bool = True) -> Bundle:
+                  torch_weights: bool = True, mirror_average: Optional[bool] = None) -> Bundle:
     """Export ``checkpoint`` to the bundle directory ``out_dir``; returns the loaded Bundle.
 
     ``weights_fp16``: store the graphs' weights as float16 (computed in float32; half the size,
     parity checked at the fp16 tolerance). ``torch_weights``: also write weights.pt for the
-    torch backend (leave it out to keep a shipped bundle small).
+    torch backend (leave it out to keep a shipped bundle small). ``mirror_average``: export
+    the mirror-averaged model (True), the plain one (False), or as the checkpoint says (None).
 
     An existing bundle at ``out_dir`` is replaced (its TensorRT engines too: they belong to the
     old graphs); a non-empty directory that is not a bundle is refused. Raises ExportError,
@@ -194,7 +202,7 @@ def export_bundle(checkpoint, out_dir, opset: int = DEFAULT_OPSET, fp16: bool = 
     out.parent.mkdir(parents=True, exist_ok=True)
 
     steps = tqdm(total=6, desc="export", unit="step", disable=None, file=sys.stderr)
-    model, cfg = load_generator(str(checkpoint))
+    model, cfg = load_generator(str(checkpoint), mirror_average=mirror_average)
     model = model.float().eval()
     a = cfg.audio
     fields = {"sample_rate": a.sample_rate, "n_fft": a.n_fft, "win_length": a.win_length,
@@ -244,7 +252,7 @@ def export_bundle(checkpoint, out_dir, opset: int = DEFAULT_OPSET, fp16: bool = 
         steps.update()
 
         if torch_weights:
-            torch.save(_weights_payload(str(checkpoint)), str(tmp / "weights.pt"))
+            torch.save(_weights_payload(str(checkpoint), cfg.to_dict()["model"]), str(tmp / "weights.pt"))
         config = make_config(
             sample_rate=a.sample_rate, n_fft=a.n_fft, win_length=a.win_length, hop=a.hop,
             context_frames=a.context_frames, input_rms=a.input_rms, rms_floor=a.rms_floor,
@@ -298,6 +306,11 @@ def main(argv=None) -> int:
     p.add_argument("--simplify", action="store_true", help="run onnxsim if installed")
     p.add_argument("--data", default=None,
                    help="directory with a real audio clip and image for the parity check")
+    mirror = p.add_mutually_exclusive_group()
+    mirror.add_argument("--mirror-average", dest="mirror_average", action="store_const", const=True, default=None,
+                        help="export the mirror-averaged model (mirror-equivariant output, twice the compute)")
+    mirror.add_argument("--no-mirror-average", dest="mirror_average", action="store_const", const=False,
+                        help="export without mirror averaging (default: as the checkpoint's config says)")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
     output.setup_logging(args.verbose)
@@ -306,7 +319,7 @@ def main(argv=None) -> int:
     try:
         bundle = export_bundle(args.checkpoint, args.out, opset=args.opset, fp16=args.fp16,
                                simplify=args.simplify, data=args.data, weights_fp16=args.weights_fp16,
-                               torch_weights=not args.no_torch_weights)
+                               torch_weights=not args.no_torch_weights, mirror_average=args.mirror_average)
     except (ExportError, BundleError, CheckpointError, OSError, RuntimeError, ValueError) as exc:
         print(f"export.to_onnx: error: {exc}", file=sys.stderr)
         return 1

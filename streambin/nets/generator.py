@@ -34,12 +34,25 @@ frames; ``visual`` (the exported one-frame interface) repeats its frame over tim
 clip), and :meth:`BinauralGenerator.visual_clip` takes real clips for training.
 ``model["visual_gate"]`` multiplies a sigmoid gate into the trunk map inside ``visual``.
 
+``model["mirror_average"]`` (default off) makes the export interface mirror-equivariant by
+construction: ``visual`` returns the features of the frame and of its left-right mirror image,
+``(B, 2, *map_feature_shape)``, and ``audio`` runs the mask network on both and averages the
+frame's masks with the mirrored frame's masks with the ears swapped (side mask
+``(m - m_mirror) / 2``; left/right masks ``(m_l + m_mirror_r) / 2`` and vice versa). A mirrored
+picture then swaps the ears exactly, and a picture that is its own mirror image (a uniform grey
+frame) gives L = R: whatever side the network leans to regardless of the picture cancels. It
+costs two visual and two audio passes (one batch of two). The training helpers
+(``trunk_map``, ``feature_from_map``, ``audio_outputs``) are unchanged, so weights trained
+without it load into a generator with it (and back).
+
 The U-Nets see 256 bins (``model["nyquist_input"] = True``: all 257, as the reference feeds
 them; docs/architecture.md says why the default drops it) and predict 256; the Nyquist bin of
 the mask is padded back (side mask 0, left/right mask 1+0j: the mono passes through). No
 Python control flow depends on tensor values, inputs are never modified in place, and only the
 batch dimension is dynamic. Attributes: ``mask_kind``, ``n_masks``, ``mask_bound`` (the largest
-``|mask|``: 1 for "side", 2 for "left_right"), ``feature_shape``.
+``|mask|``: 1 for "side", 2 for "left_right"), ``feature_shape`` (what ``visual`` returns and
+``audio`` takes), ``map_feature_shape`` (one frame's feature: what ``feature_from_map`` returns
+and ``audio_outputs`` takes; equal to ``feature_shape`` without ``mirror_average``).
 """
 
 from __future__ import annotations
@@ -73,7 +86,8 @@ DEFAULT_VISUAL_NET = "resnet18"
 # default, which is the behaviour from before the option. "visual_net" is resolved apart.
 _GENERATOR_ARGS = {"arch": "arch", "ngf": "ngf", "visual_size": "visual_size",
                    "visual_reduced_channels": "reduced_channels", "visual_frames": "visual_frames",
-                   "visual_gate": "visual_gate", "nyquist_input": "nyquist_input"}
+                   "visual_gate": "visual_gate", "nyquist_input": "nyquist_input",
+                   "mirror_average": "mirror_average"}
 _REQUIRED_KEYS = ("arch", "ngf", "visual_size")
 # Keys that only matter when training starts (no effect on the network's shape or function).
 TRAINING_ONLY_KEYS = ("imagenet_weights",)
@@ -85,7 +99,7 @@ class BinauralGenerator(nn.Module):
 
     def __init__(self, arch: str, ngf: int, visual_size: Tuple[int, int], reduced_channels: int = 8,
                  visual_net: str = "resnet18", visual_frames: int = 4, visual_gate: bool = False,
-                 nyquist_input: bool = False):
+                 nyquist_input: bool = False, mirror_average: bool = False):
         super().__init__()
         if arch not in ("unet", "apnet"):
             raise ValueError(f"arch must be 'unet' or 'apnet', got {arch!r}")
@@ -111,11 +125,13 @@ class BinauralGenerator(nn.Module):
         if arch == "apnet":
             self.apnet = APNet(ngf, ResNet18Trunk.out_channels, h * w)
             self.mask_kind = "left_right"
-            self.feature_shape: Tuple[int, ...] = self.visual_map_shape
+            self.map_feature_shape: Tuple[int, ...] = self.visual_map_shape
         else:
             self.apnet = None
             self.mask_kind = "side"
-            self.feature_shape = (flat,)
+            self.map_feature_shape = (flat,)
+        self.mirror_average = bool(mirror_average)
+        self.feature_shape = (2,) + self.map_feature_shape if self.mirror_average else self.map_feature_shape
         self.n_masks = 2 if self.mask_kind == "left_right" else 1
         # Largest |mask| the graph can output (side masks in [-1, 1], left/right in [-2, 2]).
         self.mask_bound = MASKS_ON_MONO_PER_MASK_ON_SUM if self.mask_kind == "left_right" else 1.0
@@ -129,16 +145,35 @@ class BinauralGenerator(nn.Module):
 
     # ------------------------------------------------------------------ export interface
     def visual(self, frames: torch.Tensor) -> torch.Tensor:
-        """``(B, H_v, W_v, 3) uint8`` RGB -> feature ``(B, *feature_shape)`` float32."""
+        """``(B, H_v, W_v, 3) uint8`` RGB -> feature ``(B, *feature_shape)`` float32 (with
+        ``mirror_average``: the frame's and its mirror image's, stacked on axis 1)."""
         hv, wv = self.visual_size
         if frames.dim() != 4 or tuple(frames.shape[1:]) != (hv, wv, 3) or frames.dtype != torch.uint8:
             raise ValueError(f"frames must be (B, {hv}, {wv}, 3) uint8 RGB, got "
                              f"{tuple(frames.shape)} {frames.dtype}")
-        return self.feature_from_map(self.trunk_map(frames))
+        if not self.mirror_average:
+            return self.feature_from_map(self.trunk_map(frames))
+        b = frames.shape[0]
+        both = self.feature_from_map(self.trunk_map(torch.cat([frames, frames.flip(2)], dim=0)))
+        return torch.stack([both[:b], both[b:]], dim=1)
 
     def audio(self, spec: torch.Tensor, feature: torch.Tensor) -> torch.Tensor:
         """``(B, 2, 257, T)`` normalised spec, feature -> masks ``(B, n_masks, 2, 257, T)`` on the
         mono spectrogram (side in [-1, 1], left/right in [-2, 2]; module docstring)."""
+        if not self.mirror_average:
+            return self._masks(spec, feature)
+        if feature.dim() < 2 or tuple(feature.shape[1:]) != tuple(self.feature_shape):
+            raise ValueError(f"feature must be (B, {', '.join(map(str, self.feature_shape))}) (mirror_average: "
+                             f"the frame's and the mirrored frame's), got {tuple(feature.shape)}")
+        b = spec.shape[0]
+        masks = self._masks(torch.cat([spec, spec], dim=0), torch.cat([feature[:, 0], feature[:, 1]], dim=0))
+        own, mirrored = masks[:b], masks[b:]
+        # The mirrored picture's output with the ears swapped: the side mask (L - R) changes
+        # sign, the left and right masks trade places.
+        swapped = -mirrored if self.mask_kind == "side" else mirrored.flip(1)
+        return 0.5 * (own + swapped)
+
+    def _masks(self, spec: torch.Tensor, feature: torch.Tensor) -> torch.Tensor:
         out = self.audio_outputs(spec, feature)
         masks = out["left_right"] if self.mask_kind == "left_right" else out["side"][:, None]
         return self.pad_nyquist(masks)
@@ -193,8 +228,8 @@ class BinauralGenerator(nn.Module):
         if spec.dim() != 4 or spec.shape[1] != 2 or spec.shape[2] != N_BINS or spec.shape[3] % 32 != 0:
             raise ValueError(f"spec must be (B, 2, {N_BINS}, T) float32 with T a multiple of 32, "
                              f"got {tuple(spec.shape)}")
-        if tuple(feature.shape[1:]) != tuple(self.feature_shape):
-            raise ValueError(f"feature must be (B, {', '.join(map(str, self.feature_shape))}), "
+        if tuple(feature.shape[1:]) != tuple(self.map_feature_shape):
+            raise ValueError(f"feature must be (B, {', '.join(map(str, self.map_feature_shape))}), "
                              f"got {tuple(feature.shape)}")
         x = spec[:, :, :self.unet_input_bins]
         if self.arch == "apnet":

@@ -69,8 +69,15 @@ def config_from_checkpoint(ckpt: Dict[str, Any], path: str = "checkpoint") -> Co
         raise CheckpointError(f"{path}: stored config is invalid: {exc}") from exc
 
 
-def load_generator(path: str, map_location="cpu") -> Tuple[torch.nn.Module, Config]:
-    """``(generator in eval mode, Config)`` from a checkpoint written by :func:`save_checkpoint`."""
+def load_generator(path: str, map_location="cpu",
+                   mirror_average: Optional[bool] = None) -> Tuple[torch.nn.Module, Config]:
+    """``(generator in eval mode, Config)`` from a checkpoint written by :func:`save_checkpoint`.
+
+    ``mirror_average``: build the generator with ``model.mirror_average`` on (True) or off
+    (False) whatever the checkpoint's config says (the option adds no weights); None: as stored.
+    The returned Config says which."""
     ckpt = read_checkpoint(path, map_location=map_location)
     cfg = config_from_checkpoint(ckpt, path)
+    if mirror_average is not None:
+        cfg.model.mirror_average = bool(mirror_average)
     return load_weights_into(BinauralGenerator(**generator_kwargs(cfg)), ckpt, path, map_location), cfg

@@ -92,6 +92,9 @@ class ModelConfig:
     ``nyquist_input``: feed the U-Net all 257 bins, as the reference does, instead of the 256
     below Nyquist (default false, the behaviour of every bundle and checkpoint made before the
     option existed; docs/architecture.md "The Nyquist bin").
+    ``mirror_average``: the exported model averages its output with its ear-swapped output for
+    the mirrored frame (``streambin.nets.generator``: mirror-equivariant by construction, twice
+    the compute); usually switched on at export (``python -m export.to_onnx --mirror-average``).
     """
 
     arch: str = "unet"
@@ -103,6 +106,7 @@ class ModelConfig:
     visual_frames: int = 4
     visual_gate: bool = False
     nyquist_input: bool = False
+    mirror_average: bool = False
 
     def validate(self) -> None:
         _choice(self, "model", "arch", ARCHS)

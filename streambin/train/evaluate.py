@@ -532,6 +532,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--window-hop", type=float, default=0.1,
                     help="offline protocol: seconds between window starts (default 0.1; 2.5D used 0.05)")
     ap.add_argument("--max-clips", type=int, default=None, help="score only the first N clips")
+    ap.add_argument("--mirror-average", dest="mirror_average", action="store_const", const=True, default=None,
+                    help="offline protocol: score the checkpoint's generator with model.mirror_average on "
+                         "(its output averaged with its ear-swapped output for the mirrored frames)")
     ap.add_argument("--lateral-only", action="store_true",
                     help="of those, score only the lateral single-source clips (the ones the direction, mirror "
                          "and level-difference measures count)")
@@ -580,6 +583,9 @@ def run(args, load_generator: Optional[Callable] = None,
             return SimBinauralDataset(root, split, mode="eval", visual_size=visual_size)
 
     streamed = bool(args.bundle) or args.streamed
+    if streamed and getattr(args, "mirror_average", None) is not None:
+        raise ValueError("--mirror-average is for the offline protocol; a bundle carries its own setting "
+                         "(python -m export.to_onnx --mirror-average)")
     if streamed and args.audio_only_checkpoint:
         raise ValueError("--audio-only-checkpoint is scored by the offline protocol; it cannot be "
                          "combined with --bundle or --streamed")
@@ -605,7 +611,9 @@ def _run_offline(args, load_generator, make_dataset, localisation):
     if load_generator is None:
         from streambin.train.checkpoint import load_generator
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model, config = load_generator(args.checkpoint)
+    mirror = getattr(args, "mirror_average", None)
+    model, config = (load_generator(args.checkpoint) if mirror is None
+                     else load_generator(args.checkpoint, mirror_average=mirror))
     model = model.to(device)
     audio_only = None
     if args.audio_only_checkpoint:
@@ -616,11 +624,13 @@ def _run_offline(args, load_generator, make_dataset, localisation):
             raise ValueError("the audio-only checkpoint's visual_size differs from the model's")
         audio_only = audio_only.to(device)
     dataset = _splits(make_dataset, args, tuple(config.model.visual_size))
-    return evaluate_model(model, config, dataset, window_hop_s=args.window_hop,
-                          max_clips=args.max_clips, normalize=not args.no_normalize,
-                          audio_only_model=audio_only, batch_size=args.batch_size,
-                          progress=not args.no_progress, localisation=localisation,
-                          lateral_only=args.lateral_only)
+    results = evaluate_model(model, config, dataset, window_hop_s=args.window_hop,
+                             max_clips=args.max_clips, normalize=not args.no_normalize,
+                             audio_only_model=audio_only, batch_size=args.batch_size,
+                             progress=not args.no_progress, localisation=localisation,
+                             lateral_only=args.lateral_only)
+    results["settings"]["mirror_average"] = bool(getattr(model, "mirror_average", False))
+    return results
 
 
 def _run_streamed(args, make_dataset, localisation):
@@ -637,10 +647,12 @@ def _run_streamed(args, make_dataset, localisation):
                                   block_frames=args.block_frames, **kw)
     bundle = predictor.spatializer.bundle
     dataset = _splits(make_dataset, args, tuple(bundle.visual_size))
-    return evaluate_model(None, SimpleNamespace(audio=bundle), dataset, max_clips=args.max_clips,
-                          normalize=not args.no_normalize, progress=not args.no_progress,
-                          predict=predictor, localisation=localisation,
-                          protocol=predictor.description, lateral_only=args.lateral_only)
+    results = evaluate_model(None, SimpleNamespace(audio=bundle), dataset, max_clips=args.max_clips,
+                             normalize=not args.no_normalize, progress=not args.no_progress,
+                             predict=predictor, localisation=localisation,
+                             protocol=predictor.description, lateral_only=args.lateral_only)
+    results["settings"]["mirror_average"] = bool(bundle.config.get("model", {}).get("mirror_average", False))
+    return results
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -231,8 +231,10 @@ def recover_generator(bundle: str, cfg: Config, frames: np.ndarray, specs: np.nd
 
     root = Path(bundle)
     meta = json.loads((root / "config.json").read_text())
-    gen = BinauralGenerator(**generator_kwargs(cfg))
     stored = meta.get("model", {})
+    # Mirror averaging adds no weights, only graph nodes: follow the bundle.
+    cfg.model.mirror_average = bool(stored.get("mirror_average", False))
+    gen = BinauralGenerator(**generator_kwargs(cfg))
     if meta.get("arch") != gen.arch or stored.get("ngf") != cfg.model.ngf \
             or list(stored.get("visual_size", [])) != list(gen.visual_size) \
             or stored.get("visual_net") not in ("auto", gen.visual_net) \

@@ -39,6 +39,17 @@ def test_recovered_generator_matches_the_original_in_eval_mode(tiny_unet):
                                   original.state_dict()["unet.up1.0.weight"].numpy())
 
 
+def test_a_mirror_averaged_bundle_is_recovered_with_the_option_on(tiny_unet, tmp_path):
+    from export.to_onnx import export_bundle
+
+    _, ckpt = tiny_unet
+    bundle = export_bundle(str(ckpt), tmp_path / "mirror", mirror_average=True, torch_weights=False)
+    cfg = load_config(None, TINY)  # says nothing about mirror averaging: the bundle decides
+    frames, specs = _inputs(cfg)
+    gen, err_v, err_a = recover_generator(str(bundle.path), cfg, frames, specs)
+    assert gen.mirror_average and err_v < 1e-4 and err_a < 1e-4, (err_v, err_a)
+
+
 def test_batchnorm_statistics_make_train_mode_agree_with_eval_mode(tiny_unet):
     """On the calibration batch, training-mode batch statistics equal the running ones, so a
     fine-tuning run starts from the bundle's function rather than a re-normalised one."""

@@ -510,3 +510,19 @@ def test_evaluate_streaming_without_weights_scores_the_engine_only(tiny_unet, sc
 
     saved = json.loads(out.read_text(), parse_constant=no_constants)
     assert saved["settings"]["sample_rate"] == 16000 and "localisation" in saved
+
+
+def test_cli_mirror_average_makes_a_checkpoint_mirror_equivariant(tiny_unet, scenes, one_thread):
+    bundle, ckpt = tiny_unet
+    base = ["--checkpoint", str(ckpt), "--data", str(scenes), "--split", "all", "--lateral-only", "--no-progress",
+            "--device", "cpu"]
+    plain = E.run(E.build_parser().parse_args(base))
+    avg = E.run(E.build_parser().parse_args(base + ["--mirror-average"]))
+    assert plain["settings"]["mirror_average"] is False and avg["settings"]["mirror_average"] is True
+    per = avg["localisation"]["per_clip"]
+    for r in per:  # the mirrored picture gives the same level difference on the other side
+        assert r["ld_mirrored_db"] == pytest.approx(-r["ld_pred_db"], abs=1e-3)
+    assert avg["localisation"]["summary"]["grey_bias_abs_db"] < 1e-3  # grey is its own mirror image
+    assert avg["localisation"]["summary"]["grey_bias_abs_db"] < plain["localisation"]["summary"]["grey_bias_abs_db"]
+    with pytest.raises(ValueError, match="a bundle carries its own setting"):
+        E.run(E.build_parser().parse_args(["--bundle", str(bundle), "--data", str(scenes), "--mirror-average"]))

@@ -65,6 +65,9 @@ class SAGMStep(nn.Module):
         super().__init__()
         if generator.arch != "unet":
             raise ValueError("the sagm recipe needs a U-Net generator (model.arch 'unet')")
+        if generator.mirror_average:
+            raise ValueError("the sagm recipe trains through generator.visual: train without "
+                             "model.mirror_average and switch it on at export (--mirror-average)")
         self.generator = generator
         self.audio_cfg = config.audio
         self.lambdas = config.recipes.sagm_lambdas
