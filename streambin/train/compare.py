@@ -314,7 +314,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 raise ValueError(f"--seeds {item!r}: {parts[0]!r} is not among --methods")
             seeded.append((parts[0], [(parts[0], by_name[parts[0]])] + [(r, evaluation(r)) for r in parts[1:]]))
         if seeded:
-            text += "\nSeeds (the same method trained again with train.seed=1):\n\n" + seed_table(seeded)
+            text += "\nSeeds (the same method trained again with another seed):\n\n" + seed_table(seeded)
         loc = localisation_table([(n, ev) for n, ev, _ in methods])
         if loc:
             text += "\nLocalisation measures (streambin.train.localisation_eval):\n\n" + loc

@@ -526,3 +526,27 @@ def test_cli_mirror_average_makes_a_checkpoint_mirror_equivariant(tiny_unet, sce
     assert avg["localisation"]["summary"]["grey_bias_abs_db"] < plain["localisation"]["summary"]["grey_bias_abs_db"]
     with pytest.raises(ValueError, match="a bundle carries its own setting"):
         E.run(E.build_parser().parse_args(["--bundle", str(bundle), "--data", str(scenes), "--mirror-average"]))
+
+
+def test_mirror_average_ab_script_equals_the_two_evaluations(tiny_unet, scenes, tmp_path, one_thread):
+    """scripts/mirror_average_ab.py shares one set of predictions between the plain and the
+    mirror-averaged scores; they must equal evaluate's without and with --mirror-average."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "mirror_average_ab", Path(__file__).resolve().parents[2] / "scripts" / "mirror_average_ab.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    _, ckpt = tiny_unet
+    assert script.main([str(ckpt), str(scenes), "all", str(tmp_path / "ab"), "--max-clips", "5"]) == 0
+    base = ["--checkpoint", str(ckpt), "--data", str(scenes), "--split", "all", "--max-clips", "5", "--no-progress",
+            "--device", "cpu"]
+    for name, extra in (("plain", []), ("mirror_avg", ["--mirror-average"])):
+        ab = json.loads((tmp_path / f"ab_{name}.json").read_text())
+        direct = E.run(E.build_parser().parse_args(base + extra))
+        for a, b in zip(ab["per_clip"], direct["per_clip"]):
+            for cond in ("model", "audio_only", "flipped_visual"):
+                assert a["metrics"][cond]["stft"] == pytest.approx(b["metrics"][cond]["stft"], rel=1e-4, abs=1e-6)
+        assert ab["localisation"]["summary"]["direction_acc"] == direct["localisation"]["summary"]["direction_acc"]

@@ -1,0 +1,59 @@
+"""Score a checkpoint with and without mirror averaging from one set of predictions.
+
+    python scripts/mirror_average_ab.py CHECKPOINT DATA SPLIT OUT_PREFIX [--max-clips N] [--lateral-only]
+
+Writes ``OUT_PREFIX_plain.json`` and ``OUT_PREFIX_mirror_avg.json`` (streambin.train.evaluate
+results, offline protocol). The same as running ``python -m streambin.train.evaluate
+--checkpoint CHECKPOINT`` without and with ``--mirror-average``, at the cost of one of them: the
+mirror-averaged output for a frame is the average of the plain outputs for the frame and (ears
+swapped) for its mirror image, and the plain evaluation computes both (its flipped-visual
+condition), so they are computed once and shared.
+"""
+
+import argparse
+import hashlib
+import sys
+
+from streambin.train import evaluate as E
+from streambin.train.checkpoint import load_generator
+from streambin.train.data import SimBinauralDataset
+
+MIRRORED_MODE = {"true": "flipped", "flipped": "true", "none": "none"}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("checkpoint")
+    p.add_argument("data")
+    p.add_argument("split")
+    p.add_argument("out_prefix")
+    p.add_argument("--max-clips", type=int, default=None)
+    p.add_argument("--lateral-only", action="store_true")
+    a = p.parse_args(argv)
+    model, cfg = load_generator(a.checkpoint, mirror_average=False)
+    base = E.offline_predictor(model, cfg.audio)
+    cache = {}
+
+    def plain(mono, frames, fps, mode):
+        key = (hashlib.sha1(mono.tobytes()).hexdigest(), mode)
+        if key not in cache:
+            cache[key] = base(mono, frames, fps, mode)
+        return cache[key]
+
+    def mirror_averaged(mono, frames, fps, mode):
+        own, other = plain(mono, frames, fps, mode), plain(mono, frames, fps, MIRRORED_MODE[mode])
+        return 0.5 * (own + other[::-1])  # (2, n): the mirrored picture's output, ears swapped
+
+    ds = SimBinauralDataset(a.data, a.split, mode="eval", visual_size=tuple(cfg.model.visual_size))
+    for name, predict in (("plain", plain), ("mirror_avg", mirror_averaged)):
+        res = E.evaluate_model(None, cfg, ds, predict=predict, lateral_only=a.lateral_only, progress=False,
+                               max_clips=a.max_clips, protocol="offline sliding-window protocol, window hop 0.1 s"
+                               + (", mirror-averaged" if name == "mirror_avg" else ""))
+        res["settings"].update(checkpoint=a.checkpoint, data=a.data, split=a.split, mirror_average=name != "plain")
+        E.write_results(res, f"{a.out_prefix}_{name}.json", None)
+        print(f"wrote {a.out_prefix}_{name}.json", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
