@@ -22,6 +22,10 @@ def _pair(arch):
     return plain.eval(), mirrored.eval()
 
 
+# Batch-of-two and batch-of-one convolutions round differently in float32 with several threads.
+ATOL = 2e-5
+
+
 def _swap_ears(masks, kind):
     return -masks if kind == "side" else masks.flip(1)
 
@@ -40,17 +44,17 @@ def test_masks_are_the_average_with_the_mirrored_frame_ears_swapped(arch):
         masks = avg.audio(spec, feature)
         own = plain.audio(spec, plain.visual(frames))
         other = plain.audio(spec, plain.visual(frames.flip(2)))
-        torch.testing.assert_close(masks, 0.5 * (own + _swap_ears(other, plain.mask_kind)), atol=1e-6, rtol=0)
+        torch.testing.assert_close(masks, 0.5 * (own + _swap_ears(other, plain.mask_kind)), atol=ATOL, rtol=0)
         assert (masks - own).abs().max() > 1e-3  # the averaging changes something
         # a mirrored picture swaps the ears exactly
         flipped = avg.audio(spec, avg.visual(frames.flip(2)))
-        torch.testing.assert_close(flipped, _swap_ears(masks, plain.mask_kind), atol=1e-6, rtol=0)
+        torch.testing.assert_close(flipped, _swap_ears(masks, plain.mask_kind), atol=ATOL, rtol=0)
         # a picture that is its own mirror image gives L = R
         grey = avg.audio(spec, avg.visual(torch.full((3, 32, 64, 3), 128, dtype=torch.uint8)))
         if plain.mask_kind == "side":
-            assert grey.abs().max() == 0
+            assert grey.abs().max() < 1e-6
         else:
-            torch.testing.assert_close(grey[:, 0], grey[:, 1], atol=1e-6, rtol=0)
+            torch.testing.assert_close(grey[:, 0], grey[:, 1], atol=ATOL, rtol=0)
         with pytest.raises(ValueError, match=r"mirror_average: the frame's and the mirrored frame's"):
             avg.audio(spec, feature[:, 0])
 
