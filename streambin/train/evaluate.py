@@ -583,7 +583,7 @@ def run(args, load_generator: Optional[Callable] = None,
             return SimBinauralDataset(root, split, mode="eval", visual_size=visual_size)
 
     streamed = bool(args.bundle) or args.streamed
-    if streamed and getattr(args, "mirror_average", None) is not None:
+    if streamed and args.mirror_average is not None:
         raise ValueError("--mirror-average is for the offline protocol; a bundle carries its own setting "
                          "(python -m export.to_onnx --mirror-average)")
     if streamed and args.audio_only_checkpoint:
@@ -611,9 +611,9 @@ def _run_offline(args, load_generator, make_dataset, localisation):
     if load_generator is None:
         from streambin.train.checkpoint import load_generator
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    mirror = getattr(args, "mirror_average", None)
-    model, config = (load_generator(args.checkpoint) if mirror is None
-                     else load_generator(args.checkpoint, mirror_average=mirror))
+    # Injected loaders (tests' stand-ins) take only the path; the keyword goes only where asked.
+    model, config = (load_generator(args.checkpoint) if args.mirror_average is None
+                     else load_generator(args.checkpoint, mirror_average=args.mirror_average))
     model = model.to(device)
     audio_only = None
     if args.audio_only_checkpoint:
