@@ -60,7 +60,7 @@ def run_engine(x: np.ndarray, frames=None, fps: float = 10.0, model="default", r
     ``fixed_masks``: the audio net returns one precomputed output (times the engine alone)."""
     sp = Spatializer(model, sample_rate=rate, **kwargs)
     if fixed_masks:
-        masks = sp.backend.audio(sp._runner._net_in, sp.visual.current[None])
+        masks = sp.backend.audio(sp._runner._net_in, sp.visual.batch)
         sp.backend.audio = lambda spec, feature: masks
     out, k, t0 = [], 0, time.perf_counter()
     for pos in range(0, len(x), CHUNK):

@@ -2,6 +2,7 @@
 
     python -m export.to_onnx --checkpoint CKPT --out BUNDLE_DIR [--opset 17] [--fp16]
                              [--simplify] [--data DIR] [--mirror-average | --no-mirror-average]
+                             [--engine-mirror-average]
 
 Writes ``visual.onnx`` (``model.visual``: frames (B, H_v, W_v, 3) uint8 -> feature) and
 ``audio.onnx`` (``model.audio``: spec (B, 2, 257, T), feature -> mask (B, n_masks, 2, 257, T)),
@@ -30,6 +31,11 @@ warning otherwise).
 :mod:`streambin.nets.generator`): its output averaged with its ear-swapped output for the
 mirrored frame, at twice the compute; ``--no-mirror-average`` exports without it. Default: as
 the checkpoint's config says. The same weights serve both.
+
+``--engine-mirror-average`` keeps the graphs as they are and writes ``"inference":
+{"mirror_average": true}`` into config.json: the Spatializer then does the same averaging itself
+(on the CPU runners) unless the caller passes ``mirror_average=False``, so one bundle serves
+both. The shipped default is exported this way.
 """
 
 from __future__ import annotations
@@ -175,13 +181,16 @@ def _weights_payload(checkpoint: str, model_section: dict):
 
 def export_bundle(checkpoint, out_dir, opset: int = DEFAULT_OPSET, fp16: bool = False,
                   simplify: bool = False, data: Optional[str] = None, weights_fp16: bool = False,
-                  torch_weights: bool = True, mirror_average: Optional[bool] = None) -> Bundle:
+                  torch_weights: bool = True, mirror_average: Optional[bool] = None,
+                  engine_mirror_average: bool = False) -> Bundle:
     """Export ``checkpoint`` to the bundle directory ``out_dir``; returns the loaded Bundle.
 
     ``weights_fp16``: store the graphs' weights as float16 (computed in float32; half the size,
     parity checked at the fp16 tolerance). ``torch_weights``: also write weights.pt for the
     torch backend (leave it out to keep a shipped bundle small). ``mirror_average``: export
     the mirror-averaged model (True), the plain one (False), or as the checkpoint says (None).
+    ``engine_mirror_average``: record ``"inference": {"mirror_average": true}`` in config.json
+    (the engine averages by default; module docstring).
 
     An existing bundle at ``out_dir`` is replaced (its TensorRT engines too: they belong to the
     old graphs); a non-empty directory that is not a bundle is refused. Raises ExportError,
@@ -263,7 +272,8 @@ def export_bundle(checkpoint, out_dir, opset: int = DEFAULT_OPSET, fp16: bool = 
                     "max_abs_err_visual": errs["visual"], "max_abs_err_audio": errs["audio"],
                     "tolerance": TOL_FP16 if (fp16 or weights_fp16) else TOL_FP32,
                     "checkpoint": os.path.basename(str(checkpoint))},
-            versions=output.versions())
+            versions=output.versions(),
+            inference={"mirror_average": True} if engine_mirror_average else None)
         write_config(tmp, config)
         load_bundle(tmp)  # the bundle must load before it replaces anything
         steps.update()
@@ -311,6 +321,9 @@ def main(argv=None) -> int:
                         help="export the mirror-averaged model (mirror-equivariant output, twice the compute)")
     mirror.add_argument("--no-mirror-average", dest="mirror_average", action="store_const", const=False,
                         help="export without mirror averaging (default: as the checkpoint's config says)")
+    p.add_argument("--engine-mirror-average", action="store_true",
+                   help="keep the graphs plain and have the Spatializer mirror-average by default "
+                        "(config.json \"inference\"; callers can pass mirror_average=False)")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
     output.setup_logging(args.verbose)
@@ -319,7 +332,8 @@ def main(argv=None) -> int:
     try:
         bundle = export_bundle(args.checkpoint, args.out, opset=args.opset, fp16=args.fp16,
                                simplify=args.simplify, data=args.data, weights_fp16=args.weights_fp16,
-                               torch_weights=not args.no_torch_weights, mirror_average=args.mirror_average)
+                               torch_weights=not args.no_torch_weights, mirror_average=args.mirror_average,
+                               engine_mirror_average=args.engine_mirror_average)
     except (ExportError, BundleError, CheckpointError, OSError, RuntimeError, ValueError) as exc:
         print(f"export.to_onnx: error: {exc}", file=sys.stderr)
         return 1

@@ -12,6 +12,11 @@ around a runner keeps the resamplers, the output FIFO, the visual cadence and th
 - :class:`FullBandRunner`: CPU, the device-rate grid of :mod:`streambin.full_band`.
 - :class:`GpuRunner`: the CUDA pipeline of :mod:`streambin.gpu_engine`, at the model rate.
 
+With mirror averaging (the visual feature holds the frame's and its mirror image's, see
+streambin.visual), the CPU runners run the audio net on the context twice as one batch, once
+with each feature, and average the two outputs' masks for the block's frames
+(streambin.signal_contract.average_mirrored_masks).
+
 Buffers are allocated at construction; a block allocates nothing on the CPU paths. Call
 ``reset()`` before the first ``push``: it starts the stream state and ``timing``.
 """
@@ -27,7 +32,8 @@ import numpy as np
 
 from streambin import dsp
 from streambin.full_band import FullBandMapper
-from streambin.signal_contract import DSP_MASK_MODES, apply_masks, input_scale, input_scale_from_rms, network_input
+from streambin.signal_contract import (DSP_MASK_MODES, apply_masks, average_mirrored_masks, input_scale,
+                                       input_scale_from_rms, network_input)
 
 STAGES = ("resample_in", "stft", "audio_net", "mask_istft", "resample_out")
 
@@ -92,7 +98,10 @@ class _CpuRunner:
         b, T, F, F_stft = self.block_frames, self.context_frames, bundle.n_bins, n_fft // 2 + 1
         self._pending = np.zeros((b, F_stft), np.complex64)     # frames of the block being filled
         self._frame_buf = np.zeros((b + 1, F_stft), np.complex64)
-        self._net_in = np.zeros((1, 2, F, T), np.float32)
+        self.mirror_average = bool(visual.mirror_average)
+        # The network input: the context once, or twice (one per feature) with mirror averaging.
+        self._net_in = np.zeros((2 if self.mirror_average else 1, 2, F, T), np.float32)
+        self._mirror_masks = np.zeros((bundle.n_masks, 2, F, b), np.float32)
         self._ears = np.zeros((2, b, F_stft), np.complex64)
         self._block_out = np.zeros((2, b * hop), np.float32)
         self._block_out_t = np.zeros((b * hop, 2), np.float32)  # frame-major copy emit takes
@@ -144,6 +153,19 @@ class _CpuRunner:
         self.timing.blocks += 1
         self.timing.block_ms.append((t4 - t0) * 1e3)
 
+    def _block_masks(self) -> np.ndarray:
+        """Run the audio net on the context in ``self._net_in[0]`` with the current visual
+        feature; returns the masks of the block's frames (``lookahead_frames`` before the
+        newest), ``(n_masks, 2, F, block_frames)`` float32, a view valid until the next block."""
+        T, a, b = self.context_frames, self.lookahead_frames, self.block_frames
+        sel = slice(T - a - b, T - a)
+        if not self.mirror_average:
+            return self.backend.audio(self._net_in, self.visual.batch)[0][:, :, :, sel]
+        np.copyto(self._net_in[1], self._net_in[0])
+        both = self.backend.audio(self._net_in, self.visual.batch)  # (2, n_masks, 2, F, T): own, mirrored
+        return average_mirrored_masks(both[0, :, :, :, sel], both[1, :, :, :, sel], self.bundle.mask_kind,
+                                      out=self._mirror_masks)
+
     def _keep_samples(self, piece: np.ndarray) -> None:
         raise NotImplementedError
 
@@ -182,10 +204,9 @@ class ModelRateRunner(_CpuRunner):
         scale = input_scale(self._ctx_samples, self.bundle.input_rms, self.bundle.rms_floor)
         network_input(ctx, scale, out=self._net_in[0])
         t1 = clock()
-        masks = self.backend.audio(self._net_in, self.visual.current[None])[0]  # (n_masks, 2, F, T)
+        masks = self._block_masks()
         t2 = clock()
-        sel = slice(T - a - b, T - a)
-        apply_masks(ctx[sel], masks[:, :, :, sel], self.bundle.mask_kind, out=self._ears)
+        apply_masks(ctx[T - a - b:T - a], masks, self.bundle.mask_kind, out=self._ears)
         self._finish_block(t0, t1, t2)
 
 
@@ -255,16 +276,15 @@ class FullBandRunner(_CpuRunner):
         # a temporary buffer.
         np.copyto(self._net_in[0, 0], ctx.real.T)
         np.copyto(self._net_in[0, 1], ctx.imag.T)
-        np.multiply(self._net_in, scale, out=self._net_in)
+        np.multiply(self._net_in[0], scale, out=self._net_in[0])
         ring = self._dev_ring
         for i in range(a):                                       # row by row: no overlapping copy
             ring[i] = ring[i + b]
         ring[a:] = self._pending
         t1 = clock()
-        masks = self.backend.audio(self._net_in, self.visual.current[None])[0]  # (n_masks, 2, F, T)
+        masks = self._block_masks()
         t2 = clock()
-        sel = slice(T - a - b, T - a)
-        full = self._mapper.device_masks(masks[:, :, :, sel], ctx[sel])
+        full = self._mapper.device_masks(masks, ctx[T - a - b:T - a])
         apply_masks(ring[:b], full, self.bundle.mask_kind, out=self._ears)
         self._finish_block(t0, t1, t2)
 

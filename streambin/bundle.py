@@ -25,10 +25,15 @@ config.json (format_version 1)::
                        "fp16": bool, "max_batch": int}},
      "export": {"opset": int, "max_abs_err_audio": float, "max_abs_err_visual": float,
                 "fp16": bool},
-     "versions": {"streambin": str, "torch": str, "onnx": str, "onnxruntime": str}}
+     "versions": {"streambin": str, "torch": str, "onnx": str, "onnxruntime": str},
+     "inference": {"mirror_average": bool}}           (optional)
 
 The bundle is the trained artefact only: runtime settings (block size, lookahead, device,
-threads) are not stored here.
+threads) are not stored here. ``inference`` says how the model's prediction is formed from its
+graphs: ``mirror_average`` true means the engine averages the output for each frame with the
+ear-swapped output for its mirror image (streambin.signal_contract) unless the caller turns it
+off. A graph exported with ``model.mirror_average`` does that averaging inside itself
+(``Bundle.graph_mirror_average``; its feature then holds both frames' features).
 """
 
 from __future__ import annotations
@@ -94,6 +99,8 @@ class Bundle:
     graphs: Dict[str, Path]
     engines: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     weights: Optional[Path] = None
+    graph_mirror_average: bool = False
+    inference_mirror_average: bool = False
 
     @property
     def n_bins(self) -> int:
@@ -246,6 +253,17 @@ def validate_config(cfg: Any, where: str = CONFIG_NAME) -> Dict[str, Any]:
         raise _err(where, f"key 'export' must be an object, got {cfg['export']!r}")
     if "versions" in cfg and not isinstance(cfg["versions"], dict):
         raise _err(where, f"key 'versions' must be an object, got {cfg['versions']!r}")
+    graph_mirror = cfg["model"].get("mirror_average", False)
+    if not isinstance(graph_mirror, bool):
+        raise _err(f"{where} ['model']", f"'mirror_average' must be true or false, got {graph_mirror!r}")
+    if graph_mirror and (len(out["feature_shape"]) < 2 or out["feature_shape"][0] != 2):
+        raise _err(vwhere, f"a graph with model.mirror_average holds two frames' features: feature_shape "
+                           f"must start with 2, got {list(out['feature_shape'])}")
+    out["graph_mirror_average"] = graph_mirror
+    inference = cfg.get("inference", {})
+    if not isinstance(inference, dict) or not isinstance(inference.get("mirror_average", False), bool):
+        raise _err(where, f"key 'inference' must be an object like {{\"mirror_average\": true}}, got {inference!r}")
+    out["inference_mirror_average"] = inference.get("mirror_average", False)
     return out
 
 
@@ -415,10 +433,12 @@ def make_config(*, sample_rate: int, n_fft: int, win_length: int, hop: int, cont
                 feature_shape, recipe: str, arch: str, model: Dict[str, Any],
                 export: Optional[Dict[str, Any]] = None,
                 versions: Optional[Dict[str, str]] = None,
-                visual_mean=IMAGENET_MEAN, visual_std=IMAGENET_STD) -> Dict[str, Any]:
+                visual_mean=IMAGENET_MEAN, visual_std=IMAGENET_STD,
+                inference: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """Build a format_version 1 config dict from typed fields (validated before returning).
 
-    ``visual_size`` is (height, width) in pixels; ``feature_shape`` excludes the batch axis.
+    ``visual_size`` is (height, width) in pixels; ``feature_shape`` excludes the batch axis;
+    ``inference``: e.g. ``{"mirror_average": True}`` (module docstring), left out when None.
     """
     if mask_kind not in MASK_KINDS:
         raise BundleError(f"mask_kind must be one of {sorted(MASK_KINDS)}, got {mask_kind!r}")
@@ -438,5 +458,7 @@ def make_config(*, sample_rate: int, n_fft: int, win_length: int, hop: int, cont
         "export": dict(export or {}),
         "versions": dict(versions or {}),
     }
+    if inference is not None:
+        cfg["inference"] = dict(inference)
     validate_config(cfg, where="config")
     return cfg

@@ -5,6 +5,10 @@ One owner for the two steps every part of streambin repeats around a model:
 - **network input**: the mono spectrogram context (real, imag as two channels) scaled by
   ``input_rms / max(rms, rms_floor)``, where ``rms`` is the RMS of the mono samples behind
   the context (the papers normalise each crop's mono to RMS 0.1);
+- **mirror averaging** (optional): the masks for a frame averaged with the masks for its
+  left-right mirror image with the ears swapped (side mask ``(m - m') / 2``; left and right
+  masks ``(m_l + m'_r) / 2`` and ``(m_r + m'_l) / 2``), so that a mirrored picture swaps the
+  ears exactly and a picture that is its own mirror image (uniform grey) gives L = R;
 - **mask application**: the masks multiply the *raw* (unscaled) mono spectrogram ``M``;
   ``"side"``: one complex mask ``S``, ``L = M + S M``, ``R = M - S M``; ``"left_right"``: two
   complex masks, ``L = mL M``, ``R = mR M``.
@@ -92,6 +96,32 @@ def apply_masks(frames: np.ndarray, masks: np.ndarray, mask_kind: str,
     return dsp.apply_mask(frames, masks, out=out, mode=DSP_MASK_MODES[mask_kind])
 
 
+def average_mirrored_masks(own: np.ndarray, mirrored: np.ndarray, mask_kind: str,
+                           out: Optional[np.ndarray] = None) -> np.ndarray:
+    """Mirror averaging (module docstring) of the masks for one context.
+
+    ``own``, ``mirrored``: ``(n_masks, 2, F, k)`` float32, the masks for the frame and for its
+    mirror image (strided views are fine); ``out``: optional ``(n_masks, 2, F, k)`` float32
+    destination (no allocation). Returns ``(n_masks, 2, F, k)`` float32.
+    """
+    if mask_kind not in MASK_KINDS:
+        raise ValueError(f"mask_kind must be one of {MASK_KINDS}, got {mask_kind!r}")
+    n_masks = 1 if mask_kind == "side" else 2
+    if own.ndim != 4 or own.shape[:2] != (n_masks, 2) or mirrored.shape != own.shape:
+        raise ValueError(f"own and mirrored must both be (n_masks={n_masks}, 2, F, k) for mask_kind "
+                         f"{mask_kind!r}, got {own.shape} and {mirrored.shape}")
+    if out is None:
+        out = np.empty(own.shape, np.float32)
+    elif out.shape != own.shape or out.dtype != np.float32:
+        raise ValueError(f"out must be {own.shape} float32, got {out.shape} {out.dtype}")
+    if mask_kind == "side":
+        np.subtract(own, mirrored, out=out)          # the mirrored side mask changes sign
+    else:
+        np.add(own, mirrored[::-1], out=out)         # the left and right masks trade places
+    np.multiply(out, 0.5, out=out)
+    return out
+
+
 # -- torch side: training and the offline evaluation ------------------------------------------
 
 
@@ -144,3 +174,14 @@ def apply_masks_torch(spec, masks, mask_kind: str):
         side = cm[:, 0] * spec
         return torch.stack([spec + side, spec - side], dim=1)
     return cm * spec[:, None]
+
+
+def average_mirrored_masks_torch(own, mirrored, mask_kind: str):
+    """:func:`average_mirrored_masks` on batches: ``(B, n_masks, 2, F, T)`` each -> the same shape."""
+    if mask_kind not in MASK_KINDS:
+        raise ValueError(f"mask_kind must be one of {MASK_KINDS}, got {mask_kind!r}")
+    if own.dim() != 5 or tuple(mirrored.shape) != tuple(own.shape):
+        raise ValueError(f"own and mirrored must both be (B, n_masks, 2, F, T), got {tuple(own.shape)} "
+                         f"and {tuple(mirrored.shape)}")
+    swapped = -mirrored if mask_kind == "side" else mirrored.flip(1)
+    return 0.5 * (own + swapped)

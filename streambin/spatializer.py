@@ -86,6 +86,10 @@ _MAX_BLOCK_FRAMES = 16
 # budget on 2 CPU cores (block 1 ran at p99 9.3-9.8 ms of its 10 ms, docs/demo.md);
 # block_frames="auto" measures the backend instead.
 DEFAULT_BLOCK_FRAMES = 2
+# Default block size with mirror averaging, which runs both networks twice: at 2 frames the
+# default model's blocks took 20.3 ms of their 20 ms at p99 on 2 CPU cores, at 3 frames 18.5 of
+# 30 ms (docs/results.md, "Mirror averaging"), for 10 ms more latency.
+MIRROR_AVERAGE_BLOCK_FRAMES = 3
 # Input samples beyond this magnitude are clipped (counted): finite but absurd values (1e37)
 # would overflow the float32 spectra and powers into inf/NaN.
 MAX_ABS_SAMPLE = 1000.0
@@ -159,6 +163,13 @@ class Spatializer:
             resampling path.
         mirror: flip every frame left-right before the visual net: for front (selfie) cameras,
             whose picture is a mirror image (a source on the user's right shows on the left).
+        mirror_average: average the masks for each frame with the ear-swapped masks for its
+            mirror image (streambin.signal_contract), so that a mirrored picture swaps the ears
+            exactly and a picture without a side (uniform grey) gives L = R. Both networks then
+            run twice, and the default block is MIRROR_AVERAGE_BLOCK_FRAMES (3). None: as the
+            bundle's ``inference`` section says (on for the shipped default); a bundle whose
+            graph averages by itself (exported with ``--mirror-average``) is always averaged.
+            Not on the GPU pipeline.
 
     Attributes:
         latency_samples: fixed delay of the output behind the input, in samples at
@@ -189,7 +200,8 @@ class Spatializer:
                  block_frames: int | str | None = None, lookahead_frames: int = DEFAULT_LOOKAHEAD_FRAMES, color: str = "rgb",
                  threaded_visual: bool = False, resample_quality: str = "fir", num_threads: int | None = None,
                  gpu_pipeline: bool | None = None, visual_fps: float | None = DEFAULT_VISUAL_FPS,
-                 backend_options: dict | None = None, full_band: bool | None = None, mirror: bool = False):
+                 backend_options: dict | None = None, full_band: bool | None = None, mirror: bool = False,
+                 mirror_average: bool | None = None):
         from streambin.backends import create_backend
 
         self._closed = True  # until construction has finished: close() and the finaliser are no-ops
@@ -229,6 +241,8 @@ class Spatializer:
         if not isinstance(mirror, (bool, np.bool_)):
             raise ValueError(f"mirror must be True (flip frames left-right: front cameras) or False, got {mirror!r}")
         self.mirror = bool(mirror)
+        if mirror_average is not None and not isinstance(mirror_average, (bool, np.bool_)):
+            raise ValueError(f"mirror_average must be True, False or None (as the bundle says), got {mirror_average!r}")
         self.visual_fps = None if visual_fps is None else float(visual_fps)
         self.resample_quality = resample_quality
 
@@ -247,14 +261,18 @@ class Spatializer:
             raise ValueError(f"lookahead_frames must be below the model's context of {self.context_frames} "
                              f"frames, got {lookahead_frames}")
         self.lookahead_frames = int(lookahead_frames)
-        self.visual = VisualFeature(self.backend, b.visual_size, threaded=bool(threaded_visual))
+        self.mirror_average = self._resolve_mirror_average(mirror_average)
+        # The engine averages unless the graph already does it inside itself.
+        self.visual = VisualFeature(self.backend, b.visual_size, threaded=bool(threaded_visual),
+                                    mirror_average=self.mirror_average and not b.graph_mirror_average)
         # Stops the visual worker thread when the instance is collected without close(): the
         # finaliser holds the VisualFeature, never the Spatializer.
         self._finalizer = weakref.finalize(self, _close_unclosed, self.visual)
         if block_frames == "auto":
             block_frames = self._auto_block_frames(self._measure_audio_ms())
         elif block_frames is None:
-            block_frames = min(DEFAULT_BLOCK_FRAMES, self.context_frames - self.lookahead_frames)
+            default = MIRROR_AVERAGE_BLOCK_FRAMES if self.mirror_average else DEFAULT_BLOCK_FRAMES
+            block_frames = min(default, self.context_frames - self.lookahead_frames)
         self.block_frames = int(block_frames)
         if self.block_frames + self.lookahead_frames > self.context_frames:
             raise ValueError(f"block_frames + lookahead_frames must be <= the model's context of "
@@ -274,9 +292,18 @@ class Spatializer:
 
     # ------------------------------------------------------------------ set-up
 
+    def _resolve_mirror_average(self, wanted) -> bool:
+        b = self.bundle
+        if wanted is None:
+            return b.inference_mirror_average or b.graph_mirror_average
+        if not wanted and b.graph_mirror_average:
+            raise ValueError(f"mirror_average=False: the bundle {b.path} averages inside its graph (exported with "
+                             "--mirror-average); export it again without --mirror-average to run it plain")
+        return bool(wanted)
+
     def _measure_audio_ms(self) -> float:
-        spec = np.zeros((1,) + tuple(self.bundle.spec_shape), np.float32)
-        feat = self.visual.neutral[None]
+        feat = self.visual.batch
+        spec = np.zeros((len(feat),) + tuple(self.bundle.spec_shape), np.float32)
         times = []
         for _ in range(12):  # ~40 ms at construction; the first two runs (warm-up) not counted
             t0 = time.perf_counter()
@@ -348,6 +375,11 @@ class Spatializer:
         self._in_flag = np.zeros(self._max_piece, bool)
 
     def _make_gpu_runner(self, wanted, full_band):
+        if self.visual.mirror_average:  # the engine's mirror averaging runs on the CPU runners only
+            if wanted:
+                raise ValueError("gpu_pipeline=True does not do mirror averaging: pass mirror_average=False, or "
+                                 "gpu_pipeline=False (the networks still run on the GPU)")
+            return None
         on_cuda = self.backend.name == "torch" and self.backend.device == "cuda"
         possible = on_cuda and dsp.cuda_device_count() > 0
         if wanted and not possible:
@@ -460,6 +492,7 @@ class Spatializer:
         return {
             "backend": self.backend.name, "device": self.backend.device,
             "block_frames": self.block_frames, "lookahead_frames": self.lookahead_frames,
+            "mirror_average": self.mirror_average,
             "latency_samples": self.latency_samples, "latency_ms": self.latency_ms,
             "blocks": timing.blocks,
             "block_ms_mean": float(ms.mean()), "block_ms_p99": float(np.percentile(ms, 99)),

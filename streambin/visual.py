@@ -5,6 +5,10 @@ The visual network runs once per camera frame it is given (the Spatializer gives
 the first frame arrives, the *neutral feature* is used: the network's output for a uniform
 mid-grey frame (every pixel 128), i.e. "a picture with nothing in it".
 
+With ``mirror_average`` the network sees each frame and its left-right mirror image as one
+batch of two, and the feature is both outputs stacked, ``(2, *feature_shape)``: the block
+runners then run the audio net on both and average (streambin.signal_contract).
+
 Two modes:
 
 * synchronous (default): :meth:`VisualFeature.submit` runs the network at once; the next
@@ -24,10 +28,11 @@ import numpy as np
 
 
 class VisualFeature:
-    def __init__(self, backend, size_hw, threaded: bool = False):
+    def __init__(self, backend, size_hw, threaded: bool = False, mirror_average: bool = False):
         self._backend = backend
-        grey = np.full((1, int(size_hw[0]), int(size_hw[1]), 3), 128, np.uint8)
-        self.neutral = np.ascontiguousarray(backend.visual(grey)[0])
+        self.mirror_average = bool(mirror_average)
+        grey = np.full((int(size_hw[0]), int(size_hw[1]), 3), 128, np.uint8)
+        self.neutral = self._features(grey)
         self._feature = self.neutral.copy()
         self._lock = threading.Lock()
         self.runs = 0
@@ -50,8 +55,16 @@ class VisualFeature:
 
     @property
     def current(self) -> np.ndarray:
-        """The latest finished feature, ``feature_shape`` float32 (do not modify)."""
+        """The latest finished feature, ``feature_shape`` float32 (``(2, *feature_shape)`` with
+        mirror averaging; do not modify)."""
         return self._feature
+
+    @property
+    def batch(self) -> np.ndarray:
+        """The latest feature as the audio net's feature input: ``(1, *feature_shape)``, or
+        ``(2, *feature_shape)`` (own, mirrored) with mirror averaging (do not modify)."""
+        feature = self._feature  # read once: the worker thread may replace it
+        return feature if self.mirror_average else feature[None]
 
     def reset(self) -> None:
         """Back to the neutral feature; the counters (runs, dropped, times) start from zero."""
@@ -60,9 +73,16 @@ class VisualFeature:
             self._feature = self.neutral.copy()
             self.runs, self.dropped, self.last_ms, self.total_ms = 0, 0, 0.0, 0.0
 
+    def _features(self, frame: np.ndarray) -> np.ndarray:
+        """``(H_v, W_v, 3)`` uint8 -> the feature (``(2, *feature_shape)`` with mirror averaging:
+        the frame's, then its mirror image's)."""
+        if self.mirror_average:
+            return np.ascontiguousarray(self._backend.visual(np.stack([frame, frame[:, ::-1]])))
+        return np.ascontiguousarray(self._backend.visual(frame[None])[0])
+
     def _run(self, frame: np.ndarray) -> np.ndarray:
         t0 = time.perf_counter()
-        feature = np.ascontiguousarray(self._backend.visual(frame[None])[0])
+        feature = self._features(frame)
         ms = (time.perf_counter() - t0) * 1e3
         self.runs += 1
         self.last_ms = ms

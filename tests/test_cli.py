@@ -171,3 +171,21 @@ def test_peaks_above_full_scale_are_reported_the_same_way_for_every_format(tmp_p
         warnings.simplefilter("error")  # nothing to say below full scale
         media.write_audio(tmp_path / "d.wav", loud / 2, 16000)
     assert "--normalize" in cli.build_parser()._subparsers._group_actions[0].choices["spatialize"].format_help()
+
+
+def test_mirror_average_options_reach_the_engine(tiny_unet, tmp_path):
+    """--mirror-average / --no-mirror-average override the bundle's own setting (off for the tiny one)."""
+    wav, _ = _short_wav(tmp_path, channels=1)
+    args = cli.build_parser().parse_args(["spatialize", str(wav), "-o", str(tmp_path / "o.wav")])
+    assert args.mirror_average is None
+    runs = {}
+    for flag in (None, True, False):
+        stats = cli.spatialize_file(wav, tmp_path / f"{flag}.wav", video=EXAMPLE_MP4, model=tiny_unet[0],
+                                    progress=False, mirror_average=flag)
+        runs[flag] = sf.read(str(tmp_path / f"{flag}.wav"), dtype="float32")[0]
+        assert stats["mirror_average"] is bool(flag)
+    np.testing.assert_array_equal(runs[None], runs[False])
+    assert np.abs(runs[True] - runs[False]).max() > 1e-4
+    for flag, value in (("--mirror-average", True), ("--no-mirror-average", False)):
+        args = cli.build_parser().parse_args(["spatialize", str(wav), "-o", str(tmp_path / "o.wav"), flag])
+        assert args.mirror_average is value

@@ -66,6 +66,7 @@ from streambin.nets.apnet import MASKS_ON_MONO_PER_MASK_ON_SUM, APNet
 from streambin.nets.resnet import ResNet18Trunk, trunk_output_hw
 from streambin.nets.unet import AudioUNet, init_weights
 from streambin.nets.visual import C3DTrunk, VisualGate
+from streambin.signal_contract import average_mirrored_masks_torch
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -167,11 +168,7 @@ class BinauralGenerator(nn.Module):
                              f"the frame's and the mirrored frame's), got {tuple(feature.shape)}")
         b = spec.shape[0]
         masks = self._masks(torch.cat([spec, spec], dim=0), torch.cat([feature[:, 0], feature[:, 1]], dim=0))
-        own, mirrored = masks[:b], masks[b:]
-        # The mirrored picture's output with the ears swapped: the side mask (L - R) changes
-        # sign, the left and right masks trade places.
-        swapped = -mirrored if self.mask_kind == "side" else mirrored.flip(1)
-        return 0.5 * (own + swapped)
+        return average_mirrored_masks_torch(masks[:b], masks[b:], self.mask_kind)
 
     def _masks(self, spec: torch.Tensor, feature: torch.Tensor) -> torch.Tensor:
         out = self.audio_outputs(spec, feature)

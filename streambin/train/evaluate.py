@@ -69,6 +69,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from streambin.cli_options import add_mirror_average_options
 from streambin.signal_contract import apply_masks_torch, input_scale_torch, network_input_torch, stft_torch
 from streambin.train import localisation_eval as L
 from streambin.train import metrics as M
@@ -532,9 +533,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--window-hop", type=float, default=0.1,
                     help="offline protocol: seconds between window starts (default 0.1; 2.5D used 0.05)")
     ap.add_argument("--max-clips", type=int, default=None, help="score only the first N clips")
-    ap.add_argument("--mirror-average", dest="mirror_average", action="store_const", const=True, default=None,
-                    help="offline protocol: score the checkpoint's generator with model.mirror_average on "
-                         "(its output averaged with its ear-swapped output for the mirrored frames)")
+    add_mirror_average_options(
+        ap, on_help="score with mirror averaging on (the output averaged with the ear-swapped output for the "
+                    "mirrored frames): the generator's model.mirror_average offline, the Spatializer's "
+                    "mirror_average streamed (default: as the checkpoint or bundle says)",
+        off_help="score with mirror averaging off")
     ap.add_argument("--lateral-only", action="store_true",
                     help="of those, score only the lateral single-source clips (the ones the direction, mirror "
                          "and level-difference measures count)")
@@ -583,9 +586,6 @@ def run(args, load_generator: Optional[Callable] = None,
             return SimBinauralDataset(root, split, mode="eval", visual_size=visual_size)
 
     streamed = bool(args.bundle) or args.streamed
-    if streamed and args.mirror_average is not None:
-        raise ValueError("--mirror-average is for the offline protocol; a bundle carries its own setting "
-                         "(python -m export.to_onnx --mirror-average)")
     if streamed and args.audio_only_checkpoint:
         raise ValueError("--audio-only-checkpoint is scored by the offline protocol; it cannot be "
                          "combined with --bundle or --streamed")
@@ -644,14 +644,14 @@ def _run_streamed(args, make_dataset, localisation):
     else:
         kw.update(backend="torch", device=args.device or "auto")
     predictor = StreamedPredictor(args.bundle or args.checkpoint, sample_rate=args.sample_rate,
-                                  block_frames=args.block_frames, **kw)
+                                  block_frames=args.block_frames, mirror_average=args.mirror_average, **kw)
     bundle = predictor.spatializer.bundle
     dataset = _splits(make_dataset, args, tuple(bundle.visual_size))
     results = evaluate_model(None, SimpleNamespace(audio=bundle), dataset, max_clips=args.max_clips,
                              normalize=not args.no_normalize, progress=not args.no_progress,
                              predict=predictor, localisation=localisation,
                              protocol=predictor.description, lateral_only=args.lateral_only)
-    results["settings"]["mirror_average"] = bool(bundle.config.get("model", {}).get("mirror_average", False))
+    results["settings"]["mirror_average"] = bool(predictor.spatializer.mirror_average)
     return results
 
 

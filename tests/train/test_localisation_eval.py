@@ -524,8 +524,21 @@ def test_cli_mirror_average_makes_a_checkpoint_mirror_equivariant(tiny_unet, sce
         assert r["ld_mirrored_db"] == pytest.approx(-r["ld_pred_db"], abs=1e-3)
     assert avg["localisation"]["summary"]["grey_bias_abs_db"] < 1e-3  # grey is its own mirror image
     assert avg["localisation"]["summary"]["grey_bias_abs_db"] < plain["localisation"]["summary"]["grey_bias_abs_db"]
-    with pytest.raises(ValueError, match="a bundle carries its own setting"):
-        E.run(E.build_parser().parse_args(["--bundle", str(bundle), "--data", str(scenes), "--mirror-average"]))
+
+
+def test_cli_mirror_average_streams_a_bundle_mirror_equivariant(tiny_unet, scenes, one_thread):
+    """Streamed, --mirror-average is the Spatializer's mirror_average on a plain bundle."""
+    bundle, _ = tiny_unet
+    base = ["--bundle", str(bundle), "--data", str(scenes), "--split", "all", "--lateral-only", "--max-clips", "2",
+            "--no-progress", "--block-frames", "2"]
+    avg = E.run(E.build_parser().parse_args(base + ["--mirror-average"]))
+    plain = E.run(E.build_parser().parse_args(base + ["--no-mirror-average"]))
+    assert avg["settings"]["mirror_average"] is True and plain["settings"]["mirror_average"] is False
+    assert "mirror-averaged" in avg["settings"]["protocol"]
+    for r in avg["localisation"]["per_clip"]:
+        assert r["ld_mirrored_db"] == pytest.approx(-r["ld_pred_db"], abs=1e-2)
+    assert avg["localisation"]["summary"]["grey_bias_abs_db"] < 1e-2
+    assert plain["localisation"]["summary"]["grey_bias_abs_db"] > avg["localisation"]["summary"]["grey_bias_abs_db"]
 
 
 def test_mirror_average_ab_script_equals_the_two_evaluations(tiny_unet, scenes, tmp_path, one_thread):
