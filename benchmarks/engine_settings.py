@@ -1,10 +1,11 @@
 """Which engine settings make the default model real-time on 2 CPU cores? Side by side, one run.
 
-Run: ``python benchmarks/engine_settings.py`` (about 3 minutes on 2 cores).
+Run: ``python benchmarks/engine_settings.py`` (about 5 minutes on 2 cores).
 
 The shipped default model on ONNX Runtime CPU at 48 kHz, camera frames at 30 fps, the visual net
 on its worker thread (live use), a fixed block of 2 frames (the automatic choice depends on a
-speed probe, which would make the rows differ in more than the setting), each configuration in a
+speed probe, which would make the rows differ in more than the setting; row 6 sets its own),
+each configuration in a
 fresh process (benchmarks.latency
 .run_child), cumulative from ONNX Runtime's own defaults to streambin's:
 
@@ -13,12 +14,20 @@ fresh process (benchmarks.latency
 2. ``no-spin``: idle intra-op threads sleep (``allow_spinning=False``);
 3. ``no-spin+10fps``: plus the visual net capped at 10 runs per audio second (streambin's
    default, the training frame rate);
-4. ``no-spin+10fps+1thread``: plus one intra-op thread per session.
+4. ``no-spin+10fps+1thread``: plus one intra-op thread per session;
+
+and then what mirror averaging (``Spatializer(mirror_average=True)``, both networks twice) costs
+on top of streambin's plain settings (3.):
+
+5. ``mirror-average``: at the same block of 2 frames;
+6. ``mirror-average+block3``: at 3 frames, its default block (10 ms more latency).
+
+Rows 1-4 run with ``mirror_average=False``, whatever the bundle asks for.
 
 Per configuration and chunk size: real-time factor of the whole engine (``rtf_total``: process()
 calls plus the visual worker, per audio second), per-block p99 against the block's audio
-duration, per-call p99, and each one's ratio to configuration 1. Writes
-``benchmarks/results/engine-settings-<machine>.json``.
+duration, per-call p99, and each one's ratio to the first configuration run
+(``ratio_to_first``). Writes ``<results-dir>/engine-settings-<machine>.json``.
 """
 
 from __future__ import annotations
@@ -34,12 +43,15 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.latency import RESULTS_DIR, prepare_model, run_child  # noqa: E402
 from benchmarks.machine import machine_description, machine_slug  # noqa: E402
 
-#: label -> Spatializer keyword arguments (cumulative, see the module docstring)
+#: label -> Spatializer keyword arguments (see the module docstring); "block_frames" replaces
+#: the run's block for that row
 CONFIGS = {
-    "ort-defaults": {"visual_fps": None, "backend_options": {"allow_spinning": True}},
-    "no-spin": {"visual_fps": None},
-    "no-spin+10fps": {},
-    "no-spin+10fps+1thread": {"num_threads": 1},
+    "ort-defaults": {"visual_fps": None, "backend_options": {"allow_spinning": True}, "mirror_average": False},
+    "no-spin": {"visual_fps": None, "mirror_average": False},
+    "no-spin+10fps": {"mirror_average": False},
+    "no-spin+10fps+1thread": {"num_threads": 1, "mirror_average": False},
+    "mirror-average": {"mirror_average": True},
+    "mirror-average+block3": {"mirror_average": True, "block_frames": 3},
 }
 FIELDS = ("rtf_total", "block_ms_p99", "p99_ms")
 
@@ -47,11 +59,13 @@ FIELDS = ("rtf_total", "block_ms_p99", "p99_ms")
 def run(chunks, seconds: float, block_frames, fps: float, configs=CONFIGS, log=print) -> dict:
     model = prepare_model("default")
     rows = []
-    for label, options in configs.items():
+    for label, config in configs.items():
+        options = dict(config)
+        block = options.pop("block_frames", block_frames)
         for chunk in chunks:
             spec = {"kind": "stream", "model_path": model["path"], "model_label": "default",
                     "backend": "onnxruntime", "device": "cpu", "chunk_samples": int(chunk),
-                    "seconds": seconds, "threaded_visual": True, "fps": fps, "block_frames": block_frames,
+                    "seconds": seconds, "threaded_visual": True, "fps": fps, "block_frames": block,
                     "options": options}
             log(f"{label:<24} chunk {chunk:>5} ...", end=" ", flush=True)
             row = run_child(spec)
@@ -66,7 +80,7 @@ def run(chunks, seconds: float, block_frames, fps: float, configs=CONFIGS, log=p
     for r in rows:
         b = base.get(r["chunk_samples"])
         if b is not None and not r.get("error"):
-            r["ratio_to_ort_defaults"] = {k: r[k] / b[k] for k in FIELDS if b.get(k)}
+            r["ratio_to_first"] = {k: r[k] / b[k] for k in FIELDS if b.get(k)}
     return {"model": model, "rows": rows}
 
 
@@ -77,7 +91,7 @@ def format_table(rows) -> str:
         if r.get("error"):
             lines.append(f"{r['config']:<24}{r['chunk_samples']:>6}  ERROR {r['error']}")
             continue
-        ratio = r.get("ratio_to_ort_defaults", {}).get("rtf_total")
+        ratio = r.get("ratio_to_first", {}).get("rtf_total")
         lines.append(f"{r['config']:<24}{r['chunk_samples']:>6}{r['rtf_total']:>11.3f}"
                      f"{'' if ratio is None else f'{ratio:.2f}':>8}{r['block_ms_p99']:>11.2f}"
                      f"{r['block_budget_ms']:>8.1f}{r['p99_ms']:>10.2f}{r['visual_runs']:>9}{r['block_frames']:>4}")
@@ -94,8 +108,15 @@ def main(argv=None) -> int:
     p.add_argument("--block-frames", type=int, default=2,
                    help="engine block size, the same for every configuration (default 2: 56 ms at 48 kHz)")
     p.add_argument("--fps", type=float, default=30.0, help="camera frame rate (default 30)")
+    p.add_argument("--configs", default=",".join(CONFIGS),
+                   help="comma list of the configurations to run, in the module docstring's order (default all; "
+                        "ratios are to the first one given)")
     p.add_argument("--results-dir", default=RESULTS_DIR)
     a = p.parse_args(argv)
+    names = [c.strip() for c in a.configs.split(",") if c.strip()]
+    unknown = [c for c in names if c not in CONFIGS]
+    if not names or unknown:
+        p.error(f"--configs must name some of {', '.join(CONFIGS)}; unknown: {', '.join(unknown) or '(none given)'}")
     try:
         chunks = [int(c) for c in a.chunks.split(",") if c.strip()]
     except ValueError:
@@ -104,7 +125,7 @@ def main(argv=None) -> int:
         p.error("--chunks must be positive, --seconds and --fps > 0")
     machine = machine_description()
     t0 = time.perf_counter()
-    result = run(chunks, a.seconds, a.block_frames, a.fps)
+    result = run(chunks, a.seconds, a.block_frames, a.fps, configs={c: CONFIGS[c] for c in names})
     result.update(machine=machine, command="python benchmarks/engine_settings.py " + " ".join(argv or sys.argv[1:]),
                   seconds=a.seconds, camera_fps=a.fps, wall_s=time.perf_counter() - t0)
     print()

@@ -144,3 +144,23 @@ def test_dsp_only_keeps_the_first_version(tmp_path):
     rc = latency.main(["--dsp-only", "--hops", "20", "--results-dir", str(tmp_path)])
     assert rc == 0
     assert [p.name for p in tmp_path.iterdir()] == ["dsp.json"]
+
+
+def test_engine_settings_rows_take_their_own_block_and_mirror_setting(tmp_path, capsys):
+    """engine_settings.py: each configuration's Spatializer keywords reach its row, a row's own
+    block replaces the run's, and the ratios are to the first configuration given."""
+    from benchmarks import engine_settings
+
+    assert engine_settings.main(["--configs", "no-spin+10fps,mirror-average+block3", "--chunks", "480",
+                                 "--seconds", "0.3", "--results-dir", str(tmp_path)]) == 0
+    (path,) = tmp_path.glob("engine-settings-*.json")
+    rows = json.loads(path.read_text())["rows"]
+    assert [r["config"] for r in rows] == ["no-spin+10fps", "mirror-average+block3"]
+    plain, mirror = rows
+    assert plain["block_frames"] == 2 and plain["options"] == {"mirror_average": False}
+    assert mirror["block_frames"] == 3 and mirror["options"] == {"mirror_average": True}
+    assert mirror["algorithmic_latency_ms"] == pytest.approx(plain["algorithmic_latency_ms"] + 10)
+    assert plain["ratio_to_first"]["rtf_total"] == 1.0 and mirror["ratio_to_first"]["rtf_total"] > 0
+    with pytest.raises(SystemExit):
+        engine_settings.main(["--configs", "no-such-setting"])
+    assert "unknown: no-such-setting" in capsys.readouterr().err
