@@ -24,7 +24,9 @@ Precision:
   the bundle with ``python -m export.to_onnx --fp16``.
 - otherwise a float32 engine (TF32 allowed where the GPU has it).
 
-The profile covers batch 1 (opt, the streaming case) to ``--max-batch``. After building, each
+The profile covers batch 1 to ``--max-batch``, optimised for the streaming case: batch 1, or 2
+where the bundle asks the engine to mirror-average (``"inference": {"mirror_average": true}``: each
+network runs on two inputs at once; ``--max-batch`` must then be at least 2). After building, each
 engine runs on random and realistic inputs and is compared with ONNX Runtime (CPU); over
 ``TOL_FP32`` / ``TOL_FP16`` nothing is written.
 """
@@ -89,10 +91,11 @@ def _pin_fp32_layers(trt, network, fp32_names) -> int:
 
 
 def build_engine(onnx_path: Path, shapes: Dict[str, tuple], max_batch: int, fp16: bool,
-                 graph_fp16: bool, workspace_mb: int, timing_cache_path: Path) -> bytes:
+                 graph_fp16: bool, workspace_mb: int, timing_cache_path: Path, opt_batch: int = 1) -> bytes:
     """Parse ``onnx_path`` and build a serialized engine (bytes).
 
-    ``shapes``: input name -> shape without batch. ``fp16``: reduced precision requested;
+    ``shapes``: input name -> shape without batch; the profile spans batch 1 to ``max_batch``,
+    tuned for ``opt_batch``. ``fp16``: reduced precision requested;
     ``graph_fp16``: the ONNX graph already carries its fp16 casts (strongly typed build).
     The timing cache at ``timing_cache_path`` is read if present and written back.
     """
@@ -127,7 +130,7 @@ def build_engine(onnx_path: Path, shapes: Dict[str, tuple], max_batch: int, fp16
     for i in range(network.num_inputs):
         name = network.get_input(i).name
         rest = tuple(shapes[name])
-        profile.set_shape(name, (1,) + rest, (1,) + rest, (max_batch,) + rest)
+        profile.set_shape(name, (1,) + rest, (opt_batch,) + rest, (max_batch,) + rest)
     config.add_optimization_profile(profile)
 
     cache_bytes = timing_cache_path.read_bytes() if timing_cache_path.is_file() else b""
@@ -187,9 +190,13 @@ def build_bundle_engines(bundle_dir, fp16: bool = False, workspace_mb: int = 102
         raise ValueError(f"--max-batch must be a positive int, got {max_batch!r}")
     if not isinstance(workspace_mb, int) or workspace_mb < 16:
         raise ValueError(f"--workspace-mb must be an int >= 16, got {workspace_mb!r}")
-    trt = trtb.import_tensorrt()  # the missing pieces are reported first, in one sentence
-    info = trtb.gpu_info(device_id)
     bundle = load_bundle(bundle_dir)
+    opt_batch = 2 if bundle.inference_mirror_average and not bundle.graph_mirror_average else 1
+    if max_batch < opt_batch:
+        raise ValueError(f"--max-batch must be >= 2 for {bundle.path}: its config asks the engine to mirror-average, "
+                         f"which runs each network on two inputs at once; got {max_batch}")
+    trt = trtb.import_tensorrt()  # then the missing pieces, in one sentence
+    info = trtb.gpu_info(device_id)
     key = trtb.engine_key(info["name"], info["major"], info["minor"], trt.__version__)
     if key in bundle.engines and not force:
         log.info("engine %s is already in the bundle (use --force to rebuild)", key)
@@ -209,7 +216,7 @@ def build_bundle_engines(bundle_dir, fp16: bool = False, workspace_mb: int = 102
             plan = build_engine(onnx_path, {k: shapes[k] for k in
                                             (("frames",) if name == "visual" else
                                              ("spec", "feature"))},
-                                max_batch, fp16, graph_fp16, workspace_mb, cache)
+                                max_batch, fp16, graph_fp16, workspace_mb, cache, opt_batch=opt_batch)
             plans[name] = tmp / f"{name}.plan"
             plans[name].write_bytes(plan)
         tol = TOL_FP16 if (fp16 or graph_fp16) else TOL_FP32

@@ -63,3 +63,17 @@ def test_bad_arguments_are_rejected(tmp_path):
         build_bundle_engines(tmp_path, max_batch=0)
     with pytest.raises(ValueError, match="--workspace-mb"):
         build_bundle_engines(tmp_path, workspace_mb=1)
+
+
+def test_a_mirror_averaged_bundle_needs_batch_two(tmp_path):
+    """A bundle that asks the engine to mirror-average runs each network at batch 2: a profile
+    that stops at 1 is refused before anything is built."""
+    from export.to_trt import build_bundle_engines
+
+    bundle = make_tiny_bundle(tmp_path / "b")
+    cfg = read_config(bundle)
+    cfg["inference"] = {"mirror_average": True}
+    write_config(bundle, cfg)
+    with pytest.raises(ValueError, match="--max-batch must be >= 2 .* mirror-average"):
+        build_bundle_engines(bundle, max_batch=1)
+    assert not (bundle / "engines").exists()
