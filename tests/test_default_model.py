@@ -39,20 +39,34 @@ def _stream(sp, mono, frame_for):
 def test_default_model_puts_the_source_where_the_camera_sees_it():
     mono, rate = media.read_mono(os.path.join(ROOT, "examples", "scene.wav"))
     frames = [f for _, f in media.iter_video_frames(os.path.join(ROOT, "examples", "scene.mp4"))]
-    sp = streambin.Spatializer("default", sample_rate=rate)
-    assert sp.backend.name == "onnxruntime" and sp.backend.device == "cpu"
 
     def frame(i):
         return frames[min(i, len(frames) - 1)]
 
-    out = _stream(sp, mono, frame)
+    with streambin.Spatializer("default", sample_rate=rate) as sp:
+        assert sp.backend.name == "onnxruntime" and sp.backend.device == "cpu"
+        assert sp.mirror_average and sp.block_frames == 3  # the bundle asks for mirror averaging
+        out = _stream(sp, mono, frame)
+        # Mirrored pictures, and a picture that shows nothing (uniform grey).
+        out_m = _stream(sp, mono, lambda i: np.ascontiguousarray(frame(i)[:, ::-1]))
+        out_g = _stream(sp, mono, lambda i: np.full_like(frame(i), 128))
     assert out.shape == (2, len(mono)) and np.isfinite(out).all()
     assert _ild_db(out, 0.5, 2.5, rate) > 0.5      # cow on the right
     assert _ild_db(out, 7.5, 9.5, rate) < -0.5     # cow on the left
-    # Mirrored pictures move it to the other side: the model follows the picture.
-    out_m = _stream(sp, mono, lambda i: frame(i)[:, ::-1])
-    assert _ild_db(out_m, 0.5, 2.5, rate) < -0.5
-    assert _ild_db(out_m, 7.5, 9.5, rate) > 0.5
-    # A picture that shows nothing (uniform grey) leaves the sound near the centre.
-    out_g = _stream(sp, mono, lambda i: np.full_like(frame(i), 128))
+    # Mirrored pictures move it to the other side, exactly (mirror averaging) ...
+    np.testing.assert_allclose(out_m, out[::-1], rtol=0, atol=1e-4)
+    # ... and the grey picture leaves the sound in the centre.
+    np.testing.assert_allclose(out_g[0], out_g[1], rtol=0, atol=1e-5)
+
+
+def test_default_model_without_mirror_averaging_still_follows_the_picture():
+    """The cheaper setting (networks run once per block) for machines that cannot afford twice."""
+    mono, rate = media.read_mono(os.path.join(ROOT, "examples", "scene.wav"))
+    frames = [f for _, f in media.iter_video_frames(os.path.join(ROOT, "examples", "scene.mp4"))]
+    with streambin.Spatializer("default", sample_rate=rate, mirror_average=False) as sp:
+        assert not sp.mirror_average and sp.block_frames == 2
+        out = _stream(sp, mono, lambda i: frames[min(i, len(frames) - 1)])
+        out_g = _stream(sp, mono, lambda i: np.full_like(frames[0], 128))
+    assert _ild_db(out, 0.5, 2.5, rate) > 0.5
+    assert _ild_db(out, 7.5, 9.5, rate) < -0.5
     assert abs(_ild_db(out_g, 0.0, 10.0, rate)) < 1.0
