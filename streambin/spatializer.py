@@ -87,8 +87,9 @@ _MAX_BLOCK_FRAMES = 16
 # block_frames="auto" measures the backend instead.
 DEFAULT_BLOCK_FRAMES = 2
 # Default block size with mirror averaging, which runs both networks twice: at 2 frames the
-# default model's blocks took 20.3 ms of their 20 ms at p99 on 2 CPU cores, at 3 frames 18.5 of
-# 30 ms (docs/results.md, "Mirror averaging"), for 10 ms more latency.
+# default model's blocks took 17.8-18.6 ms of their 20 ms at p99 on 2 CPU cores, at 3 frames
+# 19.4-21.7 of 30 ms (benchmarks/results/mirror_average/engine-settings-cpu-2core.json), for
+# 10 ms more latency.
 MIRROR_AVERAGE_BLOCK_FRAMES = 3
 # Input samples beyond this magnitude are clipped (counted): finite but absurd values (1e37)
 # would overflow the float32 spectra and powers into inf/NaN.
