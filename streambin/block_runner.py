@@ -101,7 +101,7 @@ class _CpuRunner:
         self.mirror_average = bool(visual.mirror_average)
         # The network input: the context once, or twice (one per feature) with mirror averaging.
         self._net_in = np.zeros((2 if self.mirror_average else 1, 2, F, T), np.float32)
-        self._mirror_masks = np.zeros((bundle.n_masks, 2, F, b), np.float32)
+        self._mirror_masks = np.zeros((bundle.n_masks, 2, F, b), np.float32) if self.mirror_average else None
         self._ears = np.zeros((2, b, F_stft), np.complex64)
         self._block_out = np.zeros((2, b * hop), np.float32)
         self._block_out_t = np.zeros((b * hop, 2), np.float32)  # frame-major copy emit takes
