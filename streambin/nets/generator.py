@@ -32,6 +32,8 @@ Options (default off: the papers' generators): ``model["visual_net"] = "c3d"`` r
 ResNet-18 trunk by :class:`~streambin.nets.visual.C3DTrunk` over ``visual_frames``
 frames; ``visual`` (the exported one-frame interface) repeats its frame over time (a still
 clip), and :meth:`BinauralGenerator.visual_clip` takes real clips for training.
+``model["visual_net"] = "compact"`` is :class:`~streambin.nets.visual.CompactTrunk`, a CPU-sized
+trunk with the same map shape (trained by distillation, :mod:`streambin.train.distill_visual`).
 ``model["visual_gate"]`` multiplies a sigmoid gate into the trunk map inside ``visual``.
 
 ``model["mirror_average"]`` (default off) makes the export interface mirror-equivariant by
@@ -65,7 +67,7 @@ from torch import nn
 from streambin.nets.apnet import MASKS_ON_MONO_PER_MASK_ON_SUM, APNet
 from streambin.nets.resnet import ResNet18Trunk, trunk_output_hw
 from streambin.nets.unet import AudioUNet, init_weights
-from streambin.nets.visual import C3DTrunk, VisualGate
+from streambin.nets.visual import C3DTrunk, CompactTrunk, VisualGate
 from streambin.signal_contract import average_mirrored_masks_torch
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -73,7 +75,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 N_BINS = 257
 UNET_BINS = 256
 
-TRUNKS = ("resnet18", "resnet18_dilated", "c3d")
+TRUNKS = ("resnet18", "resnet18_dilated", "c3d", "compact")
 
 # What model.visual_net "auto" builds for each recipe: its paper's trunk. The Sep-Stereo
 # recipes use the dilated ResNet-18 (the reference's default), every other recipe the plain one
@@ -117,7 +119,12 @@ class BinauralGenerator(nn.Module):
         self.visual_net = visual_net
         self.nyquist_input = bool(nyquist_input)
         self.unet_input_bins = N_BINS if self.nyquist_input else UNET_BINS
-        self.trunk = C3DTrunk(visual_frames) if visual_net == "c3d" else ResNet18Trunk(dilated=dilated)
+        if visual_net == "c3d":
+            self.trunk = C3DTrunk(visual_frames)
+        elif visual_net == "compact":
+            self.trunk = CompactTrunk()
+        else:
+            self.trunk = ResNet18Trunk(dilated=dilated)
         self.gate = VisualGate(ResNet18Trunk.out_channels) if visual_gate else None
         self.reduce = nn.Sequential(nn.Conv2d(ResNet18Trunk.out_channels, reduced_channels, 1),
                                     nn.BatchNorm2d(reduced_channels), nn.ReLU())

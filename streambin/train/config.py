@@ -34,7 +34,7 @@ from streambin.signal_contract import INPUT_RMS, RMS_FLOOR
 
 RECIPES = ("mono2binaural", "apnet", "multitask", "sagm", "avconsistency", "geometry", "sepstereo")
 ARCHS = ("unet", "apnet")
-VISUAL_NETS = ("auto", "resnet18", "resnet18_dilated", "c3d")
+VISUAL_NETS = ("auto", "resnet18", "resnet18_dilated", "c3d", "compact")
 DATA_FORMATS = ("sim", "fairplay")
 LOG_KINDS = ("csv", "none")
 
@@ -86,7 +86,8 @@ class ModelConfig:
     other recipes), "resnet18", "resnet18_dilated"
     (dilated layer4 + 2x2 average pool; loads the same ImageNet weights) or "c3d"
     (spatio-temporal trunk over ``visual_frames`` frames, SAGM's option; the exported ``visual``
-    repeats its one frame over time).
+    repeats its one frame over time) or "compact" (a CPU-sized trunk with the ResNet-18's map
+    shape, trained by distillation: ``python -m streambin.train.distill_visual``).
     ``visual_gate``: a sigmoid attention gate on the trunk map inside ``visual`` (the
     generation-task gate of the multitask recipe). Default off = the papers' generators.
     ``nyquist_input``: feed the U-Net all 257 bins, as the reference does, instead of the 256
@@ -115,9 +116,9 @@ class ModelConfig:
         if self.visual_frames % 4 != 0:
             raise ConfigError(f"model.visual_frames must be a multiple of 4 (the c3d trunk halves time "
                               f"twice), got {self.visual_frames}")
-        if self.visual_net == "c3d" and self.imagenet_weights is not None:
+        if self.visual_net in ("c3d", "compact") and self.imagenet_weights is not None:
             raise ConfigError("model.imagenet_weights is a ResNet-18 state_dict: it needs a ResNet-18 "
-                              f"model.visual_net ('auto', 'resnet18', 'resnet18_dilated'), got 'c3d'")
+                              f"model.visual_net ('auto', 'resnet18', 'resnet18_dilated'), got {self.visual_net!r}")
         vs = self.visual_size
         if len(vs) != 2 or min(vs) < 1:
             raise ConfigError(f"model.visual_size must be [height, width] of positive ints, got {vs!r}")
