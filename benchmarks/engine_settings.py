@@ -24,9 +24,13 @@ on top of streambin's plain settings (3.):
 
 Rows 1-4 run with ``mirror_average=False``, whatever the bundle asks for.
 
+``--models default,runs/bundle_x`` runs every configuration for each model ("default", "paper"
+or a bundle directory, as ``benchmarks/latency.py --model``), to compare models side by side in
+one run; rows carry the model's label in ``model``.
+
 Per configuration and chunk size: real-time factor of the whole engine (``rtf_total``: process()
 calls plus the visual worker, per audio second), per-block p99 against the block's audio
-duration, per-call p99, and each one's ratio to the first configuration run
+duration, per-call p99, and each one's ratio to the first configuration run of the first model
 (``ratio_to_first``). Writes ``<results-dir>/engine-settings-<machine>.json``.
 """
 
@@ -56,43 +60,46 @@ CONFIGS = {
 FIELDS = ("rtf_total", "block_ms_p99", "p99_ms")
 
 
-def run(chunks, seconds: float, block_frames, fps: float, configs=CONFIGS, log=print) -> dict:
-    model = prepare_model("default")
+def run(chunks, seconds: float, block_frames, fps: float, configs=CONFIGS, log=print,
+        models=("default",)) -> dict:
+    prepared = [prepare_model(m) for m in models]
     rows = []
-    for label, config in configs.items():
-        options = dict(config)
-        block = options.pop("block_frames", block_frames)
-        for chunk in chunks:
-            spec = {"kind": "stream", "model_path": model["path"], "model_label": "default",
-                    "backend": "onnxruntime", "device": "cpu", "chunk_samples": int(chunk),
-                    "seconds": seconds, "threaded_visual": True, "fps": fps, "block_frames": block,
-                    "options": options}
-            log(f"{label:<24} chunk {chunk:>5} ...", end=" ", flush=True)
-            row = run_child(spec)
-            row["config"] = label
-            rows.append(row)
-            if row.get("error") or row.get("skipped"):
-                log(row.get("error") or row.get("skipped"))
-            else:
-                log(f"rtf_total {row['rtf_total']:.3f}, block p99 {row['block_ms_p99']:.2f} / "
-                    f"{row['block_budget_ms']:.0f} ms, call p99 {row['p99_ms']:.2f} ms")
-    base = {r["chunk_samples"]: r for r in rows if r["config"] == next(iter(configs)) and not r.get("error")}
+    for model in prepared:
+        for label, config in configs.items():
+            options = dict(config)
+            block = options.pop("block_frames", block_frames)
+            for chunk in chunks:
+                spec = {"kind": "stream", "model_path": model["path"], "model_label": model["label"],
+                        "backend": "onnxruntime", "device": "cpu", "chunk_samples": int(chunk),
+                        "seconds": seconds, "threaded_visual": True, "fps": fps, "block_frames": block,
+                        "options": options}
+                log(f"{model['label']:<16} {label:<24} chunk {chunk:>5} ...", end=" ", flush=True)
+                row = run_child(spec)
+                row.update(config=label, model=model["label"])
+                rows.append(row)
+                if row.get("error") or row.get("skipped"):
+                    log(row.get("error") or row.get("skipped"))
+                else:
+                    log(f"rtf_total {row['rtf_total']:.3f}, block p99 {row['block_ms_p99']:.2f} / "
+                        f"{row['block_budget_ms']:.0f} ms, call p99 {row['p99_ms']:.2f} ms")
+    first = (prepared[0]["label"], next(iter(configs)))
+    base = {r["chunk_samples"]: r for r in rows if (r["model"], r["config"]) == first and not r.get("error")}
     for r in rows:
         b = base.get(r["chunk_samples"])
         if b is not None and not r.get("error"):
             r["ratio_to_first"] = {k: r[k] / b[k] for k in FIELDS if b.get(k)}
-    return {"model": model, "rows": rows}
+    return {"model": prepared[0], "models": prepared, "rows": rows}
 
 
 def format_table(rows) -> str:
-    lines = [f"{'config':<24}{'chunk':>6}{'rtf_total':>11}{'x base':>8}{'block p99':>11}{'budget':>8}"
+    lines = [f"{'model':<16}{'config':<24}{'chunk':>6}{'rtf_total':>11}{'x base':>8}{'block p99':>11}{'budget':>8}"
              f"{'call p99':>10}{'vis runs':>9}{'blk':>4}"]
     for r in rows:
         if r.get("error"):
-            lines.append(f"{r['config']:<24}{r['chunk_samples']:>6}  ERROR {r['error']}")
+            lines.append(f"{r.get('model', ''):<16}{r['config']:<24}{r['chunk_samples']:>6}  ERROR {r['error']}")
             continue
         ratio = r.get("ratio_to_first", {}).get("rtf_total")
-        lines.append(f"{r['config']:<24}{r['chunk_samples']:>6}{r['rtf_total']:>11.3f}"
+        lines.append(f"{r.get('model', ''):<16}{r['config']:<24}{r['chunk_samples']:>6}{r['rtf_total']:>11.3f}"
                      f"{'' if ratio is None else f'{ratio:.2f}':>8}{r['block_ms_p99']:>11.2f}"
                      f"{r['block_budget_ms']:>8.1f}{r['p99_ms']:>10.2f}{r['visual_runs']:>9}{r['block_frames']:>4}")
     lines.append("rtf_total = (process() time + visual worker time) / audio time; block p99 = p99 wall time of "
@@ -111,6 +118,8 @@ def main(argv=None) -> int:
     p.add_argument("--configs", default=",".join(CONFIGS),
                    help="comma list of the configurations to run, in the module docstring's order (default all; "
                         "ratios are to the first one given)")
+    p.add_argument("--models", default="default",
+                   help="comma list of models, each 'default', 'paper' or a bundle directory (default: default)")
     p.add_argument("--results-dir", default=RESULTS_DIR)
     a = p.parse_args(argv)
     names = [c.strip() for c in a.configs.split(",") if c.strip()]
@@ -125,7 +134,10 @@ def main(argv=None) -> int:
         p.error("--chunks must be positive, --seconds and --fps > 0")
     machine = machine_description()
     t0 = time.perf_counter()
-    result = run(chunks, a.seconds, a.block_frames, a.fps, configs={c: CONFIGS[c] for c in names})
+    models = [m.strip() for m in a.models.split(",") if m.strip()]
+    if not models:
+        p.error("--models must name at least one model")
+    result = run(chunks, a.seconds, a.block_frames, a.fps, configs={c: CONFIGS[c] for c in names}, models=models)
     result.update(machine=machine, command="python benchmarks/engine_settings.py " + " ".join(argv or sys.argv[1:]),
                   seconds=a.seconds, camera_fps=a.fps, wall_s=time.perf_counter() - t0)
     print()

@@ -5,6 +5,7 @@ Tiny random-weight models and a fraction of a second of audio: this checks the h
 """
 
 import json
+from pathlib import Path
 import math
 
 import numpy as np
@@ -164,3 +165,19 @@ def test_engine_settings_rows_take_their_own_block_and_mirror_setting(tmp_path, 
     with pytest.raises(SystemExit):
         engine_settings.main(["--configs", "no-such-setting"])
     assert "unknown: no-such-setting" in capsys.readouterr().err
+
+
+def test_engine_settings_compares_models_side_by_side(tmp_path, tiny_unet):
+    """--models runs every configuration for each model; ratios are to the first model's first row."""
+    from benchmarks import engine_settings
+
+    bundle, _ = tiny_unet
+    assert engine_settings.main(["--configs", "no-spin+10fps", "--chunks", "480", "--seconds", "0.3",
+                                 "--models", f"default,{bundle}", "--results-dir", str(tmp_path)]) == 0
+    (path,) = tmp_path.glob("engine-settings-*.json")
+    result = json.loads(path.read_text())
+    rows = result["rows"]
+    assert [r["model"] for r in rows] == ["default", Path(bundle).name]
+    assert [m["path"] for m in result["models"]][1] == str(Path(bundle).resolve())
+    assert rows[0]["ratio_to_first"]["rtf_total"] == 1.0
+    assert rows[1]["ratio_to_first"]["rtf_total"] == pytest.approx(rows[1]["rtf_total"] / rows[0]["rtf_total"])
