@@ -23,7 +23,9 @@ split, two per clip, unaugmented) give ``val_loss`` and ``val_rel`` (the loss ov
 teacher features' mean square) every ``--val-every`` steps.
 
 Output in ``--out``: ``last.pt`` (every ``--checkpoint-every`` steps: weights, optimiser,
-step; ``--resume`` continues it), ``best.pt`` (lowest ``val_loss``), ``log.csv``. Both are
+step; ``--resume`` continues it, and with a larger ``--steps`` extends it: the cosine is then
+taken over the new total from the step reached, so the rate rises again), ``best.pt`` (lowest
+``val_loss``), ``log.csv``. Both are
 ordinary generator checkpoints (config ``model.visual_net`` = the student's trunk), for
 ``python -m export.to_onnx --checkpoint`` and ``python -m streambin.train.evaluate``.
 """
@@ -309,7 +311,7 @@ def main(argv=None) -> int:
     ap.add_argument("--checkpoint-every", type=int, default=100)
     ap.add_argument("--workers", type=int, default=1, help="frame-loading processes")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--resume", action="store_true", help="continue <out>/last.pt")
+    ap.add_argument("--resume", action="store_true", help="continue <out>/last.pt (a larger --steps extends it)")
     args = ap.parse_args(argv)
     try:
         result = run(args.teacher, args.data, args.out, args.steps, trunk=args.trunk,

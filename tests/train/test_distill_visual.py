@@ -2,6 +2,7 @@
 (streambin.nets.visual.CompactTrunk, streambin.train.distill_visual)."""
 
 import csv
+import math
 
 import numpy as np
 import pytest
@@ -86,6 +87,10 @@ def test_distillation_fits_the_teacher_and_resumes(tiny_unet, sim_root, tmp_path
     assert result["step"] == 40
     rows = list(csv.DictReader(open(out / "log.csv")))
     assert [int(r["step"]) for r in rows] == list(range(1, 41))  # the resumed run appends
+    # The first run's cosine ended at 0; resumed with more steps, the rate follows the cosine
+    # over the new total from where the run stands.
+    assert float(rows[9]["lr"]) == 0.0
+    assert float(rows[10]["lr"]) == pytest.approx(3e-3 * 0.5 * (1 + math.cos(math.pi * 11 / 40)), rel=1e-2)
     val = [float(r["val_loss"]) for r in rows if r["val_loss"]]
     assert len(val) == 4 and val[-1] < val[0], val
 
