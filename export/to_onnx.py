@@ -2,7 +2,7 @@
 
     python -m export.to_onnx --checkpoint CKPT --out BUNDLE_DIR [--opset 17] [--fp16]
                              [--simplify] [--data DIR] [--mirror-average | --no-mirror-average]
-                             [--engine-mirror-average]
+                             [--engine-mirror-average] [--side-gain G]
 
 Writes ``visual.onnx`` (``model.visual``: frames (B, H_v, W_v, 3) uint8 -> feature) and
 ``audio.onnx`` (``model.audio``: spec (B, 2, 257, T), feature -> mask (B, n_masks, 2, 257, T)),
@@ -36,6 +36,11 @@ the checkpoint's config says. The same weights serve both.
 {"mirror_average": true}`` into config.json: the Spatializer then does the same averaging itself
 (on the CPU runners) unless the caller passes ``mirror_average=False``, so one bundle serves
 both. The shipped default is exported this way.
+
+``--side-gain G`` writes ``"inference": {"side_gain": G}``: the Spatializer scales the part of
+the masks that differs between the ears by G (streambin.signal_contract.scale_side) unless the
+caller passes ``side_gain``. G is meant to be calibrated on validation data: the gain that
+minimises the model's STFT distance there (``scripts/side_gain_sweep.py``).
 """
 
 from __future__ import annotations
@@ -56,6 +61,8 @@ from export import fp16_graph, output
 from export.parity import Graphs, compare_graphs
 from streambin.bundle import (CONFIG_NAME, Bundle, BundleError, load_bundle, make_config,
                               write_config)
+from streambin.cli_options import add_side_gain_option
+from streambin.signal_contract import check_side_gain
 
 log = logging.getLogger("streambin")
 
@@ -182,7 +189,7 @@ def _weights_payload(checkpoint: str, model_section: dict):
 def export_bundle(checkpoint, out_dir, opset: int = DEFAULT_OPSET, fp16: bool = False,
                   simplify: bool = False, data: Optional[str] = None, weights_fp16: bool = False,
                   torch_weights: bool = True, mirror_average: Optional[bool] = None,
-                  engine_mirror_average: bool = False) -> Bundle:
+                  engine_mirror_average: bool = False, side_gain: float = 1.0) -> Bundle:
     """Export ``checkpoint`` to the bundle directory ``out_dir``; returns the loaded Bundle.
 
     ``weights_fp16``: store the graphs' weights as float16 (computed in float32; half the size,
@@ -190,12 +197,14 @@ def export_bundle(checkpoint, out_dir, opset: int = DEFAULT_OPSET, fp16: bool = 
     torch backend (leave it out to keep a shipped bundle small). ``mirror_average``: export
     the mirror-averaged model (True), the plain one (False), or as the checkpoint says (None).
     ``engine_mirror_average``: record ``"inference": {"mirror_average": true}`` in config.json
-    (the engine averages by default; module docstring).
+    (the engine averages by default; module docstring). ``side_gain``: record ``"side_gain"`` there
+    when it is not 1 (module docstring).
 
     An existing bundle at ``out_dir`` is replaced (its TensorRT engines too: they belong to the
     old graphs); a non-empty directory that is not a bundle is refused. Raises ExportError,
     CheckpointError or BundleError; on any error nothing is written.
     """
+    side_gain = check_side_gain(side_gain)  # before any work
     import onnx
     import torch
     from tqdm import tqdm
@@ -273,7 +282,7 @@ def export_bundle(checkpoint, out_dir, opset: int = DEFAULT_OPSET, fp16: bool = 
                     "tolerance": TOL_FP16 if (fp16 or weights_fp16) else TOL_FP32,
                     "checkpoint": os.path.basename(str(checkpoint))},
             versions=output.versions(),
-            inference={"mirror_average": True} if engine_mirror_average else None)
+            inference=_inference_section(engine_mirror_average, side_gain))
         write_config(tmp, config)
         load_bundle(tmp)  # the bundle must load before it replaces anything
         steps.update()
@@ -286,6 +295,16 @@ def export_bundle(checkpoint, out_dir, opset: int = DEFAULT_OPSET, fp16: bool = 
         steps.close()
     log.info("wrote bundle %s", out)
     return load_bundle(out)
+
+
+def _inference_section(engine_mirror_average: bool, side_gain: float):
+    """config.json's ``"inference"`` object, or None when every setting is the default."""
+    section = {}
+    if engine_mirror_average:
+        section["mirror_average"] = True
+    if check_side_gain(side_gain) != 1.0:
+        section["side_gain"] = float(side_gain)
+    return section or None
 
 
 def _simplify(graph, name: str):
@@ -324,6 +343,8 @@ def main(argv=None) -> int:
     p.add_argument("--engine-mirror-average", action="store_true",
                    help="keep the graphs plain and have the Spatializer mirror-average by default "
                         "(config.json \"inference\"; callers can pass mirror_average=False)")
+    add_side_gain_option(p, help="have the Spatializer scale the masks' side by G by default, G in [0, 4] "
+                                 "(config.json \"inference\"; calibrate it on validation data; default 1)")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
     output.setup_logging(args.verbose)
@@ -333,7 +354,8 @@ def main(argv=None) -> int:
         bundle = export_bundle(args.checkpoint, args.out, opset=args.opset, fp16=args.fp16,
                                simplify=args.simplify, data=args.data, weights_fp16=args.weights_fp16,
                                torch_weights=not args.no_torch_weights, mirror_average=args.mirror_average,
-                               engine_mirror_average=args.engine_mirror_average)
+                               engine_mirror_average=args.engine_mirror_average,
+                               side_gain=1.0 if args.side_gain is None else args.side_gain)
     except (ExportError, BundleError, CheckpointError, OSError, RuntimeError, ValueError) as exc:
         print(f"export.to_onnx: error: {exc}", file=sys.stderr)
         return 1

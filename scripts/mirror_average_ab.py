@@ -11,14 +11,11 @@ condition), so they are computed once and shared.
 """
 
 import argparse
-import hashlib
 import sys
 
 from streambin.train import evaluate as E
 from streambin.train.checkpoint import load_generator
 from streambin.train.data import SimBinauralDataset
-
-MIRRORED_MODE = {"true": "flipped", "flipped": "true", "none": "none"}
 
 
 def main(argv=None) -> int:
@@ -31,18 +28,8 @@ def main(argv=None) -> int:
     p.add_argument("--lateral-only", action="store_true")
     a = p.parse_args(argv)
     model, cfg = load_generator(a.checkpoint, mirror_average=False)
-    base = E.offline_predictor(model, cfg.audio)
-    cache = {}
-
-    def plain(mono, frames, fps, mode):
-        key = (hashlib.sha1(mono.tobytes()).hexdigest(), mode)
-        if key not in cache:
-            cache[key] = base(mono, frames, fps, mode)
-        return cache[key]
-
-    def mirror_averaged(mono, frames, fps, mode):
-        own, other = plain(mono, frames, fps, mode), plain(mono, frames, fps, MIRRORED_MODE[mode])
-        return 0.5 * (own + other[::-1])  # (2, n): the mirrored picture's output, ears swapped
+    plain = E.cached_predictor(E.offline_predictor(model, cfg.audio))
+    mirror_averaged = E.mirror_averaged_predictor(plain)
 
     ds = SimBinauralDataset(a.data, a.split, mode="eval", visual_size=tuple(cfg.model.visual_size))
     for name, predict in (("plain", plain), ("mirror_avg", mirror_averaged)):

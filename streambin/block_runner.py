@@ -15,7 +15,9 @@ around a runner keeps the resamplers, the output FIFO, the visual cadence and th
 With mirror averaging (the visual feature holds the frame's and its mirror image's, see
 streambin.visual), the CPU runners run the audio net on the context twice as one batch, once
 with each feature, and average the two outputs' masks for the block's frames
-(streambin.signal_contract.average_mirrored_masks).
+(streambin.signal_contract.average_mirrored_masks). A side gain other than 1 then scales the
+part of those masks that differs between the ears (streambin.signal_contract.scale_side).
+Both are CPU-runner features: the GPU pipeline runs the model's masks as they are.
 
 Buffers are allocated at construction; a block allocates nothing on the CPU paths. Call
 ``reset()`` before the first ``push``: it starts the stream state and ``timing``.
@@ -32,8 +34,8 @@ import numpy as np
 
 from streambin import dsp
 from streambin.full_band import FullBandMapper
-from streambin.signal_contract import (DSP_MASK_MODES, apply_masks, average_mirrored_masks, input_scale,
-                                       input_scale_from_rms, network_input)
+from streambin.signal_contract import (DSP_MASK_MODES, apply_masks, average_mirrored_masks, check_side_gain,
+                                       input_scale, input_scale_from_rms, network_input, scale_side)
 
 STAGES = ("resample_in", "stft", "audio_net", "mask_istft", "resample_out")
 
@@ -88,8 +90,10 @@ class _CpuRunner:
     ``(n_fft, win_length, hop)``, the frames of the block being filled, and the feed loop that
     runs a block exactly when its last frame arrives."""
 
-    def __init__(self, bundle, backend, visual, block_frames: int, lookahead_frames: int, stft_params, emit: Emit):
+    def __init__(self, bundle, backend, visual, block_frames: int, lookahead_frames: int, stft_params, emit: Emit,
+                 side_gain: float = 1.0):
         self.bundle, self.backend, self.visual, self.emit = bundle, backend, visual, emit
+        self.side_gain = check_side_gain(side_gain)
         self.block_frames, self.lookahead_frames = int(block_frames), int(lookahead_frames)
         self.context_frames = bundle.context_frames
         self.stft_params = tuple(stft_params)
@@ -102,6 +106,7 @@ class _CpuRunner:
         # The network input: the context once, or twice (one per feature) with mirror averaging.
         self._net_in = np.zeros((2 if self.mirror_average else 1, 2, F, T), np.float32)
         self._mirror_masks = np.zeros((bundle.n_masks, 2, F, b), np.float32) if self.mirror_average else None
+        self._gain_masks = np.zeros((bundle.n_masks, 2, F, b), np.float32) if self.side_gain != 1.0 else None
         self._ears = np.zeros((2, b, F_stft), np.complex64)
         self._block_out = np.zeros((2, b * hop), np.float32)
         self._block_out_t = np.zeros((b * hop, 2), np.float32)  # frame-major copy emit takes
@@ -156,15 +161,20 @@ class _CpuRunner:
     def _block_masks(self) -> np.ndarray:
         """Run the audio net on the context in ``self._net_in[0]`` with the current visual
         feature; returns the masks of the block's frames (``lookahead_frames`` before the
-        newest), ``(n_masks, 2, F, block_frames)`` float32, a view valid until the next block."""
+        newest), mirror-averaged and side-scaled as configured, ``(n_masks, 2, F, block_frames)``
+        float32, a view valid until the next block."""
         T, a, b = self.context_frames, self.lookahead_frames, self.block_frames
         sel = slice(T - a - b, T - a)
         if not self.mirror_average:
-            return self.backend.audio(self._net_in, self.visual.batch)[0][:, :, :, sel]
-        np.copyto(self._net_in[1], self._net_in[0])
-        both = self.backend.audio(self._net_in, self.visual.batch)  # (2, n_masks, 2, F, T): own, mirrored
-        return average_mirrored_masks(both[0, :, :, :, sel], both[1, :, :, :, sel], self.bundle.mask_kind,
-                                      out=self._mirror_masks)
+            masks = self.backend.audio(self._net_in, self.visual.batch)[0][:, :, :, sel]
+        else:
+            np.copyto(self._net_in[1], self._net_in[0])
+            both = self.backend.audio(self._net_in, self.visual.batch)  # (2, n_masks, 2, F, T): own, mirrored
+            masks = average_mirrored_masks(both[0, :, :, :, sel], both[1, :, :, :, sel], self.bundle.mask_kind,
+                                           out=self._mirror_masks)
+        if self._gain_masks is None:
+            return masks
+        return scale_side(masks, self.side_gain, self.bundle.mask_kind, out=self._gain_masks)
 
     def _keep_samples(self, piece: np.ndarray) -> None:
         raise NotImplementedError
@@ -177,9 +187,10 @@ class ModelRateRunner(_CpuRunner):
     """The model's STFT grid: a ring of the last T frames, oldest first, and of the raw samples
     behind them (their RMS scales the network input)."""
 
-    def __init__(self, bundle, backend, visual, block_frames: int, lookahead_frames: int, emit: Emit):
+    def __init__(self, bundle, backend, visual, block_frames: int, lookahead_frames: int, emit: Emit,
+                 side_gain: float = 1.0):
         super().__init__(bundle, backend, visual, block_frames, lookahead_frames,
-                         (bundle.n_fft, bundle.win_length, bundle.hop), emit)
+                         (bundle.n_fft, bundle.win_length, bundle.hop), emit, side_gain)
         T = self.context_frames
         self._ctx = np.zeros((T, bundle.n_bins), np.complex64)
         self._ctx_samples = np.zeros(T * self.hop, np.float32)
@@ -214,9 +225,10 @@ class FullBandRunner(_CpuRunner):
     """The device-rate grid ``grid`` (streambin.full_band.device_grid): the network input from
     the device bins below the model's Nyquist, masks extended to the whole band, no resampler."""
 
-    def __init__(self, bundle, backend, visual, block_frames: int, lookahead_frames: int, grid, emit: Emit):
+    def __init__(self, bundle, backend, visual, block_frames: int, lookahead_frames: int, grid, emit: Emit,
+                 side_gain: float = 1.0):
         super().__init__(bundle, backend, visual, block_frames, lookahead_frames,
-                         (grid.n_fft, grid.win_length, grid.hop), emit)
+                         (grid.n_fft, grid.win_length, grid.hop), emit, side_gain)
         b, a, T, F = self.block_frames, self.lookahead_frames, self.context_frames, bundle.n_bins
         F_stft = grid.n_fft // 2 + 1
         self._mapper = FullBandMapper(grid, DSP_MASK_MODES[bundle.mask_kind], bundle.n_masks, b)

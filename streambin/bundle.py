@@ -26,7 +26,7 @@ config.json (format_version 1)::
      "export": {"opset": int, "max_abs_err_audio": float, "max_abs_err_visual": float,
                 "fp16": bool},
      "versions": {"streambin": str, "torch": str, "onnx": str, "onnxruntime": str},
-     "inference": {"mirror_average": bool}}           (optional)
+     "inference": {"mirror_average": bool, "side_gain": float}}   (optional, each key optional)
 
 The bundle is the trained artefact only: runtime settings (block size, lookahead, device,
 threads) are not stored here. ``inference`` says how the model's prediction is formed from its
@@ -34,6 +34,9 @@ graphs: ``mirror_average`` true means the engine averages the output for each fr
 ear-swapped output for its mirror image (streambin.signal_contract) unless the caller turns it
 off. A graph exported with ``model.mirror_average`` does that averaging inside itself
 (``Bundle.graph_mirror_average``; its feature then holds both frames' features).
+``side_gain`` (default 1) scales the part of the masks that differs between the ears
+(streambin.signal_contract): a model that under-predicts level differences is exported with
+the gain that minimises its STFT distance on validation data, and callers may override it.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple, Union
+
+from streambin.signal_contract import check_side_gain
 
 log = logging.getLogger("streambin")
 
@@ -101,6 +106,7 @@ class Bundle:
     weights: Optional[Path] = None
     graph_mirror_average: bool = False
     inference_mirror_average: bool = False
+    inference_side_gain: float = 1.0
 
     @property
     def n_bins(self) -> int:
@@ -264,6 +270,10 @@ def validate_config(cfg: Any, where: str = CONFIG_NAME) -> Dict[str, Any]:
     if not isinstance(inference, dict) or not isinstance(inference.get("mirror_average", False), bool):
         raise _err(where, f"key 'inference' must be an object like {{\"mirror_average\": true}}, got {inference!r}")
     out["inference_mirror_average"] = inference.get("mirror_average", False)
+    try:
+        out["inference_side_gain"] = check_side_gain(inference.get("side_gain", 1.0))
+    except ValueError as e:
+        raise _err(f"{where} ['inference']", str(e)) from None
     return out
 
 

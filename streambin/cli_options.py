@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from streambin.signal_contract import MAX_SIDE_GAIN, check_side_gain
+
 MIRROR_AVERAGE_HELP = ("average the output with the ear-swapped output for the mirrored picture (both networks "
                        "run twice; default: as the model bundle says, on for the shipped default)")
 NO_MIRROR_AVERAGE_HELP = "run the networks once per block (less CPU; a picture without a side may lean a little)"
+SIDE_GAIN_HELP = (f"scale what the output adds to one ear and takes from the other, in [0, {MAX_SIDE_GAIN:g}] (1: the "
+                  "model's own output, 0: mono, above 1: wider; default: as the model bundle says)")
 
 
 def add_mirror_average_options(parser: argparse.ArgumentParser, on_help: str = MIRROR_AVERAGE_HELP,
@@ -18,3 +22,17 @@ def add_mirror_average_options(parser: argparse.ArgumentParser, on_help: str = M
                        help=on_help)
     group.add_argument("--no-mirror-average", dest="mirror_average", action="store_const", const=False,
                        help=off_help)
+
+
+def side_gain_arg(text: str) -> float:
+    """argparse type of ``--side-gain``: a number in [0, MAX_SIDE_GAIN]."""
+    try:
+        return check_side_gain(float(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_side_gain_option(parser: argparse.ArgumentParser, help: str = SIDE_GAIN_HELP) -> None:
+    """``--side-gain G`` -> ``args.side_gain`` (None when not given: the model's own setting;
+    Spatializer(side_gain=None))."""
+    parser.add_argument("--side-gain", type=side_gain_arg, default=None, metavar="G", help=help)

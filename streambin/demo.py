@@ -28,7 +28,7 @@ import time
 import numpy as np
 
 from streambin import media
-from streambin.cli_options import add_mirror_average_options
+from streambin.cli_options import add_mirror_average_options, add_side_gain_option
 from streambin.spatializer import DEFAULT_LOOKAHEAD_FRAMES
 from streambin.demo_overlay import NO_DISPLAY_MESSAGE, LevelHistory, PreviewWindow, render_overlay
 from streambin.demo_realtime import AudioBridge, FrameSlot, SpatializerWorker
@@ -211,7 +211,8 @@ def run_file_mode(input_wav, output_wav, video=None, frames_dir=None, fps: float
                   backend: str = "auto", device: str = "auto", block_frames=None,
                   lookahead_frames: int = DEFAULT_LOOKAHEAD_FRAMES,
                   blocksize: int = 0, pace: bool = True, preview: bool = False, max_jitter_ms: float = 250.0,
-                  print_report: bool = True, mirror: bool = False, mirror_average: bool | None = None) -> dict:
+                  print_report: bool = True, mirror: bool = False, mirror_average: bool | None = None,
+                  side_gain: float | None = None) -> dict:
     """Spatialize a wav through the live demo's real-time path; returns the report (see
     :func:`make_report`), also printed unless ``print_report`` is False.
 
@@ -225,7 +226,8 @@ def run_file_mode(input_wav, output_wav, video=None, frames_dir=None, fps: float
         pace: pace the callbacks like a live stream (False: as fast as possible, deterministic).
         preview: show the preview window if a display exists.
         max_jitter_ms: cap on the jitter buffer's growth (see streambin.demo_realtime).
-        model, backend, device, block_frames, lookahead_frames, mirror, mirror_average: as for Spatializer.
+        model, backend, device, block_frames, lookahead_frames, mirror, mirror_average, side_gain: as
+            for Spatializer.
     """
     from streambin.spatializer import Spatializer
 
@@ -238,7 +240,7 @@ def run_file_mode(input_wav, output_wav, video=None, frames_dir=None, fps: float
     block = int(blocksize) or max(1, int(round(rate * FILE_BLOCK_MS / 1e3)))
     sp = Spatializer(model=model, backend=backend, device=device, sample_rate=rate, block_frames=block_frames,
                      lookahead_frames=lookahead_frames, threaded_visual=True, mirror=mirror,
-                     mirror_average=mirror_average)
+                     mirror_average=mirror_average, side_gain=side_gain)
     ring = max(int(RING_SECONDS * rate), 4 * block)
     bridge = AudioBridge(ring, ring, preroll_samples=block,
                          max_jitter_samples=max(block, int(max_jitter_ms * rate / 1e3)))
@@ -341,7 +343,7 @@ def run_live(args) -> dict:
 
     sp = Spatializer(model=args.model, backend=args.backend, device=args.device, sample_rate=rate,
                      block_frames=args.block_frames, lookahead_frames=args.lookahead_frames, threaded_visual=True,
-                     mirror=args.mirror, mirror_average=args.mirror_average)
+                     mirror=args.mirror, mirror_average=args.mirror_average, side_gain=args.side_gain)
     ring = int(RING_SECONDS * rate)
     bridge = AudioBridge(ring, ring, preroll_samples=args.blocksize or None,
                          max_jitter_samples=int(args.max_jitter_ms * rate / 1e3),
@@ -503,6 +505,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="flip the picture left-right before the model: for front (selfie) cameras, whose "
                         "picture is a mirror image")
     add_mirror_average_options(p)
+    add_side_gain_option(p)
     p.add_argument("--input-wav", help="file mode: mono input audio instead of the microphone")
     p.add_argument("--output-wav", help="file mode: binaural output; live mode: also record what is played")
     p.add_argument("--no-pace", action="store_true", help="file mode: run as fast as possible (tests)")
@@ -534,7 +537,8 @@ def main(argv=None) -> int:
                           model=args.model, backend=args.backend, device=args.device,
                           block_frames=args.block_frames, lookahead_frames=args.lookahead_frames,
                           blocksize=args.blocksize, pace=not args.no_pace, preview=not args.no_preview,
-                          max_jitter_ms=args.max_jitter_ms, mirror=args.mirror, mirror_average=args.mirror_average)
+                          max_jitter_ms=args.max_jitter_ms, mirror=args.mirror, mirror_average=args.mirror_average,
+                          side_gain=args.side_gain)
             print(f"wrote {args.output_wav}")
             return 0
         print(format_report(run_live(args)))

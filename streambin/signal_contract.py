@@ -9,6 +9,12 @@ One owner for the two steps every part of streambin repeats around a model:
   left-right mirror image with the ears swapped (side mask ``(m - m') / 2``; left and right
   masks ``(m_l + m'_r) / 2`` and ``(m_r + m'_l) / 2``), so that a mirrored picture swaps the
   ears exactly and a picture that is its own mirror image (uniform grey) gives L = R;
+- **side gain** (optional, default 1): the part of the masks that differs between the ears
+  scaled by ``g``, what they share kept (side mask ``g S``; left and right masks
+  ``c ± g d`` with ``c = (mL + mR) / 2``, ``d = (mL - mR) / 2``). The output's mid
+  ``(L + R) / 2`` is unchanged and its side ``(L - R) / 2`` is ``g`` times as large: a stereo
+  width control. It corrects a model that under-predicts level differences (a value
+  calibrated on validation data is stored in the bundle; ``streambin.bundle``);
 - **mask application**: the masks multiply the *raw* (unscaled) mono spectrogram ``M``;
   ``"side"``: one complex mask ``S``, ``L = M + S M``, ``R = M - S M``; ``"left_right"``: two
   complex masks, ``L = mL M``, ``R = mR M``.
@@ -120,6 +126,69 @@ def average_mirrored_masks(own: np.ndarray, mirrored: np.ndarray, mask_kind: str
         np.add(own, mirrored[::-1], out=out)         # the left and right masks trade places
     np.multiply(out, 0.5, out=out)
     return out
+
+
+#: Largest side gain accepted: beyond it the output is mostly side, far outside what a model's
+#: calibration could ask for.
+MAX_SIDE_GAIN = 4.0
+
+
+def check_side_gain(gain) -> float:
+    """``gain`` as a float in [0, MAX_SIDE_GAIN] (0: mono output, 1: the model's own output), or
+    ValueError naming the range."""
+    if isinstance(gain, (bool, np.bool_)) or not isinstance(gain, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(gain) or not 0.0 <= gain <= MAX_SIDE_GAIN:
+        raise ValueError(f"side_gain must be a number in [0, {MAX_SIDE_GAIN:g}] (1: the model's own output, "
+                         f"0: mono), got {gain!r}")
+    return float(gain)
+
+
+def scale_side(masks: np.ndarray, gain: float, mask_kind: str, out: Optional[np.ndarray] = None) -> np.ndarray:
+    """The side gain (module docstring) applied to the masks for one context.
+
+    ``masks``: ``(n_masks, 2, F, k)`` float32 (a strided view is fine); ``gain``: float in
+    [0, MAX_SIDE_GAIN]; ``out``: optional ``(n_masks, 2, F, k)`` float32 destination (may be
+    ``masks`` itself). Returns ``(n_masks, 2, F, k)`` float32.
+    """
+    if mask_kind not in MASK_KINDS:
+        raise ValueError(f"mask_kind must be one of {MASK_KINDS}, got {mask_kind!r}")
+    gain = check_side_gain(gain)
+    n_masks = 1 if mask_kind == "side" else 2
+    if masks.ndim != 4 or masks.shape[:2] != (n_masks, 2):
+        raise ValueError(f"masks must be (n_masks={n_masks}, 2, F, k) for mask_kind {mask_kind!r}, got {masks.shape}")
+    if out is None:
+        out = np.empty(masks.shape, np.float32)
+    elif out.shape != masks.shape or out.dtype != np.float32:
+        raise ValueError(f"out must be {masks.shape} float32, got {out.shape} {out.dtype}")
+    if mask_kind == "side":
+        np.multiply(masks, gain, out=out)
+        return out
+    # c ± g d = (1 ± g) / 2 mL + (1 ∓ g) / 2 mR, each ear from both masks read before writing.
+    src = masks.copy() if np.shares_memory(out, masks) else masks
+    left, right = out[0], out[1]                 # c + g d and c - g d, built in place:
+    np.subtract(src[0], src[1], out=right)       # 2 d
+    np.add(src[0], src[1], out=left)             # 2 c
+    np.multiply(right, 0.5 * gain, out=right)    # g d
+    np.multiply(left, 0.5, out=left)             # c
+    np.add(left, right, out=left)                # c + g d
+    np.multiply(right, -2.0, out=right)
+    np.add(right, left, out=right)               # c + g d - 2 g d
+    return out
+
+
+def scale_side_output(binaural: np.ndarray, gain: float) -> np.ndarray:
+    """The side gain applied to an output signal: ``(2, n)`` float (left, right) -> ``(2, n)``
+    float32 with the same mid ``(L + R) / 2`` and ``gain`` times its side ``(L - R) / 2``.
+
+    Masks act linearly on the mono spectrogram and the STFT is linear, so this equals the
+    output of :func:`scale_side`'s masks (the offline evaluation uses it on whole predictions).
+    """
+    gain = check_side_gain(gain)
+    x = np.asarray(binaural, dtype=np.float32)
+    if x.ndim != 2 or x.shape[0] != 2:
+        raise ValueError(f"binaural must be (2, n) (left, right), got shape {x.shape}")
+    mid, side = 0.5 * (x[0] + x[1]), 0.5 * (x[0] - x[1])
+    return np.stack([mid + gain * side, mid - gain * side])
 
 
 # -- torch side: training and the offline evaluation ------------------------------------------

@@ -75,6 +75,7 @@ from streambin.frames import check_frame, convert_frame
 from streambin.full_band import device_grid
 from streambin.latency_plan import plan_latency
 from streambin.resample import QUALITIES, StreamResampler, chain_delay, worst_holdback
+from streambin.signal_contract import check_side_gain
 from streambin.visual import VisualFeature
 
 log = logging.getLogger("streambin")
@@ -171,6 +172,11 @@ class Spatializer:
             bundle's ``inference`` section says (on for the shipped default); a bundle whose
             graph averages by itself (exported with ``--mirror-average``) is always averaged.
             Not on the GPU pipeline.
+        side_gain: scale of what the output adds to one ear and takes from the other, in
+            [0, 4]: 1 the model's own output, 0 mono (both ears the input), above 1 wider
+            (streambin.signal_contract.scale_side; the mid ``(L + R) / 2`` is unchanged). None:
+            the bundle's ``inference.side_gain``, the gain calibrated on validation data when the
+            model was exported (1 when the bundle has none). Not on the GPU pipeline.
 
     Attributes:
         latency_samples: fixed delay of the output behind the input, in samples at
@@ -202,7 +208,7 @@ class Spatializer:
                  threaded_visual: bool = False, resample_quality: str = "fir", num_threads: int | None = None,
                  gpu_pipeline: bool | None = None, visual_fps: float | None = DEFAULT_VISUAL_FPS,
                  backend_options: dict | None = None, full_band: bool | None = None, mirror: bool = False,
-                 mirror_average: bool | None = None):
+                 mirror_average: bool | None = None, side_gain: float | None = None):
         from streambin.backends import create_backend
 
         self._closed = True  # until construction has finished: close() and the finaliser are no-ops
@@ -244,6 +250,8 @@ class Spatializer:
         self.mirror = bool(mirror)
         if mirror_average is not None and not isinstance(mirror_average, (bool, np.bool_)):
             raise ValueError(f"mirror_average must be True, False or None (as the bundle says), got {mirror_average!r}")
+        if side_gain is not None:
+            side_gain = check_side_gain(side_gain)
         self.visual_fps = None if visual_fps is None else float(visual_fps)
         self.resample_quality = resample_quality
 
@@ -263,6 +271,7 @@ class Spatializer:
                              f"frames, got {lookahead_frames}")
         self.lookahead_frames = int(lookahead_frames)
         self.mirror_average = self._resolve_mirror_average(mirror_average)
+        self.side_gain = b.inference_side_gain if side_gain is None else side_gain
         # The engine averages unless the graph already does it inside itself.
         self.visual = VisualFeature(self.backend, b.visual_size, threaded=bool(threaded_visual),
                                     mirror_average=self.mirror_average and not b.graph_mirror_average)
@@ -366,9 +375,11 @@ class Spatializer:
         if self._gpu is not None:
             self._runner = GpuRunner(self._gpu, self.visual, b, self.hop, self._emit_block)
         elif self.full_band:
-            self._runner = FullBandRunner(self.bundle, self.backend, self.visual, b, a, self._grid, self._emit_block)
+            self._runner = FullBandRunner(self.bundle, self.backend, self.visual, b, a, self._grid, self._emit_block,
+                                          side_gain=self.side_gain)
         else:
-            self._runner = ModelRateRunner(self.bundle, self.backend, self.visual, b, a, self._emit_block)
+            self._runner = ModelRateRunner(self.bundle, self.backend, self.visual, b, a, self._emit_block,
+                                           side_gain=self.side_gain)
         self._max_piece = self.sample_rate  # process huge chunks one second at a time
         # Input conversion in place, one piece at a time (_to_float).
         self._in_buf = np.zeros(self._max_piece, np.float32)
@@ -380,6 +391,11 @@ class Spatializer:
             if wanted:
                 raise ValueError("gpu_pipeline=True does not do mirror averaging: pass mirror_average=False, or "
                                  "gpu_pipeline=False (the networks still run on the GPU)")
+            return None
+        if self.side_gain != 1.0:  # so is the side gain
+            if wanted:
+                raise ValueError(f"gpu_pipeline=True applies no side gain: pass side_gain=1 (this model's is "
+                                 f"{self.side_gain:g}), or gpu_pipeline=False (the networks still run on the GPU)")
             return None
         on_cuda = self.backend.name == "torch" and self.backend.device == "cuda"
         possible = on_cuda and dsp.cuda_device_count() > 0
@@ -493,7 +509,7 @@ class Spatializer:
         return {
             "backend": self.backend.name, "device": self.backend.device,
             "block_frames": self.block_frames, "lookahead_frames": self.lookahead_frames,
-            "mirror_average": self.mirror_average,
+            "mirror_average": self.mirror_average, "side_gain": self.side_gain,
             "latency_samples": self.latency_samples, "latency_ms": self.latency_ms,
             "blocks": timing.blocks,
             "block_ms_mean": float(ms.mean()), "block_ms_p99": float(np.percentile(ms, 99)),

@@ -69,8 +69,9 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from streambin.cli_options import add_mirror_average_options
-from streambin.signal_contract import apply_masks_torch, input_scale_torch, network_input_torch, stft_torch
+from streambin.cli_options import add_mirror_average_options, add_side_gain_option
+from streambin.signal_contract import (apply_masks_torch, check_side_gain, input_scale_torch, network_input_torch,
+                                       scale_side_output, stft_torch)
 from streambin.train import localisation_eval as L
 from streambin.train import metrics as M
 
@@ -318,12 +319,48 @@ def _aggregate(values: Sequence[float]) -> Dict[str, Any]:
 
 
 def offline_predictor(model, audio_cfg, window_hop_s: float = 0.1, batch_size: int = 32,
-                      pad_mode: str = "reflect") -> Predictor:
-    """The papers' sliding-window protocol (:func:`predict_clip`) as a :data:`Predictor`."""
+                      pad_mode: str = "reflect", side_gain: float = 1.0) -> Predictor:
+    """The papers' sliding-window protocol (:func:`predict_clip`) as a :data:`Predictor`;
+    ``side_gain`` other than 1 scales the prediction's side as the engine's option does
+    (:func:`streambin.signal_contract.scale_side_output`)."""
+    side_gain = check_side_gain(side_gain)
+
     def predict(mono, frames, fps, visual_mode):
-        return predict_clip(model, mono, frames, fps, audio_cfg, window_hop_s=window_hop_s,
-                            visual_mode=visual_mode, batch_size=batch_size, pad_mode=pad_mode)
+        out = predict_clip(model, mono, frames, fps, audio_cfg, window_hop_s=window_hop_s,
+                           visual_mode=visual_mode, batch_size=batch_size, pad_mode=pad_mode)
+        return out if side_gain == 1.0 else scale_side_output(out, side_gain)
     return predict
+
+
+#: The visual mode whose output, ears swapped, mirror averaging pairs with each mode's.
+MIRRORED_MODE = {"true": "flipped", "flipped": "true", "none": "none"}
+
+
+def cached_predictor(predict: Predictor) -> Predictor:
+    """``predict`` remembering its outputs per (mono samples, frames' shape, visual mode): for
+    analyses that ask for the same prediction several times (each scored variant of one model)."""
+    import hashlib
+
+    cache: Dict[Any, np.ndarray] = {}
+
+    def cached(mono, frames, fps, visual_mode):
+        key = (hashlib.sha1(np.ascontiguousarray(mono).tobytes()).hexdigest(), tuple(frames.shape), visual_mode)
+        if key not in cache:
+            cache[key] = predict(mono, frames, fps, visual_mode)
+        return cache[key]
+    return cached
+
+
+def mirror_averaged_predictor(predict: Predictor) -> Predictor:
+    """Mirror averaging on the outputs of a plain ``predict``: each mode's output averaged with
+    the mirrored mode's output, ears swapped (the engine averages the masks, which is the same:
+    masks act linearly). Wrap ``predict`` in :func:`cached_predictor` when the plain outputs are
+    also scored, so each is computed once."""
+    def averaged(mono, frames, fps, visual_mode):
+        own = predict(mono, frames, fps, visual_mode)
+        other = predict(mono, frames, fps, MIRRORED_MODE[visual_mode])
+        return 0.5 * (own + other[::-1])  # (2, n): the mirrored picture's output, ears swapped
+    return averaged
 
 
 def localisation_record(predict: Predictor, clip: str, meta, target, mono, frames, fps,
@@ -346,7 +383,7 @@ def evaluate_model(model, config, dataset, window_hop_s: float = 0.1,
                    batch_size: int = 32, pad_mode: str = "reflect",
                    progress: bool = True, predict: Optional[Predictor] = None,
                    localisation: bool = True, protocol: Optional[str] = None,
-                   lateral_only: bool = False) -> Dict[str, Any]:
+                   lateral_only: bool = False, side_gain: float = 1.0) -> Dict[str, Any]:
     """Score ``model`` and the baselines on whole clips of ``dataset``.
 
     model: generator (see :func:`predict_clip`), scored by the offline protocol; or None when
@@ -368,6 +405,8 @@ def evaluate_model(model, config, dataset, window_hop_s: float = 0.1,
     audio_only_model: separately trained audio-only generator; default None = the same model
         with the neutral grey-frame feature.
     conditions: subset of :data:`CONDITIONS`.
+    side_gain: offline protocol only: the model's predictions with their side scaled
+        (streambin.signal_contract; an engine given as ``predict`` applies its own).
     Returns a dict with ``settings``, ``conditions``, ``metrics``, ``higher_is_better``,
     ``summary[condition][metric] = {mean, std, sem, n, n_nonfinite}`` and ``per_clip`` (list of
     ``{"clip", "n_samples", "metrics": {condition: {metric: value}}}``), and with
@@ -395,8 +434,10 @@ def evaluate_model(model, config, dataset, window_hop_s: float = 0.1,
     names = list(M.METRICS)
     per_clip, records = [], []
     kw = dict(window_hop_s=window_hop_s, batch_size=batch_size, pad_mode=pad_mode)
+    if predict is not None and side_gain != 1.0:
+        raise ValueError("side_gain applies to the offline protocol: give it to the engine passed as predict")
     if predict is None:
-        predict = offline_predictor(model, audio_cfg, **kw)
+        predict = offline_predictor(model, audio_cfg, side_gain=side_gain, **kw)
     predict_ao = offline_predictor(audio_only_model, audio_cfg, **kw) if audio_only_model is not None else predict
     visual_modes = {"model": "true", "audio_only": "none", "flipped_visual": "flipped"}
     t0 = time.perf_counter()
@@ -433,7 +474,9 @@ def evaluate_model(model, config, dataset, window_hop_s: float = 0.1,
     }
     results = {
         "settings": {
-            "protocol": protocol or f"offline sliding-window protocol, window hop {window_hop_s} s",
+            "protocol": protocol or (f"offline sliding-window protocol, window hop {window_hop_s} s"
+                                     + (f", side gain {side_gain:g}" if side_gain != 1.0 else "")),
+            "side_gain": float(side_gain),
             "wall_s": wall_s,
             "wall_s_per_clip": wall_s / len(per_clip),
             "window_hop_s": window_hop_s,
@@ -538,6 +581,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "mirrored frames): the generator's model.mirror_average offline, the Spatializer's "
                     "mirror_average streamed (default: as the checkpoint or bundle says)",
         off_help="score with mirror averaging off")
+    add_side_gain_option(
+        ap, help="scale the output's side (L - R) / 2 by G, keeping its mid, G in [0, 4]: the Spatializer's "
+                 "side_gain streamed, the same on the predictions offline (default: as the bundle says "
+                 "streamed, 1 offline)")
     ap.add_argument("--lateral-only", action="store_true",
                     help="of those, score only the lateral single-source clips (the ones the direction, mirror "
                          "and level-difference measures count)")
@@ -628,7 +675,8 @@ def _run_offline(args, load_generator, make_dataset, localisation):
                              max_clips=args.max_clips, normalize=not args.no_normalize,
                              audio_only_model=audio_only, batch_size=args.batch_size,
                              progress=not args.no_progress, localisation=localisation,
-                             lateral_only=args.lateral_only)
+                             lateral_only=args.lateral_only,
+                             side_gain=1.0 if args.side_gain is None else args.side_gain)
     results["settings"]["mirror_average"] = bool(getattr(model, "mirror_average", False))
     return results
 
@@ -644,7 +692,8 @@ def _run_streamed(args, make_dataset, localisation):
     else:
         kw.update(backend="torch", device=args.device or "auto")
     predictor = StreamedPredictor(args.bundle or args.checkpoint, sample_rate=args.sample_rate,
-                                  block_frames=args.block_frames, mirror_average=args.mirror_average, **kw)
+                                  block_frames=args.block_frames, mirror_average=args.mirror_average,
+                                  side_gain=args.side_gain, **kw)
     bundle = predictor.spatializer.bundle
     dataset = _splits(make_dataset, args, tuple(bundle.visual_size))
     results = evaluate_model(None, SimpleNamespace(audio=bundle), dataset, max_clips=args.max_clips,
@@ -652,6 +701,7 @@ def _run_streamed(args, make_dataset, localisation):
                              predict=predictor, localisation=localisation,
                              protocol=predictor.description, lateral_only=args.lateral_only)
     results["settings"]["mirror_average"] = bool(predictor.spatializer.mirror_average)
+    results["settings"]["side_gain"] = predictor.spatializer.side_gain
     return results
 
 

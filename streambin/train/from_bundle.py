@@ -20,7 +20,10 @@ What is exact and what is not:
   and bias chosen so that the eval-mode function is unchanged. Training-mode batch statistics
   then start close to the running ones, so fine-tuning does not begin with a jolt.
 
-The recovered generator reproduces the bundle's two graphs (checked, tolerance reported).
+The recovered generator reproduces the bundle's two graphs (checked, tolerance reported). The
+bundle's engine settings (``"inference"``: mirror averaging, side gain) are not part of a
+checkpoint: give them to the export again (``--engine-mirror-average``, and ``--side-gain`` from
+``python -m streambin.train.calibrate_side_gain`` on the new weights).
 """
 
 from __future__ import annotations

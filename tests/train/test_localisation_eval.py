@@ -564,3 +564,53 @@ def test_mirror_average_ab_script_equals_the_two_evaluations(tiny_unet, scenes, 
                 assert a["metrics"][cond]["stft"] == pytest.approx(b["metrics"][cond]["stft"], rel=1e-4, abs=1e-6)
         for a, b in zip(ab["localisation"]["per_clip"], direct["localisation"]["per_clip"]):
             assert a["ld_pred_db"] == pytest.approx(b["ld_pred_db"], abs=1e-3)
+
+
+def test_cli_side_gain_widens_level_differences_offline_and_streamed(tiny_unet, scenes, one_thread):
+    """--side-gain scales the output's side: offline on the predictions, streamed through the
+    Spatializer's side_gain. Level differences keep their sign and grow."""
+    bundle, ckpt = tiny_unet
+    common = ["--data", str(scenes), "--split", "all", "--lateral-only", "--max-clips", "3", "--no-progress"]
+    for model_args in (["--checkpoint", str(ckpt), "--device", "cpu"],
+                       ["--bundle", str(bundle), "--block-frames", "2"]):
+        plain = E.run(E.build_parser().parse_args(model_args + common))
+        wide = E.run(E.build_parser().parse_args(model_args + common + ["--side-gain", "1.5"]))
+        assert plain["settings"]["side_gain"] == 1.0 and wide["settings"]["side_gain"] == 1.5
+        assert "side gain 1.5" in wide["settings"]["protocol"] and "side gain" not in plain["settings"]["protocol"]
+        pairs = list(zip(plain["localisation"]["per_clip"], wide["localisation"]["per_clip"]))
+        assert len(pairs) == 3
+        for p, w in pairs:
+            assert abs(p["ld_pred_db"]) > 1e-3
+            assert np.sign(w["ld_pred_db"]) == np.sign(p["ld_pred_db"])
+            assert abs(w["ld_pred_db"]) > 1.3 * abs(p["ld_pred_db"])
+            assert w["ld_target_db"] == p["ld_target_db"]
+    with pytest.raises(SystemExit):
+        E.build_parser().parse_args(["--checkpoint", str(ckpt)] + common + ["--side-gain", "-1"])
+
+
+def test_side_gain_sweep_script_equals_evaluate_with_side_gain(tiny_unet, scenes, tmp_path, one_thread):
+    """scripts/side_gain_sweep.py shares one set of predictions between gains; each gain's scores
+    must equal evaluate's offline with --mirror-average --side-gain G."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "side_gain_sweep", Path(__file__).resolve().parents[2] / "scripts" / "side_gain_sweep.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    _, ckpt = tiny_unet
+    assert script.main([str(ckpt), str(scenes), "all", str(tmp_path / "sw"), "--max-clips", "5",
+                        "--gains", "1,1.5"]) == 0
+    base = ["--checkpoint", str(ckpt), "--data", str(scenes), "--split", "all", "--max-clips", "5", "--no-progress",
+            "--device", "cpu", "--mirror-average"]
+    for gain in ("1", "1.5"):
+        swept = json.loads((tmp_path / f"sw_g{gain}.json").read_text())
+        direct = E.run(E.build_parser().parse_args(base + ["--side-gain", gain]))
+        assert swept["settings"]["side_gain"] == float(gain)
+        for a, b in zip(swept["per_clip"], direct["per_clip"]):
+            assert a["metrics"]["model"]["stft"] == pytest.approx(b["metrics"]["model"]["stft"], rel=1e-4, abs=1e-6)
+        for a, b in zip(swept["localisation"]["per_clip"], direct["localisation"]["per_clip"]):
+            assert a["ld_pred_db"] == pytest.approx(b["ld_pred_db"], abs=1e-3)
+    with pytest.raises(SystemExit, match="--gains must be positive"):
+        script.main([str(ckpt), str(scenes), "all", str(tmp_path / "bad"), "--gains", "0,1"])
