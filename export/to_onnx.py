@@ -39,8 +39,8 @@ both. The shipped default is exported this way.
 
 ``--side-gain G`` writes ``"inference": {"side_gain": G}``: the Spatializer scales the part of
 the masks that differs between the ears by G (streambin.signal_contract.scale_side) unless the
-caller passes ``side_gain``. G is meant to be calibrated on validation data: the gain that
-minimises the model's STFT distance there (``scripts/side_gain_sweep.py``).
+caller passes ``side_gain``. G is meant to be calibrated on validation data: ``python -m
+streambin.train.calibrate_side_gain`` fits it (least squares on the side spectrogram).
 """
 
 from __future__ import annotations

@@ -35,8 +35,9 @@ ear-swapped output for its mirror image (streambin.signal_contract) unless the c
 off. A graph exported with ``model.mirror_average`` does that averaging inside itself
 (``Bundle.graph_mirror_average``; its feature then holds both frames' features).
 ``side_gain`` (default 1) scales the part of the masks that differs between the ears
-(streambin.signal_contract): a model that under-predicts level differences is exported with
-the gain that minimises its STFT distance on validation data, and callers may override it.
+(streambin.signal_contract): a model that under-predicts level differences can be exported with
+a gain fitted on validation data (``python -m streambin.train.calibrate_side_gain``); callers
+may override it.
 """
 
 from __future__ import annotations

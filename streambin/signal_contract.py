@@ -1,6 +1,6 @@
 """The signal contract that training, evaluation, export and the engine share.
 
-One owner for the two steps every part of streambin repeats around a model:
+One owner for the steps every part of streambin repeats around a model:
 
 - **network input**: the mono spectrogram context (real, imag as two channels) scaled by
   ``input_rms / max(rms, rms_floor)``, where ``rms`` is the RMS of the mono samples behind
@@ -13,8 +13,8 @@ One owner for the two steps every part of streambin repeats around a model:
   scaled by ``g``, what they share kept (side mask ``g S``; left and right masks
   ``c ± g d`` with ``c = (mL + mR) / 2``, ``d = (mL - mR) / 2``). The output's mid
   ``(L + R) / 2`` is unchanged and its side ``(L - R) / 2`` is ``g`` times as large: a stereo
-  width control. It corrects a model that under-predicts level differences (a value
-  calibrated on validation data is stored in the bundle; ``streambin.bundle``);
+  width control. Fitted on validation data (``streambin.train.calibrate_side_gain``) it
+  undoes a model's shrunken level differences; a bundle may store one (``streambin.bundle``);
 - **mask application**: the masks multiply the *raw* (unscaled) mono spectrogram ``M``;
   ``"side"``: one complex mask ``S``, ``L = M + S M``, ``R = M - S M``; ``"left_right"``: two
   complex masks, ``L = mL M``, ``R = mR M``.

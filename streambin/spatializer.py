@@ -175,8 +175,9 @@ class Spatializer:
         side_gain: scale of what the output adds to one ear and takes from the other, in
             [0, 4]: 1 the model's own output, 0 mono (both ears the input), above 1 wider
             (streambin.signal_contract.scale_side; the mid ``(L + R) / 2`` is unchanged). None:
-            the bundle's ``inference.side_gain``, the gain calibrated on validation data when the
-            model was exported (1 when the bundle has none). Not on the GPU pipeline.
+            the bundle's ``inference.side_gain`` (1 when the bundle has none, as the shipped
+            default; ``python -m streambin.train.calibrate_side_gain`` fits a model's gain on
+            validation data). Not on the GPU pipeline.
 
     Attributes:
         latency_samples: fixed delay of the output behind the input, in samples at
