@@ -3,16 +3,21 @@ the masks that differs between the ears scaled by G, the mid kept. Through the e
 the model's own output with its side scaled, on every CPU path and for both mask kinds."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from export.to_onnx import export_bundle, main as export_main
+from export.to_onnx import export_bundle
 from streambin import Spatializer
 from streambin.bundle import BundleError, load_bundle, write_config
 from streambin.signal_contract import MAX_SIDE_GAIN, check_side_gain, scale_side, scale_side_output
 from tests.export.factory import make_checkpoint
 from tests.test_engine_mirror_average import _scene, _stream
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("kind", ["side", "left_right"])
@@ -154,12 +159,16 @@ def test_bad_gains_fail_clearly_in_the_engine_config_and_export(bundles, tmp_pat
     assert not (tmp_path / "never" / "config.json").exists()
 
 
-def test_export_cli_writes_the_gain_and_refuses_a_bad_one(tmp_path, capsys):
+def test_export_cli_writes_the_gain_and_refuses_a_bad_one(tmp_path):
+    """Run as a user would (a subprocess: the CLI sets up logging for its own process)."""
     ckpt = tmp_path / "unet.pt"
     make_checkpoint(ckpt, "unet", seed=1)
-    assert export_main(["--checkpoint", str(ckpt), "--out", str(tmp_path / "b"), "--side-gain", "1.25"]) == 0
+    cmd = [sys.executable, "-m", "export.to_onnx", "--checkpoint", str(ckpt)]
+    ok = subprocess.run(cmd + ["--out", str(tmp_path / "b"), "--side-gain", "1.25"], capture_output=True, text=True,
+                        cwd=ROOT)
+    assert ok.returncode == 0, ok.stderr
     assert load_bundle(tmp_path / "b").config["inference"] == {"side_gain": 1.25}
-    with pytest.raises(SystemExit):
-        export_main(["--checkpoint", str(ckpt), "--out", str(tmp_path / "c"), "--side-gain", "-1"])
-    assert "side_gain must be a number in [0, 4]" in capsys.readouterr().err
+    bad = subprocess.run(cmd + ["--out", str(tmp_path / "c"), "--side-gain", "-1"], capture_output=True, text=True,
+                         cwd=ROOT)
+    assert bad.returncode == 2 and "side_gain must be a number in [0, 4]" in bad.stderr
     assert not (tmp_path / "c").exists()
