@@ -59,6 +59,7 @@ aggregates (their count is reported) and written as ``null`` in the JSON file.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import inspect
 import json
 import math
@@ -339,8 +340,6 @@ MIRRORED_MODE = {"true": "flipped", "flipped": "true", "none": "none"}
 def cached_predictor(predict: Predictor) -> Predictor:
     """``predict`` remembering its outputs per (mono samples, frames' shape, visual mode): for
     analyses that ask for the same prediction several times (each scored variant of one model)."""
-    import hashlib
-
     cache: Dict[Any, np.ndarray] = {}
 
     def cached(mono, frames, fps, visual_mode):
