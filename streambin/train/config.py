@@ -225,6 +225,12 @@ class RecipesConfig:
     # (losses.level_difference_loss). 0 = the paper's loss. Ours: the MSE alone lets predicted
     # level differences shrink where the picture is ambiguous.
     level_difference_weight: float = 0.0
+    # mono2binaural / apnet: score the mirror-averaged output (the frame's masks averaged with the
+    # mirrored frame's, ears swapped: model.mirror_average, what the shipped engine plays) instead
+    # of the plain output. Ours: averaging a network that is not mirror-consistent shrinks its
+    # level differences; trained through the average, the network learns to make up for it.
+    # Each step then runs the trunk and the audio net twice.
+    mirror_averaged_loss: bool = False
 
     def validate(self) -> None:
         for name, n in (("multitask_lambdas", 3), ("sagm_lambdas", 2), ("avc_lambdas", 2),
@@ -240,6 +246,10 @@ class RecipesConfig:
         _non_negative(self, "recipes", ("geometry_margin", "geometry_rt60_weight", "sepstereo_lambda_sep",
                                         "localisation_weight", "level_difference_weight"))
         _positive_int(self, "recipes", ("geometry_rir_samples",))
+
+
+# Recipes whose step module can score the mirror-averaged outputs (recipes.parts.LocalisedStep).
+MIRROR_AVERAGED_LOSS_RECIPES = ("mono2binaural", "apnet")
 
 
 @dataclass
@@ -273,6 +283,9 @@ class Config:
             raise ConfigError(f"recipe must be one of {sorted(available_recipes())}, got {self.recipe!r}")
         for section in (self.audio, self.model, self.train, self.data, self.recipes):
             section.validate()
+        if self.recipes.mirror_averaged_loss and self.recipe not in MIRROR_AVERAGED_LOSS_RECIPES:
+            raise ConfigError(f"recipes.mirror_averaged_loss is implemented for {list(MIRROR_AVERAGED_LOSS_RECIPES)}, "
+                              f"not {self.recipe!r}")
         return self
 
     def to_dict(self) -> Dict[str, Any]:

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from streambin.nets.unet import init_weights
+from streambin.signal_contract import average_mirrored_masks_torch
 from streambin.train.config import AudioConfig
 from streambin.train.losses import mono_side_specs, spectrogram
 
@@ -158,6 +159,8 @@ class LocalisedStep(nn.Module):
         self.audio_cfg = audio_cfg
         self.localisation_weight = float(localisation_weight)
         self.localisation = LocalisationHead() if self.localisation_weight > 0 else None
+        # True: score the mirror-averaged outputs (recipes.mirror_averaged_loss)
+        self.mirror_averaged = False
 
     def losses(self, mono: torch.Tensor, side: torch.Tensor, out: dict) -> dict:
         """The recipe's own loss dict (with ``"total"``) from the generator's outputs."""
@@ -165,9 +168,41 @@ class LocalisedStep(nn.Module):
 
     def forward(self, audio: torch.Tensor, frames: torch.Tensor, source_x=None) -> dict:
         mono, side = mono_side_specs(audio, self.audio_cfg)
+        if self.mirror_averaged:
+            return self._mirror_averaged_forward(mono, side, frames, source_x)
         fmap = self.generator.trunk_map(frames)
         out = self.generator.audio_outputs(mono, self.generator.feature_from_map(fmap))
         return add_localisation(self, self.losses(mono, side, out), fmap, source_x)
+
+    def _mirror_averaged_forward(self, mono, side, frames, source_x) -> dict:
+        """The losses of the mirror-averaged outputs: the frames and their mirror images go through
+        the generator as one batch of 2B; the localisation loss (if on) sees both, the mirrored
+        boxes at ``1 - x``."""
+        b = frames.shape[0]
+        fmap = self.generator.trunk_map(torch.cat([frames, frames.flip(2)], dim=0))
+        both = self.generator.audio_outputs(torch.cat([mono, mono], dim=0), self.generator.feature_from_map(fmap))
+        out = mirror_averaged_outputs({k: v[:b] for k, v in both.items()}, {k: v[b:] for k, v in both.items()})
+        if source_x is not None:
+            source_x = torch.cat([source_x, torch.where(source_x >= 0, 1.0 - source_x, source_x)], dim=0)
+        return add_localisation(self, self.losses(mono, side, out), fmap, source_x)
+
+
+def mirror_averaged_outputs(own: dict, mirrored: dict) -> dict:
+    """Average the generator's training outputs for frames (``own``) with those for the mirrored
+    frames, ears swapped, as ``model.mirror_average`` does for the exported masks: ``"side"``
+    ``(B, 2, 256, T)`` -> ``(own - mirrored) / 2``; ``"left_right"`` ``(B, 2, 2, 256, T)`` ->
+    ``(own + mirrored with left/right swapped) / 2``. Other keys are refused (no rule for them)."""
+    if set(own) != set(mirrored):
+        raise ValueError(f"own and mirrored outputs must have the same keys, got {sorted(own)} and {sorted(mirrored)}")
+    unknown = sorted(set(own) - {"side", "left_right"})
+    if unknown:
+        raise ValueError(f"no mirror-averaging rule for outputs {unknown} (known: side, left_right)")
+    out = {}
+    if "side" in own:
+        out["side"] = average_mirrored_masks_torch(own["side"][:, None], mirrored["side"][:, None], "side")[:, 0]
+    if "left_right" in own:
+        out["left_right"] = average_mirrored_masks_torch(own["left_right"], mirrored["left_right"], "left_right")
+    return out
 
 
 class LocalisationRecipeMixin:
@@ -182,7 +217,9 @@ class LocalisationRecipeMixin:
             self.loss_names = type(self).loss_names + ("localisation",)
 
     def make_step_module(self, generator):
-        return self.step_class(generator, self.config.audio, self.config.recipes.localisation_weight)
+        step = self.step_class(generator, self.config.audio, self.config.recipes.localisation_weight)
+        step.mirror_averaged = bool(self.config.recipes.mirror_averaged_loss)
+        return step
 
     @classmethod
     def dataset_options(cls, config) -> dict:
