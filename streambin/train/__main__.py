@@ -7,11 +7,14 @@ Examples::
     torchrun --nproc_per_node 8 -m streambin.train --recipe apnet --data data/sim \
         --config configs/apnet_paper.yaml --out runs/apnet
     python -m streambin.train --resume runs/m2b_small/last.pt --max-steps 20000 --out runs/m2b_small
+    python -m streambin.train --recipe mono2binaural --data data/sim --config configs/default_cpu.yaml \
+        --init runs/m2b_small/best.pt --validate-only     # the config's losses on the val split
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from typing import List, Optional
@@ -34,7 +37,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                                     "--config is not given)")
     p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps in total")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return p.parse_args(argv)
+    p.add_argument("--validate-only", action="store_true",
+                   help="train nothing: print the config's validation losses of the --init or --resume "
+                        "weights as JSON (e.g. the starting point of a fine-tune under its loss)")
+    args = p.parse_args(argv)
+    if args.validate_only and not (args.init or args.resume):
+        p.error("--validate-only needs the weights to score: --init or --resume")
+    return args
 
 
 def build_config(args: argparse.Namespace):
@@ -82,6 +91,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     out = args.out or os.path.join("runs", cfg.recipe)
     trainer = Trainer(cfg, train_set, val_set, out_dir=out, resume=args.resume, progress=not args.no_progress,
                       init=args.init)
+    if args.validate_only:
+        val = trainer.validate()  # every process: the sums are all-reduced
+        if trainer.info.is_main:
+            print(json.dumps({"weights": args.init or args.resume, "split": cfg.data.val_split,
+                              "items": len(val_set), "step": trainer.step, "val": val}))
+        return 0
     summary = trainer.fit()
     if trainer.info.is_main:
         print(f"done: step {summary['step']}, epoch {summary['epoch']}, last train loss "

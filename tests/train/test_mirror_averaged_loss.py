@@ -2,6 +2,7 @@
 engine plays when the bundle mirror-averages."""
 
 import csv
+import json
 import math
 import os
 import subprocess
@@ -132,3 +133,19 @@ def test_cli_trains_and_validates_through_the_average(sim_root, tmp_path):
     assert [r["phase"] for r in rows] == ["train", "train", "val"]
     assert all(math.isfinite(float(r["total"])) and math.isfinite(float(r["localisation"])) for r in rows)
     assert "mirror_averaged_loss: true" in (out / "config.yaml").read_text()
+    # --validate-only on the saved state scores what the run's own validation logged.
+    res = subprocess.run([sys.executable, "-m", "streambin.train", "--resume", str(out / "last.pt"), "--out", str(out),
+                          "--validate-only", "--no-progress"], cwd=REPO, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    scored = json.loads(res.stdout.strip().splitlines()[-1])
+    assert scored["step"] == 2 and scored["split"] == "val" and scored["items"] > 0
+    for key in ("total", "side", "localisation"):
+        assert scored["val"][key] == pytest.approx(float(rows[-1][key]), rel=1e-5)
+    assert len(list(csv.DictReader(open(out / "log.csv")))) == 3   # nothing trained, nothing logged
+
+
+def test_validate_only_needs_weights():
+    res = subprocess.run([sys.executable, "-m", "streambin.train", "--recipe", "mono2binaural", "--validate-only"],
+                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "--validate-only needs the weights to score" in res.stderr
