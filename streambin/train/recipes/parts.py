@@ -9,6 +9,8 @@
   encoder (a :class:`SpecEncoder` on :func:`left_right_specs`) and the visual map, each
   global-average-pooled, concatenated, MLP -> one logit.
 - :func:`masked_mean`: mean of per-item values over the items selected by a mask.
+- :func:`mirror_averaged_outputs`: a frame's training outputs averaged with its mirror image's,
+  ears swapped (what ``recipes.mirror_averaged_loss`` scores).
 """
 
 from __future__ import annotations
