@@ -248,10 +248,6 @@ class RecipesConfig:
         _positive_int(self, "recipes", ("geometry_rir_samples",))
 
 
-# Recipes whose step module can score the mirror-averaged outputs (recipes.parts.LocalisedStep).
-MIRROR_AVERAGED_LOSS_RECIPES = ("mono2binaural", "apnet")
-
-
 @dataclass
 class Config:
     """The whole configuration. ``recipe`` names a registered recipe (streambin.train.recipes)."""
@@ -278,14 +274,17 @@ class Config:
 
     def _check_rules(self) -> "Config":
         from streambin.train.recipes import available_recipes
+        from streambin.train.recipes.parts import LocalisationRecipeMixin
 
-        if self.recipe not in available_recipes():
-            raise ConfigError(f"recipe must be one of {sorted(available_recipes())}, got {self.recipe!r}")
+        recipes = available_recipes()
+        if self.recipe not in recipes:
+            raise ConfigError(f"recipe must be one of {sorted(recipes)}, got {self.recipe!r}")
         for section in (self.audio, self.model, self.train, self.data, self.recipes):
             section.validate()
-        if self.recipes.mirror_averaged_loss and self.recipe not in MIRROR_AVERAGED_LOSS_RECIPES:
-            raise ConfigError(f"recipes.mirror_averaged_loss is implemented for {list(MIRROR_AVERAGED_LOSS_RECIPES)}, "
-                              f"not {self.recipe!r}")
+        # The step modules of the LocalisationRecipeMixin recipes are the ones that can average.
+        averaging = sorted(name for name, cls in recipes.items() if issubclass(cls, LocalisationRecipeMixin))
+        if self.recipes.mirror_averaged_loss and self.recipe not in averaging:
+            raise ConfigError(f"recipes.mirror_averaged_loss is implemented for {averaging}, not {self.recipe!r}")
         return self
 
     def to_dict(self) -> Dict[str, Any]:
