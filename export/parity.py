@@ -27,7 +27,7 @@ class Graphs:
     ``name``: the runtime, in messages ("PyTorch", "ONNX Runtime", "TensorRT").
     ``visual``: frames (B, H_v, W_v, 3) uint8 -> feature (B, *feature_shape) float32.
     ``audio``: spec (B, 2, n_bins, T) float32, feature (B, *feature_shape) float32
-    -> mask (B, n_masks, 2, n_bins, T) float32.
+    -> mask (B, n_masks, 2, n_bins, K) float32 (K = the bundle's output_frames, at most T).
     ``label``: how one graph is named in messages; ``{graph}`` stands for visual/audio
     (e.g. "{graph}.onnx", "{graph} engine").
     """

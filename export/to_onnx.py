@@ -2,10 +2,10 @@
 
     python -m export.to_onnx --checkpoint CKPT --out BUNDLE_DIR [--opset 17] [--fp16]
                              [--simplify] [--data DIR] [--mirror-average | --no-mirror-average]
-                             [--engine-mirror-average] [--side-gain G]
+                             [--engine-mirror-average] [--side-gain G] [--output-frames K]
 
 Writes ``visual.onnx`` (``model.visual``: frames (B, H_v, W_v, 3) uint8 -> feature) and
-``audio.onnx`` (``model.audio``: spec (B, 2, 257, T), feature -> mask (B, n_masks, 2, 257, T)),
+``audio.onnx`` (``model.audio``: spec (B, 2, 257, T), feature -> mask (B, n_masks, 2, 257, K)),
 fixed streaming shapes with a dynamic batch axis, plus ``config.json`` and ``weights.pt``
 (generator weights + config, for the torch backend).
 
@@ -41,6 +41,17 @@ both. The shipped default is exported this way.
 the masks that differs between the ears by G (streambin.signal_contract.scale_side) unless the
 caller passes ``side_gain``. G is meant to be calibrated on validation data: ``python -m
 streambin.train.calibrate_side_gain`` fits it (least squares on the side spectrogram).
+
+``--output-frames K`` (arch "unet") exports an audio graph that returns only the masks of the
+context's last K frames and computes only what they need (``model.audio(..., last_frames=K)``):
+a streaming engine plays ``block_frames`` of them, ``lookahead_frames`` before the newest, so
+any setting with ``block_frames + lookahead_frames <= K`` runs on it, with the same masks as the
+whole-context graph and a fraction of its decoder's work. Default: the whole context (K = T).
+
+Every U-Net audio graph (without ``--mirror-average``) also takes one context for several
+features (``spec`` of batch 1, ``feature`` of batch B; checked against PyTorch like the rest) and
+says so in config.json (``"shared_context": true``): the engine's mirror averaging then encodes
+each context once for the frame's and the mirror image's features.
 """
 
 from __future__ import annotations
@@ -76,7 +87,7 @@ class ExportError(RuntimeError):
     """The export failed (parity check, checker, bad arguments); nothing was written."""
 
 
-def _wrappers(model):
+def _wrappers(model, output_frames: Optional[int] = None):
     """Two nn.Modules whose forward is ``model.visual`` / ``model.audio`` (in eval mode).
 
     They are put in eval mode explicitly: the TorchScript exporter restores the *wrapper's*
@@ -99,7 +110,7 @@ def _wrappers(model):
             self.gen = gen
 
         def forward(self, spec, feature):
-            return self.gen.audio(spec, feature)
+            return self.gen.audio(spec, feature, last_frames=output_frames)
 
     return Visual(model).eval(), Audio(model).eval()
 
@@ -132,6 +143,18 @@ def _torch_export(module, args, path: Path, input_names, output_names, opset: in
                           dynamic_shapes=tuple({0: batch} for _ in args), external_data=False)
 
 
+def _declare_output_dims(graph, name: str, dims) -> None:
+    """Give output ``name`` of ``graph`` the fixed sizes ``dims`` (all but the batch axis)
+    where its recorded shape leaves them symbolic."""
+    out = next(o for o in graph.graph.output if o.name == name)
+    recorded = list(out.type.tensor_type.shape.dim)
+    if len(recorded) != len(dims) + 1:
+        raise ExportError(f"graph output {name!r} has rank {len(recorded)}, PyTorch's has {len(dims) + 1}")
+    for dim, size in zip(recorded[1:], dims):
+        if not dim.HasField("dim_value"):
+            dim.dim_value = int(size)  # replaces the symbolic dim_param (a oneof)
+
+
 def _session(path: Path):
     import onnxruntime as ort
 
@@ -141,8 +164,9 @@ def _session(path: Path):
     return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
 
 
-def _torch_graphs(model) -> Graphs:
-    """``model.visual`` / ``model.audio`` on numpy arrays, in inference mode."""
+def _torch_graphs(model, output_frames: Optional[int] = None) -> Graphs:
+    """``model.visual`` / ``model.audio`` (its last ``output_frames`` mask frames) on numpy
+    arrays, in inference mode."""
     import torch
 
     def visual(frames: np.ndarray) -> np.ndarray:
@@ -151,13 +175,13 @@ def _torch_graphs(model) -> Graphs:
 
     def audio(spec: np.ndarray, feature: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            return model.audio(torch.from_numpy(spec), torch.from_numpy(feature)).numpy()
+            return model.audio(torch.from_numpy(spec), torch.from_numpy(feature), last_frames=output_frames).numpy()
 
     return Graphs("PyTorch", visual, audio)
 
 
 def verify(model, visual_path: Path, audio_path: Path, fields: Dict, fp16: bool,
-           data: Optional[str] = None) -> Dict[str, float]:
+           data: Optional[str] = None, output_frames: Optional[int] = None) -> Dict[str, float]:
     """Compare ONNX Runtime with PyTorch; returns max abs errors and raises ExportError over
     tolerance (:func:`export.parity.compare_graphs`: random and realistic inputs at every batch
     size in VERIFY_BATCHES; mask tolerance per unit of ``model.mask_bound``)."""
@@ -167,10 +191,32 @@ def verify(model, visual_path: Path, audio_path: Path, fields: Dict, fp16: bool,
                          lambda spec, feature: sa.run(["mask"], {"spec": spec,
                                                                  "feature": feature})[0],
                          label="{graph}.onnx")
-    return compare_graphs(_torch_graphs(model), onnx_graphs, fields, VERIFY_BATCHES,
+    errs = compare_graphs(_torch_graphs(model, output_frames), onnx_graphs, fields, VERIFY_BATCHES,
                           TOL_FP16 if fp16 else TOL_FP32, fp16=fp16,
                           audio_scale=getattr(model, "mask_bound", 1.0), data=data,
                           error=ExportError)
+    if model.shares_context:
+        tol = (TOL_FP16 if fp16 else TOL_FP32) * getattr(model, "mask_bound", 1.0)
+        errs["audio"] = max(errs["audio"], _check_shared_context(_torch_graphs(model, output_frames), onnx_graphs,
+                                                                 fields, tol))
+    return errs
+
+
+def _check_shared_context(reference: Graphs, candidate: Graphs, fields: Dict, tol: float) -> float:
+    """Max abs error of ``candidate``'s audio graph against ``reference``'s for one context
+    (spec batch 1) under three features of random frames; ExportError over ``tol``."""
+    rng = np.random.default_rng(7)
+    h, w = fields["visual_size"]
+    feature = reference.visual(rng.integers(0, 256, (3, h, w, 3), dtype=np.uint8))
+    spec = rng.standard_normal((1, 2, fields["n_fft"] // 2 + 1, fields["context_frames"])).astype(np.float32)
+    want, got = reference.audio(spec, feature), candidate.audio(spec, feature)
+    if got.shape != want.shape:
+        raise ExportError(f"audio.onnx with one context for 3 features returned {got.shape}, PyTorch {want.shape}")
+    err = float(np.max(np.abs(got - want)))
+    if not err <= tol:
+        raise ExportError(f"audio.onnx with one context for 3 features differs from PyTorch by {err:.3g} "
+                          f"(tolerance {tol:.3g})")
+    return err
 
 
 def _weights_payload(checkpoint: str, model_section: dict):
@@ -189,7 +235,8 @@ def _weights_payload(checkpoint: str, model_section: dict):
 def export_bundle(checkpoint, out_dir, opset: int = DEFAULT_OPSET, fp16: bool = False,
                   simplify: bool = False, data: Optional[str] = None, weights_fp16: bool = False,
                   torch_weights: bool = True, mirror_average: Optional[bool] = None,
-                  engine_mirror_average: bool = False, side_gain: float = 1.0) -> Bundle:
+                  engine_mirror_average: bool = False, side_gain: float = 1.0,
+                  output_frames: Optional[int] = None) -> Bundle:
     """Export ``checkpoint`` to the bundle directory ``out_dir``; returns the loaded Bundle.
 
     ``weights_fp16``: store the graphs' weights as float16 (computed in float32; half the size,
@@ -198,7 +245,8 @@ def export_bundle(checkpoint, out_dir, opset: int = DEFAULT_OPSET, fp16: bool = 
     the mirror-averaged model (True), the plain one (False), or as the checkpoint says (None).
     ``engine_mirror_average``: record ``"inference": {"mirror_average": true}`` in config.json
     (the engine averages by default; module docstring). ``side_gain``: record ``"side_gain"`` there
-    when it is not 1 (module docstring).
+    when it is not 1 (module docstring). ``output_frames``: the audio graph returns the masks of
+    the context's last ``output_frames`` frames only (module docstring); None: all of them.
 
     An existing bundle at ``out_dir`` is replaced (its TensorRT engines too: they belong to the
     old graphs); a non-empty directory that is not a bundle is refused. Raises ExportError,
@@ -223,6 +271,12 @@ def export_bundle(checkpoint, out_dir, opset: int = DEFAULT_OPSET, fp16: bool = 
     model, cfg = load_generator(str(checkpoint), mirror_average=mirror_average)
     model = model.float().eval()
     a = cfg.audio
+    if output_frames is not None:
+        try:
+            model.check_last_frames(output_frames, a.context_frames)
+        except ValueError as exc:
+            raise ExportError(f"--output-frames: {exc}") from None
+        output_frames = int(output_frames)
     fields = {"sample_rate": a.sample_rate, "n_fft": a.n_fft, "win_length": a.win_length,
               "hop": a.hop, "context_frames": a.context_frames, "input_rms": a.input_rms,
               "rms_floor": a.rms_floor, "visual_size": tuple(cfg.model.visual_size)}
@@ -238,7 +292,7 @@ def export_bundle(checkpoint, out_dir, opset: int = DEFAULT_OPSET, fp16: bool = 
 
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=str(out.parent)))
     try:
-        visual_mod, audio_mod = _wrappers(model)
+        visual_mod, audio_mod = _wrappers(model, output_frames)
         vpath, apath = tmp / "visual.onnx", tmp / "audio.onnx"
         log.info("exporting visual graph (opset %d)", opset)
         _torch_export(visual_mod, (frames,), vpath, ["frames"], ["feature"], opset)
@@ -248,8 +302,15 @@ def export_bundle(checkpoint, out_dir, opset: int = DEFAULT_OPSET, fp16: bool = 
         model.eval()  # belt and braces: the exporter must not leave BatchNorm in training mode
         steps.update()
 
-        for path in (vpath, apath):
-            graph = onnx.load(str(path))
+        with torch.inference_mode():
+            mask_dims = tuple(model.audio(spec, feature, last_frames=output_frames).shape[1:])
+        for path, out_name, dims in ((vpath, "feature", tuple(model.feature_shape)), (apath, "mask", mask_dims)):
+            # Shape inference with data propagation: the tracer leaves the dims after a
+            # batch-dependent Expand (one context for several features) symbolic, though
+            # all but the batch are fixed; this records them, and what it cannot infer is
+            # declared from PyTorch's output (the parity check below runs the graph).
+            graph = onnx.shape_inference.infer_shapes(onnx.load(str(path)), data_prop=True)
+            _declare_output_dims(graph, out_name, dims)
             if simplify:
                 graph = _simplify(graph, path.name)
             if fp16:
@@ -264,7 +325,8 @@ def export_bundle(checkpoint, out_dir, opset: int = DEFAULT_OPSET, fp16: bool = 
                 raise ExportError(f"{path.name} fails onnx.checker: {exc}") from exc
         steps.update()
 
-        errs = verify(model, vpath, apath, fields, fp16=fp16 or weights_fp16, data=data)
+        errs = verify(model, vpath, apath, fields, fp16=fp16 or weights_fp16, data=data,
+                      output_frames=output_frames)
         log.info("ONNX Runtime vs PyTorch: max abs error visual %.3g, audio %.3g",
                  errs["visual"], errs["audio"])
         steps.update()
@@ -282,7 +344,8 @@ def export_bundle(checkpoint, out_dir, opset: int = DEFAULT_OPSET, fp16: bool = 
                     "tolerance": TOL_FP16 if (fp16 or weights_fp16) else TOL_FP32,
                     "checkpoint": os.path.basename(str(checkpoint))},
             versions=output.versions(),
-            inference=_inference_section(engine_mirror_average, side_gain))
+            inference=_inference_section(engine_mirror_average, side_gain),
+            output_frames=output_frames, shared_context=model.shares_context)
         write_config(tmp, config)
         load_bundle(tmp)  # the bundle must load before it replaces anything
         steps.update()
@@ -345,6 +408,10 @@ def main(argv=None) -> int:
                         "(config.json \"inference\"; callers can pass mirror_average=False)")
     add_side_gain_option(p, help="have the Spatializer scale the masks' side by G by default, G in [0, 4] "
                                  "(config.json \"inference\"; calibrate it on validation data; default 1)")
+    p.add_argument("--output-frames", type=int, default=None, metavar="K",
+                   help="audio graph returns the masks of the context's last K frames only, computing only "
+                        "what they need (arch unet; the engine then needs block + lookahead <= K; "
+                        "default: the whole context)")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
     output.setup_logging(args.verbose)
@@ -355,7 +422,8 @@ def main(argv=None) -> int:
                                simplify=args.simplify, data=args.data, weights_fp16=args.weights_fp16,
                                torch_weights=not args.no_torch_weights, mirror_average=args.mirror_average,
                                engine_mirror_average=args.engine_mirror_average,
-                               side_gain=1.0 if args.side_gain is None else args.side_gain)
+                               side_gain=1.0 if args.side_gain is None else args.side_gain,
+                               output_frames=args.output_frames)
     except (ExportError, BundleError, CheckpointError, OSError, RuntimeError, ValueError) as exc:
         print(f"export.to_onnx: error: {exc}", file=sys.stderr)
         return 1

@@ -96,6 +96,10 @@ class _CpuRunner:
         self.side_gain = check_side_gain(side_gain)
         self.block_frames, self.lookahead_frames = int(block_frames), int(lookahead_frames)
         self.context_frames = bundle.context_frames
+        self.output_frames = bundle.output_frames  # mask frames per run: the context's last ones
+        if self.block_frames + self.lookahead_frames > self.output_frames:
+            raise ValueError(f"block_frames + lookahead_frames must be <= the bundle's output_frames "
+                             f"({self.output_frames}), got {self.block_frames} + {self.lookahead_frames}")
         self.stft_params = tuple(stft_params)
         n_fft, _, hop = self.stft_params
         self.hop = hop
@@ -103,8 +107,10 @@ class _CpuRunner:
         self._pending = np.zeros((b, F_stft), np.complex64)     # frames of the block being filled
         self._frame_buf = np.zeros((b + 1, F_stft), np.complex64)
         self.mirror_average = bool(visual.mirror_average)
-        # The network input: the context once, or twice (one per feature) with mirror averaging.
-        self._net_in = np.zeros((2 if self.mirror_average else 1, 2, F, T), np.float32)
+        # The network input: the context once, or twice (one per feature) with mirror averaging
+        # on a graph that cannot take one context for both features (bundle.shared_context).
+        copies = 2 if self.mirror_average and not bundle.shared_context else 1
+        self._net_in = np.zeros((copies, 2, F, T), np.float32)
         self._mirror_masks = np.zeros((bundle.n_masks, 2, F, b), np.float32) if self.mirror_average else None
         self._gain_masks = np.zeros((bundle.n_masks, 2, F, b), np.float32) if self.side_gain != 1.0 else None
         self._ears = np.zeros((2, b, F_stft), np.complex64)
@@ -163,13 +169,14 @@ class _CpuRunner:
         feature; returns the masks of the block's frames (``lookahead_frames`` before the
         newest), mirror-averaged and side-scaled as configured, ``(n_masks, 2, F, block_frames)``
         float32, a view valid until the next block."""
-        T, a, b = self.context_frames, self.lookahead_frames, self.block_frames
-        sel = slice(T - a - b, T - a)
+        K, a, b = self.output_frames, self.lookahead_frames, self.block_frames
+        sel = slice(K - a - b, K - a)  # the net returns the masks of the context's last K frames
         if not self.mirror_average:
             masks = self.backend.audio(self._net_in, self.visual.batch)[0][:, :, :, sel]
         else:
-            np.copyto(self._net_in[1], self._net_in[0])
-            both = self.backend.audio(self._net_in, self.visual.batch)  # (2, n_masks, 2, F, T): own, mirrored
+            if len(self._net_in) == 2:
+                np.copyto(self._net_in[1], self._net_in[0])
+            both = self.backend.audio(self._net_in, self.visual.batch)  # (2, n_masks, 2, F, K): own, mirrored
             masks = average_mirrored_masks(both[0, :, :, :, sel], both[1, :, :, :, sel], self.bundle.mask_kind,
                                            out=self._mirror_masks)
         if self._gain_masks is None:

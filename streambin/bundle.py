@@ -5,14 +5,17 @@ Layout::
     BUNDLE/
       config.json        everything the runtime needs (schema below, format_version 1)
       visual.onnx        frames (B, H_v, W_v, 3) uint8 RGB -> feature (B, *feature_shape) float32
-      audio.onnx         spec (B, 2, n_fft//2+1, T) float32, feature -> mask (B, n_masks, 2, n_fft//2+1, T)
+      audio.onnx         spec (B, 2, n_fft//2+1, T) float32, feature -> mask (B, n_masks, 2, n_fft//2+1, K)
+                         (K = output_frames: the masks of the context's last K frames)
       weights.pt         optional: checkpoint subset for the torch backend
       engines/<key>/     optional: TensorRT plans keyed by GPU, compute capability, TensorRT version
 
 config.json (format_version 1)::
 
     {"format_version": 1, "sample_rate": 16000, "n_fft": 512, "win_length": 400, "hop": 160,
-     "window": "hann_periodic", "context_frames": 64, "input_rms": 0.1, "rms_floor": 1e-4,
+     "window": "hann_periodic", "context_frames": 64, "output_frames": 17 (optional, default
+     context_frames), "shared_context": true (optional, default false), "input_rms": 0.1,
+     "rms_floor": 1e-4,
      "mask_kind": "side" | "left_right", "n_masks": 1 | 2,
      "visual": {"height": H, "width": W, "mean": [3 floats], "std": [3 floats],
                 "input_format": "NHWC_uint8_RGB", "feature_shape": [ints]},
@@ -27,6 +30,14 @@ config.json (format_version 1)::
                 "fp16": bool},
      "versions": {"streambin": str, "torch": str, "onnx": str, "onnxruntime": str},
      "inference": {"mirror_average": bool, "side_gain": float}}   (optional, each key optional)
+
+``output_frames`` K: the audio graph returns only the masks of the context's last K frames (what
+a streaming run plays: the engine's block and lookahead must fit in them, ``block_frames +
+lookahead_frames <= K``), computed from only what they need (``python -m export.to_onnx
+--output-frames K``); without the key the graph returns the whole context's masks.
+``shared_context`` true: the audio graph also takes ``spec`` of batch 1 with a feature of batch
+B (one context under B features, encoded once; masks of batch B), which the engine's mirror
+averaging uses; without it both batches must be equal.
 
 The bundle is the trained artefact only: runtime settings (block size, lookahead, device,
 threads) are not stored here. ``inference`` says how the model's prediction is formed from its
@@ -94,6 +105,7 @@ class Bundle:
     hop: int
     window: str
     context_frames: int
+    output_frames: int
     input_rms: float
     rms_floor: float
     mask_kind: str
@@ -106,6 +118,7 @@ class Bundle:
     engines: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     weights: Optional[Path] = None
     graph_mirror_average: bool = False
+    shared_context: bool = False
     inference_mirror_average: bool = False
     inference_side_gain: float = 1.0
 
@@ -126,8 +139,9 @@ class Bundle:
 
     @property
     def mask_shape(self) -> Tuple[int, int, int, int]:
-        """Audio graph output shape without batch: (n_masks, 2, n_bins, context_frames)."""
-        return (self.n_masks, 2, self.n_bins, self.context_frames)
+        """Audio graph output shape without batch: (n_masks, 2, n_bins, output_frames), the masks
+        of the context's last ``output_frames`` frames."""
+        return (self.n_masks, 2, self.n_bins, self.output_frames)
 
     def __repr__(self) -> str:
         return (f"Bundle({str(self.path)!r}, recipe={self.recipe!r}, arch={self.arch!r}, "
@@ -206,6 +220,13 @@ def validate_config(cfg: Any, where: str = CONFIG_NAME) -> Dict[str, Any]:
     if window not in WINDOWS:
         raise _err(where, f"window must be one of {list(WINDOWS)}, got {window!r}")
     out["window"] = window
+    out["output_frames"] = out["context_frames"]
+    if "output_frames" in cfg:
+        k = _positive_int(cfg, "output_frames", where)
+        if k > out["context_frames"]:
+            raise _err(where, f"output_frames ({k}) must be <= context_frames ({out['context_frames']}): the "
+                              "audio graph returns masks of the context's last output_frames frames")
+        out["output_frames"] = k
     out["input_rms"] = _positive_float(cfg, "input_rms", where)
     out["rms_floor"] = _positive_float(cfg, "rms_floor", where)
     mask_kind = _get(cfg, "mask_kind", str, where, f"one of {sorted(MASK_KINDS)}")
@@ -267,6 +288,10 @@ def validate_config(cfg: Any, where: str = CONFIG_NAME) -> Dict[str, Any]:
         raise _err(vwhere, f"a graph with model.mirror_average holds two frames' features: feature_shape "
                            f"must start with 2, got {list(out['feature_shape'])}")
     out["graph_mirror_average"] = graph_mirror
+    shared = cfg.get("shared_context", False)
+    if not isinstance(shared, bool):
+        raise _err(where, f"key 'shared_context' must be true or false, got {shared!r}")
+    out["shared_context"] = shared
     inference = cfg.get("inference", {})
     if not isinstance(inference, dict) or not isinstance(inference.get("mirror_average", False), bool):
         raise _err(where, f"key 'inference' must be an object like {{\"mirror_average\": true}}, got {inference!r}")
@@ -326,7 +351,7 @@ def _check_graph(path: Path, name: str, fields: Dict[str, Any]) -> None:
         ("visual", "feature"): fs,
         ("audio", "spec"): [2, n_bins, t],
         ("audio", "feature"): fs,
-        ("audio", "mask"): [fields["n_masks"], 2, n_bins, t],
+        ("audio", "mask"): [fields["n_masks"], 2, n_bins, fields["output_frames"]],
     }
     for (g, tensor), dims in expect.items():
         if g != name:
@@ -445,11 +470,15 @@ def make_config(*, sample_rate: int, n_fft: int, win_length: int, hop: int, cont
                 export: Optional[Dict[str, Any]] = None,
                 versions: Optional[Dict[str, str]] = None,
                 visual_mean=IMAGENET_MEAN, visual_std=IMAGENET_STD,
-                inference: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+                inference: Optional[Dict[str, Any]] = None,
+                output_frames: Optional[int] = None, shared_context: bool = False) -> Dict[str, Any]:
     """Build a format_version 1 config dict from typed fields (validated before returning).
 
     ``visual_size`` is (height, width) in pixels; ``feature_shape`` excludes the batch axis;
-    ``inference``: e.g. ``{"mirror_average": True}`` (module docstring), left out when None.
+    ``inference``: e.g. ``{"mirror_average": True}`` (module docstring), left out when None;
+    ``output_frames``: the audio graph's mask frames (module docstring), left out when None
+    (the whole context); ``shared_context``: the audio graph takes one context for several
+    features (module docstring), left out when False.
     """
     if mask_kind not in MASK_KINDS:
         raise BundleError(f"mask_kind must be one of {sorted(MASK_KINDS)}, got {mask_kind!r}")
@@ -457,6 +486,8 @@ def make_config(*, sample_rate: int, n_fft: int, win_length: int, hop: int, cont
         "format_version": FORMAT_VERSION,
         "sample_rate": int(sample_rate), "n_fft": int(n_fft), "win_length": int(win_length),
         "hop": int(hop), "window": "hann_periodic", "context_frames": int(context_frames),
+        **({} if output_frames is None else {"output_frames": int(output_frames)}),
+        **({"shared_context": True} if shared_context else {}),
         "input_rms": float(input_rms), "rms_floor": float(rms_floor),
         "mask_kind": mask_kind, "n_masks": MASK_KINDS[mask_kind],
         "visual": {"height": int(visual_size[0]), "width": int(visual_size[1]),

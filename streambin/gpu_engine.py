@@ -47,6 +47,7 @@ class GpuBlockRunner:
         self.bundle, self.model = bundle, model
         self.mask_mode = DSP_MASK_MODES[bundle.mask_kind]      # the CUDA mask kernel's mode
         self.b, self.a, self.T, self.hop = block_frames, lookahead_frames, bundle.context_frames, bundle.hop
+        self.K = bundle.output_frames
         self.F = bundle.n_bins
         self.dev = torch.device("cuda", device)
         self.stream = torch.cuda.Stream(self.dev)
@@ -73,8 +74,8 @@ class GpuBlockRunner:
     # -- the audio network, eager or replayed from a graph
 
     def _net_eager(self):
-        with self.torch.inference_mode():
-            return self.model.audio(self.net_in, self.feature)
+        with self.torch.inference_mode():  # masks of the context's last K frames, as the CPU path's
+            return self.model.audio(self.net_in, self.feature, last_frames=self.K)
 
     def _capture(self) -> None:
         torch = self.torch
@@ -134,9 +135,10 @@ class GpuBlockRunner:
             self.cur = dst
             scale = input_scale_torch(s_new[None], input_rms, rms_floor)
             self.net_in.copy_(network_input_torch(nxt.T[None], scale))
-            masks = self._run_net()[0]                                     # (n_masks, 2, F, T)
-            sel = slice(T - a - b, T - a)
-            self.chain.apply_mask(nxt[sel], masks[:, :, :, sel], self.ears, mode=self.mask_mode, stream=self.stream)
+            masks = self._run_net()[0]                                     # (n_masks, 2, F, K)
+            K = self.K
+            self.chain.apply_mask(nxt[T - a - b:T - a], masks[:, :, :, K - a - b:K - a], self.ears,
+                                  mode=self.mask_mode, stream=self.stream)
             self.chain.istft(self.ears, self.out_dev, stream=self.stream)
             self.out_host.copy_(self.out_dev, non_blocking=True)
         self.stream.synchronize()

@@ -140,7 +140,9 @@ class Spatializer:
             at construction, sustains in real time (may differ from run to run).
         lookahead_frames: use masks this many frames before the newest (the network sees a
             little future context) at the cost of ``lookahead_frames * hop`` more latency.
-            Default 2 (20 ms): see DEFAULT_LOOKAHEAD_FRAMES.
+            Default 1 (10 ms): see DEFAULT_LOOKAHEAD_FRAMES. ``block_frames +
+            lookahead_frames`` must fit in the masks the bundle's audio graph returns per run
+            (``bundle.output_frames``: 16 for the shipped default).
         color: channel order of 3/4-channel frames, "rgb" or "bgr".
         threaded_visual: run the visual network on a worker thread (live use) instead of
             synchronously inside :meth:`process` (the deterministic default).
@@ -266,10 +268,13 @@ class Spatializer:
         b = self.bundle
         self.model_rate, self.hop, self.context_frames = b.sample_rate, b.hop, b.context_frames
         self.n_bins = b.n_bins
-
-        if lookahead_frames >= self.context_frames:
-            raise ValueError(f"lookahead_frames must be below the model's context of {self.context_frames} "
-                             f"frames, got {lookahead_frames}")
+        # Each audio-net run returns the masks of the context's last output_frames frames (the
+        # whole context unless the bundle was exported with --output-frames): block and
+        # lookahead must fit in them.
+        self.output_frames = b.output_frames
+        if lookahead_frames >= self.output_frames:
+            raise ValueError(f"lookahead_frames must be below the {self.output_frames} mask frames the model's audio "
+                             f"graph returns per run (its output_frames), got {lookahead_frames}")
         self.lookahead_frames = int(lookahead_frames)
         self.mirror_average = self._resolve_mirror_average(mirror_average)
         self.side_gain = b.inference_side_gain if side_gain is None else side_gain
@@ -283,11 +288,12 @@ class Spatializer:
             block_frames = self._auto_block_frames(self._measure_audio_ms())
         elif block_frames is None:
             default = MIRROR_AVERAGE_BLOCK_FRAMES if self.mirror_average else DEFAULT_BLOCK_FRAMES
-            block_frames = min(default, self.context_frames - self.lookahead_frames)
+            block_frames = min(default, self.output_frames - self.lookahead_frames)
         self.block_frames = int(block_frames)
-        if self.block_frames + self.lookahead_frames > self.context_frames:
-            raise ValueError(f"block_frames + lookahead_frames must be <= the model's context of "
-                             f"{self.context_frames} frames, got {self.block_frames} + {self.lookahead_frames}")
+        if self.block_frames + self.lookahead_frames > self.output_frames:
+            raise ValueError(f"block_frames + lookahead_frames must be <= the {self.output_frames} mask frames the "
+                             f"model's audio graph returns per run (its output_frames; re-export with a larger "
+                             f"--output-frames for larger blocks), got {self.block_frames} + {self.lookahead_frames}")
 
         self._gpu = self._make_gpu_runner(gpu_pipeline, full_band)
         self._grid = self._choose_grid(full_band)
@@ -325,7 +331,7 @@ class Spatializer:
     def _auto_block_frames(self, audio_ms: float) -> int:
         hop_ms = 1e3 * self.hop / self.model_rate
         needed = math.ceil(audio_ms / (_AUTO_BLOCK_BUDGET * hop_ms))
-        return int(min(max(needed, 1), _MAX_BLOCK_FRAMES, self.context_frames - self.lookahead_frames))
+        return int(min(max(needed, 1), _MAX_BLOCK_FRAMES, self.output_frames - self.lookahead_frames))
 
     def _choose_grid(self, wanted):
         """The device-rate STFT grid of the full-band path, or None for the resampling path."""

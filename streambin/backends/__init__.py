@@ -76,7 +76,10 @@ class InferenceBackend:
                 raise TypeError(f"{nm} must be float32 (B, {shp}), got dtype {arr.dtype}")
         if spec.ndim != 4 or spec.shape[1:] != self._spec_shape or spec.shape[0] < 1:
             raise ValueError(f"spec must have shape (B, {sshape}) with B >= 1, got {spec.shape}")
-        if feature.shape != (spec.shape[0],) + self._feature_shape:
+        if self.bundle.shared_context and spec.shape[0] == 1:  # one context for every feature
+            if feature.ndim < 1 or feature.shape[1:] != self._feature_shape or feature.shape[0] < 1:
+                raise ValueError(f"feature must have shape (B, {fshape}) with B >= 1, got {feature.shape}")
+        elif feature.shape != (spec.shape[0],) + self._feature_shape:
             raise ValueError(f"feature must have shape ({spec.shape[0]}, {fshape}) to match spec's "
                              f"batch {spec.shape[0]}, got {feature.shape}")
         return np.ascontiguousarray(spec), np.ascontiguousarray(feature)
@@ -88,8 +91,10 @@ class InferenceBackend:
 
     def audio(self, spec: np.ndarray, feature: np.ndarray) -> np.ndarray:
         """spec (B, 2, n_bins, T) float32 normalised, feature (B, *feature_shape) float32
-        -> masks (B, n_masks, 2, n_bins, T) float32 on the mono spectrogram: in [-1, 1] for
-        "side", in [-2, 2] for "left_right" (docs/architecture.md)."""
+        -> masks (B, n_masks, 2, n_bins, K) float32 on the mono spectrogram of the context's last
+        K = ``bundle.output_frames`` frames: in [-1, 1] for "side", in [-2, 2] for "left_right"
+        (docs/architecture.md). With ``bundle.shared_context`` spec may have batch 1: one
+        context under all B features."""
         spec, feature = self._check_audio(spec, feature)
         return self._audio(spec, feature)
 

@@ -31,6 +31,7 @@ def bundle_from_checkpoint(path):
                          feature_shape=model.feature_shape, recipe=stored["recipe"], arch=model.arch,
                          model=stored["model"])
     return Bundle(path=path, config=config, **{k: config[k] for k in _AUDIO_KEYS}, window=config["window"],
+                  output_frames=config["context_frames"],  # the torch model's whole-context masks
                   mask_kind=model.mask_kind, n_masks=config["n_masks"], visual_size=(h, w),
                   feature_shape=tuple(model.feature_shape), recipe=config["recipe"], arch=config["arch"],
                   graphs={}, weights=path)

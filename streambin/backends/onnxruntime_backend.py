@@ -45,20 +45,24 @@ class _BoundGraph:
         self.session = session
         self.device = device
         self.device_id = device_id
-        self._by_batch: Dict[int, Tuple[object, Dict[str, object], Dict[str, object]]] = {}
+        self._by_batch: Dict[tuple, Tuple[object, Dict[str, object], Dict[str, object]]] = {}
 
     @staticmethod
     def _np_dtype(ort_type: str):
         return {"tensor(float)": np.float32, "tensor(uint8)": np.uint8,
                 "tensor(float16)": np.float16}[ort_type]
 
-    def _buffers(self, batch: int):
-        if batch not in self._by_batch:
+    def _buffers(self, batches: Dict[str, int]):
+        """IOBinding and buffers for inputs of these batch sizes (outputs: the largest, as a
+        graph taking one context for several features returns one mask per feature)."""
+        key = tuple(sorted(batches.items()))
+        if key not in self._by_batch:
             ort = self._ort
             binding = self.session.io_binding()
             ins, outs = {}, {}
+            batch = max(batches.values())
             for arg in self.session.get_inputs():
-                shape = [batch] + list(arg.shape[1:])
+                shape = [batches[arg.name]] + list(arg.shape[1:])
                 ins[arg.name] = ort.OrtValue.ortvalue_from_shape_and_type(
                     shape, self._np_dtype(arg.type), self.device, self.device_id)
                 binding.bind_ortvalue_input(arg.name, ins[arg.name])
@@ -67,12 +71,11 @@ class _BoundGraph:
                 outs[arg.name] = ort.OrtValue.ortvalue_from_shape_and_type(
                     shape, self._np_dtype(arg.type), self.device, self.device_id)
                 binding.bind_ortvalue_output(arg.name, outs[arg.name])
-            self._by_batch[batch] = (binding, ins, outs)
-        return self._by_batch[batch]
+            self._by_batch[key] = (binding, ins, outs)
+        return self._by_batch[key]
 
     def run(self, feeds: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
-        batch = next(iter(feeds.values())).shape[0]
-        binding, ins, outs = self._buffers(batch)
+        binding, ins, outs = self._buffers({name: arr.shape[0] for name, arr in feeds.items()})
         for name, arr in feeds.items():
             ins[name].update_inplace(arr)  # host -> preallocated (device) buffer
         self.session.run_with_iobinding(binding)

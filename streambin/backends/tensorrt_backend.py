@@ -165,7 +165,9 @@ class TrtRunner:
             raise RuntimeError("TrtRunner is closed")
         if sorted(feeds) != sorted(self.inputs):
             raise ValueError(f"expected inputs {self.inputs}, got {sorted(feeds)}")
-        batch = next(iter(feeds.values())).shape[0]
+        # Outputs follow the largest input batch (a graph taking one context for several
+        # features returns one mask per feature).
+        batch = max(arr.shape[0] for arr in feeds.values())
         if not 1 <= batch <= self.max_batch:
             raise ValueError(f"batch {batch} is outside 1..{self.max_batch} (the engine's "
                              "optimisation profile); rebuild with a larger --max-batch")

@@ -49,6 +49,11 @@ class TorchBackend(InferenceBackend):
         self._torch = torch
         model, _config = load_generator_weights(str(bundle.weights))
         self.model = model.to(device).eval()
+        try:  # the masks of the graphs: the context's last output_frames frames
+            self.model.check_last_frames(bundle.output_frames, bundle.context_frames)
+        except ValueError as exc:
+            raise BundleError(f"{bundle.path}: config.json's output_frames does not fit weights.pt: {exc}") from None
+        self._last_frames = bundle.output_frames
         if getattr(self.model, "mask_kind", bundle.mask_kind) != bundle.mask_kind:
             raise BundleError(f"{bundle.weights}: model mask_kind {self.model.mask_kind!r} "
                               f"differs from config.json's {bundle.mask_kind!r}")
@@ -67,7 +72,7 @@ class TorchBackend(InferenceBackend):
         return self._run(self.model.visual, frames)
 
     def _audio(self, spec: np.ndarray, feature: np.ndarray) -> np.ndarray:
-        return self._run(self.model.audio, spec, feature)
+        return self._run(lambda s, f: self.model.audio(s, f, last_frames=self._last_frames), spec, feature)
 
     def close(self) -> None:
         self.model = None

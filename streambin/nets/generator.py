@@ -11,6 +11,9 @@ what export traces (docs/architecture.md, "Model interface"):
   -> masks ``(B, n_masks, 2, 257, T)`` float32 that multiply the mono spectrogram ``M`` of
   ``m = (L + R) / 2``: the side mask (``D = mask * M``) in [-1, 1]; the left/right masks
   (``L = mask_l * M``, ``R = mask_r * M``) in [-2, 2] (APNet's masks on ``L + R`` times 2).
+  ``audio(spec, feature, last_frames=K)`` returns only the last ``K`` columns, computed from
+  what they need (arch "unet"): the streaming engine plays only the newest few of each run,
+  and ``python -m export.to_onnx --output-frames K`` exports this form.
 
 Architectures (``model["arch"]``):
 
@@ -59,7 +62,8 @@ and ``audio_outputs`` takes; equal to ``feature_shape`` without ``mirror_average
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Tuple
+import numbers
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import torch
 from torch import nn
@@ -165,21 +169,52 @@ class BinauralGenerator(nn.Module):
         both = self.feature_from_map(self.trunk_map(torch.cat([frames, frames.flip(2)], dim=0)))
         return torch.stack([both[:b], both[b:]], dim=1)
 
-    def audio(self, spec: torch.Tensor, feature: torch.Tensor) -> torch.Tensor:
+    def audio(self, spec: torch.Tensor, feature: torch.Tensor, last_frames: Optional[int] = None) -> torch.Tensor:
         """``(B, 2, 257, T)`` normalised spec, feature -> masks ``(B, n_masks, 2, 257, T)`` on the
-        mono spectrogram (side in [-1, 1], left/right in [-2, 2]; module docstring)."""
+        mono spectrogram (side in [-1, 1], left/right in [-2, 2]; module docstring).
+
+        ``last_frames = K`` (arch "unet" only) returns the masks' last ``K`` columns, ``(B,
+        n_masks, 2, 257, K)``, computed from only what they depend on
+        (:class:`~streambin.nets.unet.AudioUNet`): what a streaming engine plays of each run.
+        Arch "unet" (without ``mirror_average``) also takes ``spec`` of batch 1 with a feature
+        of batch B: one context under B features, encoded once; the masks have batch B."""
+        if last_frames is not None:
+            self.check_last_frames(last_frames, int(spec.shape[-1]))
         if not self.mirror_average:
-            return self._masks(spec, feature)
+            return self._masks(spec, feature, last_frames)
         if feature.dim() < 2 or tuple(feature.shape[1:]) != tuple(self.feature_shape):
             raise ValueError(f"feature must be (B, {', '.join(map(str, self.feature_shape))}) (mirror_average: "
                              f"the frame's and the mirrored frame's), got {tuple(feature.shape)}")
         b = spec.shape[0]
-        masks = self._masks(torch.cat([spec, spec], dim=0), torch.cat([feature[:, 0], feature[:, 1]], dim=0))
+        masks = self._masks(torch.cat([spec, spec], dim=0), torch.cat([feature[:, 0], feature[:, 1]], dim=0),
+                            last_frames)
         return average_mirrored_masks_torch(masks[:b], masks[b:], self.mask_kind)
 
-    def _masks(self, spec: torch.Tensor, feature: torch.Tensor) -> torch.Tensor:
-        out = self.audio_outputs(spec, feature)
-        masks = out["left_right"] if self.mask_kind == "left_right" else out["side"][:, None]
+    @property
+    def shares_context(self) -> bool:
+        """Whether :meth:`audio` takes one context (``spec`` batch 1) for a feature of any batch:
+        the U-Net, unless the mirror averaging is inside (it stacks the context itself)."""
+        return self.arch == "unet" and not self.mirror_average
+
+    def check_last_frames(self, last_frames: int, context_frames: int) -> None:
+        """Raise ``ValueError`` unless :meth:`audio` can return the last ``last_frames`` of
+        ``context_frames`` mask columns (an integer in [1, context_frames]; arch "unet" for fewer
+        than all)."""
+        if (isinstance(last_frames, bool) or not isinstance(last_frames, numbers.Integral)
+                or not 1 <= last_frames <= context_frames):
+            raise ValueError(f"last_frames must be an integer in [1, {context_frames}] (the context), "
+                             f"got {last_frames!r}")
+        if last_frames < context_frames and self.arch != "unet":
+            raise ValueError(f"last_frames below the context ({last_frames} < {context_frames}) needs arch "
+                             f"'unet'; APNet's decoder features cover the whole context (arch {self.arch!r})")
+
+    def _masks(self, spec: torch.Tensor, feature: torch.Tensor, last_frames: Optional[int] = None) -> torch.Tensor:
+        if self.arch == "unet":
+            self._check_audio_inputs(spec, feature, shared_context=True)
+            masks = self.unet(spec[:, :, :self.unet_input_bins], feature, last_frames)[:, None]
+        else:
+            out = self.audio_outputs(spec, feature)
+            masks = out["left_right"] if self.mask_kind == "left_right" else out["side"][:, None]
         return self.pad_nyquist(masks)
 
     def forward(self, spec: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
@@ -229,18 +264,24 @@ class BinauralGenerator(nn.Module):
         """All heads on 256 bins, as masks on the mono spectrogram ``M``: ``{"side": (B, 2, 256, T)}``
         in [-1, 1] (+ ``"left_right": (B, 2, 2, 256, T)`` in [-2, 2], APNet's masks on ``L + R``
         times 2)."""
-        if spec.dim() != 4 or spec.shape[1] != 2 or spec.shape[2] != N_BINS or spec.shape[3] % 32 != 0:
-            raise ValueError(f"spec must be (B, 2, {N_BINS}, T) float32 with T a multiple of 32, "
-                             f"got {tuple(spec.shape)}")
-        if tuple(feature.shape[1:]) != tuple(self.map_feature_shape):
-            raise ValueError(f"feature must be (B, {', '.join(map(str, self.map_feature_shape))}), "
-                             f"got {tuple(feature.shape)}")
+        self._check_audio_inputs(spec, feature)
         x = spec[:, :, :self.unet_input_bins]
         if self.arch == "apnet":
             side, decoder = self.unet.forward_features(x, self.reduce(feature).flatten(1))
             left_right = self.apnet(decoder, feature) * MASKS_ON_MONO_PER_MASK_ON_SUM
             return {"side": side, "left_right": left_right}
         return {"side": self.unet(x, feature)}
+
+    def _check_audio_inputs(self, spec: torch.Tensor, feature: torch.Tensor, shared_context: bool = False) -> None:
+        if spec.dim() != 4 or spec.shape[1] != 2 or spec.shape[2] != N_BINS or spec.shape[3] % 32 != 0:
+            raise ValueError(f"spec must be (B, 2, {N_BINS}, T) float32 with T a multiple of 32, "
+                             f"got {tuple(spec.shape)}")
+        if feature.dim() < 1 or tuple(feature.shape[1:]) != tuple(self.map_feature_shape):
+            raise ValueError(f"feature must be (B, {', '.join(map(str, self.map_feature_shape))}), "
+                             f"got {tuple(feature.shape)}")
+        if spec.shape[0] != feature.shape[0] and not (shared_context and spec.shape[0] == 1):
+            raise ValueError(f"spec's batch ({spec.shape[0]}) must equal the feature's ({feature.shape[0]})"
+                             + (" or be 1 (one context for every feature)" if shared_context else ""))
 
     def pad_nyquist(self, masks: torch.Tensor) -> torch.Tensor:
         """``(B, n, 2, 256, T)`` -> ``(B, n, 2, 257, T)`` with the Nyquist bin set to its fixed value."""

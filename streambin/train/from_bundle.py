@@ -272,7 +272,8 @@ def recover_generator(bundle: str, cfg: Config, frames: np.ndarray, specs: np.nd
 
     with torch.no_grad():
         feats = gen.visual(t_frames[:n]).numpy()
-        masks = gen.audio(t_specs[:n], t_feats[:n]).numpy()
+        # The graph returns the masks of the context's last output_frames frames (all without the key).
+        masks = gen.audio(t_specs[:n], t_feats[:n], last_frames=meta.get("output_frames")).numpy()
     masks_ref = _ort_outputs(graph_path["audio"], {"spec": specs[:n], "feature": feats_ref[:n]})
     return gen, float(np.max(np.abs(feats - feats_ref[:n]))), float(np.max(np.abs(masks - masks_ref)))
 
