@@ -13,8 +13,9 @@ around a runner keeps the resamplers, the output FIFO, the visual cadence and th
 - :class:`GpuRunner`: the CUDA pipeline of :mod:`streambin.gpu_engine`, at the model rate.
 
 With mirror averaging (the visual feature holds the frame's and its mirror image's, see
-streambin.visual), the CPU runners run the audio net on the context twice as one batch, once
-with each feature, and average the two outputs' masks for the block's frames
+streambin.visual), the CPU runners run the audio net on the context with both features as one
+batch (the context passed once when the bundle's graph takes one context for several features,
+``bundle.shared_context``, else copied), and average the two outputs' masks for the block's frames
 (streambin.signal_contract.average_mirrored_masks). A side gain other than 1 then scales the
 part of those masks that differs between the ears (streambin.signal_contract.scale_side).
 Both are CPU-runner features: the GPU pipeline runs the model's masks as they are.

@@ -142,7 +142,7 @@ class Spatializer:
             little future context) at the cost of ``lookahead_frames * hop`` more latency.
             Default 1 (10 ms): see DEFAULT_LOOKAHEAD_FRAMES. ``block_frames +
             lookahead_frames`` must fit in the masks the bundle's audio graph returns per run
-            (``bundle.output_frames``: 16 for the shipped default).
+            (``bundle.output_frames``: 17 for the shipped default).
         color: channel order of 3/4-channel frames, "rgb" or "bgr".
         threaded_visual: run the visual network on a worker thread (live use) instead of
             synchronously inside :meth:`process` (the deterministic default).
