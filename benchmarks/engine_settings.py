@@ -4,7 +4,7 @@ Run: ``python benchmarks/engine_settings.py`` (about 5 minutes on 2 cores).
 
 The shipped default model on ONNX Runtime CPU at 48 kHz, camera frames at 30 fps, the visual net
 on its worker thread (live use), a fixed block of 2 frames (the automatic choice depends on a
-speed probe, which would make the rows differ in more than the setting; row 6 sets its own),
+speed probe, which would make the rows differ in more than the setting; rows 6-7 set their own),
 each configuration in a
 fresh process (benchmarks.latency
 .run_child), cumulative from ONNX Runtime's own defaults to streambin's:
@@ -20,7 +20,8 @@ and then what mirror averaging (``Spatializer(mirror_average=True)``, both netwo
 on top of streambin's plain settings (3.):
 
 5. ``mirror-average``: at the same block of 2 frames;
-6. ``mirror-average+block3``: at 3 frames, its default block (10 ms more latency).
+6. ``mirror-average+block3``: at 3 frames, its default block (10 ms more latency);
+7. ``mirror-average+block3+1thread``: the same with one intra-op thread per session.
 
 Rows 1-4 run with ``mirror_average=False``, whatever the bundle asks for.
 
@@ -56,6 +57,7 @@ CONFIGS = {
     "no-spin+10fps+1thread": {"num_threads": 1, "mirror_average": False},
     "mirror-average": {"mirror_average": True},
     "mirror-average+block3": {"mirror_average": True, "block_frames": 3},
+    "mirror-average+block3+1thread": {"mirror_average": True, "block_frames": 3, "num_threads": 1},
 }
 FIELDS = ("rtf_total", "block_ms_p99", "p99_ms")
 
