@@ -191,14 +191,14 @@ def verify(model, visual_path: Path, audio_path: Path, fields: Dict, fp16: bool,
                          lambda spec, feature: sa.run(["mask"], {"spec": spec,
                                                                  "feature": feature})[0],
                          label="{graph}.onnx")
-    errs = compare_graphs(_torch_graphs(model, output_frames), onnx_graphs, fields, VERIFY_BATCHES,
+    torch_graphs = _torch_graphs(model, output_frames)
+    errs = compare_graphs(torch_graphs, onnx_graphs, fields, VERIFY_BATCHES,
                           TOL_FP16 if fp16 else TOL_FP32, fp16=fp16,
                           audio_scale=getattr(model, "mask_bound", 1.0), data=data,
                           error=ExportError)
     if model.shares_context:
         tol = (TOL_FP16 if fp16 else TOL_FP32) * getattr(model, "mask_bound", 1.0)
-        errs["audio"] = max(errs["audio"], _check_shared_context(_torch_graphs(model, output_frames), onnx_graphs,
-                                                                 fields, tol))
+        errs["audio"] = max(errs["audio"], _check_shared_context(torch_graphs, onnx_graphs, fields, tol))
     return errs
 
 

@@ -97,10 +97,9 @@ class _CpuRunner:
         self.side_gain = check_side_gain(side_gain)
         self.block_frames, self.lookahead_frames = int(block_frames), int(lookahead_frames)
         self.context_frames = bundle.context_frames
-        self.output_frames = bundle.output_frames  # mask frames per run: the context's last ones
-        if self.block_frames + self.lookahead_frames > self.output_frames:
-            raise ValueError(f"block_frames + lookahead_frames must be <= the bundle's output_frames "
-                             f"({self.output_frames}), got {self.block_frames} + {self.lookahead_frames}")
+        # Mask frames per run: the context's last ones (the Spatializer checks that block and
+        # lookahead fit in them).
+        self.output_frames = bundle.output_frames
         self.stft_params = tuple(stft_params)
         n_fft, _, hop = self.stft_params
         self.hop = hop
@@ -110,8 +109,8 @@ class _CpuRunner:
         self.mirror_average = bool(visual.mirror_average)
         # The network input: the context once, or twice (one per feature) with mirror averaging
         # on a graph that cannot take one context for both features (bundle.shared_context).
-        copies = 2 if self.mirror_average and not bundle.shared_context else 1
-        self._net_in = np.zeros((copies, 2, F, T), np.float32)
+        self._copy_context = self.mirror_average and not bundle.shared_context
+        self._net_in = np.zeros((2 if self._copy_context else 1, 2, F, T), np.float32)
         self._mirror_masks = np.zeros((bundle.n_masks, 2, F, b), np.float32) if self.mirror_average else None
         self._gain_masks = np.zeros((bundle.n_masks, 2, F, b), np.float32) if self.side_gain != 1.0 else None
         self._ears = np.zeros((2, b, F_stft), np.complex64)
@@ -175,7 +174,7 @@ class _CpuRunner:
         if not self.mirror_average:
             masks = self.backend.audio(self._net_in, self.visual.batch)[0][:, :, :, sel]
         else:
-            if len(self._net_in) == 2:
+            if self._copy_context:
                 np.copyto(self._net_in[1], self._net_in[0])
             both = self.backend.audio(self._net_in, self.visual.batch)  # (2, n_masks, 2, F, K): own, mirrored
             masks = average_mirrored_masks(both[0, :, :, :, sel], both[1, :, :, :, sel], self.bundle.mask_kind,

@@ -7,6 +7,7 @@ is missing. Needs torch only (``pip install torch``): the networks and the weigh
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import numpy as np
@@ -53,7 +54,7 @@ class TorchBackend(InferenceBackend):
             self.model.check_last_frames(bundle.output_frames, bundle.context_frames)
         except ValueError as exc:
             raise BundleError(f"{bundle.path}: config.json's output_frames does not fit weights.pt: {exc}") from None
-        self._last_frames = bundle.output_frames
+        self._masks = functools.partial(self.model.audio, last_frames=bundle.output_frames)
         if getattr(self.model, "mask_kind", bundle.mask_kind) != bundle.mask_kind:
             raise BundleError(f"{bundle.weights}: model mask_kind {self.model.mask_kind!r} "
                               f"differs from config.json's {bundle.mask_kind!r}")
@@ -72,7 +73,8 @@ class TorchBackend(InferenceBackend):
         return self._run(self.model.visual, frames)
 
     def _audio(self, spec: np.ndarray, feature: np.ndarray) -> np.ndarray:
-        return self._run(lambda s, f: self.model.audio(s, f, last_frames=self._last_frames), spec, feature)
+        return self._run(self._masks, spec, feature)
 
     def close(self) -> None:
         self.model = None
+        self._masks = None  # it holds the model too
