@@ -171,6 +171,19 @@ class _BinauralBase(Dataset):
     def __len__(self) -> int:
         return len(self.clips)
 
+    def clip_audio(self, i: int) -> np.ndarray:
+        """Clip ``i``'s whole binaural audio, ``(2, n)`` float32 (left, right) at 16 kHz, without
+        decoding its frames (for measures of the audio alone)."""
+        if not 0 <= i < len(self):
+            raise IndexError(f"index {i} out of range for {len(self)} clips")
+        return self._audio(i)
+
+    def meta(self, i: int):
+        """Clip ``i``'s sidecar (``meta/<clip>.json`` of a generated set) as a dict, or None."""
+        if not 0 <= i < len(self):
+            raise IndexError(f"index {i} out of range for {len(self)} clips")
+        return self._meta(i)
+
     # subclass interface
     def _audio(self, i: int) -> np.ndarray: ...  # (2, n) float32 at 16 kHz
     def _frame_path(self, i: int, k: int) -> Path: ...  # 1-based frame file

@@ -96,17 +96,28 @@ def scenario_of(index: int, mix: str):
     raise ValueError(f"mix must be one of {MIXES}, got {mix!r}")
 
 
-def generate_clip(out: Path, index: int, seed: int, lib, seconds: float, max_sources: int,
-                  room_fraction: float, moving_fraction: float, mix: str = "random") -> str:
-    """Generate and write clip ``index``; returns its name. See the module docstring."""
-    from .sim.scene import compose_frames, render_audio, sample_scene
+def sample_clip_scene(lib, index: int, seed: int, seconds: float, max_sources: int, room_fraction: float,
+                      moving_fraction: float, mix: str = "random"):
+    """The scene of clip ``index``: ``(scene, rng)``, the generator positioned where the clip's
+    rendering starts drawing (sources' signals, room tails), so ``render_audio(scene, lib, rng)``
+    gives the clip's audio before its output scale. Arguments as :func:`generate`'s."""
+    from .sim.scene import sample_scene
 
-    out = Path(out)
-    name = clip_name(index)
     rng = np.random.default_rng([seed, index])
     scene = sample_scene(rng, lib, seconds=seconds, max_sources=max_sources,
                          room_prob=room_fraction, moving_prob=moving_fraction,
                          scenario=scenario_of(index, mix))
+    return scene, rng
+
+
+def generate_clip(out: Path, index: int, seed: int, lib, seconds: float, max_sources: int,
+                  room_fraction: float, moving_fraction: float, mix: str = "random") -> str:
+    """Generate and write clip ``index``; returns its name. See the module docstring."""
+    from .sim.scene import compose_frames, render_audio
+
+    out = Path(out)
+    name = clip_name(index)
+    scene, rng = sample_clip_scene(lib, index, seed, seconds, max_sources, room_fraction, moving_fraction, mix)
     audio, brirs = render_audio(scene, lib, rng)
     peak = float(np.abs(audio).max())
     target_peak = float(rng.uniform(0.3, 0.9))
