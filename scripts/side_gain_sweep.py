@@ -1,7 +1,7 @@
 """Score a checkpoint, mirror-averaged, at several side gains from one set of predictions.
 
     python scripts/side_gain_sweep.py CHECKPOINT DATA SPLIT OUT_PREFIX --gains 1,1.25,1.5
-        [--max-clips N] [--lateral-only]
+        [--max-clips N] [--lateral-only] [--no-normalize]
 
 A side gain ``g`` scales what the model adds to and takes from the mono signal: the output at
 gain g keeps its mid ``(L + R) / 2`` and has g times its side ``(L - R) / 2``
@@ -14,6 +14,9 @@ protocol, mirror-averaged as the shipped engine runs by default; the same as ``p
 streambin.train.evaluate --checkpoint CHECKPOINT --mirror-average --side-gain G``). The plain
 predictions for the true, mirrored and grey frames are made once per clip and shared by every
 gain. To choose a model's gain, ``python -m streambin.train.calibrate_side_gain`` fits it.
+``--no-normalize`` scores prediction and truth at their own scale (the metrics' peak normalisation,
+which divides the prediction by its own peak, off): the side's error alone, as the calibration
+fits it.
 """
 
 import argparse
@@ -46,6 +49,7 @@ def main(argv=None) -> int:
     p.add_argument("--gains", default="1,1.25,1.5")
     p.add_argument("--max-clips", type=int, default=None)
     p.add_argument("--lateral-only", action="store_true")
+    p.add_argument("--no-normalize", action="store_true", help="score without the peak normalisation")
     a = p.parse_args(argv)
     gains = parse_gains(a.gains)
     model, cfg = load_generator(a.checkpoint, mirror_average=False)
@@ -57,6 +61,7 @@ def main(argv=None) -> int:
 
         res = E.evaluate_model(None, cfg, ds, predict=predict, lateral_only=a.lateral_only, progress=False,
                                conditions=("model", "mono_mono"), max_clips=a.max_clips,
+                               normalize=not a.no_normalize,
                                protocol=f"offline sliding-window protocol, window hop 0.1 s, mirror-averaged, "
                                         f"side gain {gain:g}")
         res["settings"].update(checkpoint=a.checkpoint, data=a.data, split=a.split, mirror_average=True,

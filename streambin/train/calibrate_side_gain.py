@@ -3,24 +3,31 @@
 Usage::
 
     python -m streambin.train.calibrate_side_gain --checkpoint runs/m2b/best.pt --data data/simbin \\
-        --split val [--max-clips 80] [--no-mirror-average] [--out gain.json] [--plot gain.png]
+        --split val [--max-clips N] [--no-mirror-average] [--out gain.json] [--plot gain.png]
     python -m export.to_onnx --checkpoint runs/m2b/best.pt --out my_bundle --engine-mirror-average --side-gain G
 
 A model trained with an MSE on the side spectrogram under-predicts its side wherever it is
 unsure, and an under-trained one more so. Each clip is predicted by the offline protocol
 (mirror-averaged unless ``--no-mirror-average``, as the bundle will run); with ``P`` the STFT of
 the prediction's side ``(L - R) / 2`` and ``T`` the truth's (the STFT metric's 512 / 160 / 400),
-the gain ``g`` minimising ``sum |g P - T|^2`` over every bin and frame of every clip is
+both divided by the truth's peak sample as the STFT metric divides each clip, the gain ``g``
+minimising ``sum |g P - T|^2`` over every bin and frame of every clip is
 
     g = sum Re(conj(P) T) / sum |P|^2,
 
-the least-squares calibration of the training objective on data the model did not train on.
+the least-squares calibration of the side on data the model did not train on. The 95 % interval
+comes from resampling the clips (bootstrap), so a gain fitted on a few clips says how sure it is.
+This gain minimises the side's own error. Two other criteria ask for more: the STFT distance as
+the papers score it also divides the prediction by its own peak, so it keeps falling with larger
+gains while the prediction's peak stays below the truth's, and the level-difference ratio of
+``python -m streambin.train.evaluate`` reaches 1 only at the gain that undoes the shrinking of the
+lateral clips' level differences. ``scripts/side_gain_sweep.py`` scores both at several gains.
 The same ratio per frequency bin is written too (``gain_per_bin``; noisy, for diagnosis: the
 engine takes one gain). Give ``g`` to the export (``--side-gain``) or to
 ``Spatializer(side_gain=g)``.
 
-Writes a JSON with the gain, the clip count, the per-bin gains and each bin's share of the
-truth's and the prediction's side energy; ``--plot`` draws them.
+Writes a JSON with the gain, its interval, the clip count, the per-bin gains and each bin's
+share of the truth's and the prediction's side energy; ``--plot`` draws them.
 """
 
 from __future__ import annotations
@@ -28,32 +35,43 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
 from streambin.train import metrics as M
 
 class SideGainStatistics:
-    """Running sums over clips of ``Re(conj(P) T)``, ``|P|^2`` and ``|T|^2`` per STFT bin."""
+    """Running sums over clips of ``Re(conj(P) T)``, ``|P|^2`` and ``|T|^2`` per STFT bin, and
+    each clip's totals (for the interval), every clip at its truth's peak normalisation."""
 
     def __init__(self):
         self.cross = self.power = self.truth = None
-        self.n_clips = 0
+        self.clip_cross: list = []
+        self.clip_power: list = []
+
+    @property
+    def n_clips(self) -> int:
+        return len(self.clip_cross)
 
     def add(self, pred: np.ndarray, target: np.ndarray) -> None:
         """pred, target: ``(2, n)`` float (left, right) at the model rate, the same length."""
         pred, target = np.asarray(pred), np.asarray(target)
         if pred.ndim != 2 or pred.shape[0] != 2 or pred.shape != target.shape:
             raise ValueError(f"pred and target must both be (2, n) left/right, got {pred.shape} and {target.shape}")
-        P = M.stft(0.5 * (pred[0] - pred[1]))
-        T = M.stft(0.5 * (target[0] - target[1]))
+        peak = float(np.max(np.abs(target))) if target.size else 0.0
+        scale = 1.0 / max(peak, 1e-20)  # the STFT metric's weighting of the clip
+        P = M.stft(0.5 * scale * (pred[0] - pred[1]))
+        T = M.stft(0.5 * scale * (target[0] - target[1]))
         if self.cross is None:
             self.cross, self.power, self.truth = (np.zeros(P.shape[0]) for _ in range(3))
-        self.cross += np.sum(np.real(np.conj(P) * T), axis=1)
-        self.power += np.sum(np.abs(P) ** 2, axis=1)
+        cross = np.sum(np.real(np.conj(P) * T), axis=1)
+        power = np.sum(np.abs(P) ** 2, axis=1)
+        self.cross += cross
+        self.power += power
         self.truth += np.sum(np.abs(T) ** 2, axis=1)
-        self.n_clips += 1
+        self.clip_cross.append(float(cross.sum()))
+        self.clip_power.append(float(power.sum()))
 
     def gain(self) -> float:
         """The least-squares gain over every bin; ValueError when nothing (or only silence) was added."""
@@ -61,12 +79,29 @@ class SideGainStatistics:
             raise ValueError("no clip with a non-zero predicted side was added: nothing to calibrate")
         return float(self.cross.sum() / self.power.sum())
 
+    def interval(self, level: float = 0.95, resamples: int = 2000, seed: int = 0) -> Tuple[float, float]:
+        """The gain's bootstrap interval: the clips drawn with replacement ``resamples`` times,
+        the central ``level`` of the gains (draws whose side is all silence left out)."""
+        self.gain()  # the same error when there is nothing to calibrate
+        if not 0 < level < 1 or resamples < 1:
+            raise ValueError(f"need 0 < level < 1 and resamples >= 1, got {level}, {resamples}")
+        cross, power = np.asarray(self.clip_cross), np.asarray(self.clip_power)
+        idx = np.random.default_rng(seed).integers(0, len(cross), (resamples, len(cross)))
+        c, p = cross[idx].sum(axis=1), power[idx].sum(axis=1)
+        gains = c[p > 0] / p[p > 0]
+        if gains.size == 0:
+            raise ValueError("every resample drew only clips with a silent predicted side: no interval")
+        lo, hi = np.percentile(gains, [50 * (1 - level), 50 * (1 + level)])
+        return float(lo), float(hi)
+
     def summary(self, sample_rate: int) -> Dict[str, Any]:
         g = self.gain()
         n_bins = len(self.cross)
         return {
             "side_gain": g,
+            "side_gain_ci95": list(self.interval()),
             "n_clips": self.n_clips,
+            "weighting": "each clip divided by its truth's peak sample, as the STFT metric",
             "freq_hz": (np.arange(n_bins) * sample_rate / (2 * (n_bins - 1))).tolist(),
             "gain_per_bin": (self.cross / np.maximum(self.power, 1e-30)).tolist(),
             "truth_energy_share": (self.truth / max(self.truth.sum(), 1e-30)).tolist(),
@@ -107,7 +142,9 @@ def plot(summary: Dict[str, Any], path: str, title: str) -> None:
     f = np.asarray(summary["freq_hz"]) / 1e3
     fig, ax = plt.subplots(2, 1, figsize=(7, 5.5), sharex=True)
     ax[0].plot(f, summary["gain_per_bin"], lw=1, label="per bin (noisy; not used)")
+    lo, hi = summary["side_gain_ci95"]
     ax[0].axhline(summary["side_gain"], color="k", ls="--", label=f"all bins: {summary['side_gain']:.2f}")
+    ax[0].axhspan(lo, hi, color="k", alpha=0.12, label=f"95 % interval over clips: {lo:.2f}-{hi:.2f}")
     ax[0].axhline(1.0, color="grey", lw=0.8)
     ax[0].set_ylabel("least-squares side gain")
     ax[0].set_title(title, fontsize=10)
@@ -164,9 +201,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.plot:
         plot(summary, args.plot, f"{args.split} split of {args.data}, {summary['n_clips']} clips"
                                  + (", mirror-averaged" if summary["mirror_average"] else ""))
-    g = summary["side_gain"]
-    print(f"least-squares side gain {g:.3f} over {summary['n_clips']} clips of {args.data} ({args.split}); "
-          f"export with --side-gain {g:.2f}")
+    g, (lo, hi) = summary["side_gain"], summary["side_gain_ci95"]
+    print(f"least-squares side gain {g:.3f} (95 % interval {lo:.3f}-{hi:.3f}) over {summary['n_clips']} clips "
+          f"of {args.data} ({args.split}); export with --side-gain {g:.2f}")
     return 0
 
 

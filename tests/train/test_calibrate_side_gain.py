@@ -95,7 +95,10 @@ def test_cli_writes_the_gain_and_a_figure(tiny_unet, scenes, tmp_path, capsys): 
     summary = json.loads(out.read_text())
     assert summary["n_clips"] == 3 and summary["mirror_average"] is False and np.isfinite(summary["side_gain"])
     assert summary["side_gain"] != 0 and len(summary["gain_per_bin"]) == 257
-    assert f"--side-gain {summary['side_gain']:.2f}" in capsys.readouterr().out
+    lo, hi = summary["side_gain_ci95"]
+    assert lo <= summary["side_gain"] <= hi
+    printed = capsys.readouterr().out
+    assert f"--side-gain {summary['side_gain']:.2f}" in printed and f"interval {lo:.3f}-{hi:.3f}" in printed
     assert fig.stat().st_size > 10000
     # This untrained tiny model's side does not depend on the picture, so mirror averaging
     # cancels it: the calibration says so instead of dividing by zero.
@@ -104,3 +107,33 @@ def test_cli_writes_the_gain_and_a_figure(tiny_unet, scenes, tmp_path, capsys): 
     assert C.main(["--checkpoint", str(tmp_path / "missing.pt"), "--data", str(scenes), "--split", "all",
                    "--no-progress"]) == 1
     assert "calibrate_side_gain: error" in capsys.readouterr().err
+
+
+def test_each_clip_weighs_as_the_stft_metric_weighs_it():
+    """Two clips of the same signals, one 10 times louder: the loud one predicted exactly, the
+    quiet one at half its side. At the metric's peak normalisation they count alike:
+    g = (e + e / 2) / (e + e / 4) = 1.2, where raw energies would give ~1.0025."""
+    base = _clips(n=1, seed=4)[0]["audio"]
+    mid, side = 0.5 * (base[0] + base[1]), 0.5 * (base[0] - base[1])
+    stats = C.SideGainStatistics()
+    stats.add(10 * base, 10 * base)
+    stats.add(np.stack([mid + 0.5 * side, mid - 0.5 * side]), base)
+    assert stats.gain() == pytest.approx(1.2, rel=1e-6)
+
+
+def test_the_interval_covers_the_gain_and_shrinks_with_agreeing_clips():
+    rng = np.random.default_rng(5)
+    spread, agreeing = C.SideGainStatistics(), C.SideGainStatistics()
+    for i, item in enumerate(_clips(n=12, seed=6)):
+        a = item["audio"]
+        mid, side = 0.5 * (a[0] + a[1]), 0.5 * (a[0] - a[1])
+        own = rng.uniform(0.3, 1.0)  # each clip's side shrunk by its own factor
+        spread.add(np.stack([mid + own * side, mid - own * side]), a)
+        agreeing.add(np.stack([mid + 0.5 * side, mid - 0.5 * side]), a)
+    lo, hi = spread.interval()
+    assert lo < spread.gain() < hi and hi - lo > 0.1
+    lo2, hi2 = agreeing.interval()
+    assert lo2 == pytest.approx(2.0, rel=1e-5) and hi2 == pytest.approx(2.0, rel=1e-5)
+    assert spread.interval(seed=1) != (lo, hi) and spread.interval() == (lo, hi)  # seeded
+    with pytest.raises(ValueError, match="0 < level < 1"):
+        spread.interval(level=1.5)
