@@ -34,7 +34,8 @@ Reported, like ``python -m streambin.train.evaluate``'s "x Mono-Mono": the mean 
 residual divided by the mean over clips of the side energy (each in the metric's units,
 ``sum / (n_bins * frames)``; the metric peak-normalises the prediction on its own, left out
 here), over all clips and per kind of scene (lateral single source, near the centre, moving, two
-sources). ``--beside EVAL_JSON`` sets a model's STFT distance over Mono-Mono's on the same clips
+sources; ``--by-room`` splits each into its clips in a room and its anechoic ones). ``--beside
+EVAL_JSON`` sets a model's STFT distance over Mono-Mono's on the same clips
 (an evaluation's ``--out``) beside them.
 """
 
@@ -207,7 +208,8 @@ def headroom(dataset, segments_s: Sequence[float] = (), max_clips: Optional[int]
     for i in tqdm(range(n), desc="side headroom", unit="clip", disable=not progress):
         audio, meta = dataset.clip_audio(i), dataset.meta(i)
         r = side_residuals(audio, frames)
-        row = {"clip": dataset.clips[i], "scene": scene_label(meta), "side": r["side"],
+        row = {"clip": dataset.clips[i], "scene": scene_label(meta), "room": bool(meta and meta.get("room")),
+               "side": r["side"],
                "residual": dict(zip(names, r["residual"]))}
         if other_heads:
             if meta is None:
@@ -234,8 +236,10 @@ def scene_label(meta: Optional[dict]) -> str:
     return "lateral single source" if reason == "ok" else reason
 
 
-def by_scene(result: Dict[str, Any], evaluation: Optional[dict] = None) -> List[Dict[str, Any]]:
+def by_scene(result: Dict[str, Any], evaluation: Optional[dict] = None,
+             by_room: bool = False) -> List[Dict[str, Any]]:
     """The ratios per scene kind (and "all"), each ``{"scene", "clips", <bound>: ratio, ...}``;
+    ``by_room`` splits each kind into its clips in a room and its anechoic ones;
     with ``evaluation`` (a ``python -m streambin.train.evaluate --out`` result on the same data)
     also ``"model"``: its STFT distance over Mono-Mono's on the clips both hold (mean over mean,
     as the evaluation reports it), and only those clips count."""
@@ -253,7 +257,8 @@ def by_scene(result: Dict[str, Any], evaluation: Optional[dict] = None) -> List[
             raise ValueError("the evaluation scored none of these clips")
     groups: Dict[str, list] = {"all": rows}
     for r in rows:
-        groups.setdefault(r["scene"], []).append(r)
+        kind = r["scene"] + ((", in a room" if r.get("room") else ", anechoic") if by_room else "")
+        groups.setdefault(kind, []).append(r)
     out = []
     for scene, members in groups.items():
         side = sum(r["side"] for r in members)
@@ -283,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--room-fraction", type=float, default=0.5, help="the set's --room-fraction")
     g.add_argument("--moving-fraction", type=float, default=0.3, help="the set's --moving-fraction")
     g.add_argument("--max-sources", type=int, default=3, help="the set's --max-sources")
+    p.add_argument("--by-room", action="store_true", help="split each scene kind into room and anechoic clips")
     p.add_argument("--beside", default=None, metavar="EVAL_JSON",
                    help="a model's evaluation of the same clips (streambin.train.evaluate --out): its STFT "
                         "distance over Mono-Mono's beside the bounds, per scene kind")
@@ -305,7 +311,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                      0.0 if args.no_moving else args.moving_fraction, args.max_sources)
         result = headroom(dataset, args.segments, args.max_clips, progress=not args.no_progress,
                           other_heads=args.other_heads, rerenderer=rerenderer)
-        result["by_scene"] = by_scene(result, evaluation)
+        result["by_scene"] = by_scene(result, evaluation, by_room=args.by_room)
     except (OSError, ValueError, json.JSONDecodeError) as exc:
         print(f"side_headroom: error: {exc}", file=sys.stderr)
         return 1

@@ -133,6 +133,12 @@ def test_bounds_per_scene_beside_a_model(scenes, tmp_path):  # noqa: F811
                                {"clip": second, "metrics": {"model": {"stft": 2.0}, "mono_mono": {"stft": 2.0}}}]}
     beside = {r["scene"]: r for r in H.by_scene(res, evaluation)}
     assert beside["all"]["clips"] == 2 and beside["all"]["model"] == pytest.approx(3.0 / 4.0)
+    res["per_clip"][0]["room"] = True  # the hand-made scenes are anechoic; say one is in a room
+    split = {r["scene"]: r for r in H.by_scene(res, by_room=True)}
+    first_kind = res["per_clip"][0]["scene"]
+    assert split[f"{first_kind}, in a room"]["clips"] == 1
+    assert sum(r["clips"] for k, r in split.items() if k != "all") == res["n_clips"]
+    assert all(k == "all" or k.endswith((", in a room", ", anechoic")) for k in split)
     with pytest.raises(ValueError, match="scored none of these clips"):
         H.by_scene(res, {"per_clip": [{"clip": "elsewhere", "metrics": {"model": {"stft": 1}, "mono_mono": {"stft": 1}}}]})
     with pytest.raises(ValueError, match="per-clip model and mono_mono"):
