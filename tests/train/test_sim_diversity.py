@@ -282,3 +282,33 @@ def test_real_assets_diversity(real_assets):
     assert np.std([s.hfov_deg for s in scenes]) > 5.0
     assert sum(any(x.silent for x in s.sources) for s in scenes) >= 5
     assert sum(s.kind == "photograph" for s in scenes) >= 5
+
+
+def test_sound_colour_is_a_smooth_bounded_equaliser_drawn_only_when_on(diverse_assets):
+    from streambin.train.sim.scene import colour_sound, source_signal
+
+    x = np.random.default_rng(0).standard_normal(16000)
+    y = colour_sound(x, np.random.default_rng(1), 10.0, 16000)
+    assert y.shape == x.shape and y.dtype == np.float32
+    assert np.array_equal(y, colour_sound(x, np.random.default_rng(1), 10.0, 16000))
+    gain_db = 20 * np.log10(np.abs(np.fft.rfft(y)) / np.abs(np.fft.rfft(x)))
+    assert np.all(np.abs(gain_db[10:]) <= 10.0 + 1e-6) and np.ptp(gain_db[10:]) > 3.0
+    assert np.max(np.abs(np.diff(gain_db[100:]))) < 0.2  # smooth: no jumps between (1 Hz) bins
+    with pytest.raises(ValueError, match=r"\(n,\)"):
+        colour_sound(np.zeros(1), np.random.default_rng(0), 6.0, 16000)
+    with pytest.raises(ValueError, match="sound_colour_db"):
+        SceneOptions(sound_colour_db=30.0)
+
+    plain = Library(diverse_assets, pool="train", options=SceneOptions(head_variation=False))
+    coloured = Library(diverse_assets, pool="train", options=SceneOptions(head_variation=False, sound_colour_db=8.0))
+    scene = sample_scene(np.random.default_rng(3), plain, seconds=1.0)
+    src = scene.sounding[0]
+    a = source_signal(np.random.default_rng(4), plain, src, 8000)
+    b = source_signal(np.random.default_rng(4), coloured, src, 8000)
+    assert not np.allclose(a, b) and np.sqrt(np.mean(b.astype(np.float64) ** 2)) == pytest.approx(1.0, rel=1e-4)
+    # Off, nothing more is drawn (sets made before the option render the same); on, it draws.
+    off = Library(diverse_assets, pool="train", options=SceneOptions(head_variation=False, sound_colour_db=0.0))
+    r_plain, r_off, r_on = (np.random.default_rng(4) for _ in range(3))
+    assert np.array_equal(source_signal(r_plain, plain, src, 8000), source_signal(r_off, off, src, 8000))
+    source_signal(r_on, coloured, src, 8000)
+    assert r_plain.bit_generator.state == r_off.bit_generator.state != r_on.bit_generator.state

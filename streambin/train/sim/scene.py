@@ -58,6 +58,9 @@ class SceneOptions:
             realistic object heights.
         procedural_share: share of procedural texture backgrounds (train pool only).
         many_backgrounds: the wallpaper/photo packages' photographs (else scikit-image's).
+        sound_colour_db: every sounding source's signal through a random smooth equaliser of up
+            to +-this many dB (0: off, the default, so sets made before it are unchanged), so
+            that a model meets more spectra than the pool's sounds have.
     """
 
     hfov_range_deg: tuple | None = (60.0, 100.0)
@@ -69,12 +72,15 @@ class SceneOptions:
     realistic_cutouts: bool = True
     procedural_share: float = 0.1
     many_backgrounds: bool = True
+    sound_colour_db: float = 0.0
 
     def __post_init__(self):
         for name in ("photograph_share", "distractor_share", "speech_share", "procedural_share"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {v}")
+        if not 0.0 <= self.sound_colour_db <= 24.0:
+            raise ValueError(f"sound_colour_db must be in [0, 24] dB, got {self.sound_colour_db}")
         if self.hfov_range_deg is not None:
             lo, hi = self.hfov_range_deg
             if not 20.0 <= lo <= hi <= 150.0:
@@ -512,10 +518,29 @@ def source_signal(rng: np.random.Generator, lib: Library, src: SourceSpec, n: in
         x = _speech(rng, lib, lib.voice(src.sound), n)
     else:
         raise ValueError(f"unknown source kind {src.kind!r} (silent distractors have no signal)")
+    if lib.options.sound_colour_db > 0:  # drawn only when on: sets made without it stay the same
+        x = colour_sound(x, rng, lib.options.sound_colour_db, sr)
     rms = np.sqrt(np.mean(x.astype(np.float64) ** 2))
     if rms <= 0:
         raise ValueError(f"source {src.name} rendered silent")
     return (x / rms).astype(np.float32)
+
+
+COLOUR_KNOTS = 6  # equaliser knots, log-spaced from 100 Hz to Nyquist
+
+
+def colour_sound(x: np.ndarray, rng: np.random.Generator, max_db: float, sample_rate: int) -> np.ndarray:
+    """``x`` (``(n,)`` float) through a random smooth equaliser: gains drawn uniformly in
+    ``[-max_db, max_db]`` at :data:`COLOUR_KNOTS` log-spaced frequencies, linear in dB between them
+    over log frequency (flat beyond the end knots), applied in one FFT. Returns ``(n,)`` float32."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 1 or x.size < 2:
+        raise ValueError(f"x must be (n,) with n >= 2, got {x.shape}")
+    knots = np.log(np.geomspace(100.0, sample_rate / 2, COLOUR_KNOTS))
+    gains_db = rng.uniform(-max_db, max_db, COLOUR_KNOTS)
+    f = np.fft.rfftfreq(x.size, 1.0 / sample_rate)
+    curve_db = np.interp(np.log(np.maximum(f, 1.0)), knots, gains_db)
+    return np.fft.irfft(np.fft.rfft(x) * 10.0 ** (curve_db / 20.0), n=x.size).astype(np.float32)
 
 
 def _speech(rng: np.random.Generator, lib: Library, voice: A.Voice, n: int) -> np.ndarray:
