@@ -68,6 +68,11 @@ def _filter(mid: np.ndarray, side: np.ndarray) -> np.ndarray:
                      where=power > 0)
 
 
+def _residual(mid: np.ndarray, side: np.ndarray, h: np.ndarray) -> float:
+    """``sum |side - h mid|^2`` for one filter ``h`` ``(n_bins,)`` over the frames given."""
+    return float(np.sum(np.abs(side - h[:, None] * mid) ** 2))
+
+
 def _check_audio(audio) -> np.ndarray:
     audio = np.asarray(audio)
     if audio.ndim != 2 or audio.shape[0] != 2 or audio.shape[1] < 1 or not np.issubdtype(audio.dtype, np.floating):
@@ -95,9 +100,8 @@ def other_head_residuals(audio: np.ndarray, renderings: Sequence[np.ndarray]) ->
             raise ValueError(f"each rendering must have the clip's shape {audio.shape}, got {r.shape}")
         filters.append(_filter(*_mid_side_stft(r)))
     units = 1.0 / side.size
-    def residual(h):
-        return float(np.sum(np.abs(side - h[:, None] * mid) ** 2)) * units
-    return {"one other head": residual(filters[0]), f"other heads ({len(filters)})": residual(np.mean(filters, axis=0))}
+    return {"one other head": _residual(mid, side, filters[0]) * units,
+            f"other heads ({len(filters)})": _residual(mid, side, np.mean(filters, axis=0)) * units}
 
 
 class SceneRerenderer:
@@ -166,11 +170,8 @@ def side_residuals(audio: np.ndarray, segment_frames: Sequence[Optional[int]]) -
         r = 0.0
         for a in range(0, n_frames, step):
             m, s = mid[:, a:a + step], side[:, a:a + step]
-            cross = np.sum(np.conj(m) * s, axis=1)
-            power = np.sum(np.abs(m) ** 2, axis=1)
-            explained = np.divide(np.abs(cross) ** 2, power, out=np.zeros_like(power), where=power > 0)
-            r += float(np.sum(np.abs(s) ** 2) - np.sum(explained))
-        residuals.append(max(r, 0.0) * units)  # >= 0 up to rounding
+            r += _residual(m, s, _filter(m, s))
+        residuals.append(r * units)
     return {"side": float(np.sum(np.abs(side) ** 2)) * units, "residual": residuals}
 
 
