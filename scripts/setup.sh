@@ -43,6 +43,12 @@ fi
 # measured HRIRs (TU Berlin KEMAR and FABIAN heads of streambin/train/sim/heads.py; the
 # renderer itself, which it recommends, would bring JACK).
 debs_norec=(soundscaperenderer-common)
+if [ "$WITH_ASSETS" = 1 ]; then
+  # Recorded sound effects and spoken words (streambin/train/sim/recordings.py); some
+  # recommend their games, which training does not need.
+  debs_norec+=(heroes-sound-effects oxygen-sounds sound-theme-freedesktop frozen-bubble-data
+               pingus-data chromium-bsu-data abe-data tuxtype-data klettres-data ktuberling-data)
+fi
 [ "$RUN_ONLY" = 1 ] && debs_norec=()
 missing=(); missing_norec=()
 for p in "${debs[@]}"; do

@@ -173,6 +173,8 @@ def scene_sidecar(scene, lib, bboxes, name: str, index: int, seed: int, scale: f
         from .sim.heads import describe_head
         head.update(describe_head(scene.head))
     extra = {"sound_colour_db": lib.options.sound_colour_db} if lib.options.sound_colour_db > 0 else {}
+    if lib.options.extra_sound_share > 0:
+        extra["extra_sound_share"] = lib.options.extra_sound_share
     return {
         **extra,
         "clip": name, "index": index, "seed": seed, "pool": scene.pool,
@@ -294,7 +296,8 @@ def options_from_args(a):
         head_variation=not a.no_head_variation, camera_effects=not a.no_camera_effects,
         realistic_cutouts=not a.no_realistic_cutouts,
         procedural_share=0.0 if a.no_procedural else a.procedural_share,
-        many_backgrounds=not a.skimage_backgrounds_only, sound_colour_db=a.sound_colour)
+        many_backgrounds=not a.skimage_backgrounds_only, sound_colour_db=a.sound_colour,
+        extra_sound_share=a.extra_sounds)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -344,6 +347,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-head-variation", action="store_true", help="the --sofa head for every clip")
     g.add_argument("--sound-colour", type=float, default=0.0, metavar="DB",
                    help="random smooth equaliser of every source's sound, up to +-DB dB (default 0: off)")
+    g.add_argument("--extra-sounds", type=float, default=0.0, metavar="SHARE",
+                   help="share of clips whose stamps play recorded effects or spoken words from "
+                        "other Debian packages (streambin.train.sim.recordings) instead of their own "
+                        "sounds, without distractors (default 0: off)")
     g.add_argument("--no-camera-effects", action="store_true", help="perfect camera pictures")
     g.add_argument("--no-realistic-cutouts", action="store_true",
                    help="hard-edged cut-outs without shadows, heights 0.5-1 m")

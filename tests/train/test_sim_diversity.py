@@ -312,3 +312,40 @@ def test_sound_colour_is_a_smooth_bounded_equaliser_drawn_only_when_on(diverse_a
     assert np.array_equal(source_signal(r_plain, plain, src, 8000), source_signal(r_off, off, src, 8000))
     source_signal(r_on, coloured, src, 8000)
     assert r_plain.bit_generator.state == r_off.bit_generator.state != r_on.bit_generator.state
+
+
+def test_extra_sounds_replace_stamp_sounds_without_distractors_and_draw_only_when_on(diverse_assets, tmp_path):
+    from streambin.train.sim.scene import source_signal
+
+    from .test_sim_recordings import write_sound_root
+
+    with pytest.raises(ValueError, match="extra_sound_share"):
+        SceneOptions(extra_sound_share=1.5)
+    with pytest.raises(A.MissingAssetError, match="heroes-sound-effects"):
+        Library(replace(diverse_assets, sound_root=tmp_path / "empty"), pool="train",
+                options=SceneOptions(head_variation=False, extra_sound_share=0.5))
+
+    paths = replace(diverse_assets, sound_root=write_sound_root(tmp_path / "share", n_effects=30))
+    on = Library(paths, pool="train", options=SceneOptions(head_variation=False, speech_share=0.0,
+                                                           distractor_share=1.0, extra_sound_share=1.0))
+    train_groups = {g.id for g in on.sound_groups}
+    assert train_groups and all(pools.pool_of("sound", g) == "train" for g in train_groups)
+    scenes = [sample_scene(np.random.default_rng(i), on, seconds=1.0) for i in range(12)]
+    sounding = [s for sc in scenes for s in sc.sounding]
+    assert sounding and all(s.kind in ("recording", "instrument") for s in sounding)
+    assert {s.sound for s in sounding if s.kind == "recording"} <= train_groups
+    assert not any(s.silent for sc in scenes for s in sc.sources)  # no distractor: no "which one"
+    src = next(s for s in sounding if s.kind == "recording")
+    x = source_signal(np.random.default_rng(0), on, src, 8000)
+    assert x.shape == (8000,) and x.dtype == np.float32
+    assert np.sqrt(np.mean(x.astype(np.float64) ** 2)) == pytest.approx(1.0, rel=1e-4)
+
+    # Off, nothing more is drawn: the same scenes as a library that never heard of the option.
+    plain = Library(diverse_assets, pool="train", options=SceneOptions(head_variation=False))
+    off = Library(paths, pool="train", options=SceneOptions(head_variation=False, extra_sound_share=0.0))
+    assert off.sound_groups == []
+    for i in range(5):
+        a = sample_scene(np.random.default_rng(i), plain, seconds=1.0)
+        b = sample_scene(np.random.default_rng(i), off, seconds=1.0)
+        assert [(s.kind, s.sound, s.silent) for s in a.sources] == [(s.kind, s.sound, s.silent) for s in b.sources]
+        assert [s.azimuth_deg.tolist() for s in a.sources] == [s.azimuth_deg.tolist() for s in b.sources]

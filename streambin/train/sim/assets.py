@@ -19,6 +19,7 @@ more backgrounds       /usr/share/backgrounds, /usr/share/wallpapers,  ``gnome-b
 silent cut-outs        every RGBA stamp PNG (sounding or not)          ``tuxpaint-stamps-default``
 recorded speech        tuxpaint ``<stem>_desc_<lang>.ogg`` recordings   ``tuxpaint-stamps-default``
 synthetic speech       espeak-ng voices and variants                   ``espeak-ng``
+effects, spoken words  see :mod:`streambin.train.sim.recordings`        games' and KDE's data
 =====================  ==============================================  =========================
 
 Which of these a scene may use is decided by its pool (:mod:`streambin.train.sim.pools`).
@@ -97,6 +98,7 @@ class AssetPaths:
     backgrounds: list[Path] | None = None
     instruments: dict = field(default_factory=lambda: dict(INSTRUMENTS))
     background_dirs: tuple = field(default_factory=lambda: BACKGROUND_DIRS)
+    sound_root: Path = Path("/usr/share")  # where recordings.COLLECTIONS' directories live
 
     def check(self) -> None:
         """Raise :class:`MissingAssetError` naming the package for the first missing asset."""

@@ -4,8 +4,9 @@ What varies between clips is set by :class:`SceneOptions` (everything on by defa
 the camera's horizontal field of view (60-100 degrees), scene kind ("composite": cut-outs on a
 background crop; "photograph": a whole photograph panned so that its subject sits at the
 source's column), silent distractor objects, speech sources (a talker cut-out with an espeak-ng
-or recorded voice), the listener's head, webcam effects, softened cut-outs with shadows, and
-procedural backgrounds. :data:`LEGACY_OPTIONS` with pool ``"all"`` reproduces the first
+or recorded voice), the listener's head, webcam effects, softened cut-outs with shadows,
+procedural backgrounds, and (off by default) sound colour and recorded effects or words in place
+of the stamps' own sounds. :data:`LEGACY_OPTIONS` with pool ``"all"`` reproduces the first
 SimBinaural-lite sets byte for byte (one head, 90 degrees, scikit-image backgrounds).
 
 Camera (the project's convention): pinhole at the listener's head, HFOV 90 degrees by default, so a direction with our
@@ -27,7 +28,7 @@ import numpy as np
 
 from . import assets as A
 from . import picture as P
-from . import pools
+from . import pools, recordings
 from .hrtf import HrirSet, load_sofa
 from .render import (RoomModel, RoomSpec, anechoic_brir, binaural_tail, direction_to_offset,
                      render_keyframed)
@@ -61,6 +62,10 @@ class SceneOptions:
         sound_colour_db: every sounding source's signal through a random smooth equaliser of up
             to +-this many dB (0: off, the default, so sets made before it are unchanged), so
             that a model meets more spectra than the pool's sounds have.
+        extra_sound_share: share of clips whose stamp sources play a recorded sound effect or
+            spoken words (:mod:`streambin.train.sim.recordings`) instead of the stamp's own
+            sound; such clips get no silent distractors (0: off, the default, so sets made
+            before it are unchanged).
     """
 
     hfov_range_deg: tuple | None = (60.0, 100.0)
@@ -73,9 +78,11 @@ class SceneOptions:
     procedural_share: float = 0.1
     many_backgrounds: bool = True
     sound_colour_db: float = 0.0
+    extra_sound_share: float = 0.0
 
     def __post_init__(self):
-        for name in ("photograph_share", "distractor_share", "speech_share", "procedural_share"):
+        for name in ("photograph_share", "distractor_share", "speech_share", "procedural_share",
+                     "extra_sound_share"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {v}")
@@ -115,9 +122,10 @@ class SourceSpec:
     """One sound source of a scene; per-frame arrays have shape ``(n_frames,)``."""
 
     name: str
-    kind: str                 # sound kind: "stamp", "instrument", "speech" or "none" (silent)
+    kind: str                 # sound kind: "stamp", "instrument", "speech", "recording" or "none" (silent)
     cutout: str               # path of the RGBA cut-out
-    sound: str                # stamp: sound file; instrument: "sf2:<program>"; speech: voice id
+    sound: str                # stamp: sound file; instrument: "sf2:<program>"; speech: voice id;
+                              # recording: a recordings.SoundGroup id
     azimuth_deg: np.ndarray
     elevation_deg: np.ndarray
     distance_m: np.ndarray
@@ -214,6 +222,13 @@ class Library:
             talkers = [st for st in pictures if st.name in A.TALKER_STAMPS]
             self.talkers = pools.select(talkers, "cutout", pool, lambda st: st.name)
             self.texts = A.stamp_texts(paths.stamps)
+        self.sound_groups = []
+        if options.extra_sound_share > 0:
+            self.sound_groups = recordings.pool_sound_groups(pool, paths.sound_root)
+            if not self.sound_groups:
+                raise A.MissingAssetError(
+                    f"extra_sound_share > 0 but no recorded sound under {paths.sound_root} in pool "
+                    f"{pool!r}: install any of the Debian packages {', '.join(recordings.PACKAGES)}")
         if not self.stamps and not self.instruments:
             raise A.MissingAssetError(f"no sounding stamp or instrument in pool {pool!r}")
         if not self.background_assets and not (options.procedural_share > 0 and pool != "ood"):
@@ -251,6 +266,19 @@ class Library:
             return self.hrirs
         from .heads import load_head
         return load_head(head_id, self.sample_rate)
+
+    def sound_group(self, group_id: str) -> "recordings.SoundGroup":
+        for g in self.sound_groups:
+            if g.id == group_id:
+                return g
+        raise ValueError(f"sound group {group_id!r} is not in pool {self.pool!r}")
+
+    def sound(self, path) -> np.ndarray:
+        """The recording at ``path`` as ``(n,) float32`` at the library's rate, cached."""
+        key = ("snd", str(path))
+        if key not in self._cache:
+            self._cache[key] = A.load_sound(path, self.sample_rate)
+        return self._cache[key]
 
     def voice(self, voice_id: str) -> A.Voice:
         for v in self.voices:
@@ -355,9 +383,16 @@ def sample_scene(rng: np.random.Generator, lib: Library, seconds: float = 10.0, 
         scene.sources.append(SourceSpec(name, kind, cut, snd, az, el, dist, h,
                                         float(10 ** (div.uniform(-6.0, 0.0) / 20)), moving,
                                         look=_sample_look(div) if options.realistic_cutouts else None))
+    extra_sounds = False
+    if options.extra_sound_share > 0 and lib.sound_groups:  # drawn only when on (sets stay the same)
+        xr = np.random.default_rng(div.integers(2 ** 63))
+        extra_sounds = bool(xr.random() < options.extra_sound_share)
+        for src in scene.sources if extra_sounds else ():
+            if src.kind == "stamp":
+                src.kind, src.sound = "recording", lib.sound_groups[int(xr.integers(len(lib.sound_groups)))].id
     if photograph:
         scene.photo = _sample_pan(div, lib, scene)
-    elif lib.cutouts and (scenario in (None, "single_static", "two_sources") and div.random() < options.distractor_share):
+    elif lib.cutouts and not extra_sounds and (scenario in (None, "single_static", "two_sources") and div.random() < options.distractor_share):
         used = {src.cutout for src in scene.sources}
         candidates = [c for c in lib.cutouts if str(c.png) not in used]
         for _ in range(int(div.integers(1, 3))):
@@ -516,6 +551,8 @@ def source_signal(rng: np.random.Generator, lib: Library, src: SourceSpec, n: in
             x[:m] += lib.soundfont.note(zones, int(rng.choice(scale)), m / sr, sr)
     elif src.kind == "speech":
         x = _speech(rng, lib, lib.voice(src.sound), n)
+    elif src.kind == "recording":
+        x = _recording(rng, lib, lib.sound_group(src.sound), n)
     else:
         raise ValueError(f"unknown source kind {src.kind!r} (silent distractors have no signal)")
     if lib.options.sound_colour_db > 0:  # drawn only when on: sets made without it stay the same
@@ -541,6 +578,20 @@ def colour_sound(x: np.ndarray, rng: np.random.Generator, max_db: float, sample_
     f = np.fft.rfftfreq(x.size, 1.0 / sample_rate)
     curve_db = np.interp(np.log(np.maximum(f, 1.0)), knots, gains_db)
     return np.fft.irfft(np.fft.rfft(x) * 10.0 ** (curve_db / 20.0), n=x.size).astype(np.float32)
+
+
+def _recording(rng: np.random.Generator, lib: Library, group: "recordings.SoundGroup", n: int) -> np.ndarray:
+    """``(n,) float32``: random recordings of ``group`` one after another, 0-0.5 s apart,
+    starting after 0-0.3 s (an effect group of one file loops, as a stamp's sound does)."""
+    sr = lib.sample_rate
+    pieces = [np.zeros(int(rng.uniform(0.0, 0.3) * sr), np.float32)]
+    total = len(pieces[0])
+    while total < n:
+        x = lib.sound(group.files[int(rng.integers(len(group.files)))])
+        gap = np.zeros(int(rng.uniform(0.0, 0.5) * sr), np.float32)
+        pieces += [x, gap]
+        total += len(x) + len(gap)
+    return np.concatenate(pieces)[:n]
 
 
 def _speech(rng: np.random.Generator, lib: Library, voice: A.Voice, n: int) -> np.ndarray:
