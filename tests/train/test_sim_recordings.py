@@ -72,3 +72,20 @@ def test_setup_installs_every_collection_package():
     setup = (Path(__file__).resolve().parents[2] / "scripts" / "setup.sh").read_text()
     missing = [p for p in R.PACKAGES if p not in setup]
     assert not missing, f"scripts/setup.sh --with-assets does not install {missing}"
+
+
+def test_an_empty_recording_is_a_clear_error(tmp_path):
+    from streambin.train.sim.scene import _recording
+
+    empty = tmp_path / "empty.wav"
+    sf.write(str(empty), np.zeros(0, np.float32), 16000)
+
+    class _Lib:  # the two things _recording asks of a Library
+        sample_rate = 16000
+
+        @staticmethod
+        def sound(path):
+            return sf.read(str(path), dtype="float32")[0]
+
+    with pytest.raises(ValueError, match="empty"):
+        _recording(np.random.default_rng(0), _Lib(), R.SoundGroup("effect:x/empty", (empty,)), 16000)

@@ -587,7 +587,10 @@ def _recording(rng: np.random.Generator, lib: Library, group: "recordings.SoundG
     pieces = [np.zeros(int(rng.uniform(0.0, 0.3) * sr), np.float32)]
     total = len(pieces[0])
     while total < n:
-        x = lib.sound(group.files[int(rng.integers(len(group.files)))])
+        path = group.files[int(rng.integers(len(group.files)))]
+        x = lib.sound(path)
+        if x.size == 0:  # it would add nothing but gaps (and, with a zero gap, never fill n)
+            raise ValueError(f"recording {path} of sound group {group.id!r} is empty")
         gap = np.zeros(int(rng.uniform(0.0, 0.5) * sr), np.float32)
         pieces += [x, gap]
         total += len(x) + len(gap)
