@@ -172,9 +172,9 @@ def scene_sidecar(scene, lib, bboxes, name: str, index: int, seed: int, scale: f
     if scene.head != "base":
         from .sim.heads import describe_head
         head.update(describe_head(scene.head))
-    extra = {"sound_colour_db": lib.options.sound_colour_db} if lib.options.sound_colour_db > 0 else {}
-    if lib.options.extra_sound_share > 0:
-        extra["extra_sound_share"] = lib.options.extra_sound_share
+    # Options that are off by default are written only when on, so older sidecars stay the same.
+    extra = {k: getattr(lib.options, k) for k in ("sound_colour_db", "extra_sound_share")
+             if getattr(lib.options, k) > 0}
     return {
         **extra,
         "clip": name, "index": index, "seed": seed, "pool": scene.pool,

@@ -43,6 +43,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from .recordings import SOUND_ROOT
+
 DEFAULT_SOFA = Path("/usr/share/libmysofa/MIT_KEMAR_normal_pinna.sofa")
 DEFAULT_STAMPS = Path("/usr/share/tuxpaint/stamps")
 DEFAULT_SF2 = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
@@ -98,7 +100,7 @@ class AssetPaths:
     backgrounds: list[Path] | None = None
     instruments: dict = field(default_factory=lambda: dict(INSTRUMENTS))
     background_dirs: tuple = field(default_factory=lambda: BACKGROUND_DIRS)
-    sound_root: Path = Path("/usr/share")  # where recordings.COLLECTIONS' directories live
+    sound_root: Path = SOUND_ROOT  # where recordings.COLLECTIONS' directories live
 
     def check(self) -> None:
         """Raise :class:`MissingAssetError` naming the package for the first missing asset."""

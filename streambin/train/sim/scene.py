@@ -387,8 +387,8 @@ def sample_scene(rng: np.random.Generator, lib: Library, seconds: float = 10.0, 
     if options.extra_sound_share > 0 and lib.sound_groups:  # drawn only when on (sets stay the same)
         xr = np.random.default_rng(div.integers(2 ** 63))
         extra_sounds = bool(xr.random() < options.extra_sound_share)
-        for src in scene.sources if extra_sounds else ():
-            if src.kind == "stamp":
+        if extra_sounds:
+            for src in (s for s in scene.sources if s.kind == "stamp"):
                 src.kind, src.sound = "recording", lib.sound_groups[int(xr.integers(len(lib.sound_groups)))].id
     if photograph:
         scene.photo = _sample_pan(div, lib, scene)
