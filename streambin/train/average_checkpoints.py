@@ -35,6 +35,13 @@ from streambin.train.checkpoint import config_from_checkpoint, save_checkpoint
 __all__ = ["interpolate_states", "interpolate_checkpoints", "main"]
 
 
+def _checked_weight(weight: float) -> float:
+    weight = float(weight)
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"weight must be in [0, 1], got {weight}")
+    return weight
+
+
 def interpolate_states(base: Dict[str, torch.Tensor], tuned: Dict[str, torch.Tensor],
                        weight: float) -> Dict[str, torch.Tensor]:
     """``(1 - weight) * base + weight * tuned`` per floating-point entry; others from ``tuned``.
@@ -43,9 +50,7 @@ def interpolate_states(base: Dict[str, torch.Tensor], tuned: Dict[str, torch.Ten
     difference otherwise); ``weight`` in [0, 1]. The sum is formed in float64 and stored in each
     entry's own dtype.
     """
-    weight = float(weight)
-    if not 0.0 <= weight <= 1.0:
-        raise ValueError(f"weight must be in [0, 1], got {weight}")
+    weight = _checked_weight(weight)
     only_base, only_tuned = sorted(set(base) - set(tuned)), sorted(set(tuned) - set(base))
     if only_base or only_tuned:
         raise ValueError(f"the two generators differ in their entries: only in base {only_base[:5]}, "
@@ -69,10 +74,11 @@ def interpolate_checkpoints(base_path: str, tuned_path: str, weight: float, out_
     it adds no weights); :class:`CheckpointError` for unreadable files or differing networks,
     :class:`ValueError` for a bad ``weight``.
     """
+    weight = _checked_weight(weight)
     base, tuned = read_checkpoint(base_path), read_checkpoint(tuned_path)
     base_cfg, cfg = config_from_checkpoint(base, base_path), config_from_checkpoint(tuned, tuned_path)
-    base_net, tuned_net = generator_kwargs(base_cfg), generator_kwargs(cfg)
-    base_net.pop("mirror_average", None), tuned_net.pop("mirror_average", None)
+    base_net, tuned_net = ({k: v for k, v in generator_kwargs(c).items() if k != "mirror_average"}
+                           for c in (base_cfg, cfg))
     if base_net != tuned_net:
         differ = {k: (base_net.get(k), tuned_net.get(k)) for k in set(base_net) | set(tuned_net)
                   if base_net.get(k) != tuned_net.get(k)}
@@ -80,9 +86,7 @@ def interpolate_checkpoints(base_path: str, tuned_path: str, weight: float, out_
                               f"(base, tuned): {differ}")
     try:
         state = interpolate_states(generator_state(base), generator_state(tuned), weight)
-    except ValueError as exc:
-        if "weight must be" in str(exc):
-            raise
+    except ValueError as exc:  # the weight is checked above, so this is the states' mismatch
         raise CheckpointError(f"{base_path} and {tuned_path}: {exc}") from exc
     gen = BinauralGenerator(**generator_kwargs(cfg))
     gen.load_state_dict(state, strict=True)
