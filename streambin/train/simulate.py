@@ -173,7 +173,7 @@ def scene_sidecar(scene, lib, bboxes, name: str, index: int, seed: int, scale: f
         from .sim.heads import describe_head
         head.update(describe_head(scene.head))
     # Options that are off by default are written only when on, so older sidecars stay the same.
-    extra = {k: getattr(lib.options, k) for k in ("sound_colour_db", "extra_sound_share")
+    extra = {k: getattr(lib.options, k) for k in ("sound_colour_db", "extra_sound_share", "synth_sound_share")
              if getattr(lib.options, k) > 0}
     return {
         **extra,
@@ -297,7 +297,7 @@ def options_from_args(a):
         realistic_cutouts=not a.no_realistic_cutouts,
         procedural_share=0.0 if a.no_procedural else a.procedural_share,
         many_backgrounds=not a.skimage_backgrounds_only, sound_colour_db=a.sound_colour,
-        extra_sound_share=a.extra_sounds)
+        extra_sound_share=a.extra_sounds, synth_sound_share=a.synth_sounds)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -351,6 +351,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of clips whose stamps play recorded effects or spoken words from "
                         "other Debian packages (streambin.train.sim.recordings) instead of their own "
                         "sounds, without distractors (default 0: off)")
+    g.add_argument("--synth-sounds", type=float, default=0.0, metavar="SHARE",
+                   help="share of the other clips whose stamps play sounds synthesised from a seed of "
+                        "their own (streambin.train.sim.synth_sounds: noise bands, harmonic tones, "
+                        "sweeps, click trains), without distractors; not with --pool ood (default 0: off)")
     g.add_argument("--no-camera-effects", action="store_true", help="perfect camera pictures")
     g.add_argument("--no-realistic-cutouts", action="store_true",
                    help="hard-edged cut-outs without shadows, heights 0.5-1 m")
@@ -370,6 +374,10 @@ def main(argv=None) -> int:
         return 0
     if a.pool == "all" and not a.legacy:
         print("error: --pool all (no train/OOD split) is only for --legacy sets", file=sys.stderr)
+        return 2
+    if a.synth_sounds > 0 and a.pool == "ood":
+        print("error: --synth-sounds is a training device: held-out (--pool ood) sets hear only sounds "
+              "training never hears", file=sys.stderr)
         return 2
     paths = A.AssetPaths(sofa=a.sofa, stamps=a.stamps, sf2=None if a.no_instruments else a.sf2)
     try:

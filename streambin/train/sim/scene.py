@@ -28,7 +28,7 @@ import numpy as np
 
 from . import assets as A
 from . import picture as P
-from . import pools, recordings
+from . import pools, recordings, synth_sounds
 from .hrtf import HrirSet, load_sofa
 from .render import (RoomModel, RoomSpec, anechoic_brir, binaural_tail, direction_to_offset,
                      render_keyframed)
@@ -66,6 +66,11 @@ class SceneOptions:
             spoken words (:mod:`streambin.train.sim.recordings`) instead of the stamp's own
             sound; such clips get no silent distractors (0: off, the default, so sets made
             before it are unchanged).
+        synth_sound_share: share of the clips not given recorded sounds whose stamp sources
+            play a sound synthesised from a seed of their own (:mod:`streambin.train.sim.synth_sounds`:
+            noise bands, harmonic tones, sweeps, click trains); such clips get no silent
+            distractors. Train and all pools only: held-out sets hear no synthesised sound
+            (0: off, the default, so sets made before it are unchanged).
     """
 
     hfov_range_deg: tuple | None = (60.0, 100.0)
@@ -79,10 +84,11 @@ class SceneOptions:
     many_backgrounds: bool = True
     sound_colour_db: float = 0.0
     extra_sound_share: float = 0.0
+    synth_sound_share: float = 0.0
 
     def __post_init__(self):
         for name in ("photograph_share", "distractor_share", "speech_share", "procedural_share",
-                     "extra_sound_share"):
+                     "extra_sound_share", "synth_sound_share"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {v}")
@@ -122,10 +128,10 @@ class SourceSpec:
     """One sound source of a scene; per-frame arrays have shape ``(n_frames,)``."""
 
     name: str
-    kind: str                 # sound kind: "stamp", "instrument", "speech", "recording" or "none" (silent)
+    kind: str                 # sound kind: "stamp", "instrument", "speech", "recording", "synth" or "none" (silent)
     cutout: str               # path of the RGBA cut-out
     sound: str                # stamp: sound file; instrument: "sf2:<program>"; speech: voice id;
-                              # recording: a recordings.SoundGroup id
+                              # recording: a recordings.SoundGroup id; synth: synth_sounds.sound_id
     azimuth_deg: np.ndarray
     elevation_deg: np.ndarray
     distance_m: np.ndarray
@@ -229,6 +235,9 @@ class Library:
                 raise A.MissingAssetError(
                     f"extra_sound_share > 0 but no recorded sound under {paths.sound_root} in pool "
                     f"{pool!r}: install any of the Debian packages {', '.join(recordings.PACKAGES)}")
+        if options.synth_sound_share > 0 and pool == "ood":
+            raise ValueError("synth_sound_share > 0 with pool 'ood': synthesised sounds are a training "
+                             "device, and held-out sets hear only sounds training never hears")
         if not self.stamps and not self.instruments:
             raise A.MissingAssetError(f"no sounding stamp or instrument in pool {pool!r}")
         if not self.background_assets and not (options.procedural_share > 0 and pool != "ood"):
@@ -383,16 +392,22 @@ def sample_scene(rng: np.random.Generator, lib: Library, seconds: float = 10.0, 
         scene.sources.append(SourceSpec(name, kind, cut, snd, az, el, dist, h,
                                         float(10 ** (div.uniform(-6.0, 0.0) / 20)), moving,
                                         look=_sample_look(div) if options.realistic_cutouts else None))
-    extra_sounds = False
+    sounds_replaced = False
     if options.extra_sound_share > 0 and lib.sound_groups:  # drawn only when on (sets stay the same)
         xr = np.random.default_rng(div.integers(2 ** 63))
-        extra_sounds = bool(xr.random() < options.extra_sound_share)
-        if extra_sounds:
+        sounds_replaced = bool(xr.random() < options.extra_sound_share)
+        if sounds_replaced:
             for src in (s for s in scene.sources if s.kind == "stamp"):
                 src.kind, src.sound = "recording", lib.sound_groups[int(xr.integers(len(lib.sound_groups)))].id
+    if not sounds_replaced and options.synth_sound_share > 0:  # drawn only when on (sets stay the same)
+        sy = np.random.default_rng(div.integers(2 ** 63))
+        sounds_replaced = bool(sy.random() < options.synth_sound_share)
+        if sounds_replaced:
+            for src in (s for s in scene.sources if s.kind == "stamp"):
+                src.kind, src.sound = "synth", synth_sounds.sound_id(int(sy.integers(2 ** 63)))
     if photograph:
         scene.photo = _sample_pan(div, lib, scene)
-    elif lib.cutouts and not extra_sounds and (scenario in (None, "single_static", "two_sources") and div.random() < options.distractor_share):
+    elif lib.cutouts and not sounds_replaced and (scenario in (None, "single_static", "two_sources") and div.random() < options.distractor_share):
         used = {src.cutout for src in scene.sources}
         candidates = [c for c in lib.cutouts if str(c.png) not in used]
         for _ in range(int(div.integers(1, 3))):
@@ -553,6 +568,8 @@ def source_signal(rng: np.random.Generator, lib: Library, src: SourceSpec, n: in
         x = _speech(rng, lib, lib.voice(src.sound), n)
     elif src.kind == "recording":
         x = _recording(rng, lib, lib.sound_group(src.sound), n)
+    elif src.kind == "synth":
+        x = synth_sounds.synth_sound(src.sound, n, sr)
     else:
         raise ValueError(f"unknown source kind {src.kind!r} (silent distractors have no signal)")
     if lib.options.sound_colour_db > 0:  # drawn only when on: sets made without it stay the same
