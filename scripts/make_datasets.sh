@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Regenerate the generated data sets that docs/results.md's runs were trained and scored on.
+# Nothing here is downloaded: every clip is drawn by streambin.train.simulate from the Debian
+# packages `scripts/setup.sh --with-assets` installs, clip i from default_rng([seed, i]), so the
+# same command gives the same clip on any machine with the same packages.
+#
+#   scripts/make_datasets.sh eval  ROOT   the evaluation sets: ROOT/ood_val (200 held-out-pool
+#                                         scenes, 40 per scenario) and the 200 test clips of
+#                                         ROOT/simbin (the first set's in-domain test split)
+#   scripts/make_datasets.sh train ROOT   ROOT/simall: every training scene family in one root,
+#                                         8,700 clips (6,960 train / 870 val / 870 test), and
+#                                         splits/val320.txt, the first 320 validation clips
+#
+# Each family has its own clip-index range, so they share one root without name clashes, and the
+# split rule (a function of the clip index and seed) gives every clip the split it had in the
+# smaller sets the results name (simdiv, simxs, simleg, simsyn). About 45 min on 2 cores for
+# `train`, 3 min for `eval`. Regenerating a clip rewrites it with the same bytes; to continue a
+# cut-off family, run its line by hand with --start at its first missing clip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+usage() { echo "usage: scripts/make_datasets.sh {eval|train} ROOT [--workers N]" >&2; exit 2; }
+[ $# -ge 2 ] || usage
+what=$1; root=$2; shift 2
+workers=2
+if [ $# -gt 0 ]; then
+  [ "$1" = "--workers" ] && [ $# -eq 2 ] || usage
+  workers=$2
+fi
+PY=${PYTHON:-.venv/bin/python}
+sim() { "$PY" -m streambin.train.simulate --seconds 10 --seed 100 --rooms --moving --workers "$workers" "$@"; }
+
+case "$what" in
+  eval)
+    "$PY" -m streambin.train.simulate --out "$root/ood_val" --clips 200 --seconds 10 --seed 2026 \
+      --pool ood --mix validation --rooms --moving --workers "$workers"
+    # The first training set's test clips, byte for byte (--legacy --pool all reproduces it).
+    "$PY" -m streambin.train.simulate --out "$root/simbin" --clips 2000 --seconds 10 --seed 0 \
+      --rooms --moving --legacy --pool all --only-split test --workers "$workers"
+    ;;
+  train)
+    out="$root/simall"
+    sim --out "$out" --clips 2500 --start 0                                   # diverse scenes (simdiv)
+    sim --out "$out" --clips 700 --start 5000 --legacy --pool train            # first-set-style (simdiv)
+    sim --out "$out" --clips 1500 --start 5700 --legacy --pool train           # first-set-style (simleg)
+    sim --out "$out" --clips 1200 --start 30000 --extra-sounds 0.5             # recorded sounds (simxs)
+    sim --out "$out" --clips 1200 --start 32000 --extra-sounds 1.0             # recorded sounds (simxs)
+    sim --out "$out" --clips 1600 --start 40000 --synth-sounds 1.0             # synthesised (simsyn)
+    "$PY" -m streambin.train.simulate --out "$out" --splits-only --seed 100
+    head -n 320 "$out/splits/val.txt" > "$out/splits/val320.txt"
+    ;;
+  *) usage ;;
+esac
