@@ -13,8 +13,8 @@
 #
 # Each family has its own clip-index range, so they share one root without name clashes, and the
 # split rule (a function of the clip index and seed) gives every clip the split it had in the
-# smaller sets the results name (simdiv, simxs, simleg, simsyn). About 45 min on 2 cores for
-# `train`, 3 min for `eval`. Regenerating a clip rewrites it with the same bytes; to continue a
+# smaller sets the results name (simdiv, simxs, simleg, simsyn). About 35 min on 2 cores for
+# `train`, about 1 min for `eval` (measured once each, docs/results.md). Regenerating a clip rewrites it with the same bytes; to continue a
 # cut-off family, run its line by hand with --start at its first missing clip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,24 +28,22 @@ if [ $# -gt 0 ]; then
   workers=$2
 fi
 PY=${PYTHON:-.venv/bin/python}
-sim() { "$PY" -m streambin.train.simulate --seconds 10 --seed 100 --rooms --moving --workers "$workers" "$@"; }
+sim() { "$PY" -m streambin.train.simulate --seconds 10 --rooms --moving --workers "$workers" "$@"; }
 
 case "$what" in
   eval)
-    "$PY" -m streambin.train.simulate --out "$root/ood_val" --clips 200 --seconds 10 --seed 2026 \
-      --pool ood --mix validation --rooms --moving --workers "$workers"
+    sim --out "$root/ood_val" --clips 200 --seed 2026 --pool ood --mix validation
     # The first training set's test clips, byte for byte (--legacy --pool all reproduces it).
-    "$PY" -m streambin.train.simulate --out "$root/simbin" --clips 2000 --seconds 10 --seed 0 \
-      --rooms --moving --legacy --pool all --only-split test --workers "$workers"
+    sim --out "$root/simbin" --clips 2000 --seed 0 --legacy --pool all --only-split test
     ;;
   train)
     out="$root/simall"
-    sim --out "$out" --clips 2500 --start 0                                   # diverse scenes (simdiv)
-    sim --out "$out" --clips 700 --start 5000 --legacy --pool train            # first-set-style (simdiv)
-    sim --out "$out" --clips 1500 --start 5700 --legacy --pool train           # first-set-style (simleg)
-    sim --out "$out" --clips 1200 --start 30000 --extra-sounds 0.5             # recorded sounds (simxs)
-    sim --out "$out" --clips 1200 --start 32000 --extra-sounds 1.0             # recorded sounds (simxs)
-    sim --out "$out" --clips 1600 --start 40000 --synth-sounds 1.0             # synthesised (simsyn)
+    train_sim() { sim --out "$out" --seed 100 "$@"; }
+    train_sim --clips 2500 --start 0                          # diverse scenes (simdiv)
+    train_sim --clips 2200 --start 5000 --legacy --pool train # first-set-style (simdiv 5000-5699, simleg)
+    train_sim --clips 1200 --start 30000 --extra-sounds 0.5   # recorded sounds (simxs)
+    train_sim --clips 1200 --start 32000 --extra-sounds 1.0   # recorded sounds (simxs)
+    train_sim --clips 1600 --start 40000 --synth-sounds 1.0   # synthesised sounds (simsyn)
     "$PY" -m streambin.train.simulate --out "$out" --splits-only --seed 100
     head -n 320 "$out/splits/val.txt" > "$out/splits/val320.txt"
     ;;
