@@ -180,9 +180,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import torch
 
     from streambin.train.checkpoint import CheckpointError, load_generator
+    from streambin.train.cpu_numerics import flush_denormals
     from streambin.train.data import SimBinauralDataset
     from streambin.train.evaluate import offline_predictor
 
+    flush_denormals()
     try:
         model, cfg = load_generator(args.checkpoint, mirror_average=False)
         device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))

@@ -50,6 +50,7 @@ from torch.utils.data import DataLoader, Dataset
 from streambin.nets import BinauralGenerator
 from streambin.train.build import generator_kwargs
 from streambin.train.checkpoint import GENERATOR_PREFIX, load_generator, read_checkpoint, save_checkpoint
+from streambin.train.cpu_numerics import flush_denormals
 from streambin.train.data import colour_jitter
 
 STUDENT_TRUNKS = ("compact",)
@@ -313,6 +314,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--resume", action="store_true", help="continue <out>/last.pt (a larger --steps extends it)")
     args = ap.parse_args(argv)
+    flush_denormals()
     try:
         result = run(args.teacher, args.data, args.out, args.steps, trunk=args.trunk,
                      splits=[s for s in args.splits.split(",") if s], frames_per_clip=args.frames_per_clip,

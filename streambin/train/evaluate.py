@@ -75,6 +75,7 @@ from streambin.signal_contract import (apply_masks_torch, check_side_gain, input
                                        scale_side_output, stft_torch)
 from streambin.train import localisation_eval as L
 from streambin.train import metrics as M
+from streambin.train.cpu_numerics import flush_denormals
 
 # (mono (n,) float at the model rate, frames (n_frames, H, W, 3) uint8, fps, visual_mode) ->
 # (2, n) float32 left/right at the model rate; visual_mode as in predict_clip.
@@ -706,6 +707,7 @@ def _run_streamed(args, make_dataset, localisation):
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    flush_denormals()
     results = run(args)
     sys.stdout.write(markdown_table(results))
     return 0

@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader
 
 from streambin.nets.generator import IMAGENET_MEAN, IMAGENET_STD
 from streambin.nets.resnet import ResNet18Trunk
+from streambin.train.cpu_numerics import flush_denormals
 from streambin.train.recipes.parts import LocalisationHead
 
 
@@ -196,6 +197,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--ood-data", default=None,
                    help="also score the 'all' split of this set (e.g. the OOD validation set)")
     a = p.parse_args(argv)
+    flush_denormals()
     try:
         summary = pretrain(a.data, a.out, a.steps, tuple(a.visual_size), a.batch_size, a.lr, a.seed,
                            a.num_workers, progress=not a.no_progress, resume=a.resume,

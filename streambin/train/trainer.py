@@ -35,6 +35,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from streambin.train.checkpoint import GENERATOR_PREFIX, read_checkpoint, save_checkpoint
 from streambin.train.config import Config, save_config
+from streambin.train.cpu_numerics import flush_denormals
 from streambin.train.recipes import get_recipe
 
 
@@ -139,6 +140,7 @@ class Trainer:
         self.device = torch.device(device) if device is not None else default_device(self.info)
         if self.device.type == "cpu":
             set_cpu_threads(self.info)
+            flush_denormals()
         self.out_dir = out_dir
         self.progress = progress
 
