@@ -18,6 +18,7 @@ network-input level and ``(B, 64, 128, 3)`` uint8 frames; the denormals come fro
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import statistics
 import sys
@@ -29,6 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.machine import machine_description, write_result  # noqa: E402
 from streambin.train.checkpoint import load_generator  # noqa: E402
+from streambin.train.cpu_numerics import flush_denormals  # noqa: E402
 
 SMALLEST_NORMAL = torch.finfo(torch.float32).tiny  # 1.18e-38
 
@@ -73,22 +75,20 @@ def _time(fn, n: int) -> float:
 
 
 def measure(path: str, repeats: int, batch: int) -> dict:
-    model, cfg = load_generator(path, mirror_average=False)
+    model, cfg = load_generator(path, mirror_average=False)  # eval mode: the checkpoint's inference
+    # The training step updates BatchNorm statistics; its own copy keeps them out of `model`.
+    trained = copy.deepcopy(model).train()
     spec1, frames1 = _inputs(cfg, 1)
     specb, framesb = _inputs(cfg, batch)
 
     def infer():
-        model.eval()
         with torch.no_grad():
             model(spec1, frames1)
 
     def train_step():
-        model.train()
-        model.zero_grad(set_to_none=True)
-        out = model(specb, framesb)
-        (out if isinstance(out, torch.Tensor) else out[0]).pow(2).mean().backward()
+        trained.zero_grad(set_to_none=True)
+        trained(specb, framesb).pow(2).mean().backward()
 
-    model.eval()
     share = denormal_share(model, spec1, frames1)
     times = {(kind, flush): [] for kind in ("inference_ms", "train_step_ms") for flush in (False, True)}
     for _ in range(repeats):
@@ -119,7 +119,7 @@ def main(argv=None) -> int:
     if not paths or missing or args.repeats < 1 or args.batch < 1 or args.threads < 1:
         ap.error(f"need existing checkpoints (missing: {missing or 'none'}) and --repeats, --batch, "
                  f"--threads >= 1")
-    if not torch.set_flush_denormal(True):
+    if not flush_denormals():
         ap.error("torch cannot flush denormals on this CPU (needs x86 with SSE3): nothing to compare")
     torch.set_flush_denormal(False)
     torch.set_num_threads(args.threads)

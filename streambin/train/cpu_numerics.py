@@ -2,11 +2,10 @@
 
 Denormal floats (magnitudes below 1.18e-38) take a slow path on x86 cores. As a network
 trains, some activations and gradients drift into that range, and every convolution that
-touches them slows down: the from-scratch Mono2Binaural run (docs/results.md, "From scratch on
-every training scene family") went from 0.9 to 2.2-2.4 s per step between steps 2,500 and
-4,000, and one forward pass of its step-4,000 weights took 74.7 ms against 22.4 ms with denormals
-flushed (the step-2,500 weights: 22.5 ms either way). Flushing changes only values below
-1.18e-38, far under anything the losses or the metrics resolve.
+touches them slows down: a training step of the from-scratch Mono2Binaural run's step-4,000
+weights took 3.1x as long as with denormals flushed, and its inference 3.0x
+(``benchmarks/train_denormals.py``; docs/results.md, "Denormal floats"). Flushing changes only
+values below 1.18e-38, far under anything the losses or the metrics resolve.
 
 The switch is process-wide (``torch.set_flush_denormal``), so the training and evaluation
 commands turn it on at start; the library's runtime does not touch the caller's process.
