@@ -74,7 +74,9 @@ def _read_stereo(path: Path) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(x.T), int(sr)
 
 
-def _load_frame(path: Path, visual_size) -> np.ndarray:
+def load_frame(path: Path, visual_size) -> np.ndarray:
+    """A frame file as ``(H, W, 3) uint8`` RGB at ``visual_size`` (H, W), resized with area
+    averaging when its size differs."""
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
         raise FileNotFoundError(f"cannot read frame {path}")
@@ -199,7 +201,7 @@ class _BinauralBase(Dataset):
             raise IndexError(f"index {i} out of range for {len(self)} clips")
         audio = self._audio(i)
         if self.mode == "eval":
-            frames = np.stack([_load_frame(self._frame_path(i, k), self.visual_size)
+            frames = np.stack([load_frame(self._frame_path(i, k), self.visual_size)
                                for k in range(1, self._n_frames(i) + 1)])
             return {"audio": torch.from_numpy(audio), "frames": torch.from_numpy(frames),
                     "fps": float(self._fps(i)), "clip": self.clips[i], "meta": self._meta(i)}
@@ -213,7 +215,7 @@ class _BinauralBase(Dataset):
         crop = crop * input_scale((crop[0] + crop[1]) / 2, self.rms, RMS_FLOOR)
         centre_s = (start + c / 2) / MODEL_SAMPLE_RATE
         k = min(int(np.floor(centre_s * self._fps(i))), self._n_frames(i) - 1) + 1
-        frame = _load_frame(self._frame_path(i, k), self.visual_size)
+        frame = load_frame(self._frame_path(i, k), self.visual_size)
         jitter = (rng.uniform(0.7, 1.3), rng.uniform(0.7, 1.3))
         frame = colour_jitter(frame, *jitter)
         flipped = bool(rng.random() < self.flip_prob)
@@ -237,7 +239,7 @@ class _BinauralBase(Dataset):
         n = self._n_frames(i)
 
         def load(kk):
-            f = colour_jitter(_load_frame(self._frame_path(i, kk), self.visual_size), *jitter)
+            f = colour_jitter(load_frame(self._frame_path(i, kk), self.visual_size), *jitter)
             return np.ascontiguousarray(f[:, ::-1] if flipped else f)
 
         if self.with_second_frame:

@@ -182,7 +182,7 @@ def sample_frames(root: Optional[str], height: int, width: int, count: int = 128
     """``(count, height, width, 3) uint8`` RGB frames for BatchNorm statistics: PNG/JPEG files
     found under ``root`` (evenly spread over the sorted list, loaded as training loads them), or
     seeded noise without one."""
-    from streambin.train.data import _load_frame
+    from streambin.train.data import load_frame
 
     if root is None:
         return np.random.default_rng(seed).integers(0, 256, (count, height, width, 3), dtype=np.uint8)
@@ -190,7 +190,7 @@ def sample_frames(root: Optional[str], height: int, width: int, count: int = 128
     if not files:
         raise FileNotFoundError(f"no PNG/JPEG frames under {root}")
     picks = [files[i] for i in np.linspace(0, len(files) - 1, min(count, len(files))).astype(int)]
-    return np.stack([_load_frame(p, (height, width)) for p in picks])
+    return np.stack([load_frame(p, (height, width)) for p in picks])
 
 
 def sample_specs(root: Optional[str], cfg: Config, count: int = 64, seed: int = 0) -> np.ndarray:

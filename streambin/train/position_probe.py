@@ -1,0 +1,194 @@
+"""How precisely does a checkpoint's visual feature say where the sounding source is?
+
+The audio net places a source only as well as the visual feature it receives tells it the
+source's azimuth. This command measures that with a linear probe: a ridge regression from the
+feature (``BinauralGenerator.visual``'s output for one frame, without mirror averaging) to the
+source's azimuth, fitted on frames of one split and scored on others. A probe error far above
+the angular precision that the side needs (a few degrees near the centre, where the time
+difference between the ears changes fastest) says the visual front end, not the audio net, is
+what limits the placement.
+
+Frames: clips with exactly one sounding source (distractors allowed), ``--frames-per-clip``
+frames each at random, every frame also mirrored (azimuth negated), so the probe cannot lean
+to one side. The ridge strength is chosen from ``RIDGE_GRID`` on a fifth of the fitting clips
+held out, then refitted on all of them.
+
+Reported per scored split (the JSON's ``"splits"``): ``mae_deg`` (mean absolute azimuth
+error), ``mae_near_centre_deg`` (sources within ``NEAR_CENTRE_DEG``), ``side_accuracy`` (the
+sign, off the centre), ``slope`` (least-squares slope of predicted on true azimuth: 1 is
+uncompressed) and ``constant_mae_deg`` (predicting the fitting frames' mean azimuth, for scale).
+
+    python -m streambin.train.position_probe --checkpoint runs/x.pt \\
+        --fit /work/data/simall:train --score /work/data/simall:val320 /work/data/ood_val:all \\
+        --max-clips 2000 --out docs/results/position_probe_x.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from streambin.train.checkpoint import load_generator
+from streambin.train.cpu_numerics import flush_denormals
+from streambin.train.data import load_frame
+
+NEAR_CENTRE_DEG = 10.0
+RIDGE_GRID = (0.1, 1.0, 10.0, 100.0, 1000.0)
+BATCH = 64
+
+
+def split_spec(text: str) -> Tuple[Path, str]:
+    """``"ROOT:SPLIT"`` -> ``(Path(ROOT), SPLIT)``; the split file must exist."""
+    root, sep, split = text.rpartition(":")
+    if not sep or not root or not split:
+        raise argparse.ArgumentTypeError(f"expected DATA_ROOT:SPLIT (e.g. /work/data/simall:train), got {text!r}")
+    path = Path(root) / "splits" / f"{split}.txt"
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"split file {path} not found")
+    return Path(root), split
+
+
+def single_source_frames(root: Path, split: str, frames_per_clip: int, max_clips: int,
+                         seed: int) -> List[Tuple[Path, float, str]]:
+    """``[(frame path, azimuth in degrees, clip)]`` for the first ``max_clips`` clips of the split
+    (0: all) that have exactly one sounding source, ``frames_per_clip`` random frames each."""
+    if frames_per_clip < 1:
+        raise ValueError(f"frames_per_clip must be >= 1, got {frames_per_clip}")
+    clips = [c.strip() for c in (root / "splits" / f"{split}.txt").read_text().splitlines() if c.strip()]
+    if max_clips > 0:
+        clips = clips[:max_clips]
+    rng = np.random.default_rng(seed)
+    out = []
+    for clip in clips:
+        meta_path = root / "meta" / f"{clip}.json"
+        if not meta_path.is_file():
+            raise FileNotFoundError(f"clip {clip!r} has no sidecar {meta_path}: the probe needs source azimuths")
+        meta = json.loads(meta_path.read_text())
+        sounding = [s for s in meta.get("sources", []) if not s.get("silent", False)]
+        if len(sounding) != 1:
+            continue
+        azimuths = sounding[0]["azimuth_deg"]
+        for k in rng.integers(1, int(meta["n_frames"]) + 1, size=frames_per_clip):
+            out.append((root / "frames" / clip / f"{int(k):06d}.png", float(azimuths[min(k, len(azimuths)) - 1]), clip))
+    return out
+
+
+@torch.no_grad()
+def features(generator, frames: Sequence[Tuple[Path, float, str]], visual_size, desc: str):
+    """``(X (2N, D) float64, azimuth (2N,))``: each frame's feature, then each mirrored frame's
+    (azimuth negated)."""
+    own, mirrored = [], []
+    for i in tqdm(range(0, len(frames), BATCH), desc=desc, unit="batch", leave=False):
+        batch = np.stack([load_frame(p, visual_size) for p, _, _ in frames[i:i + BATCH]])
+        x = torch.from_numpy(batch)
+        own.append(generator.visual(x).flatten(1).double().numpy())
+        mirrored.append(generator.visual(x.flip(2)).flatten(1).double().numpy())
+    az = np.array([a for _, a, _ in frames])
+    return np.concatenate(own + mirrored), np.concatenate([az, -az])
+
+
+class Ridge:
+    """Ridge regression on standardised features (closed form)."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, strength: float):
+        self.mean, self.scale = x.mean(0), x.std(0) + 1e-8
+        z = (x - self.mean) / self.scale
+        self.offset = float(y.mean())
+        self.weights = np.linalg.solve(z.T @ z + strength * np.eye(z.shape[1]), z.T @ (y - self.offset))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return ((x - self.mean) / self.scale) @ self.weights + self.offset
+
+
+def choose_strength(x: np.ndarray, y: np.ndarray, clips: Sequence[str], seed: int) -> Dict[float, float]:
+    """Held-out MAE (degrees) for each strength in ``RIDGE_GRID``: a fifth of the clips held out
+    (both a frame and its mirror go with their clip)."""
+    names = sorted(set(clips))
+    held = set(np.random.default_rng(seed).permutation(names)[: max(1, len(names) // 5)])
+    mask = np.array([c in held for c in clips] * 2)
+    if mask.all() or not mask.any():
+        raise ValueError(f"need at least two single-source clips to choose the ridge strength, got {len(names)}")
+    return {s: float(np.abs(Ridge(x[~mask], y[~mask], s)(x[mask]) - y[mask]).mean()) for s in RIDGE_GRID}
+
+
+def score(pred: np.ndarray, true: np.ndarray, constant: float) -> dict:
+    near = np.abs(true) < NEAR_CENTRE_DEG
+    off = ~near
+    return {"frames": int(true.size),
+            "mae_deg": float(np.abs(pred - true).mean()),
+            "mae_near_centre_deg": float(np.abs(pred[near] - true[near]).mean()) if near.any() else None,
+            "side_accuracy": float(np.mean(np.sign(pred[off]) == np.sign(true[off]))) if off.any() else None,
+            "slope": float(np.polyfit(true, pred, 1)[0]) if np.ptp(true) > 0 else None,
+            "constant_mae_deg": float(np.abs(constant - true).mean()),
+            "mean_abs_azimuth_deg": float(np.abs(true).mean())}
+
+
+def probe(checkpoint: str, fit: Tuple[Path, str], scored: Sequence[Tuple[Path, str]], frames_per_clip: int = 2,
+          max_clips: int = 0, score_max_clips: int = 0, seed: int = 0) -> dict:
+    """Fit the probe on ``fit`` and score it on each of ``scored`` (see the module docstring)."""
+    generator, cfg = load_generator(checkpoint, mirror_average=False)
+    generator.eval()
+    size = tuple(cfg.model.visual_size)
+    fit_frames = single_source_frames(*fit, frames_per_clip, max_clips, seed)
+    if not fit_frames:
+        raise ValueError(f"{fit[0]}:{fit[1]} has no clip with exactly one sounding source")
+    x, y = features(generator, fit_frames, size, "fit")
+    held_out = choose_strength(x, y, [c for _, _, c in fit_frames], seed)
+    strength = min(held_out, key=held_out.get)
+    model = Ridge(x, y, strength)
+    result = {"checkpoint": checkpoint, "fit": f"{fit[0]}:{fit[1]}", "fit_frames": int(y.size),
+              "feature_size": int(x.shape[1]), "ridge_strength": strength, "held_out_mae_deg": held_out,
+              "fit_mae_deg": float(np.abs(model(x) - y).mean()), "frames_per_clip": frames_per_clip,
+              "seed": seed, "splits": {}}
+    for root, split in scored:
+        frames = single_source_frames(root, split, frames_per_clip, score_max_clips, seed + 1)
+        if not frames:
+            raise ValueError(f"{root}:{split} has no clip with exactly one sounding source")
+        xs, ys = features(generator, frames, size, f"{root.name}:{split}")
+        result["splits"][f"{root}:{split}"] = score(model(xs), ys, model.offset)
+    return result
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m streambin.train.position_probe",
+                                description="How precisely a checkpoint's visual feature encodes the sounding "
+                                            "source's azimuth (a ridge probe; see the module docstring).")
+    p.add_argument("--checkpoint", required=True, help="training checkpoint (.pt)")
+    p.add_argument("--fit", required=True, type=split_spec, help="DATA_ROOT:SPLIT to fit the probe on")
+    p.add_argument("--score", required=True, nargs="+", type=split_spec, help="DATA_ROOT:SPLIT ... to score it on")
+    p.add_argument("--frames-per-clip", type=int, default=2)
+    p.add_argument("--max-clips", type=int, default=0, help="first N clips of the fitting split (0: all)")
+    p.add_argument("--score-max-clips", type=int, default=0, help="first N clips of each scored split (0: all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="write the result as JSON here")
+    args = p.parse_args(argv)
+    if args.frames_per_clip < 1:
+        p.error(f"--frames-per-clip must be >= 1, got {args.frames_per_clip}")
+    if args.max_clips < 0 or args.score_max_clips < 0:
+        p.error("--max-clips and --score-max-clips must be >= 0")
+    flush_denormals()
+    result = probe(args.checkpoint, args.fit, args.score, args.frames_per_clip, args.max_clips,
+                   args.score_max_clips, args.seed)
+    print(f"fit {result['fit']}: {result['fit_frames']} frames, feature {result['feature_size']}, "
+          f"ridge {result['ridge_strength']:g}, fit MAE {result['fit_mae_deg']:.1f} deg")
+    for name, s in result["splits"].items():
+        near = "-" if s["mae_near_centre_deg"] is None else f"{s['mae_near_centre_deg']:.1f}"
+        side = "-" if s["side_accuracy"] is None else f"{s['side_accuracy']:.3f}"
+        slope = "-" if s["slope"] is None else f"{s['slope']:.2f}"
+        print(f"{name}: {s['frames']} frames, MAE {s['mae_deg']:.1f} deg (constant {s['constant_mae_deg']:.1f}), "
+              f"near the centre {near}, side {side}, slope {slope}")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
