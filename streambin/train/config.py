@@ -221,6 +221,14 @@ class RecipesConfig:
     # the simulator's boxes). 0 = the papers' loss. Not in the papers: ours, for training the
     # visual net from scratch on a CPU budget (see docs/results.md).
     localisation_weight: float = 0.0
+    # mono2binaural / apnet: weight of a refinement of that loss: where in its column each
+    # source's box centre lies (L1 on a per-column offset in [0, 1], read from the feature the
+    # audio net receives). The column loss alone says which quarter of the picture holds a
+    # source; the audio net needs finer azimuths (a linear probe on the shipped default's feature
+    # misses unseen pictures' azimuths by 10 degrees on average: streambin.train.position_probe,
+    # docs/results.md). It did not improve that in fine-tuning, so it is off by default.
+    # Needs localisation_weight > 0.
+    localisation_offset_weight: float = 0.0
     # mono2binaural: weight of a training-only loss on the left/right level difference per band
     # (losses.level_difference_loss). 0 = the paper's loss. Ours: the MSE alone lets predicted
     # level differences shrink where the picture is ambiguous.
@@ -244,7 +252,8 @@ class RecipesConfig:
         _positive_float(self, "recipes", ("avc_ramp_width", "avc_ild_scale_db", "avc_temperature",
                                           "geometry_frame_gap_s"))
         _non_negative(self, "recipes", ("geometry_margin", "geometry_rt60_weight", "sepstereo_lambda_sep",
-                                        "localisation_weight", "level_difference_weight"))
+                                        "localisation_weight", "localisation_offset_weight",
+                                        "level_difference_weight"))
         _positive_int(self, "recipes", ("geometry_rir_samples",))
 
 
@@ -285,6 +294,13 @@ class Config:
         averaging = sorted(name for name, cls in recipes.items() if issubclass(cls, LocalisationRecipeMixin))
         if self.recipes.mirror_averaged_loss and self.recipe not in averaging:
             raise ConfigError(f"recipes.mirror_averaged_loss is implemented for {averaging}, not {self.recipe!r}")
+        if self.recipes.localisation_offset_weight > 0:
+            if self.recipe not in averaging:
+                raise ConfigError(f"recipes.localisation_offset_weight is implemented for {averaging}, "
+                                  f"not {self.recipe!r}")
+            if self.recipes.localisation_weight <= 0:
+                raise ConfigError("recipes.localisation_offset_weight > 0 needs recipes.localisation_weight > 0 "
+                                  "(it refines the column loss and uses its source positions)")
         return self
 
     def to_dict(self) -> Dict[str, Any]:

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from streambin.train.data import SimBinauralDataset
-from streambin.train.recipes.parts import LocalisationHead
+from streambin.train.recipes.parts import LocalisationHead, PositionOffsetHead
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VISUAL = (32, 64)
@@ -55,6 +55,53 @@ def test_localisation_head_targets_the_source_columns():
     target = torch.tensor([[1, 0, 0, 0, 1], [0, 0, 1, 0, 0]], dtype=torch.float32)
     expected = torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
     assert torch.allclose(head(fmap, source_x), expected)
+
+
+def test_position_offset_head_reads_each_source_at_its_column():
+    cols, offsets, present = PositionOffsetHead.column_offsets(4, torch.tensor([[0.3, 1.0, -1.0], [0.0, 0.62, 0.9]]))
+    assert cols.tolist() == [[1, 3, 0], [0, 2, 3]]
+    assert torch.allclose(offsets, torch.tensor([[0.2, 1.0, 0.0], [0.0, 0.48, 0.6]]), atol=1e-6)
+    assert present.tolist() == [[1, 1, 0], [1, 1, 1]]
+
+    head = PositionOffsetHead(channels=3)
+    fmap = torch.randn(2, 3, 2, 4)
+    source_x = torch.tensor([[0.3, -1.0, -1.0], [0.62, 0.9, -1.0]])
+    pred = torch.sigmoid(head.conv(fmap).mean(dim=2)[:, 0])
+    expected = ((pred[0, 1] - 0.2).abs() + (pred[1, 2] - 0.48).abs() + (pred[1, 3] - 0.6).abs()) / 3
+    assert torch.allclose(head(fmap, source_x), expected, atol=1e-6)
+    # No source anywhere (blank frames): nothing to place, loss 0 and no NaN.
+    assert head(fmap, torch.full((2, 3), -1.0)).item() == 0.0
+    with pytest.raises(ValueError, match=r"\(B, 3, h, w\)"):
+        head(torch.randn(2, 5, 2, 4), source_x)
+    with pytest.raises(ValueError, match="source_x must be"):
+        head(fmap, source_x[:1])
+
+
+def test_position_offset_loss_trains_the_feature_the_audio_net_receives():
+    """The offset head reads the reduced feature (not the trunk map), so its gradient reaches the
+    reduction the audio net sees; the config refuses it without the column loss."""
+    from streambin.train.build import build_generator
+    from streambin.train.config import ConfigError, load_config
+    from streambin.train.recipes import get_recipe
+
+    cfg = load_config(None, ["model.ngf=4", f"model.visual_size=[{VISUAL[0]}, {VISUAL[1]}]",
+                             "recipes.localisation_weight=1.0", "recipes.localisation_offset_weight=0.5"])
+    recipe = get_recipe(cfg.recipe)(cfg)
+    assert recipe.loss_names[-2:] == ("localisation", "localisation_offset")
+    step = recipe.make_step_module(build_generator(cfg))
+    assert step.position_offset.conv.in_channels == cfg.model.visual_reduced_channels
+    torch.manual_seed(0)
+    audio = torch.randn(2, 2, cfg.audio.crop_samples) * 0.1
+    frames = torch.randint(0, 255, (2, *VISUAL, 3), dtype=torch.uint8)
+    source_x = torch.tensor([[0.3, -1.0, -1.0], [0.8, -1.0, -1.0]])
+    losses = step(audio, frames, source_x)
+    assert torch.allclose(losses["total"], losses["side"] + losses["localisation"] + 0.5 * losses["localisation_offset"])
+    losses["localisation_offset"].backward()
+    assert step.generator.reduce[0].weight.grad.abs().sum() > 0
+    for bad in (["recipes.localisation_offset_weight=0.5"], ["recipes.localisation_weight=1.0",
+                                                             "recipes.localisation_offset_weight=-1"]):
+        with pytest.raises(ConfigError, match="localisation_offset_weight"):
+            load_config(None, bad)
 
 
 def test_cli_with_localisation_then_init(sim_root, tmp_path):

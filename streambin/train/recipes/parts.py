@@ -9,12 +9,15 @@
   encoder (a :class:`SpecEncoder` on :func:`left_right_specs`) and the visual map, each
   global-average-pooled, concatenated, MLP -> one logit.
 - :func:`masked_mean`: mean of per-item values over the items selected by a mask.
+- :class:`LocalisationHead` / :class:`PositionOffsetHead`: the auxiliary localisation losses
+  (which columns of the visual map hold a source; where in its column each one lies).
 - :func:`mirror_averaged_outputs`: a frame's training outputs averaged with its mirror image's,
   ears swapped (what ``recipes.mirror_averaged_loss`` scores).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Tuple
 
 import torch
@@ -128,6 +131,42 @@ class LocalisationHead(nn.Module):
         return target
 
 
+class PositionOffsetHead(nn.Module):
+    """Training-only auxiliary head: where in its column of the visual feature each source lies.
+
+    ``forward(feature_map (B, C, h, w), source_x (B, S) box centres in [0, 1], -1 for no
+    source)`` -> the mean over present sources of ``|sigmoid(offset logit) - offset|``, where the
+    logit is a 1x1 conv averaged over the map's height, read at the source's column ``c =
+    floor(x * w)``, and ``offset = x * w - c`` in [0, 1). ``feature_map`` is the feature the
+    audio net receives, unflattened (mono2binaural: the reduced 8-channel map), so the position
+    it asks for is one the audio net can read. 0 when the batch has no source (blank frames).
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, 1, 1)
+
+    def forward(self, feature_map: torch.Tensor, source_x: torch.Tensor) -> torch.Tensor:
+        if feature_map.dim() != 4 or feature_map.shape[1] != self.conv.in_channels:
+            raise ValueError(f"feature map must be (B, {self.conv.in_channels}, h, w), got {tuple(feature_map.shape)}")
+        if source_x.dim() != 2 or source_x.shape[0] != feature_map.shape[0]:
+            raise ValueError(f"source_x must be (B, S) with B = {feature_map.shape[0]}, got {tuple(source_x.shape)}")
+        offsets = torch.sigmoid(self.conv(feature_map).mean(dim=2)[:, 0])  # (B, w)
+        cols, target, present = self.column_offsets(offsets.shape[1], source_x)
+        err = (offsets.gather(1, cols) - target).abs() * present
+        return err.sum() / present.sum().clamp(min=1.0)
+
+    @staticmethod
+    def column_offsets(w: int, source_x: torch.Tensor):
+        """``(cols (B, S) long, offsets (B, S) in [0, 1), present (B, S) 0/1 float)`` of each
+        source's box centre on a map ``w`` columns wide (a centre at x = 1 counts as the last
+        column's far edge)."""
+        present = (source_x >= 0).to(source_x.dtype)
+        pos = source_x.clamp(0.0, 1.0) * w
+        cols = torch.clamp(pos.floor().long(), 0, w - 1)
+        return cols, (pos - cols.to(pos.dtype)) * present, present
+
+
 def localisation_options(config) -> dict:
     """Dataset options for the auxiliary localisation loss (source boxes), when it is on."""
     return {"with_positions": True} if config.recipes.localisation_weight > 0 else {}
@@ -140,14 +179,21 @@ def localisation_inputs(config, batch: dict, device) -> dict:
     return {}
 
 
-def add_localisation(step, losses: dict, fmap: torch.Tensor, source_x) -> dict:
-    """Add ``weight * localisation`` to ``losses["total"]`` when the step has the head."""
+def add_localisation(step, losses: dict, fmap: torch.Tensor, feature: torch.Tensor, source_x) -> dict:
+    """Add ``weight * localisation`` (and ``offset_weight * localisation_offset``) to
+    ``losses["total"]`` when the step has the heads. ``fmap``: the trunk map ``(B, 512, h, w)``;
+    ``feature``: what the audio net receives, ``(B, C * h * w)`` flattened or ``(B, C, h, w)``."""
     if step.localisation is None:
         return losses
     if source_x is None:
         raise ValueError("localisation_weight > 0 needs batch['source_x'] (dataset with_positions=True)")
     loc = step.localisation(fmap, source_x)
-    return {**losses, "localisation": loc, "total": losses["total"] + step.localisation_weight * loc}
+    out = {**losses, "localisation": loc, "total": losses["total"] + step.localisation_weight * loc}
+    if step.position_offset is not None:
+        h, w = fmap.shape[-2:]
+        off = step.position_offset(feature.reshape(feature.shape[0], -1, h, w), source_x)
+        out = {**out, "localisation_offset": off, "total": out["total"] + step.localisation_offset_weight * off}
+    return out
 
 
 class LocalisedStep(nn.Module):
@@ -155,12 +201,20 @@ class LocalisedStep(nn.Module):
     L/R, frames (B, H, W, 3) uint8)``, scores it with :meth:`losses`, and adds the optional
     localisation loss (``source_x`` from the batch when ``localisation_weight > 0``)."""
 
-    def __init__(self, generator: nn.Module, audio_cfg: AudioConfig, localisation_weight: float = 0.0):
+    def __init__(self, generator: nn.Module, audio_cfg: AudioConfig, localisation_weight: float = 0.0,
+                 localisation_offset_weight: float = 0.0):
         super().__init__()
         self.generator = generator
         self.audio_cfg = audio_cfg
         self.localisation_weight = float(localisation_weight)
         self.localisation = LocalisationHead() if self.localisation_weight > 0 else None
+        self.localisation_offset_weight = float(localisation_offset_weight)
+        if self.localisation_offset_weight > 0 and self.localisation is None:
+            raise ValueError("localisation_offset_weight > 0 needs localisation_weight > 0")
+        self.position_offset = None
+        if self.localisation_offset_weight > 0:
+            _, h, w = generator.visual_map_shape
+            self.position_offset = PositionOffsetHead(math.prod(generator.map_feature_shape) // (h * w))
         # True: score the mirror-averaged outputs (recipes.mirror_averaged_loss)
         self.mirror_averaged = False
 
@@ -173,8 +227,9 @@ class LocalisedStep(nn.Module):
         if self.mirror_averaged:
             return self._mirror_averaged_forward(mono, side, frames, source_x)
         fmap = self.generator.trunk_map(frames)
-        out = self.generator.audio_outputs(mono, self.generator.feature_from_map(fmap))
-        return add_localisation(self, self.losses(mono, side, out), fmap, source_x)
+        feature = self.generator.feature_from_map(fmap)
+        out = self.generator.audio_outputs(mono, feature)
+        return add_localisation(self, self.losses(mono, side, out), fmap, feature, source_x)
 
     def _mirror_averaged_forward(self, mono, side, frames, source_x) -> dict:
         """The losses of the mirror-averaged outputs: the frames and their mirror images go through
@@ -182,11 +237,12 @@ class LocalisedStep(nn.Module):
         boxes at ``1 - x``."""
         b = frames.shape[0]
         fmap = self.generator.trunk_map(torch.cat([frames, frames.flip(2)], dim=0))
-        both = self.generator.audio_outputs(torch.cat([mono, mono], dim=0), self.generator.feature_from_map(fmap))
+        feature = self.generator.feature_from_map(fmap)
+        both = self.generator.audio_outputs(torch.cat([mono, mono], dim=0), feature)
         out = mirror_averaged_outputs({k: v[:b] for k, v in both.items()}, {k: v[b:] for k, v in both.items()})
         if source_x is not None:
             source_x = torch.cat([source_x, torch.where(source_x >= 0, 1.0 - source_x, source_x)], dim=0)
-        return add_localisation(self, self.losses(mono, side, out), fmap, source_x)
+        return add_localisation(self, self.losses(mono, side, out), fmap, feature, source_x)
 
 
 def mirror_averaged_outputs(own: dict, mirrored: dict) -> dict:
@@ -217,9 +273,12 @@ class LocalisationRecipeMixin:
         super().__init__(config)
         if config.recipes.localisation_weight > 0:
             self.loss_names = type(self).loss_names + ("localisation",)
+        if config.recipes.localisation_offset_weight > 0:
+            self.loss_names = self.loss_names + ("localisation_offset",)
 
     def make_step_module(self, generator):
-        step = self.step_class(generator, self.config.audio, self.config.recipes.localisation_weight)
+        step = self.step_class(generator, self.config.audio, self.config.recipes.localisation_weight,
+                               self.config.recipes.localisation_offset_weight)
         step.mirror_averaged = bool(self.config.recipes.mirror_averaged_loss)
         return step
 
