@@ -16,7 +16,10 @@ held out, then refitted on all of them.
 Reported per scored split (the JSON's ``"splits"``): ``mae_deg`` (mean absolute azimuth
 error), ``mae_near_centre_deg`` (sources within ``NEAR_CENTRE_DEG``), ``side_accuracy`` (the
 sign, off the centre), ``slope`` (least-squares slope of predicted on true azimuth: 1 is
-uncompressed) and ``constant_mae_deg`` (predicting the fitting frames' mean azimuth, for scale).
+uncompressed) and ``constant_mae_deg`` (predicting the fitting frames' mean azimuth, for scale);
+``"by_scene"`` gives the same per scene kind (the sidecar's ``scene_kind``: composite,
+photograph; "legacy" for first-set-style clips without one), and whether silent distractors
+share the picture: with them, the picture alone cannot say which object sounds.
 
     python -m streambin.train.position_probe --checkpoint runs/x.pt \\
         --fit /work/data/simall:train --score /work/data/simall:val320 /work/data/ood_val:all \\
@@ -59,6 +62,12 @@ def single_source_frames(root: Path, split: str, frames_per_clip: int, max_clips
                          seed: int) -> List[Tuple[Path, float, str]]:
     """``[(frame path, azimuth in degrees, clip)]`` for the first ``max_clips`` clips of the split
     (0: all) that have exactly one sounding source, ``frames_per_clip`` random frames each."""
+    return [(path, azimuth, clip) for path, azimuth, clip, _ in
+            _frames_with_scene(root, split, frames_per_clip, max_clips, seed)]
+
+
+def _frames_with_scene(root: Path, split: str, frames_per_clip: int, max_clips: int, seed: int):
+    """:func:`single_source_frames` with each frame's scene label (see ``"by_scene"``)."""
     if frames_per_clip < 1:
         raise ValueError(f"frames_per_clip must be >= 1, got {frames_per_clip}")
     clips = [c.strip() for c in (root / "splits" / f"{split}.txt").read_text().splitlines() if c.strip()]
@@ -75,8 +84,11 @@ def single_source_frames(root: Path, split: str, frames_per_clip: int, max_clips
         if len(sounding) != 1:
             continue
         azimuths = sounding[0]["azimuth_deg"]
+        distractors = any(s.get("silent", False) for s in meta.get("sources", []))
+        scene = f"{meta.get('scene_kind', 'legacy')}, {'with distractors' if distractors else 'alone'}"
         for k in rng.integers(1, int(meta["n_frames"]) + 1, size=frames_per_clip):
-            out.append((root / "frames" / clip / f"{int(k):06d}.png", float(azimuths[min(k, len(azimuths)) - 1]), clip))
+            out.append((root / "frames" / clip / f"{int(k):06d}.png", float(azimuths[min(k, len(azimuths)) - 1]),
+                        clip, scene))
     return out
 
 
@@ -148,11 +160,16 @@ def probe(checkpoint: str, fit: Tuple[Path, str], scored: Sequence[Tuple[Path, s
               "fit_mae_deg": float(np.abs(model(x) - y).mean()), "frames_per_clip": frames_per_clip,
               "seed": seed, "splits": {}}
     for root, split in scored:
-        frames = single_source_frames(root, split, frames_per_clip, score_max_clips, seed + 1)
-        if not frames:
+        labelled = _frames_with_scene(root, split, frames_per_clip, score_max_clips, seed + 1)
+        if not labelled:
             raise ValueError(f"{root}:{split} has no clip with exactly one sounding source")
-        xs, ys = features(generator, frames, size, f"{root.name}:{split}")
-        result["splits"][f"{root}:{split}"] = score(model(xs), ys, model.offset)
+        xs, ys = features(generator, [f[:3] for f in labelled], size, f"{root.name}:{split}")
+        pred = model(xs)
+        scenes = np.array([f[3] for f in labelled] * 2)             # frames, then their mirror images
+        result["splits"][f"{root}:{split}"] = {
+            **score(pred, ys, model.offset),
+            "by_scene": {name: score(pred[scenes == name], ys[scenes == name], model.offset)
+                         for name in sorted(set(scenes))}}
     return result
 
 

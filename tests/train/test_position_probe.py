@@ -59,6 +59,10 @@ def test_cli_fits_scores_and_writes_json(sim_root, tiny_unet, tmp_path, capsys, 
     n_single = len(P.single_source_frames(sim_root, "all", 4, 0, 1))
     assert scored["frames"] == 2 * n_single          # each frame and its mirror image
     assert np.isfinite(scored["mae_deg"]) and scored["mae_deg"] >= 0
+    # Per scene: every frame in exactly one group, the groups named from the sidecars.
+    by_scene = scored["by_scene"]
+    assert sum(g["frames"] for g in by_scene.values()) == scored["frames"]
+    assert all(name.split(", ")[1] in ("alone", "with distractors") for name in by_scene)
     assert "MAE" in capsys.readouterr().out
 
     # Each frame enters twice: as it is, and mirrored with its azimuth negated.
