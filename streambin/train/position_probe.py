@@ -16,7 +16,9 @@ held out, then refitted on all of them.
 Reported per scored split (the JSON's ``"splits"``): ``mae_deg`` (mean absolute azimuth
 error), ``mae_near_centre_deg`` (sources within ``NEAR_CENTRE_DEG``), ``side_accuracy`` (the
 sign, off the centre), ``slope`` (least-squares slope of predicted on true azimuth: 1 is
-uncompressed) and ``constant_mae_deg`` (predicting the fitting frames' mean azimuth, for scale);
+uncompressed), ``constant_mae_deg`` (predicting the fitting frames' mean azimuth, for scale)
+and ``box_centre_mae_deg`` (what the picture allows: the sounding source's box centre turned into
+an azimuth at the split's mean field of view, since a model cannot know each clip's);
 ``"by_scene"`` gives the same per scene kind (the sidecar's ``scene_kind``: composite,
 photograph; "legacy" for first-set-style clips without one), and whether silent distractors
 share the picture: with them, the picture alone cannot say which object sounds.
@@ -32,15 +34,16 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from streambin.train.checkpoint import load_generator
+from streambin.train.checkpoint import CheckpointError, load_generator
 from streambin.train.cpu_numerics import flush_denormals
 from streambin.train.data import load_frame
+from streambin.train.sim.scene import HFOV_DEG, column_to_azimuth
 
 NEAR_CENTRE_DEG = 10.0
 RIDGE_GRID = (0.1, 1.0, 10.0, 100.0, 1000.0)
@@ -58,16 +61,28 @@ def split_spec(text: str) -> Tuple[Path, str]:
     return Path(root), split
 
 
+class ProbeFrame(NamedTuple):
+    """One frame of a single-source clip; its first three fields are what
+    :func:`single_source_frames` returns."""
+
+    path: Path
+    azimuth_deg: float
+    clip: str
+    scene: str              # see "by_scene" (module docstring)
+    box_centre_px: float    # the sounding source's box centre column
+    width_px: float         # the frame width the box is measured in
+    hfov_deg: float         # the clip's horizontal field of view
+
+
 def single_source_frames(root: Path, split: str, frames_per_clip: int, max_clips: int,
                          seed: int) -> List[Tuple[Path, float, str]]:
     """``[(frame path, azimuth in degrees, clip)]`` for the first ``max_clips`` clips of the split
     (0: all) that have exactly one sounding source, ``frames_per_clip`` random frames each."""
-    return [(path, azimuth, clip) for path, azimuth, clip, _ in
-            _frames_with_scene(root, split, frames_per_clip, max_clips, seed)]
+    return [f[:3] for f in _labelled_frames(root, split, frames_per_clip, max_clips, seed)]
 
 
-def _frames_with_scene(root: Path, split: str, frames_per_clip: int, max_clips: int, seed: int):
-    """:func:`single_source_frames` with each frame's scene label (see ``"by_scene"``)."""
+def _labelled_frames(root: Path, split: str, frames_per_clip: int, max_clips: int, seed: int) -> List[ProbeFrame]:
+    """:func:`single_source_frames` as :class:`ProbeFrame` s."""
     if frames_per_clip < 1:
         raise ValueError(f"frames_per_clip must be >= 1, got {frames_per_clip}")
     clips = [c.strip() for c in (root / "splits" / f"{split}.txt").read_text().splitlines() if c.strip()]
@@ -83,12 +98,15 @@ def _frames_with_scene(root: Path, split: str, frames_per_clip: int, max_clips: 
         sounding = [s for s in meta.get("sources", []) if not s.get("silent", False)]
         if len(sounding) != 1:
             continue
-        azimuths = sounding[0]["azimuth_deg"]
+        azimuths, boxes = sounding[0]["azimuth_deg"], sounding[0]["bbox"]
+        width, hfov = float(meta.get("frame_width", 448)), float(meta.get("hfov_deg", HFOV_DEG))
         distractors = any(s.get("silent", False) for s in meta.get("sources", []))
         scene = f"{meta.get('scene_kind', 'legacy')}, {'with distractors' if distractors else 'alone'}"
         for k in rng.integers(1, int(meta["n_frames"]) + 1, size=frames_per_clip):
-            out.append((root / "frames" / clip / f"{int(k):06d}.png", float(azimuths[min(k, len(azimuths)) - 1]),
-                        clip, scene))
+            box = boxes[min(k, len(boxes)) - 1]
+            out.append(ProbeFrame(root / "frames" / clip / f"{int(k):06d}.png",
+                                  float(azimuths[min(k, len(azimuths)) - 1]), clip, scene,
+                                  (box[0] + box[2]) / 2, width, hfov))
     return out
 
 
@@ -130,10 +148,19 @@ def choose_strength(x: np.ndarray, y: np.ndarray, clips: Sequence[str], seed: in
     return {s: float(np.abs(Ridge(x[~mask], y[~mask], s)(x[mask]) - y[mask]).mean()) for s in RIDGE_GRID}
 
 
-def score(pred: np.ndarray, true: np.ndarray, constant: float) -> dict:
+def box_centre_azimuths(frames: Sequence[ProbeFrame]) -> np.ndarray:
+    """``(2N,)`` azimuths of the frames' box centres at their mean field of view, then of the
+    mirrored frames (negated), in the order :func:`features` returns."""
+    mean_hfov = float(np.mean([f.hfov_deg for f in frames]))
+    az = np.array([column_to_azimuth(f.box_centre_px, f.width_px, mean_hfov) for f in frames])
+    return np.concatenate([az, -az])
+
+
+def score(pred: np.ndarray, true: np.ndarray, constant: float, box_centre: Optional[np.ndarray] = None) -> dict:
     near = np.abs(true) < NEAR_CENTRE_DEG
     off = ~near
-    return {"frames": int(true.size),
+    extra = {} if box_centre is None else {"box_centre_mae_deg": float(np.abs(box_centre - true).mean())}
+    return {"frames": int(true.size), **extra,
             "mae_deg": float(np.abs(pred - true).mean()),
             "mae_near_centre_deg": float(np.abs(pred[near] - true[near]).mean()) if near.any() else None,
             "side_accuracy": float(np.mean(np.sign(pred[off]) == np.sign(true[off]))) if off.any() else None,
@@ -160,15 +187,15 @@ def probe(checkpoint: str, fit: Tuple[Path, str], scored: Sequence[Tuple[Path, s
               "fit_mae_deg": float(np.abs(model(x) - y).mean()), "frames_per_clip": frames_per_clip,
               "seed": seed, "splits": {}}
     for root, split in scored:
-        labelled = _frames_with_scene(root, split, frames_per_clip, score_max_clips, seed + 1)
+        labelled = _labelled_frames(root, split, frames_per_clip, score_max_clips, seed + 1)
         if not labelled:
             raise ValueError(f"{root}:{split} has no clip with exactly one sounding source")
         xs, ys = features(generator, [f[:3] for f in labelled], size, f"{root.name}:{split}")
-        pred = model(xs)
-        scenes = np.array([f[3] for f in labelled] * 2)             # frames, then their mirror images
+        pred, box = model(xs), box_centre_azimuths(labelled)
+        scenes = np.array([f.scene for f in labelled] * 2)             # frames, then their mirror images
         result["splits"][f"{root}:{split}"] = {
-            **score(pred, ys, model.offset),
-            "by_scene": {name: score(pred[scenes == name], ys[scenes == name], model.offset)
+            **score(pred, ys, model.offset, box),
+            "by_scene": {name: score(pred[scenes == name], ys[scenes == name], model.offset, box[scenes == name])
                          for name in sorted(set(scenes))}}
     return result
 
@@ -191,15 +218,20 @@ def main(argv=None) -> int:
     if args.max_clips < 0 or args.score_max_clips < 0:
         p.error("--max-clips and --score-max-clips must be >= 0")
     flush_denormals()
-    result = probe(args.checkpoint, args.fit, args.score, args.frames_per_clip, args.max_clips,
-                   args.score_max_clips, args.seed)
+    try:
+        result = probe(args.checkpoint, args.fit, args.score, args.frames_per_clip, args.max_clips,
+                       args.score_max_clips, args.seed)
+    except (CheckpointError, FileNotFoundError, ValueError) as exc:
+        print(f"position_probe: {exc}", file=sys.stderr)
+        return 2
     print(f"fit {result['fit']}: {result['fit_frames']} frames, feature {result['feature_size']}, "
           f"ridge {result['ridge_strength']:g}, fit MAE {result['fit_mae_deg']:.1f} deg")
     for name, s in result["splits"].items():
         near = "-" if s["mae_near_centre_deg"] is None else f"{s['mae_near_centre_deg']:.1f}"
         side = "-" if s["side_accuracy"] is None else f"{s['side_accuracy']:.3f}"
         slope = "-" if s["slope"] is None else f"{s['slope']:.2f}"
-        print(f"{name}: {s['frames']} frames, MAE {s['mae_deg']:.1f} deg (constant {s['constant_mae_deg']:.1f}), "
+        print(f"{name}: {s['frames']} frames, MAE {s['mae_deg']:.1f} deg (constant {s['constant_mae_deg']:.1f}, "
+              f"box centre {s['box_centre_mae_deg']:.1f}), "
               f"near the centre {near}, side {side}, slope {slope}")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
