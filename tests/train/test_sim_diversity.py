@@ -218,6 +218,17 @@ def test_online_items_deterministic_for_any_worker_count(diverse_assets):
         OnlineSimDataset(0)
 
 
+def test_online_frames_only_items_show_the_same_scenes_without_sound(diverse_assets):
+    kwargs = dict(seed=2, visual_size=(32, 64), crop_samples=3200, flip_prob=0.5, paths=diverse_assets,
+                  with_positions=True)
+    full, frames_only = OnlineSimDataset(4, **kwargs), OnlineSimDataset(4, frames_only=True, **kwargs)
+    for i in range(4):
+        a, b = full[i], frames_only[i]
+        assert "audio" not in b and b["frame"].shape == (32, 64, 3) and b["frame"].dtype == torch.uint8
+        assert torch.equal(a["frame"], b["frame"]) and torch.equal(a["source_x"], b["source_x"])
+        assert a["flipped"] == b["flipped"]
+
+
 def test_validation_mix_and_ood_pool_in_the_sidecar(tmp_path, diverse_assets):
     S.generate(tmp_path, clips=5, seconds=1.0, seed=8, rooms=False, moving=False, workers=1,
                paths=diverse_assets, pool="ood", mix="validation", progress=False,
