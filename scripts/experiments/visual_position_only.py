@@ -1,14 +1,17 @@
 """Train a checkpoint's visual path alone (trunk + reduction) to say where the sources are.
 
 An experiment kept so that its figures can be reproduced (docs/results.md, "How precisely the
-picture gives the azimuth"), not a training command of the library. On SimBinaural-lite frames
-(with positions) it trains the trunk and the reduction with the column loss, the within-column
-offset loss (streambin.train.recipes.parts) and a linear read-out of the box centre from the
-flattened feature (``--readout-weight`` x mean absolute error, single-source frames), at one
-rate, batch 32. ``--max-shift P`` shifts each frame sideways by up to P pixels (edge pixels
-repeated) and moves the boxes with it, so a source's place cannot be learned from the
-background. The audio net is left as it was; the written checkpoint is for
-``python -m streambin.train.position_probe``, not for listening::
+picture gives the azimuth"; ``--online``: "Online frames, a finer map and half the pictures"),
+not a training command of the library. On SimBinaural-lite frames (with positions) it trains the
+trunk and the reduction with the column loss, the within-column offset loss
+(streambin.train.recipes.parts) and a linear read-out of the box centre from the flattened
+feature (``--readout-weight`` x mean absolute error, single-source frames), at one rate, batch
+32. ``--max-shift P`` shifts each frame sideways by up to P pixels (edge pixels repeated) and
+moves the boxes with it, so a source's place cannot be learned from the background. ``--online``
+draws every frame from a new scene of the generator's train pool
+(``OnlineSimDataset(frames_only=True)``) instead of the data set's clips. The audio net is left
+as it was; the written checkpoint is for ``python -m streambin.train.position_probe``, not for
+listening::
 
     python scripts/experiments/visual_position_only.py --checkpoint runs/ft_ma_step200_recovered.pt \\
         --data /work/data/simall --steps 1500 --max-shift 32 --out runs/visual_position_shift1500.pt
@@ -22,7 +25,7 @@ from torch.utils.data import DataLoader
 from streambin.nets.weights import read_checkpoint
 from streambin.train.checkpoint import load_generator
 from streambin.train.cpu_numerics import flush_denormals
-from streambin.train.data import SimBinauralDataset
+from streambin.train.data import OnlineSimDataset, SimBinauralDataset
 from streambin.train.recipes.parts import LocalisationHead, PositionOffsetHead
 
 
@@ -52,13 +55,17 @@ def shift_frames(frames, source_x, max_shift, generator):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", required=True)
-    p.add_argument("--data", required=True, help="SimBinaural-lite root with a train split and sidecars")
+    p.add_argument("--data", help="SimBinaural-lite root with a train split and sidecars (not with --online)")
     p.add_argument("--out", required=True, help="checkpoint to write (the input's, visual weights replaced)")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--max-shift", type=int, default=0, help="pixels; 0: no shifts")
     p.add_argument("--readout-weight", type=float, default=4.0)
+    p.add_argument("--online", action="store_true",
+                   help="frames of new generated scenes (train pool) instead of --data's clips")
     args = p.parse_args()
+    if args.online == bool(args.data):
+        p.error("give exactly one of --data and --online")
     flush_denormals()
     torch.manual_seed(0)
     shifts = torch.Generator().manual_seed(1)
@@ -67,9 +74,14 @@ def main():
     channels = cfg.model.visual_reduced_channels
     offset_head, column_head = PositionOffsetHead(channels), LocalisationHead()
     readout = torch.nn.Linear(gen.map_feature_shape[0], 1)
-    data = SimBinauralDataset(args.data, "train", visual_size=size, flip_prob=0.5, seed=0, with_positions=True,
-                              crop_samples=160)
-    loader = DataLoader(data, batch_size=32, shuffle=True, num_workers=1, drop_last=True, persistent_workers=True)
+    if args.online:
+        data = OnlineSimDataset(32 * args.steps, pool="train", seed=0, visual_size=size, flip_prob=0.5,
+                                with_positions=True, frames_only=True)
+    else:
+        data = SimBinauralDataset(args.data, "train", visual_size=size, flip_prob=0.5, seed=0,
+                                  with_positions=True, crop_samples=160)
+    loader = DataLoader(data, batch_size=32, shuffle=not args.online, num_workers=1, drop_last=True,
+                        persistent_workers=True)
     params = [*gen.trunk.parameters(), *gen.reduce.parameters(), *offset_head.parameters(),
               *column_head.parameters(), *readout.parameters()]
     opt = torch.optim.Adam(params, lr=args.lr)

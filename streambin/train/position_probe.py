@@ -78,10 +78,10 @@ def single_source_frames(root: Path, split: str, frames_per_clip: int, max_clips
                          seed: int) -> List[Tuple[Path, float, str]]:
     """``[(frame path, azimuth in degrees, clip)]`` for the first ``max_clips`` clips of the split
     (0: all) that have exactly one sounding source, ``frames_per_clip`` random frames each."""
-    return [f[:3] for f in _labelled_frames(root, split, frames_per_clip, max_clips, seed)]
+    return [f[:3] for f in labelled_frames(root, split, frames_per_clip, max_clips, seed)]
 
 
-def _labelled_frames(root: Path, split: str, frames_per_clip: int, max_clips: int, seed: int) -> List[ProbeFrame]:
+def labelled_frames(root: Path, split: str, frames_per_clip: int, max_clips: int, seed: int) -> List[ProbeFrame]:
     """:func:`single_source_frames` as :class:`ProbeFrame` s."""
     if frames_per_clip < 1:
         raise ValueError(f"frames_per_clip must be >= 1, got {frames_per_clip}")
@@ -187,7 +187,7 @@ def probe(checkpoint: str, fit: Tuple[Path, str], scored: Sequence[Tuple[Path, s
               "fit_mae_deg": float(np.abs(model(x) - y).mean()), "frames_per_clip": frames_per_clip,
               "seed": seed, "splits": {}}
     for root, split in scored:
-        labelled = _labelled_frames(root, split, frames_per_clip, score_max_clips, seed + 1)
+        labelled = labelled_frames(root, split, frames_per_clip, score_max_clips, seed + 1)
         if not labelled:
             raise ValueError(f"{root}:{split} has no clip with exactly one sounding source")
         xs, ys = features(generator, [f[:3] for f in labelled], size, f"{root.name}:{split}")

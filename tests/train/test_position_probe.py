@@ -31,7 +31,7 @@ def test_frames_come_from_single_source_clips_with_their_own_azimuth(sim_root):
 
 
 def test_box_centres_give_the_azimuth_at_the_clips_own_field_of_view(sim_root):
-    frames = P._labelled_frames(sim_root, "all", 2, 0, 0)
+    frames = P.labelled_frames(sim_root, "all", 2, 0, 0)
     for _, azimuth, clip, _, centre, width, hfov in frames:
         meta = json.loads((sim_root / "meta" / f"{clip}.json").read_text())
         assert width == meta["frame_width"]
