@@ -86,6 +86,7 @@ def main():
     p.add_argument("--stride", type=int, choices=(16, 32), required=True)
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--trunk-lr", type=float, default=None, help="the trunk's rate (default: --lr)")
     p.add_argument("--seed", type=int, default=0, help="the read-out's initial weights and the frames' order")
     p.add_argument("--freeze-trunk", action="store_true",
                    help="train the read-out alone on the checkpoint's trunk (the baseline of each stride)")
@@ -102,8 +103,11 @@ def main():
     loader = DataLoader(data, batch_size=32, shuffle=True, num_workers=1, drop_last=True, persistent_workers=True)
     trunk = gen.trunk
     stages = [trunk.conv1, trunk.bn1, trunk.layer1, trunk.layer2, trunk.layer3] + ([trunk.layer4] if args.stride == 32 else [])
-    params = ([] if args.freeze_trunk else [q for m in stages for q in m.parameters()]) + list(readout.logit.parameters())
-    opt = torch.optim.Adam(params, lr=args.lr)
+    trunk_lr = args.lr if args.trunk_lr is None else args.trunk_lr
+    groups = [{"params": list(readout.logit.parameters()), "lr": args.lr}]
+    if not args.freeze_trunk:
+        groups.append({"params": [q for m in stages for q in m.parameters()], "lr": trunk_lr})
+    opt = torch.optim.Adam(groups)
     start, step, batches = time.time(), 0, None
     gen.eval() if args.freeze_trunk else gen.train()  # frozen: the trunk's batch norms keep their statistics
     while step < args.steps:
@@ -123,7 +127,7 @@ def main():
                 break
     gen.eval()
     result = {"checkpoint": args.checkpoint, "data": f"{args.data}:{args.split}", "stride": args.stride,
-              "steps": args.steps, "lr": args.lr, "seed": args.seed,
+              "steps": args.steps, "lr": args.lr, "trunk_lr": trunk_lr, "seed": args.seed,
               "freeze_trunk": args.freeze_trunk,
               "train_s": round(time.time() - start), "splits": {}}
     for spec in args.score:
