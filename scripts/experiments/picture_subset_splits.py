@@ -1,4 +1,4 @@
-"""Write two training splits of equal size for a picture-variety test: half the pictures, or all.
+"""Training splits for two tests: half the pictures or all; with silent distractors or without.
 
 An experiment kept so that its figures can be reproduced (docs/results.md, "Online frames, a
 finer map and half the pictures"), not a command of the library. From ``ROOT/splits/train.txt``
@@ -10,8 +10,13 @@ it writes:
   picture; clips on procedural backgrounds are left out of both splits.
 - ``ROOT/splits/train_all_pictures.txt``: as many clips drawn at random (seed 0) from all the
   train clips on photographs, whatever their pictures.
+- ``ROOT/splits/train_with_distractors.txt``: the composite clips with a silent distractor,
+  where the picture alone cannot say which object sounds, and
+  ``ROOT/splits/train_without_distractors.txt``: as many composite clips without one, drawn at
+  random (seed 0).
 
-It prints how many distinct backgrounds and sounding pictures each split holds::
+It prints each split's size and, for the first two, how many distinct backgrounds and sounding
+pictures they hold::
 
     python scripts/experiments/picture_subset_splits.py /work/data/simall
 """
@@ -33,9 +38,11 @@ def main():
     p.add_argument("root", type=Path)
     args = p.parse_args()
     clips = [c.strip() for c in (args.root / "splits" / "train.txt").read_text().splitlines() if c.strip()]
-    pictures = {}
+    pictures, with_distractors, without = {}, [], []
     for clip in clips:
         meta = json.loads((args.root / "meta" / f"{clip}.json").read_text())
+        if meta.get("scene_kind") == "composite":
+            (with_distractors if any(s["silent"] for s in meta["sources"]) else without).append(clip)
         if meta["background"] == "procedural":
             continue
         pictures[clip] = (meta["background"], [s["name"] for s in meta["sources"] if not s["silent"]])
@@ -48,6 +55,12 @@ def main():
         backgrounds = {pictures[c][0] for c in chosen}
         sounding = {n for c in chosen for n in pictures[c][1]}
         print(f"{name}: {len(chosen)} clips, {len(backgrounds)} backgrounds, {len(sounding)} sounding pictures")
+    n = min(len(with_distractors), len(without))
+    rng = np.random.default_rng(0)
+    for name, chosen in (("train_with_distractors", rng.choice(with_distractors, size=n, replace=False)),
+                         ("train_without_distractors", rng.choice(without, size=n, replace=False))):
+        (args.root / "splits" / f"{name}.txt").write_text("".join(c + "\n" for c in sorted(chosen)))
+        print(f"{name}: {n} clips")
 
 
 if __name__ == "__main__":

@@ -73,9 +73,11 @@ def score_split(readout, root, split, visual_size) -> dict:
     true = np.array([f.azimuth_deg for f in frames] * 2)
     err = np.abs(pred - true)
     near = np.abs(true) < NEAR_CENTRE_DEG
+    scenes = np.array([f.scene for f in frames] * 2)
     return {"frames": int(true.size), "mae_deg": float(err.mean()), "mae_near_centre_deg": float(err[near].mean()),
             "side_accuracy": float(np.mean(np.sign(pred[~near]) == np.sign(true[~near]))),
-            "box_centre_mae_deg": float(np.abs(box_centre_azimuths(frames)[:len(frames)] - true[:len(frames)]).mean())}
+            "box_centre_mae_deg": float(np.abs(box_centre_azimuths(frames)[:len(frames)] - true[:len(frames)]).mean()),
+            "by_scene_mae_deg": {name: float(err[scenes == name].mean()) for name in sorted(set(scenes))}}
 
 
 def main():
