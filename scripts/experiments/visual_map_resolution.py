@@ -107,10 +107,12 @@ def main():
     stages = [trunk.conv1, trunk.bn1, trunk.layer1, trunk.layer2, trunk.layer3] + ([trunk.layer4] if args.stride == 32 else [])
     trunk_lr = args.lr if args.trunk_lr is None else args.trunk_lr
     groups = [{"params": list(readout.logit.parameters()), "lr": args.lr}]
-    if not args.freeze_trunk:
+    if args.freeze_trunk:
+        gen.requires_grad_(False)  # no backward pass through a trunk that never steps
+    else:
         groups.append({"params": [q for m in stages for q in m.parameters()], "lr": trunk_lr})
     opt = torch.optim.Adam(groups)
-    start, step, batches = time.time(), 0, None
+    start, step = time.time(), 0
     gen.eval() if args.freeze_trunk else gen.train()  # frozen: the trunk's batch norms keep their statistics
     while step < args.steps:
         for batch in loader:

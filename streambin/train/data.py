@@ -412,8 +412,7 @@ class OnlineSimDataset(Dataset):
     box centres only: silent distractors are not sources). The scene is rendered for
     ``crop_samples`` (plus 0.1 s) with one frame, shown at the crop's centre. With
     ``frames_only=True`` no sound is rendered and items have no ``"audio"``: the pictures alone,
-    about ten times as many per CPU second, for training the visual path (most of a frame's
-    cost is decoding backgrounds until the cache holds them all).
+    about three times as many per CPU second (``docs/dataset.md``), for training the visual path.
 
     Determinism: item ``i`` of epoch ``e`` is drawn from ``default_rng([seed, e, i])``: the same
     scene, crop, jitter and flip for any number of DataLoader workers.
