@@ -229,6 +229,12 @@ class RecipesConfig:
     # docs/results.md). It did not improve that in fine-tuning, so it is off by default.
     # Needs localisation_weight > 0.
     localisation_offset_weight: float = 0.0
+    # mono2binaural / apnet: leave items whose picture shows silent distractors out of those
+    # localisation losses (their audio loss stays). There the picture alone cannot say which
+    # object sounds, and a visual read-out trained on such scenes read clear unseen ones worse
+    # (docs/results.md, "what limits the azimuth on unseen pictures"). Needs
+    # localisation_weight > 0 and sidecars that mark distractors ("silent").
+    localisation_skip_distractor_scenes: bool = False
     # mono2binaural: weight of a training-only loss on the left/right level difference per band
     # (losses.level_difference_loss). 0 = the paper's loss. Ours: the MSE alone lets predicted
     # level differences shrink where the picture is ambiguous.
@@ -301,6 +307,13 @@ class Config:
             if self.recipes.localisation_weight <= 0:
                 raise ConfigError("recipes.localisation_offset_weight > 0 needs recipes.localisation_weight > 0 "
                                   "(it refines the column loss and uses its source positions)")
+        if self.recipes.localisation_skip_distractor_scenes:
+            if self.recipe not in averaging:
+                raise ConfigError(f"recipes.localisation_skip_distractor_scenes is implemented for {averaging}, "
+                                  f"not {self.recipe!r}")
+            if self.recipes.localisation_weight <= 0:
+                raise ConfigError("recipes.localisation_skip_distractor_scenes needs recipes.localisation_weight > 0 "
+                                  "(it chooses which items that loss counts)")
         return self
 
     def to_dict(self) -> Dict[str, Any]:

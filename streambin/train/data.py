@@ -19,7 +19,10 @@ Both yield the items of docs/architecture.md ("Data"):
   (``brirs/<clip>.npy``), truncated or zero-padded, channels swapped when flipped;
   ``with_positions=True`` (sidecars needed) adds ``"source_x"`` (3,) float32, each source's box
   centre in the item's frame as a fraction of the width (mirrored when flipped; -1 for no
-  source), for the auxiliary localisation loss. These draw no random numbers, so the crops of a seed are the same with and without them.
+  source), for the auxiliary localisation loss, and ``"silent_distractors"`` () bool, whether
+  the clip's picture also shows objects that make no sound (then the picture alone cannot say
+  which object sounds). These draw no random numbers, so the crops of a seed are the same with
+  and without them.
 - ``blank_prob`` (train items; default 0): with this probability an item becomes a "picture
   says nothing" example (:func:`blank_item`): a uniform frame and the mono mix as the target
   in both ears, so a model learns to leave the sound centred when the picture shows no source.
@@ -122,6 +125,7 @@ def blank_item(item: dict, rng: np.random.Generator) -> dict:
     out = {"frame": blank, "audio": mono.expand(2, -1).contiguous()}
     if "source_x" in item:
         out["source_x"] = torch.full_like(item["source_x"], -1.0)
+        out["silent_distractors"] = torch.tensor(False)  # a uniform frame shows nothing
     return out
 
 
@@ -263,7 +267,13 @@ class _BinauralBase(Dataset):
             out["rir"] = torch.from_numpy(np.ascontiguousarray(r[::-1] if flipped else r))
         if self.with_positions:
             out["source_x"] = torch.from_numpy(self._source_x(i, k, flipped))
+            out["silent_distractors"] = torch.tensor(self._has_silent_distractors(i))
         return out
+
+    def _has_silent_distractors(self, i: int) -> bool:
+        """Whether clip ``i``'s sidecar lists a silent source (a distractor)."""
+        m = self._meta(i)
+        return any(src.get("silent", False) for src in (m or {}).get("sources", []))
 
     def _source_x(self, i: int, k: int, flipped: bool) -> np.ndarray:
         """Horizontal box centres of the sources in frame ``k`` (1-based) as fractions of the
@@ -408,8 +418,9 @@ class OnlineSimDataset(Dataset):
 
     Items are the ``mode="train"`` items of the file-based datasets (see the module docstring):
     ``{"audio": (2, crop_samples) float32, "frame": (H, W, 3) uint8, "clip": str,
-    "flipped": bool}`` plus ``"source_x"`` with ``with_positions=True`` (the SOUNDING sources'
-    box centres only: silent distractors are not sources). The scene is rendered for
+    "flipped": bool}`` plus ``"source_x"`` and ``"silent_distractors"`` with
+    ``with_positions=True`` (the SOUNDING sources' box centres only: silent distractors are not
+    sources; the flag says whether the picture shows any). The scene is rendered for
     ``crop_samples`` (plus 0.1 s) with one frame, shown at the crop's centre. With
     ``frames_only=True`` no sound is rendered and items have no ``"audio"``: the pictures alone,
     about three times as many per CPU second (``docs/dataset.md``), for training the visual path.
@@ -509,4 +520,5 @@ class OnlineSimDataset(Dataset):
         if self.with_positions:
             boxes = [bb[0] for src, bb in zip(scene.sources, bboxes) if not src.silent]
             item["source_x"] = torch.from_numpy(source_columns(boxes, scene.width, flipped))
+            item["silent_distractors"] = torch.tensor(any(src.silent for src in scene.sources))
         return item

@@ -55,6 +55,64 @@ def test_localisation_head_targets_the_source_columns():
     target = torch.tensor([[1, 0, 0, 0, 1], [0, 0, 1, 0, 0]], dtype=torch.float32)
     expected = torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
     assert torch.allclose(head(fmap, source_x), expected)
+    # Item weights: an item of weight 0 drops out, and the rest is the mean over the others.
+    only_second = torch.nn.functional.binary_cross_entropy_with_logits(logits[1], target[1])
+    assert torch.allclose(head(fmap, source_x, torch.tensor([0.0, 1.0])), only_second)
+    assert torch.allclose(head(fmap, source_x, torch.ones(2)), expected)
+    assert head(fmap, source_x, torch.zeros(2)).item() == 0.0
+    for bad in (torch.ones(3), torch.tensor([1.0, -1.0]), torch.tensor([1.0, float("nan")])):
+        with pytest.raises(ValueError, match="item_weight"):
+            head(fmap, source_x, bad)
+
+
+def test_silent_distractor_flag_follows_the_sidecar(sim_root):
+    ds = SimBinauralDataset(sim_root, "train", visual_size=VISUAL, seed=2, with_positions=True)
+    flags = []
+    for i in range(len(ds)):
+        item = ds[i]
+        meta = json.loads((sim_root / "meta" / f"{item['clip']}.json").read_text())
+        assert item["silent_distractors"].dtype == torch.bool
+        flags.append(bool(item["silent_distractors"]))
+        assert flags[-1] == any(s.get("silent", False) for s in meta["sources"])
+    assert set(flags) == {True, False}  # the tiny set has scenes of both kinds
+    # A blank frame shows nothing, so it shows no distractor either.
+    blank = SimBinauralDataset(sim_root, "train", visual_size=VISUAL, seed=2, with_positions=True, blank_prob=1.0)
+    assert not any(bool(blank[i]["silent_distractors"]) for i in range(len(blank)))
+
+
+def test_distractor_scenes_can_be_left_out_of_the_localisation_losses():
+    """With recipes.localisation_skip_distractor_scenes the localisation loss counts only the
+    items whose picture shows no silent distractor (mirrored copies included); the audio loss
+    counts all. The config refuses the option without the localisation loss."""
+    from streambin.train.build import build_generator
+    from streambin.train.config import ConfigError, load_config
+    from streambin.train.recipes import get_recipe
+
+    overrides = ["model.ngf=4", f"model.visual_size=[{VISUAL[0]}, {VISUAL[1]}]", "recipes.localisation_weight=1.0",
+                 "recipes.mirror_averaged_loss=true"]
+    cfg = load_config(None, overrides + ["recipes.localisation_skip_distractor_scenes=true"])
+    recipe = get_recipe(cfg.recipe)(cfg)
+    step = recipe.make_step_module(build_generator(cfg))
+    torch.manual_seed(0)
+    audio = torch.randn(2, 2, cfg.audio.crop_samples) * 0.1
+    frames = torch.randint(0, 255, (2, *VISUAL, 3), dtype=torch.uint8)
+    source_x = torch.tensor([[0.3, -1.0, -1.0], [0.8, -1.0, -1.0]])
+    batch = {"source_x": source_x, "silent_distractors": torch.tensor([True, False])}
+    inputs = recipe.step_inputs(batch, torch.device("cpu"))
+    assert inputs["localisation_item_weight"].tolist() == [0.0, 1.0]
+    step.eval()  # batch norm from its running statistics: the batch of one item sees the same
+    with torch.no_grad():
+        skipped = step(audio, frames, **inputs)
+        full = step(audio, frames, source_x)
+        # the loss of the second item alone, from a batch that holds only it
+        second = step(audio[1:], frames[1:], source_x[1:])
+    assert torch.allclose(skipped["localisation"], second["localisation"], atol=1e-6)
+    assert not torch.allclose(skipped["localisation"], full["localisation"])
+    assert torch.allclose(skipped["side"], full["side"])
+    with pytest.raises(ValueError, match="silent_distractors"):
+        recipe.step_inputs({"source_x": source_x}, torch.device("cpu"))
+    with pytest.raises(ConfigError, match="localisation_skip_distractor_scenes"):
+        load_config(None, ["recipes.localisation_skip_distractor_scenes=true"])
 
 
 def test_position_offset_head_reads_each_source_at_its_column():
@@ -75,6 +133,9 @@ def test_position_offset_head_reads_each_source_at_its_column():
         head(torch.randn(2, 5, 2, 4), source_x)
     with pytest.raises(ValueError, match="source_x must be"):
         head(fmap, source_x[:1])
+    # Weighted items: the second item's two sources alone.
+    expected_second = ((pred[1, 2] - 0.48).abs() + (pred[1, 3] - 0.6).abs()) / 2
+    assert torch.allclose(head(fmap, source_x, torch.tensor([0.0, 1.0])), expected_second, atol=1e-6)
 
 
 def test_position_offset_loss_trains_the_feature_the_audio_net_receives():

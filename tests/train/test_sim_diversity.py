@@ -227,6 +227,10 @@ def test_online_frames_only_items_show_the_same_scenes_without_sound(diverse_ass
         assert "audio" not in b and b["frame"].shape == (32, 64, 3) and b["frame"].dtype == torch.uint8
         assert torch.equal(a["frame"], b["frame"]) and torch.equal(a["source_x"], b["source_x"])
         assert a["flipped"] == b["flipped"]
+        # the flag says whether the rendered scene has a silent object
+        scene = frames_only.render(i)[2]
+        assert bool(b["silent_distractors"]) == any(src.silent for src in scene.sources)
+        assert b["silent_distractors"].dtype == torch.bool
 
 
 def test_validation_mix_and_ood_pool_in_the_sidecar(tmp_path, diverse_assets):

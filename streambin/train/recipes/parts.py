@@ -106,19 +106,26 @@ class FlipClassifier(nn.Module):
 class LocalisationHead(nn.Module):
     """Training-only auxiliary head: which columns of the visual trunk map hold a source.
 
-    ``forward(fmap (B, C, h, w), source_x (B, S) box centres in [0, 1], -1 for no source)`` ->
-    BCE between per-column logits (a 1x1 conv averaged over the map's height) and the columns
-    the sources fall in. It gives the from-scratch visual trunk a direct localisation signal;
-    the exported generator does not contain it.
+    ``forward(fmap (B, C, h, w), source_x (B, S) box centres in [0, 1], -1 for no source,
+    item_weight (B,) or None)`` -> BCE between per-column logits (a 1x1 conv averaged over the
+    map's height) and the columns the sources fall in, averaged over the columns and then over
+    the items weighted by ``item_weight`` (None: all 1; all 0 gives 0). It gives the
+    from-scratch visual trunk a direct localisation signal; the exported generator does not
+    contain it.
     """
 
     def __init__(self, channels: int = 512):
         super().__init__()
         self.conv = nn.Conv2d(channels, 1, 1)
 
-    def forward(self, fmap: torch.Tensor, source_x: torch.Tensor) -> torch.Tensor:
+    def forward(self, fmap: torch.Tensor, source_x: torch.Tensor, item_weight=None) -> torch.Tensor:
         logits = self.conv(fmap).mean(dim=2)[:, 0]                      # (B, w)
-        return nn.functional.binary_cross_entropy_with_logits(logits, self.column_targets(logits, source_x))
+        target = self.column_targets(logits, source_x)
+        if item_weight is None:
+            return nn.functional.binary_cross_entropy_with_logits(logits, target)
+        per_item = nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none").mean(dim=1)
+        w = _checked_item_weight(item_weight, logits.shape[0]).to(per_item.dtype)
+        return (per_item * w).sum() / w.sum().clamp(min=1e-8)
 
     @staticmethod
     def column_targets(logits: torch.Tensor, source_x: torch.Tensor) -> torch.Tensor:
@@ -140,19 +147,22 @@ class PositionOffsetHead(nn.Module):
     floor(x * w)``, and ``offset = x * w - c`` in [0, 1). ``feature_map`` is the feature the
     audio net receives, unflattened (mono2binaural: the reduced 8-channel map), so the position
     it asks for is one the audio net can read. 0 when the batch has no source (blank frames).
+    ``item_weight`` (B,) or None weighs each item's sources (None: all 1).
     """
 
     def __init__(self, channels: int):
         super().__init__()
         self.conv = nn.Conv2d(channels, 1, 1)
 
-    def forward(self, feature_map: torch.Tensor, source_x: torch.Tensor) -> torch.Tensor:
+    def forward(self, feature_map: torch.Tensor, source_x: torch.Tensor, item_weight=None) -> torch.Tensor:
         if feature_map.dim() != 4 or feature_map.shape[1] != self.conv.in_channels:
             raise ValueError(f"feature map must be (B, {self.conv.in_channels}, h, w), got {tuple(feature_map.shape)}")
         if source_x.dim() != 2 or source_x.shape[0] != feature_map.shape[0]:
             raise ValueError(f"source_x must be (B, S) with B = {feature_map.shape[0]}, got {tuple(source_x.shape)}")
         offsets = torch.sigmoid(self.conv(feature_map).mean(dim=2)[:, 0])  # (B, w)
         cols, target, present = self.column_offsets(offsets.shape[1], source_x)
+        if item_weight is not None:
+            present = present * _checked_item_weight(item_weight, present.shape[0]).to(present.dtype)[:, None]
         err = (offsets.gather(1, cols) - target).abs() * present
         return err.sum() / present.sum().clamp(min=1.0)
 
@@ -167,31 +177,51 @@ class PositionOffsetHead(nn.Module):
         return cols, (pos - cols.to(pos.dtype)) * present, present
 
 
+def _checked_item_weight(item_weight: torch.Tensor, batch: int) -> torch.Tensor:
+    """``item_weight`` checked to be ``(batch,)`` of finite numbers >= 0."""
+    if item_weight.shape != (batch,):
+        raise ValueError(f"item_weight must be ({batch},), got {tuple(item_weight.shape)}")
+    if not bool(torch.isfinite(item_weight).all()) or bool((item_weight < 0).any()):
+        raise ValueError("item_weight must be finite numbers >= 0")
+    return item_weight
+
+
 def localisation_options(config) -> dict:
     """Dataset options for the auxiliary localisation loss (source boxes), when it is on."""
     return {"with_positions": True} if config.recipes.localisation_weight > 0 else {}
 
 
 def localisation_inputs(config, batch: dict, device) -> dict:
-    """Step-module inputs for the auxiliary localisation loss, when it is on."""
-    if config.recipes.localisation_weight > 0:
-        return {"source_x": batch["source_x"].to(device, non_blocking=True)}
-    return {}
+    """Step-module inputs for the auxiliary localisation loss, when it is on: ``source_x``, and
+    with ``recipes.localisation_skip_distractor_scenes`` a ``localisation_item_weight`` that is
+    0 for items whose picture shows silent distractors (there the picture alone cannot say
+    which object sounds; the audio loss still trains on them)."""
+    if config.recipes.localisation_weight <= 0:
+        return {}
+    out = {"source_x": batch["source_x"].to(device, non_blocking=True)}
+    if config.recipes.localisation_skip_distractor_scenes:
+        if "silent_distractors" not in batch:
+            raise ValueError("recipes.localisation_skip_distractor_scenes needs batch['silent_distractors'] "
+                             "(a dataset with with_positions=True)")
+        out["localisation_item_weight"] = (~batch["silent_distractors"].bool()).float().to(device)
+    return out
 
 
-def add_localisation(step, losses: dict, fmap: torch.Tensor, feature: torch.Tensor, source_x) -> dict:
+def add_localisation(step, losses: dict, fmap: torch.Tensor, feature: torch.Tensor, source_x,
+                     item_weight=None) -> dict:
     """Add ``weight * localisation`` (and ``offset_weight * localisation_offset``) to
     ``losses["total"]`` when the step has the heads. ``fmap``: the trunk map ``(B, 512, h, w)``;
-    ``feature``: what the audio net receives, ``(B, C * h * w)`` flattened or ``(B, C, h, w)``."""
+    ``feature``: what the audio net receives, ``(B, C * h * w)`` flattened or ``(B, C, h, w)``;
+    ``item_weight``: ``(B,)`` weights of the items in both losses, or None (all 1)."""
     if step.localisation is None:
         return losses
     if source_x is None:
         raise ValueError("localisation_weight > 0 needs batch['source_x'] (dataset with_positions=True)")
-    loc = step.localisation(fmap, source_x)
+    loc = step.localisation(fmap, source_x, item_weight)
     out = {**losses, "localisation": loc, "total": losses["total"] + step.localisation_weight * loc}
     if step.position_offset is not None:
         h, w = fmap.shape[-2:]
-        off = step.position_offset(feature.reshape(feature.shape[0], -1, h, w), source_x)
+        off = step.position_offset(feature.reshape(feature.shape[0], -1, h, w), source_x, item_weight)
         out = {**out, "localisation_offset": off, "total": out["total"] + step.localisation_offset_weight * off}
     return out
 
@@ -199,7 +229,8 @@ def add_localisation(step, losses: dict, fmap: torch.Tensor, feature: torch.Tens
 class LocalisedStep(nn.Module):
     """Step module shared by mono2binaural and apnet: runs the generator on ``(audio (B, 2, n)
     L/R, frames (B, H, W, 3) uint8)``, scores it with :meth:`losses`, and adds the optional
-    localisation loss (``source_x`` from the batch when ``localisation_weight > 0``)."""
+    localisation loss (``source_x`` from the batch when ``localisation_weight > 0``, and
+    ``localisation_item_weight`` (B,) when some items are to be left out of it)."""
 
     def __init__(self, generator: nn.Module, audio_cfg: AudioConfig, localisation_weight: float = 0.0,
                  localisation_offset_weight: float = 0.0):
@@ -222,16 +253,18 @@ class LocalisedStep(nn.Module):
         """The recipe's own loss dict (with ``"total"``) from the generator's outputs."""
         raise NotImplementedError
 
-    def forward(self, audio: torch.Tensor, frames: torch.Tensor, source_x=None) -> dict:
+    def forward(self, audio: torch.Tensor, frames: torch.Tensor, source_x=None,
+                localisation_item_weight=None) -> dict:
         mono, side = mono_side_specs(audio, self.audio_cfg)
         if self.mirror_averaged:
-            return self._mirror_averaged_forward(mono, side, frames, source_x)
+            return self._mirror_averaged_forward(mono, side, frames, source_x, localisation_item_weight)
         fmap = self.generator.trunk_map(frames)
         feature = self.generator.feature_from_map(fmap)
         out = self.generator.audio_outputs(mono, feature)
-        return add_localisation(self, self.losses(mono, side, out), fmap, feature, source_x)
+        return add_localisation(self, self.losses(mono, side, out), fmap, feature, source_x,
+                                localisation_item_weight)
 
-    def _mirror_averaged_forward(self, mono, side, frames, source_x) -> dict:
+    def _mirror_averaged_forward(self, mono, side, frames, source_x, item_weight=None) -> dict:
         """The losses of the mirror-averaged outputs: the frames and their mirror images go through
         the generator as one batch of 2B; the localisation loss (if on) sees both, the mirrored
         boxes at ``1 - x``."""
@@ -242,7 +275,9 @@ class LocalisedStep(nn.Module):
         out = mirror_averaged_outputs({k: v[:b] for k, v in both.items()}, {k: v[b:] for k, v in both.items()})
         if source_x is not None:
             source_x = torch.cat([source_x, torch.where(source_x >= 0, 1.0 - source_x, source_x)], dim=0)
-        return add_localisation(self, self.losses(mono, side, out), fmap, feature, source_x)
+        if item_weight is not None:
+            item_weight = torch.cat([item_weight, item_weight], dim=0)
+        return add_localisation(self, self.losses(mono, side, out), fmap, feature, source_x, item_weight)
 
 
 def mirror_averaged_outputs(own: dict, mirrored: dict) -> dict:
