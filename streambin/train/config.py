@@ -296,24 +296,23 @@ class Config:
             raise ConfigError(f"recipe must be one of {sorted(recipes)}, got {self.recipe!r}")
         for section in (self.audio, self.model, self.train, self.data, self.recipes):
             section.validate()
-        # The step modules of the LocalisationRecipeMixin recipes are the ones that can average.
-        averaging = sorted(name for name, cls in recipes.items() if issubclass(cls, LocalisationRecipeMixin))
-        if self.recipes.mirror_averaged_loss and self.recipe not in averaging:
-            raise ConfigError(f"recipes.mirror_averaged_loss is implemented for {averaging}, not {self.recipe!r}")
-        if self.recipes.localisation_offset_weight > 0:
-            if self.recipe not in averaging:
-                raise ConfigError(f"recipes.localisation_offset_weight is implemented for {averaging}, "
-                                  f"not {self.recipe!r}")
+        # The step modules of the LocalisationRecipeMixin recipes are the ones that can average
+        # and the ones with the localisation losses.
+        localised = sorted(name for name, cls in recipes.items() if issubclass(cls, LocalisationRecipeMixin))
+        if self.recipes.mirror_averaged_loss and self.recipe not in localised:
+            raise ConfigError(f"recipes.mirror_averaged_loss is implemented for {localised}, not {self.recipe!r}")
+        # options that refine the localisation loss: (set?, name, why they need that loss)
+        refinements = ((self.recipes.localisation_offset_weight > 0, "localisation_offset_weight > 0",
+                        "it refines the column loss and uses its source positions"),
+                       (self.recipes.localisation_skip_distractor_scenes, "localisation_skip_distractor_scenes",
+                        "it chooses which items that loss counts"))
+        for is_set, option, why in refinements:
+            if not is_set:
+                continue
+            if self.recipe not in localised:
+                raise ConfigError(f"recipes.{option.split()[0]} is implemented for {localised}, not {self.recipe!r}")
             if self.recipes.localisation_weight <= 0:
-                raise ConfigError("recipes.localisation_offset_weight > 0 needs recipes.localisation_weight > 0 "
-                                  "(it refines the column loss and uses its source positions)")
-        if self.recipes.localisation_skip_distractor_scenes:
-            if self.recipe not in averaging:
-                raise ConfigError(f"recipes.localisation_skip_distractor_scenes is implemented for {averaging}, "
-                                  f"not {self.recipe!r}")
-            if self.recipes.localisation_weight <= 0:
-                raise ConfigError("recipes.localisation_skip_distractor_scenes needs recipes.localisation_weight > 0 "
-                                  "(it chooses which items that loss counts)")
+                raise ConfigError(f"recipes.{option} needs recipes.localisation_weight > 0 ({why})")
         return self
 
     def to_dict(self) -> Dict[str, Any]:
