@@ -3,12 +3,16 @@
 Usage::
 
     python -m streambin.train.paired docs/results/ood_candidate.json docs/results/ood_default.json
+    # both halves of a split, pooled into one comparison of all their clips
+    python -m streambin.train.paired first_cand.json first_ref.json --also last_cand.json last_ref.json
 
 Both files are ``python -m streambin.train.evaluate --out`` results. For each metric of the
 model condition (default: every metric both files have), on the clips both scored: the mean
 difference, its standard error (the clips are shared, so it is much smaller than either
 evaluation's own), the difference relative to the reference's mean, and the clip count. The
-clips need not come in the same order or number; only shared clips count.
+clips need not come in the same order or number; only shared clips count. ``--also CAND REF``
+(repeatable) pools further evaluations of other clips into each side, e.g. the two halves of a
+split scored in two runs; a clip may appear in only one file of a side.
 """
 
 from __future__ import annotations
@@ -31,6 +35,22 @@ def _load(path: str) -> dict:
         raise ValueError(f"{path}: not an evaluation result (no 'per_clip' and 'metrics'; "
                          "write one with python -m streambin.train.evaluate --out)")
     return ev
+
+
+def pooled(evaluations: Sequence[dict], names: Sequence[str]) -> dict:
+    """One evaluation of all the clips of ``evaluations`` (``per_clip`` concatenated, the metrics
+    all of them have); a clip in more than one of them is refused, since it would count twice."""
+    seen: dict = {}
+    per_clip = []
+    for ev, name in zip(evaluations, names):
+        for c in ev["per_clip"]:
+            if c["clip"] in seen:
+                raise ValueError(f"clip {c['clip']!r} is in both {seen[c['clip']]} and {name}; pool evaluations "
+                                 "of different clips")
+            seen[c["clip"]] = name
+            per_clip.append(c)
+    metrics = [m for m in evaluations[0]["metrics"] if all(m in ev["metrics"] for ev in evaluations[1:])]
+    return {"metrics": metrics, "per_clip": per_clip}
 
 
 def paired_table(candidate: dict, reference: dict, metrics: Optional[Sequence[str]] = None) -> List[dict]:
@@ -62,13 +82,19 @@ def main(argv=None) -> int:
     ap.add_argument("candidate", help="evaluation JSON of the candidate")
     ap.add_argument("reference", help="evaluation JSON of the reference, same clips")
     ap.add_argument("--metrics", nargs="+", default=None, help="metrics to compare (default: all shared)")
+    ap.add_argument("--also", nargs=2, action="append", default=[], metavar=("CANDIDATE", "REFERENCE"),
+                    help="another pair of evaluations, of other clips, pooled into the comparison (repeatable)")
     args = ap.parse_args(argv)
+    cands = [args.candidate] + [c for c, _ in args.also]
+    refs = [args.reference] + [r for _, r in args.also]
     try:
-        rows = paired_table(_load(args.candidate), _load(args.reference), args.metrics)
+        candidate = pooled([_load(p) for p in cands], cands)
+        reference = pooled([_load(p) for p in refs], refs)
+        rows = paired_table(candidate, reference, args.metrics)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(format_table(rows, args.candidate, args.reference))
+    print(format_table(rows, " + ".join(cands), " + ".join(refs)))
     return 0
 
 

@@ -42,3 +42,19 @@ def test_bad_inputs_are_refused_with_a_message(tmp_path, capsys):
     bad.write_text('{"summary": {}}')
     assert paired.main([str(bad), str(bad)]) == 2
     assert "not an evaluation result" in capsys.readouterr().err
+
+
+def test_halves_of_a_split_pool_into_one_comparison(tmp_path, capsys):
+    """--also adds the clips of another pair of evaluations; a clip twice on one side is refused."""
+    first_c, first_r = _evaluation({"a": (1.0, 0.5), "b": (2.0, 0.5)}), _evaluation({"a": (2.0, 0.5), "b": (2.0, 0.5)})
+    last_c, last_r = _evaluation({"c": (3.0, 0.4)}), _evaluation({"c": (2.0, 0.5)})
+    paths = {}
+    for name, ev in (("fc", first_c), ("fr", first_r), ("lc", last_c), ("lr", last_r)):
+        paths[name] = tmp_path / f"{name}.json"
+        paths[name].write_text(json.dumps(ev))
+    assert paired.main([str(paths["fc"]), str(paths["fr"]), "--also", str(paths["lc"]), str(paths["lr"]),
+                        "--metrics", "stft"]) == 0
+    # the three clips' stft differences -1, 0, +1, as if one evaluation had scored them all
+    assert "| stft | +0.0000 ± 0.5774 | +0.0 % | 3 |" in capsys.readouterr().out
+    assert paired.main([str(paths["fc"]), str(paths["fr"]), "--also", str(paths["fc"]), str(paths["lr"])]) == 2
+    assert "is in both" in capsys.readouterr().err
