@@ -20,16 +20,17 @@ from pathlib import Path
 
 import numpy as np
 
+from streambin.train.paired import pooled
+
 
 def clip_stft(paths: str) -> dict:
     """``{clip: model STFT}`` over the comma-separated evaluation files (a clip at most once)."""
-    out = {}
-    for path in paths.split(","):
-        for c in json.loads(Path(path).read_text())["per_clip"]:
-            if c["clip"] in out:
-                raise SystemExit(f"clip {c['clip']} appears twice in {paths}")
-            out[c["clip"]] = c["metrics"]["model"]["stft"]
-    return out
+    names = paths.split(",")
+    try:
+        ev = pooled([json.loads(Path(p).read_text()) for p in names], names)
+    except ValueError as exc:
+        raise SystemExit(str(exc))
+    return {c["clip"]: c["metrics"]["model"]["stft"] for c in ev["per_clip"]}
 
 
 def scene_group(meta: dict) -> str:

@@ -301,18 +301,18 @@ class Config:
         localised = sorted(name for name, cls in recipes.items() if issubclass(cls, LocalisationRecipeMixin))
         if self.recipes.mirror_averaged_loss and self.recipe not in localised:
             raise ConfigError(f"recipes.mirror_averaged_loss is implemented for {localised}, not {self.recipe!r}")
-        # options that refine the localisation loss: (set?, name, why they need that loss)
-        refinements = ((self.recipes.localisation_offset_weight > 0, "localisation_offset_weight > 0",
+        # options that refine the localisation loss: (name, as set, why they need that loss)
+        refinements = (("localisation_offset_weight", "localisation_offset_weight > 0",
                         "it refines the column loss and uses its source positions"),
-                       (self.recipes.localisation_skip_distractor_scenes, "localisation_skip_distractor_scenes",
+                       ("localisation_skip_distractor_scenes", "localisation_skip_distractor_scenes",
                         "it chooses which items that loss counts"))
-        for is_set, option, why in refinements:
-            if not is_set:
+        for name, as_set, why in refinements:
+            if not getattr(self.recipes, name):
                 continue
             if self.recipe not in localised:
-                raise ConfigError(f"recipes.{option.split()[0]} is implemented for {localised}, not {self.recipe!r}")
+                raise ConfigError(f"recipes.{name} is implemented for {localised}, not {self.recipe!r}")
             if self.recipes.localisation_weight <= 0:
-                raise ConfigError(f"recipes.{option} needs recipes.localisation_weight > 0 ({why})")
+                raise ConfigError(f"recipes.{as_set} needs recipes.localisation_weight > 0 ({why})")
         return self
 
     def to_dict(self) -> Dict[str, Any]:
