@@ -24,9 +24,10 @@ The numpy functions are what the CPU engine and the export checks use (masks thr
 training and the offline evaluation use, side by side so a change lands in both. torch is
 imported only inside the ``*_torch`` functions: the runtime never needs it.
 
-Framing (which samples a context holds) differs by design between training (``center=True``
+Framing (which samples a context holds) differs by default between training (``center=True``
 crops, :func:`stft_torch`) and streaming (causal frames, ``streambin.dsp.StreamingSTFT``);
-``tests/test_signal_contract.py`` shows where they agree.
+``tests/test_signal_contract.py`` shows where they agree. ``stft_torch(..., framing="stream")``
+frames a training crop the engine's way (``train.stft_framing``).
 """
 
 from __future__ import annotations
@@ -194,18 +195,46 @@ def scale_side_output(binaural: np.ndarray, gain: float) -> np.ndarray:
 # -- torch side: training and the offline evaluation ------------------------------------------
 
 
-def stft_torch(x, n_fft: int, hop: int, win_length: int, pad_mode: str = "reflect"):
+STFT_FRAMINGS = ("centered", "stream")
+
+
+def stft_torch(x, n_fft: int, hop: int, win_length: int, pad_mode: str = "reflect", framing: str = "centered"):
     """The model STFT of training crops: ``(B, n)`` float -> ``(B, n_fft//2+1, 1 + n//hop)`` complex.
 
-    ``center=True`` framing, periodic Hann of ``win_length`` centred in ``n_fft``.
+    Periodic Hann of ``win_length`` centred in ``n_fft``. ``framing``:
+
+    - ``"centered"``: ``center=True``, frame ``t`` centred on sample ``t * hop``; the first and
+      last frames reach ``n_fft // 2`` samples past the crop (``pad_mode`` fills them);
+    - ``"stream"``: the engine's causal frames (``streambin.dsp.StreamingSTFT``) as if the crop
+      ended at the newest sample: the last frame's window is the crop's last ``win_length``
+      samples and each earlier one ends ``hop`` samples sooner (frame ``t`` of ``T`` ends at
+      sample ``n - (T - 1 - t) * hop``). Only the oldest frames reach before the crop (filled by
+      ``pad_mode``); the newest ones hold real samples, as in the engine's context. Same frame
+      count as ``"centered"``.
     """
     import torch
 
     if x.dim() != 2 or not x.is_floating_point():
         raise ValueError(f"x must be (B, n) float, got {tuple(x.shape)} {x.dtype}")
+    if framing not in STFT_FRAMINGS:
+        raise ValueError(f"framing must be one of {STFT_FRAMINGS}, got {framing!r}")
     window = torch.hann_window(win_length, periodic=True, dtype=x.dtype, device=x.device)
-    return torch.stft(x, n_fft, hop_length=hop, win_length=win_length, window=window, center=True,
-                      pad_mode=pad_mode, return_complex=True)
+    if framing == "centered":
+        return torch.stft(x, n_fft, hop_length=hop, win_length=win_length, window=window, center=True,
+                          pad_mode=pad_mode, return_complex=True)
+    # The window sits (n_fft - win_length) / 2 samples into its n_fft frame. Padding the front so
+    # that the last frame's window ends at the crop's end, and the back by the frame's unwindowed
+    # tail (multiplied by zero), gives 1 + n // hop frames like center=True.
+    n = x.shape[-1]
+    frames = 1 + n // hop
+    tail = (n_fft - win_length) // 2
+    front = (frames - 1) * hop + n_fft - tail - n
+    if front >= n and pad_mode == "reflect":
+        raise ValueError(f"a {n}-sample crop is too short to reflect {front} samples before it")
+    padded = torch.nn.functional.pad(x[:, None], (front, 0), mode=pad_mode)[:, 0]
+    padded = torch.nn.functional.pad(padded, (0, tail))
+    return torch.stft(padded, n_fft, hop_length=hop, win_length=win_length, window=window, center=False,
+                      return_complex=True)
 
 
 def input_scale_torch(samples, input_rms: float = INPUT_RMS, rms_floor: float = RMS_FLOOR):

@@ -64,23 +64,28 @@ def test_apply_masks_native_and_torch_agree(kind, n_masks):
         sc.apply_masks_torch(torch.zeros(1, 257, k, dtype=torch.complex64), torch.zeros(1, 3, 2, 257, k), kind)
 
 
-def test_engine_network_input_is_trainings_for_the_same_samples():
-    """Stream noise through the Spatializer at the model rate and catch its last network input.
-    Training's input for the same samples is the ``center=True`` STFT of the 10,080-sample crop
-    whose frames are centred where the engine's causal frames are: the spectra agree on every
-    frame whose window lies inside the crop (frames 2-61; training pads the crop's edges), and
-    the scales differ only by which samples the RMS covers (engine: the T*hop samples up to the
-    newest; training: the crop, 200 samples earlier and 160 shorter)."""
+def _engine_last_network_input():
+    """Stream 1 s of noise through the Spatializer at the model rate (block 1) and catch its last
+    network input: ``(x (n,) float32, input (2, 257, T) float32)``."""
     rng = np.random.default_rng(3)
-    n = 100 * HOP
-    x = (0.05 * rng.standard_normal(n)).astype(np.float32)
+    x = (0.05 * rng.standard_normal(100 * HOP)).astype(np.float32)
     sp = streambin.Spatializer(sample_rate=16000, block_frames=1, full_band=False)
     seen = []
     audio = sp.backend.audio
     sp.backend.audio = lambda spec, feature: (seen.append(spec.copy()), audio(spec, feature))[1]
     sp.process(x, np.zeros((64, 128, 3), np.uint8))
-    engine = seen[-1][0]                                        # (2, 257, T)
+    return x, seen[-1][0]
 
+
+def test_engine_network_input_is_trainings_for_the_same_samples():
+    """The engine's last network input (:func:`_engine_last_network_input`) against training's.
+    Training's input for the same samples is the ``center=True`` STFT of the 10,080-sample crop
+    whose frames are centred where the engine's causal frames are: the spectra agree on every
+    frame whose window lies inside the crop (frames 2-61; training pads the crop's edges), and
+    the scales differ only by which samples the RMS covers (engine: the T*hop samples up to the
+    newest; training: the crop, 200 samples earlier and 160 shorter)."""
+    x, engine = _engine_last_network_input()
+    n = len(x)
     newest = n // HOP - 1                                       # the engine's last frame
     crop_start = (newest - T + 2) * HOP - WIN // 2
     crop = torch.from_numpy(x[crop_start:crop_start + (T - 1) * HOP])[None]
@@ -94,3 +99,15 @@ def test_engine_network_input_is_trainings_for_the_same_samples():
                                rtol=1e-4, atol=2e-5)
     assert not np.allclose(engine[:, :, :2] / engine_scale, training[:, :, :2] / float(train_scale), atol=1e-3)
     assert float(train_scale) / engine_scale == pytest.approx(1.0, abs=0.02)
+
+
+def test_engine_network_input_is_the_stream_framed_crops_up_to_the_newest_frame():
+    """With ``framing="stream"`` the crop that ends at the newest sample gives the engine's spectra
+    on every frame but the oldest three (whose windows reach before the crop), the newest ones,
+    which the engine plays, included."""
+    x, engine = _engine_last_network_input()
+    n = len(x)
+    crop = torch.from_numpy(x[n - (T - 1) * HOP:])[None]
+    training = sc.network_input_torch(sc.stft_torch(crop, N_FFT, HOP, WIN, framing="stream"), torch.ones(1))[0].numpy()
+    np.testing.assert_allclose(engine[:, :, 3:] / sc.input_scale(x[n - T * HOP:]), training[:, :, 3:],
+                               rtol=1e-4, atol=2e-5)

@@ -10,7 +10,9 @@ the squared error of the predicted side spectrum against the true side (``(L - R
 summed over the bins, windows and clips (each clip at a peak of 1, as the STFT metric scales
 it), over the true side's energy summed the same way. That is the STFT distance over
 Mono-Mono's at that position (1 = no better than a silent side), for a prediction whose mid is
-exact, as a side mask's is. It prints the mean over position groups::
+exact, as a side mask's is. With ``--framing stream`` each window is framed as the engine
+frames its context (the newest frames hold real samples; the centred framing pads them). It
+prints the mean over position groups::
 
     python scripts/experiments/error_by_context_position.py --data /work/data/ood_val --split all \\
         --max-clips 100 --checkpoints runs/ft_ma_step200_recovered.pt runs/frozentrunk/last.pt
@@ -24,10 +26,12 @@ import torch
 from streambin.train.checkpoint import load_generator
 from streambin.train.data import SimBinauralDataset
 from streambin.train.evaluate import _audio_params, _window_features, window_starts
-from streambin.signal_contract import apply_masks_torch, input_scale_torch, network_input_torch, stft_torch
+from streambin.signal_contract import (STFT_FRAMINGS, apply_masks_torch, input_scale_torch, network_input_torch,
+                                       stft_torch)
 
 GROUPS = (("oldest 16", slice(0, 16)), ("16-31", slice(16, 32)), ("32-46", slice(32, 47)),
-          ("newest 17 (what the engine plays)", slice(47, 64)))
+          ("newest 17 (what the engine's graph computes)", slice(47, 64)),
+          ("60-62 (what block 3, lookahead 1 plays)", slice(60, 63)))
 
 
 def single_static(meta: dict, scenes: str) -> bool:
@@ -39,7 +43,7 @@ def single_static(meta: dict, scenes: str) -> bool:
 
 
 @torch.no_grad()
-def position_errors(model, cfg, item, hop_s: float, side_gain: float):
+def position_errors(model, cfg, item, hop_s: float, side_gain: float, framing: str = "centered"):
     """``(error (T,), energy (T,))``: the clip's squared side error per context position and
     the true side's energy there, each summed over the bins and the clip's windows, with the
     clip scaled to a peak of 1 as the STFT metric scales it."""
@@ -52,8 +56,8 @@ def position_errors(model, cfg, item, hop_s: float, side_gain: float):
     feats = _window_features(model, item["frames"], item["fps"], starts, crop, sr, "true", 32, torch.device("cpu"))
     x = torch.stack([mono[s:s + crop] for s in starts])
     d = torch.stack([side[s:s + crop] for s in starts])
-    spec = stft_torch(x, p["n_fft"], p["hop"], p["win_length"])      # (B, F, T) complex
-    true = stft_torch(d, p["n_fft"], p["hop"], p["win_length"])
+    spec = stft_torch(x, p["n_fft"], p["hop"], p["win_length"], framing=framing)   # (B, F, T) complex
+    true = stft_torch(d, p["n_fft"], p["hop"], p["win_length"], framing=framing)
     mask = model.audio(network_input_torch(spec, input_scale_torch(x, p["input_rms"], p["rms_floor"])), feats)
     lr = apply_masks_torch(spec, mask, model.mask_kind)              # (B, 2, F, T) left, right
     pred = (lr[:, 0] - lr[:, 1]) / 2 * side_gain
@@ -68,6 +72,9 @@ def main():
     ap.add_argument("--scenes", choices=("anechoic", "room", "all"), default="anechoic")
     ap.add_argument("--hop-s", type=float, default=0.3)
     ap.add_argument("--side-gain", type=float, default=1.179)
+    ap.add_argument("--framing", choices=STFT_FRAMINGS, default="centered",
+                    help="how each window is framed: 'centered' (the offline protocol's) or 'stream' "
+                         "(the engine's, where the newest frames hold real samples)")
     ap.add_argument("--checkpoints", nargs="+", required=True)
     a = ap.parse_args()
     torch.set_grad_enabled(False)
@@ -79,11 +86,11 @@ def main():
         for i in range(min(a.max_clips, len(ds))):
             if not single_static(ds.meta(i), a.scenes):
                 continue
-            e, t = position_errors(model, cfg, ds[i], a.hop_s, a.side_gain)
+            e, t = position_errors(model, cfg, ds[i], a.hop_s, a.side_gain, a.framing)
             err, energy, clips = err + e, energy + t, clips + 1
         if not clips:
             raise SystemExit(f"no {a.scenes} single static-source clip among the first {a.max_clips}")
-        print(json.dumps({"checkpoint": ck, "scenes": a.scenes, "clips": clips,
+        print(json.dumps({"checkpoint": ck, "scenes": a.scenes, "framing": a.framing, "clips": clips,
                           **{name: round(float(err[sl].sum() / energy[sl].sum()), 4) for name, sl in GROUPS}}))
 
 

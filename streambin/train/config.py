@@ -30,7 +30,7 @@ import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from streambin.signal_contract import INPUT_RMS, RMS_FLOOR
+from streambin.signal_contract import INPUT_RMS, RMS_FLOOR, STFT_FRAMINGS
 
 RECIPES = ("mono2binaural", "apnet", "multitask", "sagm", "avconsistency", "geometry", "sepstereo")
 ARCHS = ("unet", "apnet")
@@ -145,6 +145,11 @@ class TrainConfig:
     flip_prob: float = 0.0
     sync_batchnorm: bool = True
     freeze_trunk: bool = False
+    # How the training losses frame each crop's spectrograms (streambin.signal_contract.stft_torch):
+    # "centered" (torch's center=True, the papers') or "stream" (the engine's causal frames, so the
+    # newest frames, the ones the engine plays, hold real samples instead of padding). The
+    # network sees the same framing it is scored on. mono2binaural and apnet only.
+    stft_framing: str = "centered"
     log: str = "csv"
 
     def validate(self) -> None:
@@ -160,6 +165,7 @@ class TrainConfig:
         if not 0.0 <= self.flip_prob <= 1.0:
             raise ConfigError(f"train.flip_prob must be in [0, 1], got {self.flip_prob!r}")
         _choice(self, "train", "log", LOG_KINDS)
+        _choice(self, "train", "stft_framing", STFT_FRAMINGS)
 
 
 @dataclass
@@ -245,6 +251,14 @@ class RecipesConfig:
     # level differences; trained through the average, the network learns to make up for it.
     # Each step then runs the trunk and the audio net twice.
     mirror_averaged_loss: bool = False
+    # mono2binaural: weight of a second side loss on the frames the engine plays, added to the one
+    # over the whole crop: newest_frames frames ending newest_frames_lookahead frames before the
+    # crop's newest (the engine's block_frames and lookahead_frames). Ours: the engine plays only
+    # the newest frames of each context, the loss over the crop weighs every frame alike. Best
+    # with train.stft_framing "stream", where those frames hold what the engine's hold.
+    newest_frames_weight: float = 0.0
+    newest_frames: int = 3
+    newest_frames_lookahead: int = 1
 
     def validate(self) -> None:
         for name, n in (("multitask_lambdas", 3), ("sagm_lambdas", 2), ("avc_lambdas", 2),
@@ -259,8 +273,9 @@ class RecipesConfig:
                                           "geometry_frame_gap_s"))
         _non_negative(self, "recipes", ("geometry_margin", "geometry_rt60_weight", "sepstereo_lambda_sep",
                                         "localisation_weight", "localisation_offset_weight",
-                                        "level_difference_weight"))
-        _positive_int(self, "recipes", ("geometry_rir_samples",))
+                                        "level_difference_weight", "newest_frames_weight",
+                                        "newest_frames_lookahead"))
+        _positive_int(self, "recipes", ("geometry_rir_samples", "newest_frames"))
 
 
 @dataclass
@@ -301,6 +316,18 @@ class Config:
         localised = sorted(name for name, cls in recipes.items() if issubclass(cls, LocalisationRecipeMixin))
         if self.recipes.mirror_averaged_loss and self.recipe not in localised:
             raise ConfigError(f"recipes.mirror_averaged_loss is implemented for {localised}, not {self.recipe!r}")
+        if self.train.stft_framing != "centered" and self.recipe not in localised:
+            raise ConfigError(f"train.stft_framing {self.train.stft_framing!r} is implemented for {localised}, "
+                              f"not {self.recipe!r} (use 'centered')")
+        if self.recipes.newest_frames_weight > 0:
+            if self.recipe != "mono2binaural":
+                raise ConfigError(f"recipes.newest_frames_weight > 0 is implemented for mono2binaural, "
+                                  f"not {self.recipe!r}")
+            r = self.recipes
+            if r.newest_frames + r.newest_frames_lookahead > self.audio.context_frames:
+                raise ConfigError(f"recipes.newest_frames + recipes.newest_frames_lookahead "
+                                  f"({r.newest_frames} + {r.newest_frames_lookahead}) must be <= "
+                                  f"audio.context_frames ({self.audio.context_frames})")
         # options that refine the localisation loss: (name, as set, why they need that loss)
         refinements = (("localisation_offset_weight", "localisation_offset_weight > 0",
                         "it refines the column loss and uses its source positions"),

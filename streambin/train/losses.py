@@ -5,7 +5,8 @@
   10080 samples give 64 frames.
 - :func:`complex_mul`: mask x spectrogram with real/imag on dim -3.
 - :func:`side_loss`: Mono2Binaural's loss, MSE between ``mask * M`` and the side spectrogram
-  ``D`` over the stacked real/imag channels (256 bins, Nyquist dropped as the reference does).
+  ``D`` over the stacked real/imag channels (256 bins, Nyquist dropped as the reference does);
+  :func:`newest_frames_side_loss`: the same on the frames a streaming engine plays.
 - :func:`left_right_loss`: APNet's head losses, see its docstring.
 - :func:`level_difference_loss`: an optional term on the left/right level difference per band,
   which the MSE alone lets shrink toward zero where the prediction is uncertain.
@@ -20,21 +21,22 @@ from streambin.signal_contract import stft_torch
 from streambin.train.config import AudioConfig
 
 
-def spectrogram(wave: torch.Tensor, audio_cfg: AudioConfig) -> torch.Tensor:
-    """``(B, n)`` float32 at ``audio_cfg.sample_rate`` -> ``(B, 2, n_fft//2+1, 1 + n//hop)`` (real, imag)."""
+def spectrogram(wave: torch.Tensor, audio_cfg: AudioConfig, framing: str = "centered") -> torch.Tensor:
+    """``(B, n)`` float32 at ``audio_cfg.sample_rate`` -> ``(B, 2, n_fft//2+1, 1 + n//hop)`` (real, imag);
+    ``framing`` as :func:`streambin.signal_contract.stft_torch`."""
     if wave.dim() != 2 or not wave.is_floating_point():
         raise ValueError(f"wave must be (B, n) float, got {tuple(wave.shape)} {wave.dtype}")
-    spec = stft_torch(wave, audio_cfg.n_fft, audio_cfg.hop, audio_cfg.win_length)
+    spec = stft_torch(wave, audio_cfg.n_fft, audio_cfg.hop, audio_cfg.win_length, framing=framing)
     return torch.stack([spec.real, spec.imag], dim=1)
 
 
-def mono_side_specs(audio: torch.Tensor, audio_cfg: AudioConfig):
+def mono_side_specs(audio: torch.Tensor, audio_cfg: AudioConfig, framing: str = "centered"):
     """``(B, 2, n)`` left/right -> ``(M, D)``, each ``(B, 2, 257, T)``; ``m = (L+R)/2``, ``D = (L-R)/2``."""
     if audio.dim() != 3 or audio.shape[1] != 2:
         raise ValueError(f"audio must be (B, 2, n) left/right float32, got {tuple(audio.shape)}")
     mono = 0.5 * (audio[:, 0] + audio[:, 1])
     side = 0.5 * (audio[:, 0] - audio[:, 1])
-    return spectrogram(mono, audio_cfg), spectrogram(side, audio_cfg)
+    return spectrogram(mono, audio_cfg, framing), spectrogram(side, audio_cfg, framing)
 
 
 def complex_mul(mask: torch.Tensor, spec: torch.Tensor) -> torch.Tensor:
@@ -54,6 +56,19 @@ def side_loss(side_mask: torch.Tensor, mono: torch.Tensor, side: torch.Tensor) -
     """
     nb = side_mask.shape[-2]
     return F.mse_loss(complex_mul(side_mask, mono[..., :nb, :]), side[..., :nb, :])
+
+
+def newest_frames_side_loss(side_mask: torch.Tensor, mono: torch.Tensor, side: torch.Tensor,
+                            frames: int, lookahead: int) -> torch.Tensor:
+    """:func:`side_loss` on the ``frames`` frames that end ``lookahead`` frames before the newest,
+    the ones a streaming engine with that block and lookahead plays from each context.
+    Shapes as :func:`side_loss`; needs ``1 <= frames`` and ``frames + lookahead <= T``."""
+    t = side_mask.shape[-1]
+    if frames < 1 or lookahead < 0 or frames + lookahead > t:
+        raise ValueError(f"need frames >= 1, lookahead >= 0 and frames + lookahead <= T = {t}, "
+                         f"got {frames} and {lookahead}")
+    span = slice(t - lookahead - frames, t - lookahead)
+    return side_loss(side_mask[..., span], mono[..., span], side[..., span])
 
 
 def left_right_loss(lr_masks: torch.Tensor, mono: torch.Tensor, side: torch.Tensor) -> torch.Tensor:

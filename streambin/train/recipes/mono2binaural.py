@@ -4,12 +4,14 @@ Generator: ResNet-18 + audio U-Net (``model.arch = "unet"``), one side mask. Los
 the predicted side spectrogram ``mask * M`` and the true side spectrogram ``D`` (real/imag,
 256 bins), both from the normalised crop (the dataset scales the mono to RMS 0.1).
 ``recipes.level_difference_weight > 0`` adds :func:`level_difference_loss` (ours, not the
-paper's), which keeps the predicted left/right level differences from shrinking toward zero.
+paper's), which keeps the predicted left/right level differences from shrinking toward zero;
+``recipes.newest_frames_weight > 0`` adds the side loss on the frames the engine plays
+(:func:`newest_frames_side_loss`, ours).
 """
 
 from __future__ import annotations
 
-from streambin.train.losses import level_difference_loss, side_loss
+from streambin.train.losses import level_difference_loss, newest_frames_side_loss, side_loss
 from streambin.train.recipes.base import Recipe, register_recipe
 from streambin.train.recipes.parts import LocalisationRecipeMixin, LocalisedStep
 
@@ -18,13 +20,20 @@ class Mono2BinauralStep(LocalisedStep):
     """``forward(audio (B, 2, n) L/R, frames (B, H, W, 3) uint8) -> {"side", "total"}``."""
 
     level_difference_weight = 0.0
+    # (weight, frames, lookahead) of the side loss on the frames the engine plays; weight 0: off
+    newest_frames = (0.0, 3, 1)
 
     def losses(self, mono, side, out):
         loss = side_loss(out["side"], mono, side)
-        if self.level_difference_weight <= 0:
-            return {"side": loss, "total": loss}
-        ld = level_difference_loss(out["side"], mono, side)
-        return {"side": loss, "level_difference": ld, "total": loss + self.level_difference_weight * ld}
+        losses = {"side": loss, "total": loss}
+        if self.level_difference_weight > 0:
+            ld = level_difference_loss(out["side"], mono, side)
+            losses.update(level_difference=ld, total=losses["total"] + self.level_difference_weight * ld)
+        weight, frames, lookahead = self.newest_frames
+        if weight > 0:
+            newest = newest_frames_side_loss(out["side"], mono, side, frames, lookahead)
+            losses.update(side_newest=newest, total=losses["total"] + weight * newest)
+        return losses
 
 
 @register_recipe
@@ -38,8 +47,12 @@ class Mono2BinauralRecipe(LocalisationRecipeMixin, Recipe):
         super().__init__(config)
         if config.recipes.level_difference_weight > 0:
             self.loss_names = self.loss_names + ("level_difference",)
+        if config.recipes.newest_frames_weight > 0:
+            self.loss_names = self.loss_names + ("side_newest",)
 
     def make_step_module(self, generator):
         step = super().make_step_module(generator)
-        step.level_difference_weight = float(self.config.recipes.level_difference_weight)
+        r = self.config.recipes
+        step.level_difference_weight = float(r.level_difference_weight)
+        step.newest_frames = (float(r.newest_frames_weight), int(r.newest_frames), int(r.newest_frames_lookahead))
         return step

@@ -248,6 +248,8 @@ class LocalisedStep(nn.Module):
             self.position_offset = PositionOffsetHead(math.prod(generator.map_feature_shape) // (h * w))
         # True: score the mirror-averaged outputs (recipes.mirror_averaged_loss)
         self.mirror_averaged = False
+        # how the crops' spectrograms are framed (train.stft_framing)
+        self.stft_framing = "centered"
 
     def losses(self, mono: torch.Tensor, side: torch.Tensor, out: dict) -> dict:
         """The recipe's own loss dict (with ``"total"``) from the generator's outputs."""
@@ -255,7 +257,7 @@ class LocalisedStep(nn.Module):
 
     def forward(self, audio: torch.Tensor, frames: torch.Tensor, source_x=None,
                 localisation_item_weight=None) -> dict:
-        mono, side = mono_side_specs(audio, self.audio_cfg)
+        mono, side = mono_side_specs(audio, self.audio_cfg, self.stft_framing)
         if self.mirror_averaged:
             return self._mirror_averaged_forward(mono, side, frames, source_x, localisation_item_weight)
         fmap = self.generator.trunk_map(frames)
@@ -315,6 +317,7 @@ class LocalisationRecipeMixin:
         step = self.step_class(generator, self.config.audio, self.config.recipes.localisation_weight,
                                self.config.recipes.localisation_offset_weight)
         step.mirror_averaged = bool(self.config.recipes.mirror_averaged_loss)
+        step.stft_framing = self.config.train.stft_framing
         return step
 
     @classmethod
