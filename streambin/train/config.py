@@ -257,6 +257,10 @@ class RecipesConfig:
     # the newest frames of each context, the loss over the crop weighs every frame alike. Best
     # with train.stft_framing "stream", where those frames hold what the engine's hold.
     newest_frames_weight: float = 0.0
+    # mono2binaural: weight of the level-difference loss on those same frames. Ours: the side
+    # loss weighs loud frames most and lets quiet ones' level differences go wide; the metric
+    # of per-frame level error (SPL) weighs every frame alike.
+    newest_frames_level_difference_weight: float = 0.0
     newest_frames: int = 3
     newest_frames_lookahead: int = 1
 
@@ -274,7 +278,7 @@ class RecipesConfig:
         _non_negative(self, "recipes", ("geometry_margin", "geometry_rt60_weight", "sepstereo_lambda_sep",
                                         "localisation_weight", "localisation_offset_weight",
                                         "level_difference_weight", "newest_frames_weight",
-                                        "newest_frames_lookahead"))
+                                        "newest_frames_level_difference_weight", "newest_frames_lookahead"))
         _positive_int(self, "recipes", ("geometry_rir_samples", "newest_frames"))
 
 
@@ -319,11 +323,11 @@ class Config:
         if self.train.stft_framing != "centered" and self.recipe not in localised:
             raise ConfigError(f"train.stft_framing {self.train.stft_framing!r} is implemented for {localised}, "
                               f"not {self.recipe!r} (use 'centered')")
-        if self.recipes.newest_frames_weight > 0:
-            if self.recipe != "mono2binaural":
-                raise ConfigError(f"recipes.newest_frames_weight > 0 is implemented for mono2binaural, "
-                                  f"not {self.recipe!r}")
-            r = self.recipes
+        r = self.recipes
+        for name in ("newest_frames_weight", "newest_frames_level_difference_weight"):
+            if getattr(r, name) > 0 and self.recipe != "mono2binaural":
+                raise ConfigError(f"recipes.{name} > 0 is implemented for mono2binaural, not {self.recipe!r}")
+        if r.newest_frames_weight > 0 or r.newest_frames_level_difference_weight > 0:
             if r.newest_frames + r.newest_frames_lookahead > self.audio.context_frames:
                 raise ConfigError(f"recipes.newest_frames + recipes.newest_frames_lookahead "
                                   f"({r.newest_frames} + {r.newest_frames_lookahead}) must be <= "

@@ -58,17 +58,30 @@ def side_loss(side_mask: torch.Tensor, mono: torch.Tensor, side: torch.Tensor) -
     return F.mse_loss(complex_mul(side_mask, mono[..., :nb, :]), side[..., :nb, :])
 
 
-def newest_frames_side_loss(side_mask: torch.Tensor, mono: torch.Tensor, side: torch.Tensor,
-                            frames: int, lookahead: int) -> torch.Tensor:
-    """:func:`side_loss` on the ``frames`` frames that end ``lookahead`` frames before the newest,
-    the ones a streaming engine with that block and lookahead plays from each context.
-    Shapes as :func:`side_loss`; needs ``1 <= frames`` and ``frames + lookahead <= T``."""
-    t = side_mask.shape[-1]
+def played_frames(t: int, frames: int, lookahead: int) -> slice:
+    """The ``frames`` frames of a ``t``-frame context that end ``lookahead`` frames before the
+    newest: the ones a streaming engine with that block and lookahead plays from each context.
+    Needs ``1 <= frames`` and ``frames + lookahead <= t``."""
     if frames < 1 or lookahead < 0 or frames + lookahead > t:
         raise ValueError(f"need frames >= 1, lookahead >= 0 and frames + lookahead <= T = {t}, "
                          f"got {frames} and {lookahead}")
-    span = slice(t - lookahead - frames, t - lookahead)
+    return slice(t - lookahead - frames, t - lookahead)
+
+
+def newest_frames_side_loss(side_mask: torch.Tensor, mono: torch.Tensor, side: torch.Tensor,
+                            frames: int, lookahead: int) -> torch.Tensor:
+    """:func:`side_loss` on the :func:`played_frames` alone. Shapes as :func:`side_loss`."""
+    span = played_frames(side_mask.shape[-1], frames, lookahead)
     return side_loss(side_mask[..., span], mono[..., span], side[..., span])
+
+
+def newest_frames_level_difference_loss(side_mask: torch.Tensor, mono: torch.Tensor, side: torch.Tensor,
+                                        frames: int, lookahead: int) -> torch.Tensor:
+    """:func:`level_difference_loss` on the :func:`played_frames` alone: the band level
+    differences of the few frames the engine plays, close to the per-0.1-s level differences
+    that the SPL metric scores. Shapes as :func:`level_difference_loss`."""
+    span = played_frames(side_mask.shape[-1], frames, lookahead)
+    return level_difference_loss(side_mask[..., span], mono[..., span], side[..., span])
 
 
 def left_right_loss(lr_masks: torch.Tensor, mono: torch.Tensor, side: torch.Tensor) -> torch.Tensor:

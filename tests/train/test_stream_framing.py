@@ -10,7 +10,8 @@ from streambin import dsp
 from streambin import signal_contract as sc
 from streambin.train.build import build_generator
 from streambin.train.config import AudioConfig, Config, ConfigError
-from streambin.train.losses import mono_side_specs, newest_frames_side_loss, side_loss
+from streambin.train.losses import (level_difference_loss, mono_side_specs, newest_frames_level_difference_loss,
+                                   newest_frames_side_loss, side_loss)
 from streambin.train.recipes import get_recipe
 
 N_FFT, WIN, HOP, T = 512, 400, 160, 64
@@ -61,6 +62,30 @@ def test_newest_frames_loss_is_the_side_loss_of_those_frames():
             newest_frames_side_loss(mask, mono, side, frames, lookahead)
 
 
+def test_newest_frames_level_difference_loss_scores_only_those_frames():
+    """The term is the level-difference loss of the played frames: a mask exact on them (and
+    wrong elsewhere) scores zero, and any change outside them leaves it unchanged."""
+    g = torch.Generator().manual_seed(3)
+    mono = torch.randn(2, 2, 257, 64, generator=g)
+    side = 0.5 * torch.randn(2, 2, 257, 64, generator=g)
+    mask = 0.3 * torch.randn(2, 2, 256, 64, generator=g)
+    span = slice(60, 63)
+    expected = level_difference_loss(mask[..., span], mono[..., span], side[..., span])
+    assert float(newest_frames_level_difference_loss(mask, mono, side, 3, 1)) == pytest.approx(float(expected))
+    changed = mask.clone()
+    changed[..., :60] = 5.0
+    changed[..., 63] = -5.0
+    assert float(newest_frames_level_difference_loss(changed, mono, side, 3, 1)) == pytest.approx(float(expected))
+    m = torch.complex(mono[:, 0, :256], mono[:, 1, :256])
+    d = torch.complex(side[:, 0, :256], side[:, 1, :256])
+    exact = changed.clone()
+    exact[..., span] = torch.stack([(d / m).real, (d / m).imag], dim=1)[..., span]
+    assert float(newest_frames_level_difference_loss(exact, mono, side, 3, 1)) < 1e-5
+    assert float(level_difference_loss(exact, mono, side)) > 0.1
+    with pytest.raises(ValueError, match="frames \\+ lookahead <= T"):
+        newest_frames_level_difference_loss(mask, mono, side, 64, 1)
+
+
 def _tiny(**recipes):
     config = Config(recipe="mono2binaural")
     config.model.ngf = 4
@@ -71,14 +96,15 @@ def _tiny(**recipes):
     return config.validate()
 
 
-def test_the_step_scores_stream_framed_spectrograms_and_adds_the_newest_frames_term():
-    config = _tiny(newest_frames_weight=2.0, newest_frames=2, newest_frames_lookahead=0)
+def _run_step(config, expected_losses, seed):
+    """The recipe's step on a random batch, in eval mode, and what it should have scored:
+    ``(its outputs, the stream-framed mono and side spectrograms, the generator's side mask)``."""
     recipe = get_recipe(config.recipe)(config)
-    assert recipe.loss_names == ("side", "side_newest")
+    assert recipe.loss_names == expected_losses
     torch.manual_seed(0)
     generator = build_generator(config)
     step = recipe.make_step_module(generator)
-    g = torch.Generator().manual_seed(2)
+    g = torch.Generator().manual_seed(seed)
     audio = 0.1 * torch.randn(2, 2, CROP, generator=g)
     frames = torch.randint(0, 255, (2, 32, 64, 3), dtype=torch.uint8, generator=g)
     step.eval()
@@ -86,11 +112,28 @@ def test_the_step_scores_stream_framed_spectrograms_and_adds_the_newest_frames_t
         out = step(audio, frames)
         mono, side = mono_side_specs(audio, config.audio, "stream")
         mask = generator.audio_outputs(mono, generator.feature_from_map(generator.trunk_map(frames)))["side"]
+    centered_mono, _ = mono_side_specs(audio, config.audio)
+    assert not torch.allclose(centered_mono[..., -1], mono[..., -1], atol=1e-3)
+    return out, mono, side, mask
+
+
+def test_the_step_scores_stream_framed_spectrograms_and_adds_the_newest_frames_term():
+    config = _tiny(newest_frames_weight=2.0, newest_frames=2, newest_frames_lookahead=0)
+    out, mono, side, mask = _run_step(config, ("side", "side_newest"), seed=2)
     assert float(out["side"]) == pytest.approx(float(side_loss(mask, mono, side)), rel=1e-5)
     assert float(out["side_newest"]) == pytest.approx(float(newest_frames_side_loss(mask, mono, side, 2, 0)), rel=1e-5)
     assert float(out["total"]) == pytest.approx(float(out["side"] + 2.0 * out["side_newest"]), rel=1e-6)
-    centered_mono, _ = mono_side_specs(audio, config.audio)
-    assert not torch.allclose(centered_mono[..., -1], mono[..., -1], atol=1e-3)
+    assert "level_difference_newest" not in out
+
+
+def test_the_step_adds_the_played_frames_level_difference_term():
+    config = _tiny(newest_frames_level_difference_weight=0.5, newest_frames=3, newest_frames_lookahead=1)
+    out, mono, side, mask = _run_step(config, ("side", "level_difference_newest"), seed=4)
+    expected = newest_frames_level_difference_loss(mask, mono, side, 3, 1)
+    assert float(out["side"]) == pytest.approx(float(side_loss(mask, mono, side)), rel=1e-5)
+    assert float(out["level_difference_newest"]) == pytest.approx(float(expected), rel=1e-5)
+    assert float(out["total"]) == pytest.approx(float(out["side"] + 0.5 * expected), rel=1e-5)
+    assert "side_newest" not in out
 
 
 def test_config_refuses_the_options_where_they_do_not_apply():
@@ -106,6 +149,14 @@ def test_config_refuses_the_options_where_they_do_not_apply():
     config.recipes.newest_frames_weight = 1.0
     with pytest.raises(ConfigError, match="newest_frames_weight > 0 is implemented for mono2binaural"):
         config.validate()
+    config.recipes.newest_frames_weight = 0.0
+    config.recipes.newest_frames_level_difference_weight = 1.0
+    with pytest.raises(ConfigError, match="newest_frames_level_difference_weight > 0 is implemented for mono2binaural"):
+        config.validate()
+    with pytest.raises(ConfigError, match="must be <= audio.context_frames"):
+        _tiny(newest_frames_level_difference_weight=1.0, newest_frames=64, newest_frames_lookahead=1)
+    with pytest.raises(ConfigError, match="newest_frames_level_difference_weight must be"):
+        _tiny(newest_frames_level_difference_weight=-1.0)
     with pytest.raises(ConfigError, match="must be <= audio.context_frames"):
         _tiny(newest_frames_weight=1.0, newest_frames=60, newest_frames_lookahead=5)
     with pytest.raises(ConfigError, match="newest_frames must be"):

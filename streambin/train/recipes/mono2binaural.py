@@ -6,12 +6,14 @@ the predicted side spectrogram ``mask * M`` and the true side spectrogram ``D`` 
 ``recipes.level_difference_weight > 0`` adds :func:`level_difference_loss` (ours, not the
 paper's), which keeps the predicted left/right level differences from shrinking toward zero;
 ``recipes.newest_frames_weight > 0`` adds the side loss on the frames the engine plays
-(:func:`newest_frames_side_loss`, ours).
+(:func:`newest_frames_side_loss`, ours), ``recipes.newest_frames_level_difference_weight > 0``
+the level-difference loss on them (:func:`newest_frames_level_difference_loss`, ours).
 """
 
 from __future__ import annotations
 
-from streambin.train.losses import level_difference_loss, newest_frames_side_loss, side_loss
+from streambin.train.losses import (level_difference_loss, newest_frames_level_difference_loss,
+                                    newest_frames_side_loss, side_loss)
 from streambin.train.recipes.base import Recipe, register_recipe
 from streambin.train.recipes.parts import LocalisationRecipeMixin, LocalisedStep
 
@@ -20,8 +22,9 @@ class Mono2BinauralStep(LocalisedStep):
     """``forward(audio (B, 2, n) L/R, frames (B, H, W, 3) uint8) -> {"side", "total"}``."""
 
     level_difference_weight = 0.0
-    # (weight, frames, lookahead) of the side loss on the frames the engine plays; weight 0: off
-    newest_frames = (0.0, 3, 1)
+    # (side weight, level-difference weight, frames, lookahead) of the losses on the frames the
+    # engine plays; a weight of 0 turns its term off
+    newest_frames = (0.0, 0.0, 3, 1)
 
     def losses(self, mono, side, out):
         loss = side_loss(out["side"], mono, side)
@@ -29,10 +32,13 @@ class Mono2BinauralStep(LocalisedStep):
         if self.level_difference_weight > 0:
             ld = level_difference_loss(out["side"], mono, side)
             losses.update(level_difference=ld, total=losses["total"] + self.level_difference_weight * ld)
-        weight, frames, lookahead = self.newest_frames
-        if weight > 0:
+        side_weight, level_weight, frames, lookahead = self.newest_frames
+        if side_weight > 0:
             newest = newest_frames_side_loss(out["side"], mono, side, frames, lookahead)
-            losses.update(side_newest=newest, total=losses["total"] + weight * newest)
+            losses.update(side_newest=newest, total=losses["total"] + side_weight * newest)
+        if level_weight > 0:
+            newest = newest_frames_level_difference_loss(out["side"], mono, side, frames, lookahead)
+            losses.update(level_difference_newest=newest, total=losses["total"] + level_weight * newest)
         return losses
 
 
@@ -49,10 +55,13 @@ class Mono2BinauralRecipe(LocalisationRecipeMixin, Recipe):
             self.loss_names = self.loss_names + ("level_difference",)
         if config.recipes.newest_frames_weight > 0:
             self.loss_names = self.loss_names + ("side_newest",)
+        if config.recipes.newest_frames_level_difference_weight > 0:
+            self.loss_names = self.loss_names + ("level_difference_newest",)
 
     def make_step_module(self, generator):
         step = super().make_step_module(generator)
         r = self.config.recipes
         step.level_difference_weight = float(r.level_difference_weight)
-        step.newest_frames = (float(r.newest_frames_weight), int(r.newest_frames), int(r.newest_frames_lookahead))
+        step.newest_frames = (float(r.newest_frames_weight), float(r.newest_frames_level_difference_weight),
+                              int(r.newest_frames), int(r.newest_frames_lookahead))
         return step
