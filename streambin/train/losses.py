@@ -1,8 +1,8 @@
 """Training-time spectrograms and the papers' losses (all in the normalised domain).
 
 - :func:`spectrogram`: ``(B, n)`` waveform -> ``(B, 2, 257, T)`` real/imag, ``torch.stft`` with
-  ``center=True``, periodic Hann of ``win_length`` centred in ``n_fft`` (docs/architecture.md);
-  10080 samples give 64 frames.
+  ``center=True`` (or ``framing="stream"``, the engine's causal frames), periodic Hann of
+  ``win_length`` centred in ``n_fft`` (docs/architecture.md); 10080 samples give 64 frames.
 - :func:`complex_mul`: mask x spectrogram with real/imag on dim -3.
 - :func:`side_loss`: Mono2Binaural's loss, MSE between ``mask * M`` and the side spectrogram
   ``D`` over the stacked real/imag channels (256 bins, Nyquist dropped as the reference does);
@@ -10,6 +10,7 @@
 - :func:`left_right_loss`: APNet's head losses, see its docstring.
 - :func:`level_difference_loss`: an optional term on the left/right level difference per band,
   which the MSE alone lets shrink toward zero where the prediction is uncertain.
+  :func:`newest_frames_level_difference_loss`: the same on the frames a streaming engine plays.
 """
 
 from __future__ import annotations
@@ -78,8 +79,8 @@ def newest_frames_side_loss(side_mask: torch.Tensor, mono: torch.Tensor, side: t
 def newest_frames_level_difference_loss(side_mask: torch.Tensor, mono: torch.Tensor, side: torch.Tensor,
                                         frames: int, lookahead: int) -> torch.Tensor:
     """:func:`level_difference_loss` on the :func:`played_frames` alone: the band level
-    differences of the few frames the engine plays, close to the per-0.1-s level differences
-    that the SPL metric scores. Shapes as :func:`level_difference_loss`."""
+    differences of the few frames the engine plays (30 ms at the default hop), a short-time
+    counterpart of the per-0.1-s level differences that the SPL metric scores. Shapes as :func:`level_difference_loss`."""
     span = played_frames(side_mask.shape[-1], frames, lookahead)
     return level_difference_loss(side_mask[..., span], mono[..., span], side[..., span])
 
