@@ -32,6 +32,9 @@ from omegaconf.errors import OmegaConfBaseException
 
 from streambin.signal_contract import INPUT_RMS, RMS_FLOOR, STFT_FRAMINGS
 
+# how losses.level_difference_loss scores an error (recipes.level_difference_error)
+LEVEL_DIFFERENCE_ERRORS = ("absolute", "squared")
+
 RECIPES = ("mono2binaural", "apnet", "multitask", "sagm", "avconsistency", "geometry", "sepstereo")
 ARCHS = ("unet", "apnet")
 VISUAL_NETS = ("auto", "resnet18", "resnet18_dilated", "c3d", "compact")
@@ -245,6 +248,11 @@ class RecipesConfig:
     # (losses.level_difference_loss). 0 = the paper's loss. Ours: the MSE alone lets predicted
     # level differences shrink where the picture is ambiguous.
     level_difference_weight: float = 0.0
+    # mono2binaural: how both level-difference terms (this one and newest_frames_level_difference_weight's)
+    # score an error: "absolute" (least at the median of the possible level differences) or
+    # "squared" (least at their mean). Ours: the absolute error was found to favour compressed
+    # level differences (docs/results.md, "Training framed as the engine frames").
+    level_difference_error: str = "absolute"
     # mono2binaural / apnet: score the mirror-averaged output (the frame's masks averaged with the
     # mirrored frame's, ears swapped: model.mirror_average, what the shipped engine plays) instead
     # of the plain output. Ours: averaging a network that is not mirror-consistent shrinks its
@@ -280,6 +288,7 @@ class RecipesConfig:
                                         "level_difference_weight", "newest_frames_weight",
                                         "newest_frames_level_difference_weight", "newest_frames_lookahead"))
         _positive_int(self, "recipes", ("geometry_rir_samples", "newest_frames"))
+        _choice(self, "recipes", "level_difference_error", LEVEL_DIFFERENCE_ERRORS)
 
 
 @dataclass

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from streambin.signal_contract import stft_torch
-from streambin.train.config import AudioConfig
+from streambin.train.config import LEVEL_DIFFERENCE_ERRORS, AudioConfig
 
 
 def spectrogram(wave: torch.Tensor, audio_cfg: AudioConfig, framing: str = "centered") -> torch.Tensor:
@@ -77,12 +77,12 @@ def newest_frames_side_loss(side_mask: torch.Tensor, mono: torch.Tensor, side: t
 
 
 def newest_frames_level_difference_loss(side_mask: torch.Tensor, mono: torch.Tensor, side: torch.Tensor,
-                                        frames: int, lookahead: int) -> torch.Tensor:
+                                        frames: int, lookahead: int, error: str = "absolute") -> torch.Tensor:
     """:func:`level_difference_loss` on the :func:`played_frames` alone: the band level
     differences of the few frames the engine plays (30 ms at the default hop), a short-time
     counterpart of the per-0.1-s level differences that the SPL metric scores. Shapes as :func:`level_difference_loss`."""
     span = played_frames(side_mask.shape[-1], frames, lookahead)
-    return level_difference_loss(side_mask[..., span], mono[..., span], side[..., span])
+    return level_difference_loss(side_mask[..., span], mono[..., span], side[..., span], error=error)
 
 
 def left_right_loss(lr_masks: torch.Tensor, mono: torch.Tensor, side: torch.Tensor) -> torch.Tensor:
@@ -100,8 +100,11 @@ def left_right_loss(lr_masks: torch.Tensor, mono: torch.Tensor, side: torch.Tens
 
 
 def level_difference_loss(side_mask: torch.Tensor, mono: torch.Tensor, side: torch.Tensor,
-                          n_bands: int = 8, floor: float = 1e-3) -> torch.Tensor:
-    """Mean |predicted - true| left/right level difference (natural log of the power ratio).
+                          n_bands: int = 8, floor: float = 1e-3, error: str = "absolute") -> torch.Tensor:
+    """Mean |predicted - true| left/right level difference (natural log of the power ratio), or
+    with ``error="squared"`` the mean squared difference. Where the picture leaves the side
+    uncertain, the absolute error is least at the median of the possible level differences, the
+    squared error at their mean.
 
     The ears are ``M + S`` and ``M - S`` with ``S = side_mask * M`` predicted and ``S = D`` true.
     The first ``side_mask.shape[-2]`` bins are split into ``n_bands`` equal bands, and each ear's
@@ -111,6 +114,8 @@ def level_difference_loss(side_mask: torch.Tensor, mono: torch.Tensor, side: tor
     zero on both sides. ``side_mask`` ``(B, 2, F', T)``, ``mono``/``side`` ``(B, 2, 257, T)``;
     returns a scalar (1.0 = 4.3 dB mean error).
     """
+    if error not in LEVEL_DIFFERENCE_ERRORS:
+        raise ValueError(f"error must be one of {LEVEL_DIFFERENCE_ERRORS}, got {error!r}")
     nb = side_mask.shape[-2]
     if n_bands < 1 or nb % n_bands:
         raise ValueError(f"n_bands must divide the {nb} mask bins, got {n_bands}")
@@ -125,4 +130,5 @@ def level_difference_loss(side_mask: torch.Tensor, mono: torch.Tensor, side: tor
     eps = floor * (0.5 * (true_l + true_r)).mean(dim=1, keepdim=True) + 1e-12
     true_ld = torch.log(true_l + eps) - torch.log(true_r + eps)
     pred_ld = torch.log(band_power(m + pred) + eps) - torch.log(band_power(m - pred) + eps)
-    return (pred_ld - true_ld).abs().mean()
+    diff = pred_ld - true_ld
+    return diff.abs().mean() if error == "absolute" else diff.pow(2).mean()

@@ -86,6 +86,30 @@ def test_newest_frames_level_difference_loss_scores_only_those_frames():
         newest_frames_level_difference_loss(mask, mono, side, 64, 1)
 
 
+def test_the_squared_level_difference_error_squares_each_bands_difference():
+    """With ``error="squared"`` the term is the mean square of the band differences whose mean
+    absolute value the default scores: at least the default's square, zero for an exact mask, and
+    passed on by the played frames' term."""
+    g = torch.Generator().manual_seed(5)
+    mono = torch.randn(2, 2, 257, 64, generator=g)
+    side = 0.5 * torch.randn(2, 2, 257, 64, generator=g)
+    mask = 0.3 * torch.randn(2, 2, 256, 64, generator=g)
+    absolute = level_difference_loss(mask, mono, side)
+    squared = level_difference_loss(mask, mono, side, error="squared")
+    # mean(x^2) >= mean(|x|)^2, equal only when every band's error has the same size
+    assert float(squared) >= float(absolute) ** 2 - 1e-6
+    assert float(squared) != pytest.approx(float(absolute))
+    m = torch.complex(mono[:, 0, :256], mono[:, 1, :256])
+    d = torch.complex(side[:, 0, :256], side[:, 1, :256])
+    exact = torch.stack([(d / m).real, (d / m).imag], dim=1)
+    assert float(level_difference_loss(exact, mono, side, error="squared")) < 1e-8
+    span = slice(60, 63)
+    assert float(newest_frames_level_difference_loss(mask, mono, side, 3, 1, "squared")) == pytest.approx(
+        float(level_difference_loss(mask[..., span], mono[..., span], side[..., span], error="squared")))
+    with pytest.raises(ValueError, match="error must be one of"):
+        level_difference_loss(mask, mono, side, error="huber")
+
+
 def _tiny(**recipes):
     config = Config(recipe="mono2binaural")
     config.model.ngf = 4
@@ -134,6 +158,14 @@ def test_the_step_adds_the_played_frames_level_difference_term():
     assert float(out["level_difference_newest"]) == pytest.approx(float(expected), rel=1e-5)
     assert float(out["total"]) == pytest.approx(float(out["side"] + 0.5 * expected), rel=1e-5)
     assert "side_newest" not in out
+    config.recipes.level_difference_error = "squared"
+    config.recipes.level_difference_weight = 0.3
+    out, mono, side, mask = _run_step(config, ("side", "level_difference", "level_difference_newest"), seed=4)
+    squared = newest_frames_level_difference_loss(mask, mono, side, 3, 1, "squared")
+    assert float(out["level_difference_newest"]) == pytest.approx(float(squared), rel=1e-5)
+    whole = level_difference_loss(mask, mono, side, error="squared")
+    assert float(out["level_difference"]) == pytest.approx(float(whole), rel=1e-5)
+    assert float(squared) != pytest.approx(float(expected), rel=1e-3)
 
 
 def test_config_refuses_the_options_where_they_do_not_apply():
@@ -159,5 +191,7 @@ def test_config_refuses_the_options_where_they_do_not_apply():
         _tiny(newest_frames_level_difference_weight=-1.0)
     with pytest.raises(ConfigError, match="must be <= audio.context_frames"):
         _tiny(newest_frames_weight=1.0, newest_frames=60, newest_frames_lookahead=5)
+    with pytest.raises(ConfigError, match="recipes.level_difference_error must be one of"):
+        _tiny(level_difference_error="l1")
     with pytest.raises(ConfigError, match="newest_frames must be"):
         _tiny(newest_frames=0)

@@ -22,6 +22,7 @@ class Mono2BinauralStep(LocalisedStep):
     """``forward(audio (B, 2, n) L/R, frames (B, H, W, 3) uint8) -> {"side", "total"}``."""
 
     level_difference_weight = 0.0
+    level_difference_error = "absolute"   # of both level-difference terms (config.LEVEL_DIFFERENCE_ERRORS)
     # (side weight, level-difference weight, frames, lookahead) of the losses on the frames the
     # engine plays; a weight of 0 turns its term off
     newest_frames = (0.0, 0.0, 3, 1)
@@ -30,14 +31,15 @@ class Mono2BinauralStep(LocalisedStep):
         loss = side_loss(out["side"], mono, side)
         losses = {"side": loss, "total": loss}
         if self.level_difference_weight > 0:
-            ld = level_difference_loss(out["side"], mono, side)
+            ld = level_difference_loss(out["side"], mono, side, error=self.level_difference_error)
             losses.update(level_difference=ld, total=losses["total"] + self.level_difference_weight * ld)
         side_weight, level_weight, frames, lookahead = self.newest_frames
         if side_weight > 0:
             newest = newest_frames_side_loss(out["side"], mono, side, frames, lookahead)
             losses.update(side_newest=newest, total=losses["total"] + side_weight * newest)
         if level_weight > 0:
-            newest = newest_frames_level_difference_loss(out["side"], mono, side, frames, lookahead)
+            newest = newest_frames_level_difference_loss(out["side"], mono, side, frames, lookahead,
+                                                         self.level_difference_error)
             losses.update(level_difference_newest=newest, total=losses["total"] + level_weight * newest)
         return losses
 
@@ -62,6 +64,7 @@ class Mono2BinauralRecipe(LocalisationRecipeMixin, Recipe):
         step = super().make_step_module(generator)
         r = self.config.recipes
         step.level_difference_weight = float(r.level_difference_weight)
+        step.level_difference_error = r.level_difference_error
         step.newest_frames = (float(r.newest_frames_weight), float(r.newest_frames_level_difference_weight),
                               int(r.newest_frames), int(r.newest_frames_lookahead))
         return step
