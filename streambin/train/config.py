@@ -250,8 +250,8 @@ class RecipesConfig:
     level_difference_weight: float = 0.0
     # mono2binaural: how both level-difference terms (this one and newest_frames_level_difference_weight's)
     # score an error: "absolute" (least at the median of the possible level differences) or
-    # "squared" (least at their mean). Ours: the absolute error was found to favour compressed
-    # level differences (docs/results.md, "Training framed as the engine frames").
+    # "squared" (least at their mean). Ours: both compress the level differences alike where the
+    # picture leaves the side open (docs/results.md, "Training framed as the engine frames").
     level_difference_error: str = "absolute"
     # mono2binaural / apnet: score the mirror-averaged output (the frame's masks averaged with the
     # mirrored frame's, ears swapped: model.mirror_average, what the shipped engine plays) instead

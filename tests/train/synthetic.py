@@ -4,6 +4,7 @@ Each item: mono white noise (RMS 0.1) and a dark frame with one bright square, o
 the right half. The side signal is ``D = g * m`` with ``g = +0.5`` for a square on the left
 (left ear louder) and ``-0.5`` on the right; ``L = m + D``, ``R = m - D``. The ideal side mask
 is the constant ``g + 0j``, so a model that ignores the picture cannot beat ``mean(D^2)``.
+:func:`oracle_side_mask` gives the exact mask of any spectrogram pair, for loss tests.
 """
 
 import numpy as np
@@ -57,3 +58,12 @@ def tiny_config(recipe: str = "mono2binaural", **train):
     for k, v in train.items():
         setattr(t, k, v)
     return cfg.validate()
+
+
+def oracle_side_mask(mono: torch.Tensor, side: torch.Tensor, bins: int = 256) -> torch.Tensor:
+    """The exact side mask ``D / M`` of ``mono``/``side`` ``(B, 2, 257, T)`` (real, imag on dim 1):
+    ``(B, 2, bins, T)``, the first ``bins`` bins, for checks that a loss scores it zero."""
+    m = torch.complex(mono[:, 0, :bins], mono[:, 1, :bins])
+    d = torch.complex(side[:, 0, :bins], side[:, 1, :bins])
+    ratio = d / m
+    return torch.stack([ratio.real, ratio.imag], dim=1)

@@ -9,6 +9,7 @@ from streambin.train.build import build_generator
 from streambin.train.config import AudioConfig, Config
 from streambin.train.losses import level_difference_loss, mono_side_specs
 from streambin.train.recipes import get_recipe
+from tests.train.synthetic import oracle_side_mask
 
 
 def _panned(gain_left, gain_right, n=10080, seed=0):
@@ -18,17 +19,9 @@ def _panned(gain_left, gain_right, n=10080, seed=0):
     return torch.stack([gain_left * x, gain_right * x])[None]
 
 
-def _oracle_side_mask(mono, side, bins=256):
-    """Complex ``D / M`` with (real, imag) on dim 1, first ``bins`` bins."""
-    m = torch.complex(mono[:, 0, :bins], mono[:, 1, :bins])
-    d = torch.complex(side[:, 0, :bins], side[:, 1, :bins])
-    ratio = d / m
-    return torch.stack([ratio.real, ratio.imag], dim=1)
-
-
 def test_oracle_mask_scores_zero_and_no_mask_scores_the_true_level_difference():
     mono, side = mono_side_specs(_panned(0.8, 0.2), AudioConfig())
-    oracle = _oracle_side_mask(mono, side)
+    oracle = oracle_side_mask(mono, side)
     assert float(level_difference_loss(oracle, mono, side)) < 1e-3
     # A zero side mask predicts equal ears: the error is the whole level difference, which for
     # in-phase gains 0.8 / 0.2 is ln(0.8^2 / 0.2^2) in every band without the floor, and with
@@ -41,7 +34,7 @@ def test_oracle_mask_scores_zero_and_no_mask_scores_the_true_level_difference():
 
 def test_the_loss_grows_as_the_level_difference_shrinks():
     mono, side = mono_side_specs(_panned(0.3, 0.7, seed=1), AudioConfig())
-    oracle = _oracle_side_mask(mono, side)
+    oracle = oracle_side_mask(mono, side)
     scores = [float(level_difference_loss(s * oracle, mono, side)) for s in (1.0, 0.8, 0.5, 0.0)]
     assert scores == sorted(scores) and scores[0] < 1e-3 < scores[1]
 

@@ -13,6 +13,7 @@ from streambin.train.config import AudioConfig, Config, ConfigError
 from streambin.train.losses import (level_difference_loss, mono_side_specs, newest_frames_level_difference_loss,
                                    newest_frames_side_loss, side_loss)
 from streambin.train.recipes import get_recipe
+from tests.train.synthetic import oracle_side_mask
 
 N_FFT, WIN, HOP, T = 512, 400, 160, 64
 CROP = (T - 1) * HOP
@@ -52,10 +53,7 @@ def test_newest_frames_loss_is_the_side_loss_of_those_frames():
     assert float(got) == pytest.approx(float(want), rel=1e-6)
     # a mask that is exact on those frames alone scores 0 there, not over the crop
     exact = mask.clone()
-    m = torch.complex(mono[:, 0, :256], mono[:, 1, :256])
-    d = torch.complex(side[:, 0, :256], side[:, 1, :256])
-    ratio = d / m
-    exact[..., 60:63] = torch.stack([ratio.real, ratio.imag], dim=1)[..., 60:63]
+    exact[..., 60:63] = oracle_side_mask(mono, side)[..., 60:63]
     assert float(newest_frames_side_loss(exact, mono, side, 3, 1)) < 1e-8 < float(side_loss(exact, mono, side))
     for frames, lookahead in ((0, 1), (3, -1), (60, 5)):
         with pytest.raises(ValueError, match="frames \\+ lookahead <= T"):
@@ -76,10 +74,8 @@ def test_newest_frames_level_difference_loss_scores_only_those_frames():
     changed[..., :60] = 5.0
     changed[..., 63] = -5.0
     assert float(newest_frames_level_difference_loss(changed, mono, side, 3, 1)) == pytest.approx(float(expected))
-    m = torch.complex(mono[:, 0, :256], mono[:, 1, :256])
-    d = torch.complex(side[:, 0, :256], side[:, 1, :256])
     exact = changed.clone()
-    exact[..., span] = torch.stack([(d / m).real, (d / m).imag], dim=1)[..., span]
+    exact[..., span] = oracle_side_mask(mono, side)[..., span]
     assert float(newest_frames_level_difference_loss(exact, mono, side, 3, 1)) < 1e-5
     assert float(level_difference_loss(exact, mono, side)) > 0.1
     with pytest.raises(ValueError, match="frames \\+ lookahead <= T"):
@@ -99,9 +95,7 @@ def test_the_squared_level_difference_error_squares_each_bands_difference():
     # mean(x^2) >= mean(|x|)^2, equal only when every band's error has the same size
     assert float(squared) >= float(absolute) ** 2 - 1e-6
     assert float(squared) != pytest.approx(float(absolute))
-    m = torch.complex(mono[:, 0, :256], mono[:, 1, :256])
-    d = torch.complex(side[:, 0, :256], side[:, 1, :256])
-    exact = torch.stack([(d / m).real, (d / m).imag], dim=1)
+    exact = oracle_side_mask(mono, side)
     assert float(level_difference_loss(exact, mono, side, error="squared")) < 1e-8
     span = slice(60, 63)
     assert float(newest_frames_level_difference_loss(mask, mono, side, 3, 1, "squared")) == pytest.approx(
