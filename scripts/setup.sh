@@ -47,7 +47,8 @@ if [ "$WITH_ASSETS" = 1 ]; then
   # Recorded sound effects and spoken words (streambin/train/sim/recordings.py); some
   # recommend their games, which training does not need.
   debs_norec+=(heroes-sound-effects oxygen-sounds sound-theme-freedesktop frozen-bubble-data
-               pingus-data chromium-bsu-data abe-data tuxtype-data klettres-data ktuberling-data)
+               pingus-data chromium-bsu-data abe-data tuxtype-data klettres-data ktuberling-data
+               openclipart-png)  # clip-art objects (streambin/train/sim/clipart.py)
 fi
 [ "$RUN_ONLY" = 1 ] && debs_norec=()
 missing=(); missing_norec=()

@@ -9,7 +9,8 @@ feature (``--readout-weight`` x mean absolute error, single-source frames), at o
 32. ``--max-shift P`` shifts each frame sideways by up to P pixels (edge pixels repeated) and
 moves the boxes with it, so a source's place cannot be learned from the background. ``--online``
 draws every frame from a new scene of the generator's train pool
-(``OnlineSimDataset(frames_only=True)``) instead of the data set's clips. The audio net is left
+(``OnlineSimDataset(frames_only=True)``) instead of the data set's clips; ``--clipart-share S``
+draws the objects of a share S of those scenes as clip art (``SceneOptions.clipart_share``). The audio net is left
 as it was; the written checkpoint is for ``python -m streambin.train.position_probe``, not for
 listening::
 
@@ -27,6 +28,7 @@ from streambin.train.checkpoint import load_generator
 from streambin.train.cpu_numerics import flush_denormals
 from streambin.train.data import OnlineSimDataset, SimBinauralDataset
 from streambin.train.recipes.parts import LocalisationHead, PositionOffsetHead
+from streambin.train.sim.scene import SceneOptions
 
 
 def batches_forever(loader):
@@ -63,9 +65,14 @@ def main():
     p.add_argument("--readout-weight", type=float, default=4.0)
     p.add_argument("--online", action="store_true",
                    help="frames of new generated scenes (train pool) instead of --data's clips")
+    p.add_argument("--clipart-share", type=float, default=0.0,
+                   help="with --online: share of scenes whose objects are clip-art drawings "
+                        "(SceneOptions.clipart_share; default 0)")
     args = p.parse_args()
     if args.online == bool(args.data):
         p.error("give exactly one of --data and --online")
+    if args.clipart_share and not args.online:
+        p.error("--clipart-share needs --online")
     flush_denormals()
     torch.manual_seed(0)
     shifts = torch.Generator().manual_seed(1)
@@ -76,7 +83,8 @@ def main():
     readout = torch.nn.Linear(gen.map_feature_shape[0], 1)
     if args.online:
         data = OnlineSimDataset(32 * args.steps, pool="train", seed=0, visual_size=size, flip_prob=0.5,
-                                with_positions=True, frames_only=True)
+                                with_positions=True, frames_only=True,
+                                options=SceneOptions(clipart_share=args.clipart_share))
     else:
         data = SimBinauralDataset(args.data, "train", visual_size=size, flip_prob=0.5, seed=0,
                                   with_positions=True, crop_samples=160)

@@ -173,7 +173,8 @@ def scene_sidecar(scene, lib, bboxes, name: str, index: int, seed: int, scale: f
         from .sim.heads import describe_head
         head.update(describe_head(scene.head))
     # Options that are off by default are written only when on, so older sidecars stay the same.
-    extra = {k: getattr(lib.options, k) for k in ("sound_colour_db", "extra_sound_share", "synth_sound_share")
+    extra = {k: getattr(lib.options, k) for k in ("sound_colour_db", "extra_sound_share", "synth_sound_share",
+                                              "clipart_share")
              if getattr(lib.options, k) > 0}
     return {
         **extra,
@@ -297,7 +298,8 @@ def options_from_args(a):
         realistic_cutouts=not a.no_realistic_cutouts,
         procedural_share=0.0 if a.no_procedural else a.procedural_share,
         many_backgrounds=not a.skimage_backgrounds_only, sound_colour_db=a.sound_colour,
-        extra_sound_share=a.extra_sounds, synth_sound_share=a.synth_sounds)
+        extra_sound_share=a.extra_sounds, synth_sound_share=a.synth_sounds,
+        clipart_share=a.clipart)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -355,6 +357,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of the other clips whose stamps play sounds synthesised from a seed of "
                         "their own (streambin.train.sim.synth_sounds: noise bands, harmonic tones, "
                         "sweeps, click trains), without distractors; not with --pool ood (default 0: off)")
+    g.add_argument("--clipart", type=float, default=0.0, metavar="SHARE",
+                   help="share of clips whose sources (talkers excepted) are drawn as clip-art objects "
+                        "from openclipart-png (streambin.train.sim.clipart), their sounds unchanged "
+                        "(default 0: off)")
     g.add_argument("--no-camera-effects", action="store_true", help="perfect camera pictures")
     g.add_argument("--no-realistic-cutouts", action="store_true",
                    help="hard-edged cut-outs without shadows, heights 0.5-1 m")

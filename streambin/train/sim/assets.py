@@ -20,6 +20,8 @@ silent cut-outs        every RGBA stamp PNG (sounding or not)          ``tuxpain
 recorded speech        tuxpaint ``<stem>_desc_<lang>.ogg`` recordings   ``tuxpaint-stamps-default``
 synthetic speech       espeak-ng voices and variants                   ``espeak-ng``
 effects, spoken words  see :mod:`streambin.train.sim.recordings`        games' and KDE's data
+clip-art objects       /usr/share/openclipart/png (see                 ``openclipart-png``
+                       :mod:`streambin.train.sim.clipart`)
 =====================  ==============================================  =========================
 
 Which of these a scene may use is decided by its pool (:mod:`streambin.train.sim.pools`).
@@ -43,6 +45,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from .clipart import DEFAULT_CLIPART
+from .clipart import KEPT_OUT_LIST as CLIPART_KEPT_OUT_LIST
 from .recordings import SOUND_ROOT
 
 DEFAULT_SOFA = Path("/usr/share/libmysofa/MIT_KEMAR_normal_pinna.sofa")
@@ -101,6 +105,8 @@ class AssetPaths:
     instruments: dict = field(default_factory=lambda: dict(INSTRUMENTS))
     background_dirs: tuple = field(default_factory=lambda: BACKGROUND_DIRS)
     sound_root: Path = SOUND_ROOT  # where recordings.COLLECTIONS' directories live
+    clipart: Path = DEFAULT_CLIPART  # openclipart-png's PNG root (streambin.train.sim.clipart)
+    clipart_kept_out: Path = CLIPART_KEPT_OUT_LIST  # its drawings that a kept-out package shares
 
     def check(self) -> None:
         """Raise :class:`MissingAssetError` naming the package for the first missing asset."""

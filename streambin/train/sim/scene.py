@@ -28,7 +28,7 @@ import numpy as np
 
 from . import assets as A
 from . import picture as P
-from . import pools, recordings, synth_sounds
+from . import clipart, pools, recordings, synth_sounds
 from .hrtf import HrirSet, load_sofa
 from .render import (RoomModel, RoomSpec, anechoic_brir, binaural_tail, direction_to_offset,
                      render_keyframed)
@@ -71,6 +71,10 @@ class SceneOptions:
             noise bands, harmonic tones, sweeps, click trains); such clips get no silent
             distractors. Train and all pools only: held-out sets hear no synthesised sound
             (0: off, the default, so sets made before it are unchanged).
+        clipart_share: share of clips whose sources (sounding and silent, talkers excepted) are
+            drawn as clip-art objects (:mod:`streambin.train.sim.clipart`) instead of their own
+            pictures; their sounds stay as drawn, so such a clip's pictures and sounds do not
+            match (0: off, the default, so sets made before it are unchanged).
     """
 
     hfov_range_deg: tuple | None = (60.0, 100.0)
@@ -85,10 +89,11 @@ class SceneOptions:
     sound_colour_db: float = 0.0
     extra_sound_share: float = 0.0
     synth_sound_share: float = 0.0
+    clipart_share: float = 0.0
 
     def __post_init__(self):
         for name in ("photograph_share", "distractor_share", "speech_share", "procedural_share",
-                     "extra_sound_share", "synth_sound_share"):
+                     "extra_sound_share", "synth_sound_share", "clipart_share"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {v}")
@@ -235,6 +240,15 @@ class Library:
                 raise A.MissingAssetError(
                     f"extra_sound_share > 0 but no recorded sound under {paths.sound_root} in pool "
                     f"{pool!r}: install any of the Debian packages {', '.join(recordings.PACKAGES)}")
+        self.clipart = []
+        if options.clipart_share > 0:
+            drawings = clipart.find_clipart(paths.clipart, kept_out_list=paths.clipart_kept_out)
+            self.clipart = pools.select(drawings, "clipart", pool,
+                                        lambda c: c.name)
+            if not self.clipart:
+                raise A.MissingAssetError(
+                    f"clipart_share > 0 but no clip-art drawing under "
+                    f"{paths.clipart} in pool {pool!r}: install the Debian package '{clipart.PACKAGE}'")
         if options.synth_sound_share > 0 and pool == "ood":
             raise ValueError("synth_sound_share > 0 with pool 'ood': synthesised sounds are a training "
                              "device, and held-out sets hear only sounds training never hears")
@@ -419,6 +433,14 @@ def sample_scene(rng: np.random.Generator, lib: Library, seconds: float = 10.0, 
                 np.full(n_frames, div.uniform(-5.0, 5.0)), np.full(n_frames, div.uniform(1.0, 5.0)),
                 float(div.uniform(0.2, 1.2)), 0.0, False, silent=True,
                 look=_sample_look(div) if options.realistic_cutouts else None))
+    if options.clipart_share > 0 and lib.clipart:  # drawn only when on (sets stay the same)
+        cr = np.random.default_rng(div.integers(2 ** 63))
+        if cr.random() < options.clipart_share:
+            drawn = cr.choice(len(lib.clipart), size=len(scene.sources),
+                              replace=len(scene.sources) > len(lib.clipart))
+            for src, k in zip(scene.sources, drawn):
+                if src.kind != "speech":  # a talker stays a person the voice can belong to
+                    src.cutout = str(lib.clipart[int(k)].png)
     if rng.random() < room_prob:
         scene.room = sample_room(rng, scene.sounding)
     return scene
