@@ -28,8 +28,8 @@ def _drawing(path, h=48, w=40, channels=4, colour=(0, 200, 0)):
 @pytest.fixture
 def clipart_root(tmp_path):
     """A package-like tree: usable drawings in object categories (one in a kept-out list), one in
-    an excluded subtree, one in a category that is not used, an RGB picture, a thumbnail and a
-    drawing larger than MAX_SIDE_PX."""
+    an excluded subtree, one in a category that is not used, an RGB picture, a thumbnail, a
+    drawing larger than MAX_SIDE_PX and a fully transparent one."""
     root = tmp_path / "png"
     for k in range(6):
         _drawing(root / "animals" / f"cat{k}.png", colour=(0, 40 * k, 255 - 40 * k))
@@ -40,6 +40,8 @@ def clipart_root(tmp_path):
     _drawing(root / "tools" / "flat.png", channels=3)
     _drawing(root / "tools" / "tiny.png", h=20, w=20)
     _drawing(root / "tools" / "huge.png", h=48, w=clipart.MAX_SIDE_PX + 1)
+    _drawing(root / "tools" / "empty.png")
+    cv2.imwrite(str(root / "tools" / "empty.png"), np.zeros((48, 40, 4), np.uint8))  # fully transparent
     listed = tmp_path / "kept_out.txt"
     listed.write_text("# header\n\nfood/fruit/listed.png\n")
     return root, listed

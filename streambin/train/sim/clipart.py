@@ -67,8 +67,10 @@ def kept_out_names(list_path: str | Path = KEPT_OUT_LIST) -> set[str]:
 
 
 def usable_drawing(png: str | Path) -> bool:
-    """Whether ``png`` decodes as RGBA (or grey/palette with transparency) with both sides in
-    [MIN_SIDE_PX, MAX_SIDE_PX], read from its header without decoding the pixels."""
+    """Whether ``png`` is a drawing :func:`streambin.train.sim.assets.load_cutout` can cut out:
+    RGBA (or grey/palette with transparency), both sides in [MIN_SIDE_PX, MAX_SIDE_PX] (read
+    from the header first, so the huge ones are never decoded), not fully transparent (two of
+    the package's drawings are)."""
     from PIL import Image
 
     with warnings.catch_warnings():
@@ -76,7 +78,9 @@ def usable_drawing(png: str | Path) -> bool:
         try:
             with Image.open(png) as im:
                 alpha = im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info)
-                return alpha and MIN_SIDE_PX <= min(im.size) and max(im.size) <= MAX_SIDE_PX
+                if not alpha or not MIN_SIDE_PX <= min(im.size) <= max(im.size) <= MAX_SIDE_PX:
+                    return False
+                return im.convert("RGBA").getchannel("A").getbbox() is not None
         except (OSError, Image.DecompressionBombError):
             return False
 
