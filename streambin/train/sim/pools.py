@@ -19,6 +19,8 @@ instrument      its cut-out's stamp name (the SoundFont         the pool of that
 voice           espeak-ng voice+variant, or ``rec:<language>``  hash rule, 20 % OOD
                 for recorded tuxpaint descriptions
 head            see :mod:`streambin.train.sim.heads`            that module's ``head_ids(pool)``
+clipart         openclipart-png path without the extension      hash rule, 20 % OOD
+                (:mod:`streambin.train.sim.clipart`)
 ==============  ==============================================  ==================================
 
 Hash rule: an identity is OOD when the first 8 hex digits of ``sha1("<kind>:<identity>")`` read

@@ -243,8 +243,7 @@ class Library:
         self.clipart = []
         if options.clipart_share > 0:
             drawings = clipart.find_clipart(paths.clipart, kept_out_list=paths.clipart_kept_out)
-            self.clipart = pools.select(drawings, "clipart", pool,
-                                        lambda c: c.name)
+            self.clipart = pools.select(drawings, "clipart", pool, lambda c: c.name)
             if not self.clipart:
                 raise A.MissingAssetError(
                     f"clipart_share > 0 but no clip-art drawing under "
