@@ -40,7 +40,6 @@ def clipart_root(tmp_path):
     _drawing(root / "tools" / "flat.png", channels=3)
     _drawing(root / "tools" / "tiny.png", h=20, w=20)
     _drawing(root / "tools" / "huge.png", h=48, w=clipart.MAX_SIDE_PX + 1)
-    _drawing(root / "tools" / "empty.png")
     cv2.imwrite(str(root / "tools" / "empty.png"), np.zeros((48, 40, 4), np.uint8))  # fully transparent
     listed = tmp_path / "kept_out.txt"
     listed.write_text("# header\n\nfood/fruit/listed.png\n")

@@ -291,9 +291,15 @@ def has_alpha_channel(path: str | Path) -> bool:
 
     try:
         with Image.open(path) as im:
-            return im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info)
+            return image_has_alpha(im)
     except OSError:
         return False
+
+
+def image_has_alpha(im) -> bool:
+    """Whether the opened PIL image ``im`` decodes with an alpha channel (see
+    :func:`has_alpha_channel`); reads only its header."""
+    return im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info)
 
 
 def find_cutouts(root: str | Path) -> list[Stamp]:

@@ -73,12 +73,13 @@ def usable_drawing(png: str | Path) -> bool:
     the package's drawings are)."""
     from PIL import Image
 
+    from .assets import image_has_alpha
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             with Image.open(png) as im:
-                alpha = im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info)
-                if not alpha or not MIN_SIDE_PX <= min(im.size) <= max(im.size) <= MAX_SIDE_PX:
+                if not image_has_alpha(im) or not MIN_SIDE_PX <= min(im.size) <= max(im.size) <= MAX_SIDE_PX:
                     return False
                 return im.convert("RGBA").getchannel("A").getbbox() is not None
         except (OSError, Image.DecompressionBombError):
@@ -100,11 +101,11 @@ def find_clipart(root: str | Path = DEFAULT_CLIPART, categories=OBJECT_CATEGORIE
     if unknown:
         raise ValueError(f"categories must be among {OBJECT_CATEGORIES}, got unknown {unknown}")
     excluded = kept_out_names(kept_out_list)
+    excluded_prefixes = tuple(t + "/" for t in EXCLUDED_SUBTREES)
     out = []
     for category in categories:
         for png in (root / category).rglob("*.png"):
             name = str(png.relative_to(root).with_suffix(""))
-            if (name not in excluded and not name.startswith(tuple(t + "/" for t in EXCLUDED_SUBTREES))
-                    and usable_drawing(png)):
+            if name not in excluded and not name.startswith(excluded_prefixes) and usable_drawing(png):
                 out.append(ClipArt(name, png))
     return sorted(out, key=lambda c: c.name)
