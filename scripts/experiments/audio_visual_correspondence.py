@@ -31,6 +31,8 @@ that must cost.
 
 ``--train-trunk`` trains a copy of the trunk with each read-out (rate 1e-4, a tenth of the
 read-out's) instead of reading its frozen map; the frames are then kept instead of the maps.
+``--stride 16`` reads the frozen trunk's ``layer3`` map ``(256, 2h, 2w)`` instead of its output:
+twice the columns, for objects that sit close together.
 
     python scripts/experiments/audio_visual_correspondence.py --checkpoint runs/ft_ma_step200_recovered.pt \\
         --train /work/data/avc/train --score /work/data/avc/ood --out docs/results/avc_readout.json
@@ -89,7 +91,18 @@ def clip_names(root: Path, split: str) -> list:
 
 
 @torch.no_grad()
-def extract(generator, root: Path, split: str, frames_per_clip: int, seed: int, keep_frames: bool = False) -> dict:
+def trunk_map(generator, frames: torch.Tensor, stride: int) -> torch.Tensor:
+    """``(B, H_v, W_v, 3) uint8`` -> the ResNet trunk's map at ``stride`` 32 (its output, ``(B, 512,
+    h, w)``) or 16 (``layer3``'s, ``(B, 256, 2h, 2w)``: twice the columns)."""
+    if stride == 32:
+        return generator.trunk_map(frames)
+    t = generator.trunk
+    x = generator._normalise(frames.permute(0, 3, 1, 2))
+    return t.layer3(t.layer2(t.layer1(t.maxpool(t.relu(t.bn1(t.conv1(x)))))))
+
+
+def extract(generator, root: Path, split: str, frames_per_clip: int, seed: int, keep_frames: bool = False,
+            stride: int = 32) -> dict:
     """Trunk maps (``keep_frames``: the ``(H_v, W_v, 3) uint8`` frames instead), log-mel windows,
     azimuths of the sounding and silent objects for every usable frame of the split; the mirrored
     frames come second in each array."""
@@ -116,7 +129,7 @@ def extract(generator, root: Path, split: str, frames_per_clip: int, seed: int, 
             end = int(round((k + 0.5) / fps * sr))
             frame = load_frame(root / "frames" / clip / f"{int(k) + 1:06d}.png", size)
             pair = np.stack([frame, frame[:, ::-1].copy()])
-            maps.append(pair if keep_frames else generator.trunk_map(torch.from_numpy(pair)).half().numpy())
+            maps.append(pair if keep_frames else trunk_map(generator, torch.from_numpy(pair), stride).half().numpy())
             mels.append(log_mel(mono[max(0, end - window):end], sr, fb))
             az.append(float(sounding[0]["azimuth_deg"][min(k, len(sounding[0]["azimuth_deg"]) - 1)]))
             others.append([float(s["azimuth_deg"][min(k, len(s["azimuth_deg"]) - 1)]) for s in silent]
@@ -125,7 +138,7 @@ def extract(generator, root: Path, split: str, frames_per_clip: int, seed: int, 
             clips.append(clip)
     if not maps:
         raise ValueError(f"{root}:{split} has no composite clip with one sounding source and silent objects")
-    maps = np.stack(maps)                                   # (N, 2, 512, h, w) or (N, 2, H_v, W_v, 3)
+    maps = np.stack(maps)                   # (N, 2, C, h, w) trunk maps or (N, 2, H_v, W_v, 3) frames
     az, others = np.array(az), np.array(others)
     return {"maps": np.concatenate([maps[:, 0], maps[:, 1]]),
             "mels": np.concatenate([np.stack(mels)] * 2),
@@ -248,6 +261,8 @@ def main(argv=None) -> int:
     p.add_argument("--frames-per-clip", type=int, default=2)
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--stride", type=int, choices=(16, 32), default=32,
+                   help="read the frozen trunk's map at stride 32 (its output) or 16 (layer3: twice the columns)")
     p.add_argument("--train-trunk", action="store_true",
                    help="train a copy of the trunk with each read-out (rate 1e-4) instead of reading its frozen map")
     p.add_argument("--out", required=True, type=Path)
@@ -262,14 +277,16 @@ def main(argv=None) -> int:
     generator, _ = load_generator(args.checkpoint, mirror_average=False)
     generator.eval()
     t0 = time.time()
+    if args.train_trunk and args.stride != 32:
+        p.error("--train-trunk reads the trunk's output (stride 32)")
     keep = args.train_trunk
-    fit = extract(generator, args.train, "train", args.frames_per_clip, 0, keep)
-    sets = {f"{args.train}:val": extract(generator, args.train, "val", args.frames_per_clip, 1, keep)}
+    fit = extract(generator, args.train, "train", args.frames_per_clip, 0, keep, args.stride)
+    sets = {f"{args.train}:val": extract(generator, args.train, "val", args.frames_per_clip, 1, keep, args.stride)}
     for root in args.score:
-        sets[f"{root}:all"] = extract(generator, root, "all", args.frames_per_clip, 2, keep)
+        sets[f"{root}:all"] = extract(generator, root, "all", args.frames_per_clip, 2, keep, args.stride)
     result = {"checkpoint": args.checkpoint, "fit": f"{args.train}:train", "fit_frames": int(fit["az"].size),
               "frames_per_clip": args.frames_per_clip, "epochs": args.epochs, "window_s": WINDOW_S,
-              "trunk": "trained (rate 1e-4)" if args.train_trunk else "frozen",
+              "trunk": "trained (rate 1e-4)" if args.train_trunk else "frozen", "map_stride": args.stride,
               "extract_s": round(time.time() - t0, 1), "runs": []}
     for seed in range(args.seeds):
         for audio_gated in (False, True):
