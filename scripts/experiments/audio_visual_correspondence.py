@@ -53,6 +53,7 @@ from streambin.signal_contract import INPUT_RMS
 from streambin.train.checkpoint import load_generator
 from streambin.train.cpu_numerics import flush_denormals
 from streambin.train.data import load_frame
+from streambin.train.localisation_eval import sounding_sources
 
 WINDOW_S = 0.64       # the audio net's context at 16 kHz (about 0.64 s)
 N_FFT, HOP, N_MELS = 512, 160, 48
@@ -91,16 +92,6 @@ def clip_names(root: Path, split: str) -> list:
 
 
 @torch.no_grad()
-def trunk_map(generator, frames: torch.Tensor, stride: int) -> torch.Tensor:
-    """``(B, H_v, W_v, 3) uint8`` -> the ResNet trunk's map at ``stride`` 32 (its output, ``(B, 512,
-    h, w)``) or 16 (``layer3``'s, ``(B, 256, 2h, 2w)``: twice the columns)."""
-    if stride == 32:
-        return generator.trunk_map(frames)
-    t = generator.trunk
-    x = generator._normalise(frames.permute(0, 3, 1, 2))
-    return t.layer3(t.layer2(t.layer1(t.maxpool(t.relu(t.bn1(t.conv1(x)))))))
-
-
 def extract(generator, root: Path, split: str, frames_per_clip: int, seed: int, keep_frames: bool = False,
             stride: int = 32) -> dict:
     """Trunk maps (``keep_frames``: the ``(H_v, W_v, 3) uint8`` frames instead), log-mel windows,
@@ -112,7 +103,7 @@ def extract(generator, root: Path, split: str, frames_per_clip: int, seed: int, 
     maps, mels, az, others, kinds, clips = [], [], [], [], [], []
     for clip in tqdm(clip_names(root, split), desc=f"{root.name}:{split}", unit="clip", leave=False):
         meta = json.loads((root / "meta" / f"{clip}.json").read_text())
-        sounding = [s for s in meta["sources"] if not s.get("silent", False)]
+        sounding = sounding_sources(meta)
         silent = [s for s in meta["sources"] if s.get("silent", False)]
         if len(sounding) != 1 or not silent or meta.get("scene_kind") != "composite":
             continue
@@ -129,7 +120,7 @@ def extract(generator, root: Path, split: str, frames_per_clip: int, seed: int, 
             end = int(round((k + 0.5) / fps * sr))
             frame = load_frame(root / "frames" / clip / f"{int(k) + 1:06d}.png", size)
             pair = np.stack([frame, frame[:, ::-1].copy()])
-            maps.append(pair if keep_frames else trunk_map(generator, torch.from_numpy(pair), stride).half().numpy())
+            maps.append(pair if keep_frames else generator.trunk_map(torch.from_numpy(pair), stride).half().numpy())
             mels.append(log_mel(mono[max(0, end - window):end], sr, fb))
             az.append(float(sounding[0]["azimuth_deg"][min(k, len(sounding[0]["azimuth_deg"]) - 1)]))
             others.append([float(s["azimuth_deg"][min(k, len(s["azimuth_deg"]) - 1)]) for s in silent]

@@ -46,11 +46,7 @@ class ColumnReadout(torch.nn.Module):
         self.logit = torch.nn.Conv2d(512 if stride == 32 else 256, 1, 1)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        t = self.generator.trunk
-        x = self.generator._normalise(frames.permute(0, 3, 1, 2))
-        x = t.layer3(t.layer2(t.layer1(t.maxpool(t.relu(t.bn1(t.conv1(x)))))))
-        if self.stride == 32:
-            x = t.layer4(x)
+        x = self.generator.trunk_map(frames, self.stride)
         p = self.logit(x).mean(dim=2)[:, 0].softmax(dim=1)                  # (B, w)
         w = p.shape[1]
         centres = (torch.arange(w, dtype=p.dtype) + 0.5) / w

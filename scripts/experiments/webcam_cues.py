@@ -35,7 +35,6 @@ Needs OpenCV 4.x: OpenCV 5 moved the Haar and HOG detectors out of the main pack
 """
 import argparse
 import json
-import math
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -44,7 +43,7 @@ import numpy as np
 from tqdm import tqdm
 
 from streambin.train.data import load_frame
-from streambin.train.localisation_eval import MIN_AZIMUTH_DEG, qualify, sounding_sources
+from streambin.train.localisation_eval import MIN_AZIMUTH_DEG, binomial_rate, qualify, sounding_sources
 from streambin.train.sim.scene import column_to_azimuth
 
 MOTION_THRESHOLD = 25           # grey levels (0-255) after a 5x5 blur: above the simulator's camera noise
@@ -127,12 +126,6 @@ def model_sides(paths) -> dict:
     return out
 
 
-def rate(hits) -> dict:
-    n = len(hits)
-    p = float(np.mean(hits)) if n else float("nan")
-    return {"rate": p, "sem": math.sqrt(p * (1 - p) / n) if n else float("nan"), "n": n}
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, type=Path, help="a simulated data root (meta/, frames/, splits/)")
@@ -195,23 +188,23 @@ def main(argv=None) -> int:
     for name, recs in sorted(groups.items()):
         row = {"n": len(recs)}
         with_model = [r for r in recs if r["model_ld_db"] is not None]
-        row["model_direction_acc"] = rate([np.sign(r["model_ld_db"]) == np.sign(r["azimuth_deg"]) for r in with_model])
+        row["model_direction_acc"] = binomial_rate([np.sign(r["model_ld_db"]) == np.sign(r["azimuth_deg"]) for r in with_model])
         for cue in CUES:
             fired = [r for r in recs if r[cue] is not None]
             right = lambda r: np.sign(r[cue]["azimuth_deg"]) == np.sign(r["azimuth_deg"])
-            row[cue] = {"fires": rate([r[cue] is not None for r in recs]),
-                        "side_where_fired": rate([right(r) for r in fired]),
-                        "on_source_where_fired": rate([r[cue]["on_source"] for r in fired]),
-                        "model_where_fired": rate([np.sign(r["model_ld_db"]) == np.sign(r["azimuth_deg"])
+            row[cue] = {"fires": binomial_rate([r[cue] is not None for r in recs]),
+                        "side_where_fired": binomial_rate([right(r) for r in fired]),
+                        "on_source_where_fired": binomial_rate([r[cue]["on_source"] for r in fired]),
+                        "model_where_fired": binomial_rate([np.sign(r["model_ld_db"]) == np.sign(r["azimuth_deg"])
                                                    for r in fired if r["model_ld_db"] is not None]),
-                        "override": rate([right(r) if r[cue] is not None else
+                        "override": binomial_rate([right(r) if r[cue] is not None else
                                           np.sign(r["model_ld_db"]) == np.sign(r["azimuth_deg"]) for r in with_model])}
         summary[name] = row
     fired = [r for r in moving if r["cue_deg"] is not None]
     motion = {"frames": len(moving), "clips": len({r["clip"] for r in moving}),
-              "fires": rate([r["cue_deg"] is not None for r in moving]),
-              "side_where_fired": rate([np.sign(r["cue_deg"]) == np.sign(r["azimuth_deg"]) for r in fired]),
-              "side_where_fired_alone": rate([np.sign(r["cue_deg"]) == np.sign(r["azimuth_deg"])
+              "fires": binomial_rate([r["cue_deg"] is not None for r in moving]),
+              "side_where_fired": binomial_rate([np.sign(r["cue_deg"]) == np.sign(r["azimuth_deg"]) for r in fired]),
+              "side_where_fired_alone": binomial_rate([np.sign(r["cue_deg"]) == np.sign(r["azimuth_deg"])
                                               for r in fired if r["n_silent"] == 0])}
     result = {"data": str(args.data), "split": args.split, "opencv": cv2.__version__, "records": [str(r) for r in args.records],
               "wall_s": round(time.time() - t0, 1), "static_lateral_single_source": summary,

@@ -222,15 +222,24 @@ class BinauralGenerator(nn.Module):
         return self.audio(spec, self.visual(frames))
 
     # ------------------------------------------------------------------ training helpers
-    def trunk_map(self, frames: torch.Tensor) -> torch.Tensor:
+    def trunk_map(self, frames: torch.Tensor, stride: int = 32) -> torch.Tensor:
         """``(B, H_v, W_v, 3) uint8`` -> the trunk map ``(B, 512, h, w)`` before gate/reduction.
 
-        A c3d trunk sees the frame repeated over its ``visual_frames`` time steps (a still clip)."""
+        A c3d trunk sees the frame repeated over its ``visual_frames`` time steps (a still clip).
+        ``stride=16`` gives a plain ResNet-18 trunk's ``layer3`` map instead, ``(B, 256, 2h, 2w)``
+        (for probing where in the picture finer cells would help; the feature never uses it)."""
         hv, wv = self.visual_size
         if frames.dim() != 4 or tuple(frames.shape[1:]) != (hv, wv, 3) or frames.dtype != torch.uint8:
             raise ValueError(f"frames must be (B, {hv}, {wv}, 3) uint8 RGB, got "
                              f"{tuple(frames.shape)} {frames.dtype}")
+        if stride not in (16, 32):
+            raise ValueError(f"stride must be 16 or 32, got {stride!r}")
         x = self._normalise(frames.permute(0, 3, 1, 2))
+        if stride == 16:
+            if not isinstance(self.trunk, ResNet18Trunk) or self.trunk.dilated:
+                raise ValueError("stride 16 needs a plain (not dilated) ResNet-18 trunk, got "
+                                 f"{type(self.trunk).__name__}{' (dilated)' if getattr(self.trunk, 'dilated', False) else ''}")
+            return self.trunk.layer3_map(x)
         if self.visual_net == "c3d":
             x = x[:, :, None].expand(-1, -1, self.trunk.frames, -1, -1)
         return self.trunk(x)

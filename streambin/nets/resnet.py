@@ -85,9 +85,14 @@ class ResNet18Trunk(nn.Module):
             _dilate_without_stride(self.layer4, dilation=2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        x = self.layer4(self.layer3_map(x))
         return F.avg_pool2d(x, kernel_size=2, stride=2) if self.dilated else x
+
+    def layer3_map(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, H, W)`` -> ``layer3``'s map ``(B, 256, H/16, W/16)`` (rounded up): the stride-16
+        map ``forward`` goes on from, twice its columns where the trunk is not dilated."""
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        return self.layer3(self.layer2(self.layer1(x)))
 
 
 def _dilate_without_stride(stage: nn.Module, dilation: int) -> None:

@@ -145,7 +145,9 @@ def clip_record(clip: str, meta: Optional[Mapping], target, pred, grey, mirrored
     return rec
 
 
-def _rate(hits: Sequence[bool]) -> Dict[str, Any]:
+def binomial_rate(hits: Sequence[bool]) -> Dict[str, Any]:
+    """``{"rate", "sem", "n"}`` of a list of hits: the share, its binomial standard error
+    ``sqrt(p (1 - p) / n)``, and n (rate and sem NaN when n is 0)."""
     n = len(hits)
     p = float(np.mean(hits)) if n else float("nan")
     return {"rate": p, "sem": math.sqrt(p * (1 - p) / n) if n else float("nan"), "n": n}
@@ -164,9 +166,9 @@ def summarize(records: Sequence[Mapping]) -> Dict[str, Any]:
     kinds = list(SCENE_KINDS) + sorted({r["scene_kind"] for r in records} - set(SCENE_KINDS))
 
     def direction(key):
-        by_kind = {k: _rate([np.sign(r[key]) == np.sign(r["azimuth_deg"]) for r in lateral if r["scene_kind"] == k])
+        by_kind = {k: binomial_rate([np.sign(r[key]) == np.sign(r["azimuth_deg"]) for r in lateral if r["scene_kind"] == k])
                    for k in kinds}
-        return {"overall": _rate([np.sign(r[key]) == np.sign(r["azimuth_deg"]) for r in lateral]), **by_kind}
+        return {"overall": binomial_rate([np.sign(r[key]) == np.sign(r["azimuth_deg"]) for r in lateral]), **by_kind}
 
     flips = [np.sign(r["ld_mirrored_db"]) == -np.sign(r["ld_pred_db"]) != 0 for r in lateral]
     ratios = [r["ld_pred_db"] / r["ld_target_db"] for r in lateral if abs(r["ld_target_db"]) >= MIN_TARGET_LD_DB]
@@ -178,7 +180,7 @@ def summarize(records: Sequence[Mapping]) -> Dict[str, Any]:
     return {
         "direction_acc": direction("ld_pred_db"),
         "target_direction_acc": direction("ld_target_db"),
-        "mirror_flip_rate": _rate(flips),
+        "mirror_flip_rate": binomial_rate(flips),
         "ld_ratio_median": float(np.median(ratios)) if ratios else float("nan"),
         "ld_ratio_n": len(ratios),
         "grey_bias_abs_db": float(np.mean(np.abs(grey))) if grey.size else float("nan"),

@@ -118,6 +118,17 @@ def test_generator_shapes(arch, visual_size, feature_shape, n_masks, nyq):
     assert torch.equal(spec, spec_before)  # input untouched (no in-place ops on inputs)
 
 
+def test_trunk_map_at_stride_16_is_the_map_layer4_goes_on_from():
+    gen = build_generator(small_cfg("unet")).eval()
+    frames = torch.randint(0, 256, (2, 32, 64, 3), dtype=torch.uint8)
+    with torch.no_grad():
+        fine, coarse = gen.trunk_map(frames, stride=16), gen.trunk_map(frames)
+        assert fine.shape == (2, 256, 2 * coarse.shape[2], 2 * coarse.shape[3])
+        assert torch.equal(gen.trunk.layer4(fine), coarse)
+    with pytest.raises(ValueError, match="stride must be 16 or 32"):
+        gen.trunk_map(frames, stride=8)
+
+
 def test_generator_input_errors():
     gen = build_generator(small_cfg("unet")).eval()
     with pytest.raises(ValueError, match=r"\(B, 32, 64, 3\) uint8"):
