@@ -37,6 +37,11 @@ Azimuths ``a_t`` (interpolated from the video frames' times to the STFT frames')
   its side from the mono over the second before (a free positive gain, since the model shrinks
   its side where unsure): re-rendering what the model says through the average head.
 
+Beside the renderer alone, ``blend with the model, probe`` / ``box`` scores the side
+``a(f) * model's side + b(f) * rendered side`` (the rendered side unshrunk; real weights per bin
+fitted by least squares on the fitting clips the probe was not fitted on, with the model's
+offline outputs): whether the renderer adds to the model where each is better.
+
 Scored per clip with the evaluation's metrics: the STFT distance (x Mono-Mono, as
 ``python -m streambin.train.evaluate`` reports it), SPL, and the localisation measures of
 ``streambin.train.localisation_eval`` (a grey frame renders no side; the mirrored frame renders
@@ -79,6 +84,7 @@ N_FFT, HOP = 512, 128
 GRID_STEP_DEG = 0.5
 AZIMUTH_SOURCES = ("truth", "box", "probe", "model")
 MODEL_WINDOW_S = 1.0
+BLEND_SOURCES = ("probe", "box")
 BATCH = 64
 
 
@@ -265,6 +271,61 @@ class ModelOutputs:
                           np.float64)
 
 
+# ---------------------------------------------------------------- blending with the model
+
+def _side_stft(x: np.ndarray) -> np.ndarray:
+    return mid_stft(x)[1]
+
+
+def blend_terms(clip: Clip, pred: np.ndarray, grid, table, azimuths: np.ndarray, scale: float = 1.0):
+    """``(model side, rendered side)`` STFTs ``(bins, T)`` of the clip times ``scale``: the
+    model's side, and the mono through the average head's filter at ``azimuths`` (no shrink)."""
+    t, mid = mid_stft(clip.mid * scale)
+    model_side = _side_stft(0.5 * (pred[0] - pred[1]) * scale)
+    rendered = filters_at(grid, table, frame_azimuths_to_stft(clip.frame_times, azimuths, t)).T * mid
+    n = min(model_side.shape[1], rendered.shape[1])
+    return model_side[:, :n], rendered[:, :n]
+
+
+def fit_blend(clips: Sequence[Clip], model_pred, grid, table, azimuths_of) -> Tuple[np.ndarray, np.ndarray]:
+    """``(a, b)``, each ``(bins,)``: the real weights per bin of the side ``a * model side + b *
+    rendered side`` with the least squared error over ``clips`` (each at its truth's peak)."""
+    gram = np.zeros((N_FFT // 2 + 1, 2, 2))
+    rhs = np.zeros((N_FFT // 2 + 1, 2))
+    for clip in tqdm(clips, desc="blend", unit="clip", leave=False):
+        scale = 1.0 / max(float(np.max(np.abs(clip.target))), 1e-12)
+        terms = blend_terms(clip, model_pred(clip), grid, table, azimuths_of(clip), scale)
+        truth = _side_stft(0.5 * (clip.target[0] - clip.target[1]) * scale)[:, :terms[0].shape[1]]
+        for i in range(2):
+            rhs[:, i] += np.sum(np.real(terms[i] * np.conj(truth)), axis=1)
+            for j in range(2):
+                gram[:, i, j] += np.sum(np.real(terms[i] * np.conj(terms[j])), axis=1)
+    weights = np.linalg.solve(gram + 1e-9 * np.eye(2), rhs[..., None])[..., 0]
+    return weights[:, 0], weights[:, 1]
+
+
+def blend_output(clip: Clip, pred: np.ndarray, grid, table, azimuths: np.ndarray, a, b) -> np.ndarray:
+    """``(2, n)``: the model's mid plus/minus the blended side."""
+    model_side, rendered = blend_terms(clip, pred, grid, table, azimuths)
+    _, side = istft(a[:, None] * model_side + b[:, None] * rendered, fs=SAMPLE_RATE, window="hann",
+                    nperseg=N_FFT, noverlap=N_FFT - HOP)
+    n = pred.shape[1]
+    side = np.pad(side, (0, max(0, n - side.size)))[:n]
+    mid = 0.5 * (pred[0] + pred[1])
+    return np.stack([mid + side, mid - side])
+
+
+def score_blend(clip: Clip, pred: np.ndarray, grid, table, a, b, azimuths: np.ndarray) -> Dict[str, object]:
+    """As :func:`score_clip` for the blend; with mirrored frames the mirror-averaged model's side
+    and the azimuth both change sign, with grey frames both are 0 (the mono on both ears)."""
+    out = blend_output(clip, pred, grid, table, azimuths, a, b)
+    mirrored = blend_output(clip, pred[::-1], grid, table, -azimuths, a, b)
+    grey = np.stack([clip.mid, clip.mid])
+    rec = L.clip_record(clip.name, clip.meta, clip.target, out, grey, mirrored)
+    return {"stft": M.stft_distance(out, clip.target), "spl": M.spl_distance(out, clip.target),
+            "mono_mono_stft": M.stft_distance(grey, clip.target), "localisation": rec}
+
+
 # ---------------------------------------------------------------- the shrink
 
 def fit_shrink(clips: Sequence[Clip], grid, table, azimuths_of) -> np.ndarray:
@@ -386,6 +447,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--data", type=Path, help="the scored set")
     p.add_argument("--split", default="all")
     p.add_argument("--records", nargs="+", help="the default's evaluation JSONs on the scored clips")
+    p.add_argument("--max-clips", type=int, default=0, help="score only the split's first N clips (default: all)")
     p.add_argument("--heads", type=int, default=48, help="train-pool heads averaged into the filter (default 48)")
     p.add_argument("--noise-deg", type=float, nargs="*", default=[],
                    help="also render at the sidecar's azimuth plus one N(0, sigma^2) error per clip, each sigma "
@@ -425,6 +487,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     model_outputs = ModelOutputs(args.checkpoint, args.side_gain)
     model_cache: Dict[Tuple[str, str], np.ndarray] = {}
     model_stft: Dict[str, float] = {}
+    pred_cache: Dict[Tuple[str, str], np.ndarray] = {}
+
+    def model_pred(clip: Clip) -> np.ndarray:
+        key = (str(clip.root), clip.name)
+        if key not in pred_cache:
+            pred_cache[key] = model_outputs(clip)
+        return pred_cache[key]
 
     def azimuths_of(how):
         def get(clip: Clip) -> np.ndarray:
@@ -435,7 +504,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 return probe_cache[key]
             if how == "model":
                 if key not in model_cache:
-                    pred = model_outputs(clip)
+                    pred = model_pred(clip)
                     model_cache[key] = implied_azimuths(clip.mid, pred, grid, table, clip.frame_times)
                     model_stft[clip.name] = M.stft_distance(pred, clip.target)
                 return model_cache[key]
@@ -451,8 +520,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                **{f"truth+{sigma:g}": fit_shrink(fit_clips, grid, table, azimuths_of(f"truth+{sigma:g}"))
                   for sigma in args.noise_deg}}
 
+    # Blends of the model's side with the rendered one, fitted on the clips the probe was not fitted on.
+    blends = {how: fit_blend(held_clips, model_pred, grid, table, azimuths_of(how)) for how in BLEND_SOURCES}
+    pred_cache.clear()
     refs = default_records(args.records)
-    clips = [c for c in single_source_clips(args.data, args.split) if c.name in refs]
+    clips = [c for c in single_source_clips(args.data, args.split, args.max_clips) if c.name in refs]
     if not clips:
         raise SystemExit(f"no single-source clip of {args.data}:{args.split} is in the --records")
     variants = {f"{how}, {'shrunk' if shrunk else 'g = 1'}": (how, shrinks[how] if shrunk else np.ones(N_FFT // 2 + 1))
@@ -468,6 +540,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             row.update(clip=clip.name, group=scene_group(clip.meta), default=refs[clip.name],
                        mean_abs_azimuth_error_deg=float(np.mean(np.abs(az - clip.azimuths("truth")))))
             per_clip[name].append(row)
+        pred = model_pred(clip)
+        grey = np.stack([clip.mid, clip.mid])
+        per_clip.setdefault("the model alone, offline", []).append({
+            "stft": M.stft_distance(pred, clip.target), "spl": M.spl_distance(pred, clip.target),
+            "mono_mono_stft": M.stft_distance(grey, clip.target), "clip": clip.name, "group": scene_group(clip.meta),
+            "default": refs[clip.name], "mean_abs_azimuth_error_deg": None,
+            # mirror-averaged: the mirrored frames' output is this one, ears swapped; grey frames' is centred
+            "localisation": L.clip_record(clip.name, clip.meta, clip.target, pred, grey, pred[::-1])})
+        for how, (a, b) in blends.items():
+            az = azimuths_of(how)(clip)
+            row = score_blend(clip, model_pred(clip), grid, table, a, b, az)
+            row.update(clip=clip.name, group=scene_group(clip.meta), default=refs[clip.name],
+                       mean_abs_azimuth_error_deg=float(np.mean(np.abs(az - clip.azimuths("truth")))))
+            per_clip.setdefault(f"blend with the model, {how}", []).append(row)
+        pred_cache.clear()
         probe_errors.append(per_clip["probe, g = 1"][-1]["mean_abs_azimuth_error_deg"])
         model_errors.append(per_clip["model, g = 1"][-1]["mean_abs_azimuth_error_deg"])
 
@@ -475,6 +562,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               "fit_clips": len(fit_clips), "shrink_fit_clips": {"truth": len(fit_clips), "box": len(fit_clips),
                                                                 "probe": len(held_clips)},
               "shrink": {k: v.round(3).tolist() for k, v in shrinks.items()},
+              "blend_weights": {how: {"model": a.round(3).tolist(), "rendered": b.round(3).tolist()}
+                                for how, (a, b) in blends.items()},
               "scored_clips": len(clips), "probe_mae_deg_on_scored": float(np.mean(probe_errors)),
               "model_mae_deg_on_scored": float(np.mean(model_errors)),
               "model_offline_stft_x_mono_mono": float(np.mean([model_stft[c.name] for c in clips]) / np.mean(
