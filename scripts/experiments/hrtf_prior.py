@@ -75,7 +75,8 @@ from streambin.train import metrics as M
 from streambin.train.checkpoint import load_generator
 from streambin.train.cpu_numerics import flush_denormals
 from streambin.train.data import load_frame
-from streambin.train.position_probe import RIDGE_GRID, Ridge, features, single_source_frames, split_spec
+from streambin.train.position_probe import (Ridge, choose_strength, features, held_out_mask, single_source_frames,
+                                            split_spec)
 from streambin.train.sim.heads import draw_head, load_head
 from streambin.train.sim.scene import HFOV_DEG, column_to_azimuth
 
@@ -122,25 +123,30 @@ def filters_at(grid: np.ndarray, table: np.ndarray, azimuths: np.ndarray) -> np.
 
 # ---------------------------------------------------------------- rendering
 
-def mid_stft(mid: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """``(frame times in s (T,), STFT (bins, T) complex)`` of ``mid (n,)`` at 16 kHz."""
-    _, t, z = stft(mid, fs=SAMPLE_RATE, window="hann", nperseg=N_FFT, noverlap=N_FFT - HOP)
+def spectrum(x: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """``(frame times in s (T,), STFT (bins, T) complex)`` of ``x (n,)`` at 16 kHz, the
+    renderer's analysis (Hann 512, hop 128)."""
+    _, t, z = stft(x, fs=SAMPLE_RATE, window="hann", nperseg=N_FFT, noverlap=N_FFT - HOP)
     return t, z
 
 
-def render(mid: np.ndarray, side_filters: np.ndarray, shrink: np.ndarray) -> np.ndarray:
-    """``(2, n) float64`` left/right: ``mid (n,)`` plus/minus the side ``shrink (bins,) *
-    side_filters (T, bins) * STFT(mid)``."""
-    _, z = mid_stft(mid)
-    _, side = istft(z * (shrink[:, None] * side_filters.T), fs=SAMPLE_RATE, window="hann", nperseg=N_FFT,
-                    noverlap=N_FFT - HOP)
+def with_side(mid: np.ndarray, side_spectrum: np.ndarray) -> np.ndarray:
+    """``(2, n) float64`` left/right: ``mid (n,)`` plus/minus the overlap-added ``side_spectrum``."""
+    _, side = istft(side_spectrum, fs=SAMPLE_RATE, window="hann", nperseg=N_FFT, noverlap=N_FFT - HOP)
     side = np.pad(side, (0, max(0, mid.size - side.size)))[: mid.size]
     return np.stack([mid + side, mid - side])
 
 
-def frame_azimuths_to_stft(frame_times: np.ndarray, azimuths: np.ndarray, stft_times: np.ndarray) -> np.ndarray:
-    """``(T,)`` degrees at the STFT frames' times, linear between the video frames' (held at the ends)."""
-    return np.interp(stft_times, frame_times, azimuths)
+def render(mid: np.ndarray, side_filters: np.ndarray, shrink: np.ndarray) -> np.ndarray:
+    """``(2, n) float64``: ``mid (n,)`` with the side ``shrink (bins,) * side_filters (T, bins) * STFT(mid)``."""
+    return with_side(mid, spectrum(mid)[1] * (shrink[:, None] * side_filters.T))
+
+
+def filters_along(clip: "Clip", grid: np.ndarray, table: np.ndarray, azimuths: np.ndarray,
+                  stft_times: np.ndarray) -> np.ndarray:
+    """``(T, bins)`` filters at the STFT frames' times, the clip's per-video-frame ``azimuths``
+    interpolated linearly between the video frames' times (held at the ends)."""
+    return filters_at(grid, table, np.interp(stft_times, clip.frame_times, azimuths))
 
 
 # ---------------------------------------------------------------- clips
@@ -209,12 +215,12 @@ def fit_probe(generator, fit_root: Path, fit_split: str, visual_size, seed: int)
     """A ridge probe on four fifths of the fitting clips (two frames each, and their mirrors);
     returns it, the held-out fifth's clip names, and the held-out MAE per strength."""
     frames = single_source_frames(fit_root, fit_split, 2, 0, seed)
-    names = sorted({c for _, _, c in frames})
-    held = set(np.random.default_rng(seed).permutation(names)[: max(1, len(names) // 5)])
+    clips = [c for _, _, c in frames]
     x, y = features(generator, frames, visual_size, "probe features")
-    mask = np.array([c in held for _, _, c in frames] * 2)
-    maes = {s: float(np.abs(Ridge(x[~mask], y[~mask], s)(x[mask]) - y[mask]).mean()) for s in RIDGE_GRID}
+    mask = held_out_mask(clips, seed)
+    maes = choose_strength(x, y, clips, seed)
     best = min(maes, key=maes.get)
+    held = {c for c, out in zip(clips, mask[: len(clips)]) if out}
     return Ridge(x[~mask], y[~mask], best), held, {"held_out_mae_deg": maes, "strength": best,
                                                    "fit_frames": int((~mask).sum())}
 
@@ -227,8 +233,8 @@ def implied_azimuths(mid: np.ndarray, pred: np.ndarray, grid: np.ndarray, table:
     best explains the side of ``pred (2, n)`` from ``mid (n,)`` (the model's input) over the
     ``window_s`` seconds up to that frame, with a free positive gain (the model's side is shrunk
     where it is unsure, so only its shape counts); 0 where no azimuth explains any of it."""
-    t, m = mid_stft(mid)
-    _, _, s = stft(0.5 * (pred[0] - pred[1]), fs=SAMPLE_RATE, window="hann", nperseg=N_FFT, noverlap=N_FFT - HOP)
+    t, m = spectrum(mid)
+    s = spectrum(0.5 * (pred[0] - pred[1]))[1]
     n = min(m.shape[1], s.shape[1])
     zeros = np.zeros((m.shape[0], 1))
     cross = np.concatenate([zeros, np.cumsum(s[:, :n] * np.conj(m[:, :n]), axis=1)], axis=1)
@@ -273,16 +279,12 @@ class ModelOutputs:
 
 # ---------------------------------------------------------------- blending with the model
 
-def _side_stft(x: np.ndarray) -> np.ndarray:
-    return mid_stft(x)[1]
-
-
 def blend_terms(clip: Clip, pred: np.ndarray, grid, table, azimuths: np.ndarray, scale: float = 1.0):
     """``(model side, rendered side)`` STFTs ``(bins, T)`` of the clip times ``scale``: the
     model's side, and the mono through the average head's filter at ``azimuths`` (no shrink)."""
-    t, mid = mid_stft(clip.mid * scale)
-    model_side = _side_stft(0.5 * (pred[0] - pred[1]) * scale)
-    rendered = filters_at(grid, table, frame_azimuths_to_stft(clip.frame_times, azimuths, t)).T * mid
+    t, mid = spectrum(clip.mid * scale)
+    model_side = spectrum(0.5 * (pred[0] - pred[1]) * scale)[1]
+    rendered = filters_along(clip, grid, table, azimuths, t).T * mid
     n = min(model_side.shape[1], rendered.shape[1])
     return model_side[:, :n], rendered[:, :n]
 
@@ -295,7 +297,7 @@ def fit_blend(clips: Sequence[Clip], model_pred, grid, table, azimuths_of) -> Tu
     for clip in tqdm(clips, desc="blend", unit="clip", leave=False):
         scale = 1.0 / max(float(np.max(np.abs(clip.target))), 1e-12)
         terms = blend_terms(clip, model_pred(clip), grid, table, azimuths_of(clip), scale)
-        truth = _side_stft(0.5 * (clip.target[0] - clip.target[1]) * scale)[:, :terms[0].shape[1]]
+        truth = spectrum(0.5 * (clip.target[0] - clip.target[1]) * scale)[1][:, :terms[0].shape[1]]
         for i in range(2):
             rhs[:, i] += np.sum(np.real(terms[i] * np.conj(truth)), axis=1)
             for j in range(2):
@@ -307,23 +309,7 @@ def fit_blend(clips: Sequence[Clip], model_pred, grid, table, azimuths_of) -> Tu
 def blend_output(clip: Clip, pred: np.ndarray, grid, table, azimuths: np.ndarray, a, b) -> np.ndarray:
     """``(2, n)``: the model's mid plus/minus the blended side."""
     model_side, rendered = blend_terms(clip, pred, grid, table, azimuths)
-    _, side = istft(a[:, None] * model_side + b[:, None] * rendered, fs=SAMPLE_RATE, window="hann",
-                    nperseg=N_FFT, noverlap=N_FFT - HOP)
-    n = pred.shape[1]
-    side = np.pad(side, (0, max(0, n - side.size)))[:n]
-    mid = 0.5 * (pred[0] + pred[1])
-    return np.stack([mid + side, mid - side])
-
-
-def score_blend(clip: Clip, pred: np.ndarray, grid, table, a, b, azimuths: np.ndarray) -> Dict[str, object]:
-    """As :func:`score_clip` for the blend; with mirrored frames the mirror-averaged model's side
-    and the azimuth both change sign, with grey frames both are 0 (the mono on both ears)."""
-    out = blend_output(clip, pred, grid, table, azimuths, a, b)
-    mirrored = blend_output(clip, pred[::-1], grid, table, -azimuths, a, b)
-    grey = np.stack([clip.mid, clip.mid])
-    rec = L.clip_record(clip.name, clip.meta, clip.target, out, grey, mirrored)
-    return {"stft": M.stft_distance(out, clip.target), "spl": M.spl_distance(out, clip.target),
-            "mono_mono_stft": M.stft_distance(grey, clip.target), "localisation": rec}
+    return with_side(0.5 * (pred[0] + pred[1]), a[:, None] * model_side + b[:, None] * rendered)
 
 
 # ---------------------------------------------------------------- the shrink
@@ -335,9 +321,9 @@ def fit_shrink(clips: Sequence[Clip], grid, table, azimuths_of) -> np.ndarray:
     den = np.zeros(N_FFT // 2 + 1)
     for clip in tqdm(clips, desc="shrink", unit="clip", leave=False):
         x = M.peak_normalize(clip.target)
-        t, mid = mid_stft(0.5 * (x[0] + x[1]))
-        _, _, side = stft(0.5 * (x[0] - x[1]), fs=SAMPLE_RATE, window="hann", nperseg=N_FFT, noverlap=N_FFT - HOP)
-        pred = filters_at(grid, table, frame_azimuths_to_stft(clip.frame_times, azimuths_of(clip), t)).T * mid
+        t, mid = spectrum(0.5 * (x[0] + x[1]))
+        side = spectrum(0.5 * (x[0] - x[1]))[1]
+        pred = filters_along(clip, grid, table, azimuths_of(clip), t).T * mid
         num += np.sum(np.real(side * np.conj(pred)), axis=1)
         den += np.sum(np.abs(pred) ** 2, axis=1)
     return np.clip(num / np.maximum(den, 1e-12), 0.0, 1.5)
@@ -345,15 +331,33 @@ def fit_shrink(clips: Sequence[Clip], grid, table, azimuths_of) -> np.ndarray:
 
 # ---------------------------------------------------------------- scoring
 
-def score_clip(clip: Clip, grid, table, shrink, azimuths: np.ndarray) -> Dict[str, object]:
-    t, _ = mid_stft(clip.mid)
-    filt = filters_at(grid, table, frame_azimuths_to_stft(clip.frame_times, azimuths, t))
-    pred = render(clip.mid, filt, shrink)
-    mirrored = render(clip.mid, filters_at(grid, table, -frame_azimuths_to_stft(clip.frame_times, azimuths, t)), shrink)
+def score_output(clip: Clip, out: np.ndarray, mirrored: np.ndarray, default: dict,
+                 azimuths: Optional[np.ndarray] = None) -> Dict[str, object]:
+    """One scored row: ``out`` and the output with mirrored frames, both ``(2, n)``, against the
+    clip's truth (every output here is centred with grey frames: the mono on both ears), with the
+    default's record beside and the mean error of the ``azimuths`` used (None: none used)."""
     grey = np.stack([clip.mid, clip.mid])
-    rec = L.clip_record(clip.name, clip.meta, clip.target, pred, grey, mirrored)
-    return {"stft": M.stft_distance(pred, clip.target), "spl": M.spl_distance(pred, clip.target),
-            "mono_mono_stft": M.stft_distance(grey, clip.target), "localisation": rec}
+    error = None if azimuths is None else float(np.mean(np.abs(azimuths - clip.azimuths("truth"))))
+    return {"clip": clip.name, "group": scene_group(clip.meta), "default": default,
+            "stft": M.stft_distance(out, clip.target), "spl": M.spl_distance(out, clip.target),
+            "mono_mono_stft": M.stft_distance(grey, clip.target), "mean_abs_azimuth_error_deg": error,
+            "localisation": L.clip_record(clip.name, clip.meta, clip.target, out, grey, mirrored)}
+
+
+def score_rendered(clip: Clip, grid, table, shrink, azimuths: np.ndarray, default: dict) -> Dict[str, object]:
+    """The renderer at ``azimuths``; with mirrored frames, at the negated azimuths."""
+    t, _ = spectrum(clip.mid)
+    own = render(clip.mid, filters_along(clip, grid, table, azimuths, t), shrink)
+    mirrored = render(clip.mid, filters_along(clip, grid, table, -azimuths, t), shrink)
+    return score_output(clip, own, mirrored, default, azimuths)
+
+
+def score_blend(clip: Clip, pred: np.ndarray, grid, table, a, b, azimuths: np.ndarray, default: dict) -> Dict[str, object]:
+    """The blend; with mirrored frames the mirror-averaged model's side and the azimuth both
+    change sign."""
+    own = blend_output(clip, pred, grid, table, azimuths, a, b)
+    mirrored = blend_output(clip, pred[::-1], grid, table, -azimuths, a, b)
+    return score_output(clip, own, mirrored, default, azimuths)
 
 
 def default_records(paths: Sequence[str]) -> Dict[str, dict]:
@@ -486,7 +490,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     model_outputs = ModelOutputs(args.checkpoint, args.side_gain)
     model_cache: Dict[Tuple[str, str], np.ndarray] = {}
-    model_stft: Dict[str, float] = {}
     pred_cache: Dict[Tuple[str, str], np.ndarray] = {}
 
     def model_pred(clip: Clip) -> np.ndarray:
@@ -504,9 +507,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 return probe_cache[key]
             if how == "model":
                 if key not in model_cache:
-                    pred = model_pred(clip)
-                    model_cache[key] = implied_azimuths(clip.mid, pred, grid, table, clip.frame_times)
-                    model_stft[clip.name] = M.stft_distance(pred, clip.target)
+                    model_cache[key] = implied_azimuths(clip.mid, model_pred(clip), grid, table, clip.frame_times)
                 return model_cache[key]
             return clip.azimuths(how)
         return get
@@ -532,31 +533,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     variants.update({f"truth+{sigma:g}, shrunk": (f"truth+{sigma:g}", shrinks[f"truth+{sigma:g}"])
                      for sigma in args.noise_deg})
     per_clip: Dict[str, List[dict]] = {v: [] for v in variants}
-    probe_errors, model_errors = [], []
+    per_clip["the model alone, offline"] = []
+    per_clip.update({f"blend with the model, {how}": [] for how in blends})
     for clip in tqdm(clips, desc="scored clips", unit="clip"):
+        default = refs[clip.name]
         for name, (how, shrink) in variants.items():
-            az = azimuths_of(how)(clip)
-            row = score_clip(clip, grid, table, shrink, az)
-            row.update(clip=clip.name, group=scene_group(clip.meta), default=refs[clip.name],
-                       mean_abs_azimuth_error_deg=float(np.mean(np.abs(az - clip.azimuths("truth")))))
-            per_clip[name].append(row)
+            per_clip[name].append(score_rendered(clip, grid, table, shrink, azimuths_of(how)(clip), default))
         pred = model_pred(clip)
-        grey = np.stack([clip.mid, clip.mid])
-        per_clip.setdefault("the model alone, offline", []).append({
-            "stft": M.stft_distance(pred, clip.target), "spl": M.spl_distance(pred, clip.target),
-            "mono_mono_stft": M.stft_distance(grey, clip.target), "clip": clip.name, "group": scene_group(clip.meta),
-            "default": refs[clip.name], "mean_abs_azimuth_error_deg": None,
-            # mirror-averaged: the mirrored frames' output is this one, ears swapped; grey frames' is centred
-            "localisation": L.clip_record(clip.name, clip.meta, clip.target, pred, grey, pred[::-1])})
+        # mirror-averaged: the mirrored frames' output is this one, ears swapped
+        per_clip["the model alone, offline"].append(score_output(clip, pred, pred[::-1], default))
         for how, (a, b) in blends.items():
-            az = azimuths_of(how)(clip)
-            row = score_blend(clip, model_pred(clip), grid, table, a, b, az)
-            row.update(clip=clip.name, group=scene_group(clip.meta), default=refs[clip.name],
-                       mean_abs_azimuth_error_deg=float(np.mean(np.abs(az - clip.azimuths("truth")))))
-            per_clip.setdefault(f"blend with the model, {how}", []).append(row)
+            per_clip[f"blend with the model, {how}"].append(
+                score_blend(clip, pred, grid, table, a, b, azimuths_of(how)(clip), default))
         pred_cache.clear()
-        probe_errors.append(per_clip["probe, g = 1"][-1]["mean_abs_azimuth_error_deg"])
-        model_errors.append(per_clip["model, g = 1"][-1]["mean_abs_azimuth_error_deg"])
+
+    def mean_error(name: str) -> float:
+        return float(np.mean([r["mean_abs_azimuth_error_deg"] for r in per_clip[name]]))
 
     result = {"command": "python " + " ".join(sys.argv), "heads": heads, "probe": probe_info,
               "fit_clips": len(fit_clips), "shrink_fit_clips": {"truth": len(fit_clips), "box": len(fit_clips),
@@ -564,10 +556,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               "shrink": {k: v.round(3).tolist() for k, v in shrinks.items()},
               "blend_weights": {how: {"model": a.round(3).tolist(), "rendered": b.round(3).tolist()}
                                 for how, (a, b) in blends.items()},
-              "scored_clips": len(clips), "probe_mae_deg_on_scored": float(np.mean(probe_errors)),
-              "model_mae_deg_on_scored": float(np.mean(model_errors)),
-              "model_offline_stft_x_mono_mono": float(np.mean([model_stft[c.name] for c in clips]) / np.mean(
-                  [per_clip["truth, g = 1"][i]["mono_mono_stft"] for i in range(len(clips))])),
+              "scored_clips": len(clips), "probe_mae_deg_on_scored": mean_error("probe, g = 1"),
+              "model_mae_deg_on_scored": mean_error("model, g = 1"),
+              "model_offline_stft_x_mono_mono": summary(per_clip["the model alone, offline"])["stft_x_mono_mono"],
               "summary": {}, "per_clip": {}}
     groups = sorted({r["group"] for r in per_clip["truth, g = 1"]})
     for name, rows in per_clip.items():

@@ -137,14 +137,21 @@ class Ridge:
         return ((x - self.mean) / self.scale) @ self.weights + self.offset
 
 
-def choose_strength(x: np.ndarray, y: np.ndarray, clips: Sequence[str], seed: int) -> Dict[float, float]:
-    """Held-out MAE (degrees) for each strength in ``RIDGE_GRID``: a fifth of the clips held out
-    (both a frame and its mirror go with their clip)."""
+def held_out_mask(clips: Sequence[str], seed: int) -> np.ndarray:
+    """``(2N,) bool`` over :func:`features`' rows (frames, then their mirrors): True for the rows
+    of a fifth of the clips, drawn with ``seed`` (a frame and its mirror go with their clip)."""
     names = sorted(set(clips))
     held = set(np.random.default_rng(seed).permutation(names)[: max(1, len(names) // 5)])
     mask = np.array([c in held for c in clips] * 2)
     if mask.all() or not mask.any():
-        raise ValueError(f"need at least two single-source clips to choose the ridge strength, got {len(names)}")
+        raise ValueError(f"need at least two single-source clips to hold a fifth out, got {len(names)}")
+    return mask
+
+
+def choose_strength(x: np.ndarray, y: np.ndarray, clips: Sequence[str], seed: int) -> Dict[float, float]:
+    """Held-out MAE (degrees) for each strength in ``RIDGE_GRID``, fitted on the rows
+    :func:`held_out_mask` leaves in and scored on those it holds out."""
+    mask = held_out_mask(clips, seed)
     return {s: float(np.abs(Ridge(x[~mask], y[~mask], s)(x[mask]) - y[mask]).mean()) for s in RIDGE_GRID}
 
 
