@@ -53,6 +53,8 @@ frame it is causal, and costs one complex multiply per bin.
         --fit /work/data/probefit:train --data /work/data/ood_val --split all \\
         --records docs/results/ood_ma_sg1179.json docs/results/ood_last100_ma_sg1179.json \\
         --noise-deg 2 4 6 8 --out docs/results/hrtf_prior_ood.json
+    PYTHONPATH=. python scripts/experiments/hrtf_prior.py --own-head-check 5 --data /work/data/ood_val \\
+        --out docs/results/hrtf_prior_own_head.json
 """
 
 from __future__ import annotations
@@ -75,8 +77,7 @@ from streambin.train import metrics as M
 from streambin.train.checkpoint import load_generator
 from streambin.train.cpu_numerics import flush_denormals
 from streambin.train.data import load_frame
-from streambin.train.position_probe import (Ridge, choose_strength, features, held_out_mask, single_source_frames,
-                                            split_spec)
+from streambin.train.position_probe import Ridge, fit_with_held_out, split_spec
 from streambin.train.sim.heads import draw_head, load_head
 from streambin.train.sim.scene import HFOV_DEG, column_to_azimuth
 
@@ -209,20 +210,6 @@ def probe_azimuths(generator, probe: Ridge, paths: Sequence[Path], visual_size) 
         mirrored = probe(generator.visual(x.flip(2)).flatten(1).double().numpy())
         out.append(0.5 * (own - mirrored))
     return np.concatenate(out)
-
-
-def fit_probe(generator, fit_root: Path, fit_split: str, visual_size, seed: int) -> Tuple[Ridge, set, dict]:
-    """A ridge probe on four fifths of the fitting clips (two frames each, and their mirrors);
-    returns it, the held-out fifth's clip names, and the held-out MAE per strength."""
-    frames = single_source_frames(fit_root, fit_split, 2, 0, seed)
-    clips = [c for _, _, c in frames]
-    x, y = features(generator, frames, visual_size, "probe features")
-    mask = held_out_mask(clips, seed)
-    maes = choose_strength(x, y, clips, seed)
-    best = min(maes, key=maes.get)
-    held = {c for c, out in zip(clips, mask[: len(clips)]) if out}
-    return Ridge(x[~mask], y[~mask], best), held, {"held_out_mae_deg": maes, "strength": best,
-                                                   "fit_frames": int((~mask).sum())}
 
 
 # ---------------------------------------------------------------- the model's own output
@@ -403,6 +390,23 @@ def summary(rows: Sequence[dict]) -> dict:
             "default_ld_ratio_median": ref_loc["ld_ratio_median"] if ref_loc else None}
 
 
+def own_head_check(root: Path, split: str, n: int) -> Dict[str, float]:
+    """Clip -> STFT distance over Mono-Mono of the renderer with the clip's own head (g = 1) at
+    its sidecar azimuth, for the split's first ``n`` static single-source clips without a room:
+    near 0 when the rendering itself is right (what is left is elevation and interpolation)."""
+    out: Dict[str, float] = {}
+    for clip in single_source_clips(root, split):
+        if clip.meta.get("room") or clip.source.get("moving"):
+            continue
+        grid, table = side_filter_table([clip.meta["head"]])
+        t, _ = spectrum(clip.mid)
+        own = render(clip.mid, filters_along(clip, grid, table, clip.azimuths("truth"), t), np.ones(N_FFT // 2 + 1))
+        out[clip.name] = M.stft_distance(own, clip.target) / M.stft_distance(np.stack([clip.mid, clip.mid]), clip.target)
+        if len(out) == n:
+            break
+    return out
+
+
 def plot_precision(result: Mapping, path: Path) -> None:
     """The renderer's STFT distance (x Mono-Mono, shrunk) against its azimuth's mean error: the
     ``truth+SIGMA`` variants as a line, ``box``, ``probe`` and ``model`` as points, the shipped
@@ -445,6 +449,8 @@ def plot_precision(result: Mapping, path: Path) -> None:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--replot", type=Path, help="only draw --plot from this earlier --out JSON")
+    p.add_argument("--own-head-check", type=int, metavar="N",
+                   help="only check the rendering: N clips of --data without a room, each through its own head (--out)")
     p.add_argument("--plot", type=Path, help="draw the STFT distance against the azimuth's error (PNG)")
     p.add_argument("--checkpoint", help="the shipped default's weights (for the probe)")
     p.add_argument("--fit", type=split_spec, help="DATA_ROOT:SPLIT of train-pool clips (probe, shrink)")
@@ -466,6 +472,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         plot_precision(json.loads(args.replot.read_text()), args.plot)
         print(f"wrote {args.plot}")
         return 0
+    if args.own_head_check is not None:
+        if args.own_head_check < 1 or not args.data or not args.out:
+            p.error("--own-head-check needs N >= 1, --data and --out")
+        ratios = own_head_check(args.data, args.split, args.own_head_check)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"command": "python " + " ".join(sys.argv), "x_mono_mono": ratios}, indent=1))
+        print("\n".join(f"{c}: {r:.4f} x Mono-Mono" for c, r in ratios.items()))
+        return 0
     missing = [f"--{k}" for k in ("checkpoint", "fit", "data", "records", "out") if not getattr(args, k)]
     if missing:
         p.error(f"needs {', '.join(missing)} (or --replot JSON --plot PNG)")
@@ -482,7 +496,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     generator, cfg = load_generator(args.checkpoint, mirror_average=False)
     generator.eval()
     size = tuple(cfg.model.visual_size)
-    probe, held, probe_info = fit_probe(generator, *args.fit, size, args.seed)
+    probe, held, probe_info = fit_with_held_out(generator, args.fit, size, args.seed)
 
     fit_clips = single_source_clips(*args.fit)
     held_clips = [c for c in fit_clips if c.name in held]

@@ -155,6 +155,24 @@ def choose_strength(x: np.ndarray, y: np.ndarray, clips: Sequence[str], seed: in
     return {s: float(np.abs(Ridge(x[~mask], y[~mask], s)(x[mask]) - y[mask]).mean()) for s in RIDGE_GRID}
 
 
+def fit_with_held_out(generator, fit: Tuple[Path, str], visual_size, seed: int) -> Tuple[Ridge, set, dict]:
+    """A probe fitted on four fifths of ``fit``'s single-source clips (two frames each, and their
+    mirrors) at the strength that scores best on the fifth :func:`held_out_mask` holds out, for
+    analyses that need clips the probe has not seen. Returns the probe, the held-out clips'
+    names and ``{"held_out_mae_deg": {strength: MAE}, "strength", "fit_frames"}``."""
+    frames = single_source_frames(*fit, 2, 0, seed)
+    if not frames:
+        raise ValueError(f"{fit[0]}:{fit[1]} has no clip with exactly one sounding source")
+    clips = [c for _, _, c in frames]
+    x, y = features(generator, frames, visual_size, "probe features")
+    mask = held_out_mask(clips, seed)
+    maes = choose_strength(x, y, clips, seed)
+    best = min(maes, key=maes.get)
+    held = {c for c, out in zip(clips, mask[: len(clips)]) if out}
+    return Ridge(x[~mask], y[~mask], best), held, {"held_out_mae_deg": maes, "strength": best,
+                                                   "fit_frames": int((~mask).sum())}
+
+
 def box_centre_azimuths(frames: Sequence[ProbeFrame]) -> np.ndarray:
     """``(2N,)`` azimuths of the frames' box centres at their mean field of view, then of the
     mirrored frames (negated), in the order :func:`features` returns."""
