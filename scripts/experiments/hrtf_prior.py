@@ -32,6 +32,9 @@ Azimuths ``a_t`` (interpolated from the video frames' times to the STFT frames')
 - ``probe``: what the shipped visual path says: a ridge read-out of its visual feature
   (``streambin.train.position_probe``), fitted on four fifths of the fitting set's clips, and
   mirror-averaged as the engine averages (``(p(x) - p(mirror x)) / 2``, so a grey frame gives 0).
+- ``localiser`` (with ``--localiser CK``): the strongest peak of a dense object localiser
+  (``scripts/experiments/object_localiser.py``), mirror-averaged, turned into an azimuth at
+  90 degrees as the box centre is: a visual net trained for this one job.
 - ``model``: the azimuth the shipped default's own output implies: its offline, mirror-averaged
   prediction (``--side-gain``), and per video frame the grid azimuth whose filter best explains
   its side from the mono over the second before (a free positive gain, since the model shrinks
@@ -210,6 +213,27 @@ def probe_azimuths(generator, probe: Ridge, paths: Sequence[Path], visual_size) 
         mirrored = probe(generator.visual(x.flip(2)).flatten(1).double().numpy())
         out.append(0.5 * (own - mirrored))
     return np.concatenate(out)
+
+
+# ---------------------------------------------------------------- a dense object localiser
+
+def load_localiser(path: str):
+    """An ``object_localiser.py`` checkpoint as an eval-mode net."""
+    from object_localiser import ObjectLocaliser  # beside this script
+    ck = torch.load(path, weights_only=False)
+    net = ObjectLocaliser(ck["width"])
+    net.load_state_dict(ck["net"])
+    return net.eval()
+
+
+def localiser_azimuths(net, paths: Sequence[Path]) -> np.ndarray:
+    """``(n,)`` degrees at 90 degrees of view: the strongest peak of each frame, mirror-averaged."""
+    import cv2
+    from object_localiser import INPUT_H, INPUT_W, peaks
+    imgs = np.stack([cv2.resize(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB), (INPUT_W, INPUT_H),
+                                interpolation=cv2.INTER_AREA) for p in paths])
+    cols, _ = peaks(net, imgs, k=1, mirror_average=True)
+    return column_to_azimuth(cols[:, 0] * INPUT_W, INPUT_W, HFOV_DEG)
 
 
 # ---------------------------------------------------------------- the model's own output
@@ -462,6 +486,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--noise-deg", type=float, nargs="*", default=[],
                    help="also render at the sidecar's azimuth plus one N(0, sigma^2) error per clip, each sigma "
                         "its own variant (shrink fitted with the same errors): how precise a localiser must be")
+    p.add_argument("--localiser", help="an object_localiser.py checkpoint: adds the 'localiser' azimuths")
     p.add_argument("--side-gain", type=float, default=1.179, help="the default's side gain (its offline outputs)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path)
@@ -512,6 +537,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             pred_cache[key] = model_outputs(clip)
         return pred_cache[key]
 
+    localiser, localiser_cache = (load_localiser(args.localiser) if args.localiser else None), {}
+    sources = AZIMUTH_SOURCES + (("localiser",) if localiser else ())
+    blend_sources = BLEND_SOURCES + (("localiser",) if localiser else ())
+
     def azimuths_of(how):
         def get(clip: Clip) -> np.ndarray:
             key = (str(clip.root), clip.name)
@@ -519,6 +548,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 if key not in probe_cache:
                     probe_cache[key] = probe_azimuths(generator, probe, clip.frame_paths(), size)
                 return probe_cache[key]
+            if how == "localiser":
+                if key not in localiser_cache:
+                    localiser_cache[key] = localiser_azimuths(localiser, clip.frame_paths())
+                return localiser_cache[key]
             if how == "model":
                 if key not in model_cache:
                     model_cache[key] = implied_azimuths(clip.mid, model_pred(clip), grid, table, clip.frame_times)
@@ -532,18 +565,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                "box": fit_shrink(fit_clips, grid, table, azimuths_of("box")),
                "probe": fit_shrink(held_clips, grid, table, azimuths_of("probe")),
                "model": fit_shrink(held_clips, grid, table, azimuths_of("model")),
+               **({"localiser": fit_shrink(fit_clips, grid, table, azimuths_of("localiser"))} if localiser else {}),
                **{f"truth+{sigma:g}": fit_shrink(fit_clips, grid, table, azimuths_of(f"truth+{sigma:g}"))
                   for sigma in args.noise_deg}}
 
     # Blends of the model's side with the rendered one, fitted on the clips the probe was not fitted on.
-    blends = {how: fit_blend(held_clips, model_pred, grid, table, azimuths_of(how)) for how in BLEND_SOURCES}
+    blends = {how: fit_blend(held_clips, model_pred, grid, table, azimuths_of(how)) for how in blend_sources}
     pred_cache.clear()
     refs = default_records(args.records)
     clips = [c for c in single_source_clips(args.data, args.split, args.max_clips) if c.name in refs]
     if not clips:
         raise SystemExit(f"no single-source clip of {args.data}:{args.split} is in the --records")
     variants = {f"{how}, {'shrunk' if shrunk else 'g = 1'}": (how, shrinks[how] if shrunk else np.ones(N_FFT // 2 + 1))
-                for how in AZIMUTH_SOURCES for shrunk in (False, True)}
+                for how in sources for shrunk in (False, True)}
     variants.update({f"truth+{sigma:g}, shrunk": (f"truth+{sigma:g}", shrinks[f"truth+{sigma:g}"])
                      for sigma in args.noise_deg})
     per_clip: Dict[str, List[dict]] = {v: [] for v in variants}

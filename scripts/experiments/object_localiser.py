@@ -1,0 +1,411 @@
+"""A dense object localiser: can a small net trained on our generated pictures find the objects in
+unseen ones to the few degrees a rendered side needs?
+
+An experiment kept so that its figures can be reproduced (docs/results.md, "A dense object
+localiser"), not a training command of the library. "Rendering through an average head" found
+that the side could be rendered well if the picture gave the sounding source's azimuth to about
+3-4 degrees; the shipped visual feature gives about 10. This tries another kind of visual net
+for that one job: fully convolutional, at twice the engine's picture size, trained with a dense
+target (a peak at every object's box centre, CenterNet-style, plus the box itself) on frames of
+new train-pool scenes, instead of one regressed number per frame.
+
+Three steps (from the repository root, with ``PYTHONPATH=.``)::
+
+    # 1. frames of new train-pool scenes (objects sounding and silent, half of them clip art)
+    python scripts/experiments/object_localiser.py frames --out /work/data/objloc --count 24000 --workers 2
+    # 2. train (resumable: the same command continues from OUT/last.pt)
+    python scripts/experiments/object_localiser.py train --frames /work/data/objloc --steps 6000 --out runs/objloc
+    # 3. score on a split's single-source frames: the peaks' azimuths against the sounding
+    #    source's (--guide-checkpoint: also let the shipped visual feature's probe choose the peak)
+    python scripts/experiments/object_localiser.py score --checkpoint runs/objloc/last.pt \\
+        --data /work/data/ood_val --split all --out docs/results/object_localiser_ood.json
+
+``hrtf_prior.py --localiser CK`` renders the side at the localiser's azimuth.
+
+Azimuths are compared at the split's mean field of view (the engine cannot know a clip's own),
+as the position probe does, so the figures sit beside the probe's and the box centre's.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing as mp
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+INPUT_H, INPUT_W = 96, 192   # the localiser's picture: (H, W) RGB, twice the engine's visual input
+STRIDE = 4                   # heat map cell in input pixels: (24, 48) cells
+MAX_OBJECTS = 6
+MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+STD = np.array([0.229, 0.224, 0.225], np.float32)
+
+
+# ----------------------------------------------------------------------------------------------
+# 1. frames
+
+def _frames_worker(args):
+    """Render frames ``start .. start + count`` of the seed's scene stream into one shard."""
+    out, seed, start, count, clipart_share = args
+    from streambin.train.data import OnlineSimDataset
+    from streambin.train.sim.scene import SceneOptions
+
+    ds = OnlineSimDataset(start + count, pool="train", seed=seed, frames_only=True,
+                          options=SceneOptions(clipart_share=clipart_share))
+    frames = np.zeros((count, INPUT_H, INPUT_W, 3), np.uint8)
+    boxes = np.full((count, MAX_OBJECTS, 4), -1.0, np.float32)
+    silent = np.zeros((count, MAX_OBJECTS), bool)
+    for k in range(count):
+        _, frame, scene, bboxes = ds.render(start + k)
+        H, W = frame.shape[:2]
+        frames[k] = cv2.resize(frame, (INPUT_W, INPUT_H), interpolation=cv2.INTER_AREA)
+        for j, (src, bb) in enumerate(list(zip(scene.sources, bboxes))[:MAX_OBJECTS]):
+            x0, y0, x1, y1 = (float(v) for v in bb[0])
+            if x1 > x0 and y1 > y0:
+                boxes[k, j] = (x0 / W, y0 / H, x1 / W, y1 / H)
+                silent[k, j] = bool(src.silent)
+    path = Path(out) / f"shard_{seed}_{start:08d}.npz"
+    np.savez(path, frames=frames, boxes=boxes, silent=silent)
+    return str(path)
+
+
+def cmd_frames(a):
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = [(str(out), a.seed, s, min(a.shard, a.count - s), a.clipart_share)
+            for s in range(0, a.count, a.shard)
+            if not (out / f"shard_{a.seed}_{s:08d}.npz").exists()]
+    print(f"{len(jobs)} shards to write under {out}", flush=True)
+    t0 = time.time()
+    with mp.get_context("spawn").Pool(a.workers) as pool:
+        for i, path in enumerate(pool.imap_unordered(_frames_worker, jobs), 1):
+            print(f"[{i}/{len(jobs)}] {path} ({time.time() - t0:.0f} s)", flush=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# 2. the net and its targets
+
+def _block(cin, cout, stride=1, dilation=1):
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, padding=dilation, dilation=dilation, bias=False),
+                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class ObjectLocaliser(nn.Module):
+    """``(B, 3, 96, 192)`` normalised RGB -> ``(B, 6, 24, 48)``: channel 0 the centre heat map
+    (logits), 1 the box mask (logits), 2-3 the centre's sub-cell offset (x, y, in cells), 4-5 the
+    box size (w, h, as fractions of the frame). A small encoder to stride 16 with dilated context,
+    one skip back up to stride 4."""
+
+    def __init__(self, width: int = 32):
+        super().__init__()
+        w = width
+        self.stem = nn.Sequential(_block(3, w // 2, 2), _block(w // 2, w))          # /2
+        self.down4 = nn.Sequential(_block(w, w, 2), _block(w, w))                    # /4
+        self.down8 = nn.Sequential(_block(w, 2 * w, 2), _block(2 * w, 2 * w))        # /8
+        self.down16 = nn.Sequential(_block(2 * w, 4 * w, 2), _block(4 * w, 4 * w, dilation=2),
+                                    _block(4 * w, 4 * w, dilation=4))                # /16
+        self.up8 = _block(4 * w + 2 * w, 2 * w)
+        self.up4 = _block(2 * w + w, w)
+        self.head = nn.Conv2d(w, 6, 1)
+        with torch.no_grad():  # start the heat map near the rate of object cells (CenterNet's prior)
+            self.head.bias[0] = -4.0
+
+    def forward(self, x):
+        s4 = self.down4(self.stem(x))
+        s8 = self.down8(s4)
+        s16 = self.down16(s8)
+        u8 = self.up8(torch.cat([F.interpolate(s16, size=s8.shape[-2:], mode="bilinear",
+                                               align_corners=False), s8], 1))
+        u4 = self.up4(torch.cat([F.interpolate(u8, size=s4.shape[-2:], mode="bilinear",
+                                               align_corners=False), s4], 1))
+        return self.head(u4)
+
+
+def normalise(frames_uint8: torch.Tensor) -> torch.Tensor:
+    """``(B, H, W, 3) uint8`` -> ``(B, 3, H, W) float32`` normalised as the engine's visual input."""
+    x = frames_uint8.float().div(255.0)
+    x = (x - torch.from_numpy(MEAN)) / torch.from_numpy(STD)
+    return x.permute(0, 3, 1, 2).contiguous()
+
+
+def targets(boxes: np.ndarray, gh: int, gw: int):
+    """Dense targets on a ``(gh, gw)`` grid from ``(B, K, 4)`` boxes (fractions, -1 where none):
+    heat ``(B, gh, gw)`` (a Gaussian peak at each box centre, radius from the box size, 1 at the
+    centre cell), mask ``(B, gh, gw)`` (inside any box), offset ``(B, 2, gh, gw)`` and size
+    ``(B, 2, gh, gw)`` at the centre cells, and ``centre (B, gh, gw)`` marking those cells."""
+    B = boxes.shape[0]
+    heat = np.zeros((B, gh, gw), np.float32)
+    mask = np.zeros((B, gh, gw), np.float32)
+    offset = np.zeros((B, 2, gh, gw), np.float32)
+    size = np.zeros((B, 2, gh, gw), np.float32)
+    centre = np.zeros((B, gh, gw), np.float32)
+    ys, xs = np.mgrid[0:gh, 0:gw].astype(np.float32)
+    for b in range(B):
+        for x0, y0, x1, y1 in boxes[b]:
+            if x1 <= x0 or y1 <= y0 or x0 < 0:
+                continue
+            cx, cy = (x0 + x1) / 2 * gw, (y0 + y1) / 2 * gh   # in cells
+            bw, bh = (x1 - x0) * gw, (y1 - y0) * gh
+            sigma = max(0.5, min(bw, bh) / 6.0)
+            ix, iy = min(int(cx), gw - 1), min(int(cy), gh - 1)
+            g = np.exp(-((xs - ix) ** 2 + (ys - iy) ** 2) / (2 * sigma ** 2))
+            heat[b] = np.maximum(heat[b], g)
+            mask[b, int(y0 * gh):max(int(y0 * gh) + 1, int(math.ceil(y1 * gh))),
+                 int(x0 * gw):max(int(x0 * gw) + 1, int(math.ceil(x1 * gw)))] = 1.0
+            offset[b, :, iy, ix] = (cx - ix, cy - iy)
+            size[b, :, iy, ix] = (x1 - x0, y1 - y0)
+            centre[b, iy, ix] = 1.0
+    return (torch.from_numpy(heat), torch.from_numpy(mask), torch.from_numpy(offset),
+            torch.from_numpy(size), torch.from_numpy(centre))
+
+
+def focal_loss(logits, heat, centre):
+    """CenterNet's penalty-reduced focal loss on the heat map, per object."""
+    p = torch.sigmoid(logits).clamp(1e-4, 1 - 1e-4)
+    pos = centre * (1 - p) ** 2 * torch.log(p)
+    neg = (1 - centre) * (1 - heat) ** 4 * p ** 2 * torch.log(1 - p)
+    return -(pos.sum() + neg.sum()) / centre.sum().clamp(min=1.0)
+
+
+def loss_fn(out, boxes):
+    heat, mask, offset, size, centre = targets(boxes, out.shape[-2], out.shape[-1])
+    l_heat = focal_loss(out[:, 0], heat, centre)
+    l_mask = F.binary_cross_entropy_with_logits(out[:, 1], mask)
+    n = centre.sum().clamp(min=1.0)
+    l_off = (torch.abs(out[:, 2:4] - offset) * centre[:, None]).sum() / n
+    l_size = (torch.abs(out[:, 4:6] - size) * centre[:, None]).sum() / n
+    return l_heat + l_mask + l_off + 5.0 * l_size, {"heat": l_heat.item(), "mask": l_mask.item(),
+                                                    "offset": l_off.item(), "size": l_size.item()}
+
+
+# ----------------------------------------------------------------------------------------------
+# 2b. training
+
+def load_shards(roots):
+    """Every shard under the ``roots``: ``(frames (N, 96, 192, 3) uint8, boxes (N, K, 4), silent (N, K))``."""
+    paths = [p for root in roots for p in sorted(Path(root).glob("shard_*.npz"))]
+    if not paths:
+        raise FileNotFoundError(f"no shard_*.npz under {roots}: run the frames step first")
+    parts = [np.load(p) for p in paths]
+    return (np.concatenate([d["frames"] for d in parts]), np.concatenate([d["boxes"] for d in parts]),
+            np.concatenate([d["silent"] for d in parts]))
+
+
+def augment(frames: np.ndarray, boxes: np.ndarray, rng: np.random.Generator):
+    """Mirror half the frames (boxes with them) and jitter brightness and contrast."""
+    frames, boxes = frames.copy(), boxes.copy()
+    for i in range(frames.shape[0]):
+        if rng.random() < 0.5:
+            frames[i] = frames[i, :, ::-1]
+            ok = boxes[i, :, 0] >= 0
+            x0 = boxes[i, ok, 0].copy()
+            boxes[i, ok, 0] = 1.0 - boxes[i, ok, 2]
+            boxes[i, ok, 2] = 1.0 - x0
+        gain, bias = rng.uniform(0.7, 1.3), rng.uniform(-25, 25)
+        frames[i] = np.clip(frames[i].astype(np.float32) * gain + bias, 0, 255).astype(np.uint8)
+    return frames, boxes
+
+
+def cmd_train(a):
+    torch.manual_seed(a.seed)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    frames, boxes, _ = load_shards(a.frames)
+    n_val = min(500, len(frames) // 10)
+    train_idx = np.arange(n_val, len(frames))
+    print(f"{len(train_idx)} training frames, {n_val} held out", flush=True)
+    net = ObjectLocaliser(a.width)
+    opt = torch.optim.AdamW(net.parameters(), lr=a.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=a.steps, pct_start=0.05)
+    step, log = 0, []
+    if a.init:  # the weights only: a new schedule on (maybe) more frames
+        net.load_state_dict(torch.load(a.init, weights_only=False)["net"])
+    last = out / "last.pt"
+    if last.exists():
+        ck = torch.load(last, weights_only=False)
+        net.load_state_dict(ck["net"]); opt.load_state_dict(ck["opt"]); sched.load_state_dict(ck["sched"])
+        step, log = ck["step"], ck["log"]
+        print(f"resumed at step {step}", flush=True)
+    rng = np.random.default_rng([a.seed, step])
+    t0, run = time.time(), {}
+    net.train()
+    while step < a.steps:
+        idx = rng.choice(train_idx, a.batch, replace=False)
+        f, b = augment(frames[idx], boxes[idx], rng)
+        loss, parts = loss_fn(net(normalise(torch.from_numpy(f))), b)
+        opt.zero_grad(); loss.backward(); opt.step(); sched.step()
+        step += 1
+        for k, v in parts.items():
+            run[k] = run.get(k, 0.0) + v
+        if step % 50 == 0:
+            entry = {"step": step, **{k: v / 50 for k, v in run.items()}, "s": round(time.time() - t0, 1)}
+            log.append(entry); run = {}
+            print(json.dumps(entry), flush=True)
+        if step % a.checkpoint_every == 0 or step == a.steps:
+            net.eval()
+            err = held_out_error(net, frames[:n_val], boxes[:n_val])
+            net.train()
+            log.append({"step": step, "held_out_centre_error_frac": err})
+            print(f"step {step}: held-out centre error {err:.4f} of the width", flush=True)
+            torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                        "step": step, "log": log, "width": a.width, "frames": a.frames, "init": a.init}, last)
+
+
+# ----------------------------------------------------------------------------------------------
+# 3. decoding and scoring
+
+@torch.no_grad()
+def peaks(net, frames_uint8: np.ndarray, k: int = 4, mirror_average: bool = False):
+    """``(B, k)`` centre columns (fractions of the width) and ``(B, k)`` scores of each frame's
+    ``k`` strongest heat-map peaks (3x3 local maxima), offsets applied. ``mirror_average``: the
+    heat map averaged with the mirrored frame's (mirrored back), and each peak's column the mean
+    of the two estimates, so a mirrored frame gives exactly the mirrored columns."""
+    x = normalise(torch.from_numpy(np.ascontiguousarray(frames_uint8)))
+    out = net(x)
+    heat = torch.sigmoid(out[:, 0])
+    gw = out.shape[-1]
+    if mirror_average:
+        out_m = net(x.flip(-1))
+        heat = 0.5 * (heat + torch.sigmoid(out_m[:, 0]).flip(-1))
+    local = heat == F.max_pool2d(heat[:, None], 3, 1, 1)[:, 0]
+    score, where = (heat * local).flatten(1).topk(k, dim=1)
+    iy, ix = where // gw, where % gw
+    col = ix.float() + out[:, 2].flatten(1).gather(1, where).clamp(0, 1)
+    if mirror_average:
+        where_m = iy * gw + (gw - 1 - ix)
+        col_m = gw - ((gw - 1 - ix).float() + out_m[:, 2].flatten(1).gather(1, where_m).clamp(0, 1))
+        col = 0.5 * (col + col_m)
+    return (col / gw).numpy(), score.numpy()
+
+
+def held_out_error(net, frames, boxes) -> float:
+    """Mean distance (fraction of the width) from each frame's strongest peak to the nearest box centre."""
+    xs, _ = peaks(net, frames, k=1)
+    cx = (boxes[:, :, 0] + boxes[:, :, 2]) / 2
+    cx = np.where(boxes[:, :, 0] >= 0, cx, np.inf)
+    return float(np.mean(np.min(np.abs(cx - xs[:, :1]), axis=1)))
+
+
+def guide_azimuths(checkpoint: str, fit, paths, seed: int):
+    """The shipped visual path's position probe (``streambin.train.position_probe``, fitted on
+    four fifths of ``fit``), mirror-averaged, on the frames at ``paths``: ``((n,) degrees, sigma,
+    info)``, sigma the Gaussian spread implied by its mean error on the fifth held out."""
+    from streambin.train.checkpoint import load_generator
+    from streambin.train.data import load_frame
+    from streambin.train.position_probe import fit_with_held_out
+
+    generator, cfg = load_generator(checkpoint, mirror_average=False)
+    generator.eval()
+    size = tuple(cfg.model.visual_size)
+    probe, _, info = fit_with_held_out(generator, fit, size, seed)
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(paths), 64):
+            x = torch.from_numpy(np.stack([load_frame(p, size) for p in paths[i:i + 64]]))
+            own = probe(generator.visual(x).flatten(1).double().numpy())
+            mirrored = probe(generator.visual(x.flip(2)).flatten(1).double().numpy())
+            out.append(0.5 * (own - mirrored))
+    held_mae = float(info["held_out_mae_deg"][info["strength"]])
+    return np.concatenate(out), held_mae * math.sqrt(math.pi / 2), info
+
+
+def cmd_score(a):
+    from streambin.train.position_probe import labelled_frames, score
+    from streambin.train.sim.scene import column_to_azimuth
+
+    ck = torch.load(a.checkpoint, weights_only=False)
+    net = ObjectLocaliser(ck["width"]); net.load_state_dict(ck["net"]); net.eval()
+    result = {"checkpoint": a.checkpoint, "step": ck["step"], "data": a.data, "split": a.split}
+    labelled = labelled_frames(Path(a.data), a.split, 2, a.max_clips, 0)
+    mean_hfov = float(np.mean([f.hfov_deg for f in labelled]))
+    imgs = np.stack([cv2.resize(cv2.cvtColor(cv2.imread(str(f.path)), cv2.COLOR_BGR2RGB),
+                                (INPUT_W, INPUT_H), interpolation=cv2.INTER_AREA) for f in labelled])
+    own, avg, avg_score = [], [], []
+    for i in range(0, len(imgs), 64):
+        own.append(peaks(net, imgs[i:i + 64])[0])
+        cols, sc = peaks(net, imgs[i:i + 64], mirror_average=True)
+        avg.append(cols); avg_score.append(sc)
+    to_az = np.vectorize(lambda x: column_to_azimuth(x * INPUT_W, INPUT_W, mean_hfov))
+    true = np.array([f.azimuth_deg for f in labelled])
+    box = np.array([column_to_azimuth(f.box_centre_px, f.width_px, mean_hfov) for f in labelled])
+    az_own, az_avg = to_az(np.concatenate(own)), to_az(np.concatenate(avg))
+    rules = {"strongest peak": az_own[:, 0],
+             "strongest peak, mirror-averaged": az_avg[:, 0],
+             "nearest of 4 peaks (an oracle's choice)": az_own[np.arange(len(true)),
+                                                               np.argmin(np.abs(az_own - true[:, None]), 1)]}
+    if a.guide_checkpoint:
+        guide, sigma, info = guide_azimuths(a.guide_checkpoint, a.guide_fit, [f.path for f in labelled], a.seed)
+        result["guide"] = {"checkpoint": a.guide_checkpoint, "fit": ":".join(map(str, a.guide_fit)),
+                           "sigma_deg": sigma, **info}
+        # The peak most likely to be the source: its heat-map score times a Gaussian likelihood of
+        # the guide's azimuth (sigma from the guide's held-out error on train-pool clips).
+        weight = np.concatenate(avg_score) * np.exp(-0.5 * ((az_avg - guide[:, None]) / sigma) ** 2)
+        rules["the visual probe alone (the guide)"] = guide
+        rules["peak chosen by the visual probe"] = az_avg[np.arange(len(true)), np.argmax(weight, 1)]
+    scenes = sorted({f.scene for f in labelled})
+    result["mean_hfov_deg"] = mean_hfov
+    result["rules"] = {}
+    for name, pred in rules.items():
+        r = score(pred, true, 0.0, box)
+        r["by_scene"] = {s: {"frames": int(m.sum()), "mae_deg": float(np.abs(pred[m] - true[m]).mean()),
+                             "box_centre_mae_deg": float(np.abs(box[m] - true[m]).mean())}
+                         for s in scenes for m in [np.array([f.scene == s for f in labelled])]}
+        result["rules"][name] = r
+        print(f"{name}: MAE {r['mae_deg']:.2f} deg (box centre {r['box_centre_mae_deg']:.2f}), near centre "
+              f"{r['mae_near_centre_deg']:.2f}, side {r['side_accuracy']:.3f}, slope {r['slope']:.2f}; "
+              + "; ".join(f"{s} {v['mae_deg']:.1f} ({v['frames']})" for s, v in r["by_scene"].items()))
+    if a.out:
+        Path(a.out).write_text(json.dumps(result, indent=1))
+
+
+# ----------------------------------------------------------------------------------------------
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    f = sub.add_parser("frames", help="render frames of new train-pool scenes with every object's box")
+    f.add_argument("--out", required=True)
+    f.add_argument("--count", type=int, default=24000)
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--shard", type=int, default=500)
+    f.add_argument("--workers", type=int, default=2)
+    f.add_argument("--clipart-share", type=float, default=0.5)
+    f.set_defaults(run=cmd_frames)
+    t = sub.add_parser("train", help="train the localiser on those frames (resumes from OUT/last.pt)")
+    t.add_argument("--frames", required=True, nargs="+", help="directories of frame shards")
+    t.add_argument("--init", help="start from this checkpoint's weights (a new schedule)")
+    t.add_argument("--out", required=True)
+    t.add_argument("--steps", type=int, default=6000)
+    t.add_argument("--batch", type=int, default=32)
+    t.add_argument("--lr", type=float, default=2e-3)
+    t.add_argument("--width", type=int, default=32)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--checkpoint-every", type=int, default=250)
+    t.set_defaults(run=cmd_train)
+    c = sub.add_parser("score", help="score a checkpoint on a split's single-source frames")
+    c.add_argument("--checkpoint", required=True)
+    c.add_argument("--data", required=True)
+    c.add_argument("--split", default="all")
+    c.add_argument("--max-clips", type=int, default=0)
+    c.add_argument("--guide-checkpoint",
+                   help="also choose among the peaks with this checkpoint's visual position probe")
+    c.add_argument("--guide-fit", default="/work/data/probefit:train",
+                   help="DATA_ROOT:SPLIT of train-pool clips the probe is fitted on")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--out")
+    c.set_defaults(run=cmd_score)
+    a = p.parse_args()
+    if getattr(a, "guide_fit", None):
+        from streambin.train.position_probe import split_spec
+        a.guide_fit = split_spec(a.guide_fit)
+    a.run(a)
+
+
+if __name__ == "__main__":
+    main()
