@@ -338,7 +338,9 @@ def cmd_score(a):
     rules = {"strongest peak": az_own[:, 0],
              "strongest peak, mirror-averaged": az_avg[:, 0],
              "nearest of 4 peaks (an oracle's choice)": az_own[np.arange(len(true)),
-                                                               np.argmin(np.abs(az_own - true[:, None]), 1)]}
+                                                               np.argmin(np.abs(az_own - true[:, None]), 1)],
+             "nearest of 4 mirror-averaged peaks (an oracle's choice)":
+                 az_avg[np.arange(len(true)), np.argmin(np.abs(az_avg - true[:, None]), 1)]}
     if a.guide_checkpoint:
         guide, sigma, info = guide_azimuths(a.guide_checkpoint, a.guide_fit, [f.path for f in labelled], a.seed)
         result["guide"] = {"checkpoint": a.guide_checkpoint, "fit": ":".join(map(str, a.guide_fit)),
@@ -348,6 +350,12 @@ def cmd_score(a):
         weight = np.concatenate(avg_score) * np.exp(-0.5 * ((az_avg - guide[:, None]) / sigma) ** 2)
         rules["the visual probe alone (the guide)"] = guide
         rules["peak chosen by the visual probe"] = az_avg[np.arange(len(true)), np.argmax(weight, 1)]
+    # How far down the ranking the sounding object sits: the rank of the mirror-averaged peak
+    # nearest the truth, i.e. how many candidates a chooser (by sound, say) would have to weigh.
+    rank = np.argmin(np.abs(az_avg - true[:, None]), 1)
+    result["nearest_peak_rank_share"] = {str(r + 1): float(np.mean(rank == r)) for r in range(az_avg.shape[1])}
+    print("rank of the peak nearest the truth (mirror-averaged): "
+          + ", ".join(f"{r} {v:.3f}" for r, v in result["nearest_peak_rank_share"].items()))
     scenes = sorted({f.scene for f in labelled})
     result["mean_hfov_deg"] = mean_hfov
     result["rules"] = {}
