@@ -217,22 +217,10 @@ def probe_azimuths(generator, probe: Ridge, paths: Sequence[Path], visual_size) 
 
 # ---------------------------------------------------------------- a dense object localiser
 
-def load_localiser(path: str):
-    """An ``object_localiser.py`` checkpoint as an eval-mode net."""
-    from object_localiser import ObjectLocaliser  # beside this script
-    ck = torch.load(path, weights_only=False)
-    net = ObjectLocaliser(ck["width"])
-    net.load_state_dict(ck["net"])
-    return net.eval()
-
-
 def localiser_azimuths(net, paths: Sequence[Path]) -> np.ndarray:
     """``(n,)`` degrees at 90 degrees of view: the strongest peak of each frame, mirror-averaged."""
-    import cv2
-    from object_localiser import INPUT_H, INPUT_W, peaks
-    imgs = np.stack([cv2.resize(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB), (INPUT_W, INPUT_H),
-                                interpolation=cv2.INTER_AREA) for p in paths])
-    cols, _ = peaks(net, imgs, k=1, mirror_average=True)
+    from object_localiser import INPUT_W, load_frames, peaks  # beside this script
+    cols, _ = peaks(net, load_frames(paths), k=1, mirror_average=True)
     return column_to_azimuth(cols[:, 0] * INPUT_W, INPUT_W, HFOV_DEG)
 
 
@@ -537,7 +525,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             pred_cache[key] = model_outputs(clip)
         return pred_cache[key]
 
-    localiser, localiser_cache = (load_localiser(args.localiser) if args.localiser else None), {}
+    localiser, localiser_cache = None, {}
+    if args.localiser:
+        from object_localiser import load_localiser  # beside this script
+        localiser = load_localiser(args.localiser)
     sources = AZIMUTH_SOURCES + (("localiser",) if localiser else ())
     blend_sources = BLEND_SOURCES + (("localiser",) if localiser else ())
 

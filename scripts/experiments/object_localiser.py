@@ -40,11 +40,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from streambin.nets.generator import IMAGENET_MEAN, IMAGENET_STD
+from streambin.train.data import load_frame
+
 INPUT_H, INPUT_W = 96, 192   # the localiser's picture: (H, W) RGB, twice the engine's visual input
 STRIDE = 4                   # heat map cell in input pixels: (24, 48) cells
 MAX_OBJECTS = 6
-MEAN = np.array([0.485, 0.456, 0.406], np.float32)
-STD = np.array([0.229, 0.224, 0.225], np.float32)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -130,7 +131,7 @@ class ObjectLocaliser(nn.Module):
 def normalise(frames_uint8: torch.Tensor) -> torch.Tensor:
     """``(B, H, W, 3) uint8`` -> ``(B, 3, H, W) float32`` normalised as the engine's visual input."""
     x = frames_uint8.float().div(255.0)
-    x = (x - torch.from_numpy(MEAN)) / torch.from_numpy(STD)
+    x = (x - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
     return x.permute(0, 3, 1, 2).contiguous()
 
 
@@ -260,6 +261,19 @@ def cmd_train(a):
 # ----------------------------------------------------------------------------------------------
 # 3. decoding and scoring
 
+def load_localiser(path: str) -> ObjectLocaliser:
+    """A ``train`` checkpoint as an eval-mode net."""
+    ck = torch.load(path, weights_only=False)
+    net = ObjectLocaliser(ck["width"])
+    net.load_state_dict(ck["net"])
+    return net.eval()
+
+
+def load_frames(paths) -> np.ndarray:
+    """Frame files as the localiser's input: ``(n, 96, 192, 3) uint8`` RGB."""
+    return np.stack([load_frame(p, (INPUT_H, INPUT_W)) for p in paths])
+
+
 @torch.no_grad()
 def peaks(net, frames_uint8: np.ndarray, k: int = 4, mirror_average: bool = False):
     """``(B, k)`` centre columns (fractions of the width) and ``(B, k)`` scores of each frame's
@@ -319,13 +333,12 @@ def cmd_score(a):
     from streambin.train.position_probe import labelled_frames, score
     from streambin.train.sim.scene import column_to_azimuth
 
-    ck = torch.load(a.checkpoint, weights_only=False)
-    net = ObjectLocaliser(ck["width"]); net.load_state_dict(ck["net"]); net.eval()
-    result = {"checkpoint": a.checkpoint, "step": ck["step"], "data": a.data, "split": a.split}
+    net = load_localiser(a.checkpoint)
+    result = {"checkpoint": a.checkpoint, "step": torch.load(a.checkpoint, weights_only=False)["step"],
+              "data": a.data, "split": a.split}
     labelled = labelled_frames(Path(a.data), a.split, 2, a.max_clips, 0)
     mean_hfov = float(np.mean([f.hfov_deg for f in labelled]))
-    imgs = np.stack([cv2.resize(cv2.cvtColor(cv2.imread(str(f.path)), cv2.COLOR_BGR2RGB),
-                                (INPUT_W, INPUT_H), interpolation=cv2.INTER_AREA) for f in labelled])
+    imgs = load_frames([f.path for f in labelled])
     own, avg, avg_score = [], [], []
     for i in range(0, len(imgs), 64):
         own.append(peaks(net, imgs[i:i + 64])[0])
