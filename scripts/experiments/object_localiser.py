@@ -275,11 +275,12 @@ def load_frames(paths) -> np.ndarray:
 
 
 @torch.no_grad()
-def peaks(net, frames_uint8: np.ndarray, k: int = 4, mirror_average: bool = False):
+def peaks(net, frames_uint8: np.ndarray, k: int = 4, mirror_average: bool = False, cells: bool = False):
     """``(B, k)`` centre columns (fractions of the width) and ``(B, k)`` scores of each frame's
     ``k`` strongest heat-map peaks (3x3 local maxima), offsets applied. ``mirror_average``: the
     heat map averaged with the mirrored frame's (mirrored back), and each peak's column the mean
-    of the two estimates, so a mirrored frame gives exactly the mirrored columns."""
+    of the two estimates, so a mirrored frame gives exactly the mirrored columns. ``cells``: also
+    the peaks' heat-map cells, ``(B, k)`` rows and ``(B, k)`` columns."""
     x = normalise(torch.from_numpy(np.ascontiguousarray(frames_uint8)))
     out = net(x)
     heat = torch.sigmoid(out[:, 0])
@@ -295,6 +296,8 @@ def peaks(net, frames_uint8: np.ndarray, k: int = 4, mirror_average: bool = Fals
         where_m = iy * gw + (gw - 1 - ix)
         col_m = gw - ((gw - 1 - ix).float() + out_m[:, 2].flatten(1).gather(1, where_m).clamp(0, 1))
         col = 0.5 * (col + col_m)
+    if cells:
+        return (col / gw).numpy(), score.numpy(), iy.numpy(), ix.numpy()
     return (col / gw).numpy(), score.numpy()
 
 
