@@ -35,6 +35,11 @@ Azimuths ``a_t`` (interpolated from the video frames' times to the STFT frames')
 - ``localiser`` (with ``--localiser CK``): the strongest peak of a dense object localiser
   (``scripts/experiments/object_localiser.py``), mirror-averaged, turned into an azimuth at
   90 degrees as the box centre is: a visual net trained for this one job.
+- ``localiser, soft`` (with ``--localiser CK``): instead of the strongest peak alone, the filters
+  at its four strongest peaks' azimuths averaged with weights proportional to their heat scores
+  raised to a power (1, 2, 4 or 8: the one whose shrunk side fits the fitting clips best; the filters
+  are averaged per video frame and interpolated between frames): where the localiser is unsure
+  which object sounds, the side is drawn in rather than put on the wrong one.
 - ``model``: the azimuth the shipped default's own output implies: its offline, mirror-averaged
   prediction (``--side-gain``), and per video frame the grid azimuth whose filter best explains
   its side from the mono over the second before (a free positive gain, since the model shrinks
@@ -67,7 +72,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import soundfile as sf
@@ -146,11 +151,40 @@ def render(mid: np.ndarray, side_filters: np.ndarray, shrink: np.ndarray) -> np.
     return with_side(mid, spectrum(mid)[1] * (shrink[:, None] * side_filters.T))
 
 
-def filters_along(clip: "Clip", grid: np.ndarray, table: np.ndarray, azimuths: np.ndarray,
+class SoftAzimuths(NamedTuple):
+    """Several candidate azimuths per video frame with weights: ``azimuths (n_frames, K)``
+    degrees, ``weights (n_frames, K)`` summing to 1 per frame."""
+
+    azimuths: np.ndarray
+    weights: np.ndarray
+
+    def __neg__(self) -> "SoftAzimuths":    # the mirrored frames' candidates
+        return SoftAzimuths(-self.azimuths, self.weights)
+
+    def point(self) -> np.ndarray:
+        """``(n_frames,)`` the weighted mean azimuth (for reporting an error)."""
+        return np.sum(self.azimuths * self.weights, axis=1)
+
+
+def point_azimuths(azimuths) -> np.ndarray:
+    return azimuths.point() if isinstance(azimuths, SoftAzimuths) else np.asarray(azimuths)
+
+
+def filters_along(clip: "Clip", grid: np.ndarray, table: np.ndarray, azimuths,
                   stft_times: np.ndarray) -> np.ndarray:
     """``(T, bins)`` filters at the STFT frames' times, the clip's per-video-frame ``azimuths``
-    interpolated linearly between the video frames' times (held at the ends)."""
-    return filters_at(grid, table, np.interp(stft_times, clip.frame_times, azimuths))
+    interpolated linearly between the video frames' times (held at the ends); for
+    :class:`SoftAzimuths`, each video frame's weighted filter, interpolated the same way."""
+    if not isinstance(azimuths, SoftAzimuths):
+        return filters_at(grid, table, np.interp(stft_times, clip.frame_times, azimuths))
+    n, k = azimuths.azimuths.shape
+    per_frame = np.einsum("nkb,nk->nb", filters_at(grid, table, azimuths.azimuths.ravel()).reshape(n, k, -1),
+                          azimuths.weights)
+    pos = np.interp(stft_times, clip.frame_times, np.arange(n, dtype=np.float64))
+    lo = np.minimum(np.floor(pos).astype(int), max(n - 2, 0))
+    hi = np.minimum(lo + 1, n - 1)
+    w = (pos - lo)[:, None]
+    return (1 - w) * per_frame[lo] + w * per_frame[hi]
 
 
 # ---------------------------------------------------------------- clips
@@ -217,11 +251,20 @@ def probe_azimuths(generator, probe: Ridge, paths: Sequence[Path], visual_size) 
 
 # ---------------------------------------------------------------- a dense object localiser
 
-def localiser_azimuths(net, paths: Sequence[Path]) -> np.ndarray:
-    """``(n,)`` degrees at 90 degrees of view: the strongest peak of each frame, mirror-averaged."""
+SOFT_POWERS = (1.0, 2.0, 4.0, 8.0)
+
+
+def localiser_peaks(net, paths: Sequence[Path]) -> Tuple[np.ndarray, np.ndarray]:
+    """``(n, 4)`` degrees at 90 degrees of view and ``(n, 4)`` heat scores of each frame's four
+    strongest mirror-averaged peaks, strongest first."""
     from object_localiser import INPUT_W, load_frames, peaks  # beside this script
-    cols, _ = peaks(net, load_frames(paths), k=1, mirror_average=True)
-    return column_to_azimuth(cols[:, 0] * INPUT_W, INPUT_W, HFOV_DEG)
+    cols, scores = peaks(net, load_frames(paths), k=4, mirror_average=True)
+    return column_to_azimuth(cols * INPUT_W, INPUT_W, HFOV_DEG), scores
+
+
+def soft_azimuths(azimuths: np.ndarray, scores: np.ndarray, power: float) -> SoftAzimuths:
+    weights = np.maximum(scores, 1e-12) ** power
+    return SoftAzimuths(azimuths, weights / weights.sum(axis=1, keepdims=True))
 
 
 # ---------------------------------------------------------------- the model's own output
@@ -313,11 +356,13 @@ def blend_output(clip: Clip, pred: np.ndarray, grid, table, azimuths: np.ndarray
 
 # ---------------------------------------------------------------- the shrink
 
-def fit_shrink(clips: Sequence[Clip], grid, table, azimuths_of) -> np.ndarray:
+def fit_shrink(clips: Sequence[Clip], grid, table, azimuths_of, residual: bool = False):
     """``(bins,)`` least-squares gain on the rendered side over ``clips`` (each at its peak, as
-    the metric scores), clipped to [0, 1.5]."""
+    the metric scores), clipped to [0, 1.5]; ``residual``: also the squared error left with that
+    gain, as a fraction of the side's energy, ``(gain, fraction)``."""
     num = np.zeros(N_FFT // 2 + 1)
     den = np.zeros(N_FFT // 2 + 1)
+    energy = 0.0
     for clip in tqdm(clips, desc="shrink", unit="clip", leave=False):
         x = M.peak_normalize(clip.target)
         t, mid = spectrum(0.5 * (x[0] + x[1]))
@@ -325,7 +370,11 @@ def fit_shrink(clips: Sequence[Clip], grid, table, azimuths_of) -> np.ndarray:
         pred = filters_along(clip, grid, table, azimuths_of(clip), t).T * mid
         num += np.sum(np.real(side * np.conj(pred)), axis=1)
         den += np.sum(np.abs(pred) ** 2, axis=1)
-    return np.clip(num / np.maximum(den, 1e-12), 0.0, 1.5)
+        energy += float(np.sum(np.abs(side) ** 2))
+    gain = np.clip(num / np.maximum(den, 1e-12), 0.0, 1.5)
+    if not residual:
+        return gain
+    return gain, float((energy - np.sum(2 * gain * num - gain ** 2 * den)) / max(energy, 1e-12))
 
 
 # ---------------------------------------------------------------- scoring
@@ -336,7 +385,7 @@ def score_output(clip: Clip, out: np.ndarray, mirrored: np.ndarray, default: dic
     clip's truth (every output here is centred with grey frames: the mono on both ears), with the
     default's record beside and the mean error of the ``azimuths`` used (None: none used)."""
     grey = np.stack([clip.mid, clip.mid])
-    error = None if azimuths is None else float(np.mean(np.abs(azimuths - clip.azimuths("truth"))))
+    error = None if azimuths is None else float(np.mean(np.abs(point_azimuths(azimuths) - clip.azimuths("truth"))))
     return {"clip": clip.name, "group": scene_group(clip.meta), "default": default,
             "stft": M.stft_distance(out, clip.target), "spl": M.spl_distance(out, clip.target),
             "mono_mono_stft": M.stft_distance(grey, clip.target), "mean_abs_azimuth_error_deg": error,
@@ -529,8 +578,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.localiser:
         from object_localiser import load_localiser  # beside this script
         localiser = load_localiser(args.localiser)
-    sources = AZIMUTH_SOURCES + (("localiser",) if localiser else ())
-    blend_sources = BLEND_SOURCES + (("localiser",) if localiser else ())
+    sources = AZIMUTH_SOURCES + (("localiser", "localiser, soft") if localiser else ())
+    blend_sources = BLEND_SOURCES + (("localiser", "localiser, soft") if localiser else ())
+
+    # "localiser, soft^P" weighs the peaks by score^P; "localiser, soft" by the power chosen below.
+    soft_power = {f"localiser, soft^{power:g}": power for power in SOFT_POWERS}
 
     def azimuths_of(how):
         def get(clip: Clip) -> np.ndarray:
@@ -539,10 +591,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 if key not in probe_cache:
                     probe_cache[key] = probe_azimuths(generator, probe, clip.frame_paths(), size)
                 return probe_cache[key]
-            if how == "localiser":
+            if how.startswith("localiser"):
                 if key not in localiser_cache:
-                    localiser_cache[key] = localiser_azimuths(localiser, clip.frame_paths())
-                return localiser_cache[key]
+                    localiser_cache[key] = localiser_peaks(localiser, clip.frame_paths())
+                az, scores = localiser_cache[key]
+                if how == "localiser":
+                    return az[:, 0]
+                return soft_azimuths(az, scores, soft_power[how])
             if how == "model":
                 if key not in model_cache:
                     model_cache[key] = implied_azimuths(clip.mid, model_pred(clip), grid, table, clip.frame_times)
@@ -556,9 +611,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                "box": fit_shrink(fit_clips, grid, table, azimuths_of("box")),
                "probe": fit_shrink(held_clips, grid, table, azimuths_of("probe")),
                "model": fit_shrink(held_clips, grid, table, azimuths_of("model")),
-               **({"localiser": fit_shrink(fit_clips, grid, table, azimuths_of("localiser"))} if localiser else {}),
                **{f"truth+{sigma:g}": fit_shrink(fit_clips, grid, table, azimuths_of(f"truth+{sigma:g}"))
                   for sigma in args.noise_deg}}
+
+    soft_residuals = {}
+    if localiser:  # the soft weights' power: the one whose shrunk side fits the fitting clips best
+        hard, hard_residual = fit_shrink(fit_clips, grid, table, azimuths_of("localiser"), residual=True)
+        shrinks["localiser"] = hard
+        fitted = {name: fit_shrink(fit_clips, grid, table, azimuths_of(name), residual=True) for name in soft_power}
+        soft_residuals = {name: residual for name, (_, residual) in fitted.items()}
+        best = min(soft_residuals, key=soft_residuals.get)
+        soft_residuals["localiser (the strongest peak alone)"] = hard_residual
+        soft_power["localiser, soft"] = soft_power[best]
+        shrinks["localiser, soft"] = fitted[best][0]
+        print("soft weights, fitting residual per power: "
+              + ", ".join(f"{n} {r:.4f}" for n, r in soft_residuals.items()) + f"; chosen {best}", flush=True)
 
     # Blends of the model's side with the rendered one, fitted on the clips the probe was not fitted on.
     blends = {how: fit_blend(held_clips, model_pred, grid, table, azimuths_of(how)) for how in blend_sources}
@@ -590,6 +657,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return float(np.mean([r["mean_abs_azimuth_error_deg"] for r in per_clip[name]]))
 
     result = {"command": "python " + " ".join(sys.argv), "heads": heads, "probe": probe_info,
+              **({"soft_power": soft_power["localiser, soft"], "soft_fit_residual": soft_residuals} if localiser else {}),
               "fit_clips": len(fit_clips), "shrink_fit_clips": {"truth": len(fit_clips), "box": len(fit_clips),
                                                                 "probe": len(held_clips)},
               "shrink": {k: v.round(3).tolist() for k, v in shrinks.items()},
