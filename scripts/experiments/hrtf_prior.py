@@ -294,15 +294,22 @@ def implied_azimuths(mid: np.ndarray, pred: np.ndarray, grid: np.ndarray, table:
 
 class ModelOutputs:
     """The shipped default's offline, mirror-averaged prediction of a clip (``(2, n)`` at 16 kHz,
-    side gain as given), from sets read with the evaluation's loader."""
+    side gain as given), from sets read with the evaluation's loader; with ``streamed`` (a
+    bundle), its output streamed through the Spatializer as the held-out evaluation streams it
+    (48 kHz, block 3, lookahead 1, mirror-averaged) instead."""
 
-    def __init__(self, checkpoint: str, side_gain: float):
+    def __init__(self, checkpoint: str, side_gain: float, streamed: Optional[str] = None):
         from streambin.train.data import SimBinauralDataset
         from streambin.train.evaluate import offline_predictor
 
         self.model, cfg = load_generator(checkpoint, mirror_average=True)
         self.model.eval()
         self.predict = offline_predictor(self.model, cfg.audio, side_gain=side_gain)
+        if streamed:
+            from streambin.train.evaluate_streaming import StreamedPredictor
+
+            self.predict = StreamedPredictor(streamed, sample_rate=48000, block_frames=3, lookahead_frames=1,
+                                             mirror_average=True, side_gain=side_gain)
         self.size = tuple(cfg.model.visual_size)
         self._make = lambda root: SimBinauralDataset(root, "all", mode="eval", visual_size=self.size)
         self._sets: Dict[str, Tuple[object, Dict[str, int]]] = {}
@@ -525,6 +532,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         "its own variant (shrink fitted with the same errors): how precise a localiser must be")
     p.add_argument("--localiser", help="an object_localiser.py checkpoint: adds the 'localiser' azimuths")
     p.add_argument("--side-gain", type=float, default=1.179, help="the default's side gain (its offline outputs)")
+    p.add_argument("--streamed", metavar="BUNDLE",
+                   help="the model's outputs (blends, 'model', 'the model alone') streamed through the Spatializer "
+                        "with this bundle, as the held-out evaluation streams them, instead of offline")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path)
     args = p.parse_args(argv)
@@ -564,7 +574,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     held_clips = [c for c in fit_clips if c.name in held]
     probe_cache: Dict[Tuple[str, str], np.ndarray] = {}
 
-    model_outputs = ModelOutputs(args.checkpoint, args.side_gain)
+    model_outputs = ModelOutputs(args.checkpoint, args.side_gain, args.streamed)
     model_cache: Dict[Tuple[str, str], np.ndarray] = {}
     pred_cache: Dict[Tuple[str, str], np.ndarray] = {}
 
@@ -639,7 +649,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     variants.update({f"truth+{sigma:g}, shrunk": (f"truth+{sigma:g}", shrinks[f"truth+{sigma:g}"])
                      for sigma in args.noise_deg})
     per_clip: Dict[str, List[dict]] = {v: [] for v in variants}
-    per_clip["the model alone, offline"] = []
+    alone = f"the model alone, {'streamed' if args.streamed else 'offline'}"
+    per_clip[alone] = []
     per_clip.update({f"blend with the model, {how}": [] for how in blends})
     for clip in tqdm(clips, desc="scored clips", unit="clip"):
         default = refs[clip.name]
@@ -647,7 +658,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             per_clip[name].append(score_rendered(clip, grid, table, shrink, azimuths_of(how)(clip), default))
         pred = model_pred(clip)
         # mirror-averaged: the mirrored frames' output is this one, ears swapped
-        per_clip["the model alone, offline"].append(score_output(clip, pred, pred[::-1], default))
+        per_clip[alone].append(score_output(clip, pred, pred[::-1], default))
         for how, (a, b) in blends.items():
             per_clip[f"blend with the model, {how}"].append(
                 score_blend(clip, pred, grid, table, a, b, azimuths_of(how)(clip), default))
@@ -665,7 +676,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                 for how, (a, b) in blends.items()},
               "scored_clips": len(clips), "probe_mae_deg_on_scored": mean_error("probe, g = 1"),
               "model_mae_deg_on_scored": mean_error("model, g = 1"),
-              "model_offline_stft_x_mono_mono": summary(per_clip["the model alone, offline"])["stft_x_mono_mono"],
+              f"model_{'streamed' if args.streamed else 'offline'}_stft_x_mono_mono": summary(per_clip[alone])["stft_x_mono_mono"],
               "summary": {}, "per_clip": {}}
     groups = sorted({r["group"] for r in per_clip["truth, g = 1"]})
     for name, rows in per_clip.items():
