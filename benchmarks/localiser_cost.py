@@ -16,7 +16,6 @@ second it occupies, the same measure as the real-time factor).
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -49,15 +48,13 @@ class _Uint8Localiser(torch.nn.Module):
 
 
 def _session(path: Path):
+    """A CPU session with the engine's options and default thread count."""
     import onnxruntime as ort
 
-    opts = ort.SessionOptions()   # the engine's CPU options (streambin.backends.onnxruntime_backend)
-    opts.intra_op_num_threads = max(1, min(2, os.cpu_count() or 1))
-    opts.inter_op_num_threads = 1
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    from streambin.backends.onnxruntime_backend import default_threads, session_options
+
+    return ort.InferenceSession(str(path), sess_options=session_options(default_threads()),
+                                providers=["CPUExecutionProvider"])
 
 
 def _mean_ms(session, feeds: dict, calls: int) -> float:

@@ -304,12 +304,13 @@ class ModelOutputs:
 
         self.model, cfg = load_generator(checkpoint, mirror_average=True)
         self.model.eval()
-        self.predict = offline_predictor(self.model, cfg.audio, side_gain=side_gain)
         if streamed:
             from streambin.train.evaluate_streaming import StreamedPredictor
 
             self.predict = StreamedPredictor(streamed, sample_rate=48000, block_frames=3, lookahead_frames=1,
                                              mirror_average=True, side_gain=side_gain)
+        else:
+            self.predict = offline_predictor(self.model, cfg.audio, side_gain=side_gain)
         self.size = tuple(cfg.model.visual_size)
         self._make = lambda root: SimBinauralDataset(root, "all", mode="eval", visual_size=self.size)
         self._sets: Dict[str, Tuple[object, Dict[str, int]]] = {}

@@ -45,7 +45,8 @@ from torch import nn
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling experiments
-from audio_visual_correspondence import N_FFT, N_MELS, WINDOW_S, AudioEncoder, log_mel, mel_filterbank  # noqa: E402
+from audio_visual_correspondence import (N_FFT, N_MELS, WINDOW_S, AudioEncoder, log_mel,  # noqa: E402
+                                         mel_filterbank, shuffled_sound)
 from object_localiser import INPUT_W, load_frames, load_localiser, peaks  # noqa: E402
 
 from streambin.train.cpu_numerics import flush_denormals  # noqa: E402
@@ -165,17 +166,6 @@ def choose(model: Chooser, data: dict, mels: np.ndarray) -> np.ndarray:
                            .argmax(1).numpy() for i in range(0, len(mels), 512)])
 
 
-def shuffled_sound(data: dict, seed: int) -> np.ndarray:
-    """Each frame's log-mel replaced by that of a frame of another clip."""
-    rng = np.random.default_rng(seed)
-    perm = rng.permutation(len(data["clips"]))
-    same = data["clips"][perm] == data["clips"]
-    while same.any():
-        perm[same] = rng.permutation(len(perm))[: same.sum()]
-        same = data["clips"][perm] == data["clips"]
-    return data["mels"][perm]
-
-
 def scores(choice: np.ndarray, data: dict) -> dict:
     """Scores of the chosen candidates (``(n,)`` indices) on ``data``."""
     to_az = np.vectorize(lambda x: column_to_azimuth(x * INPUT_W, INPUT_W, data["hfov"]))
@@ -218,9 +208,8 @@ def main(argv=None) -> int:
     sets = {s: extract(net, *parse_set(s), seed=0) for s in a.score}
     result = {"localiser": a.localiser, "fit": a.fit, "fit_frames": int(fit["target"].size), "candidates": K,
               "epochs": a.epochs, "window_s": WINDOW_S, "extract_s": round(time.time() - t0, 1),
-              "fit_target_rank_share": np.bincount(fit["target"], minlength=K).astype(float).tolist(),
+              "fit_target_rank_share": (np.bincount(fit["target"], minlength=K) / fit["target"].size).tolist(),
               "baselines": {}, "runs": []}
-    result["fit_target_rank_share"] = [v / fit["target"].size for v in result["fit_target_rank_share"]]
     for name, data in sets.items():
         n = len(data["target"])
         strongest, oracle = scores(np.zeros(n, int), data), scores(data["target"], data)

@@ -31,6 +31,22 @@ def default_threads() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
+def session_options(intra_op_num_threads: int, allow_spinning: bool = False):
+    """The engine's ``onnxruntime.SessionOptions`` (see the module docstring): ``intra_op_num_threads``
+    threads, one inter-op thread, graph optimisation ALL, sequential execution, errors-only logging,
+    idle threads sleeping unless ``allow_spinning``."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = intra_op_num_threads
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.log_severity_level = 3  # errors only: ORT's warnings are not actionable here
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
+    return opts
+
+
 class _BoundGraph:
     """One session run through IOBinding with buffers preallocated per batch size.
 
@@ -113,13 +129,7 @@ class OnnxRuntimeBackend(InferenceBackend):
         super().__init__(bundle, device)
         self.intra_op_num_threads = intra_op_num_threads
 
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = intra_op_num_threads
-        opts.inter_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.log_severity_level = 3  # errors only: ORT's warnings are not actionable here
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
+        opts = session_options(intra_op_num_threads, allow_spinning)
         self.allow_spinning = bool(allow_spinning)
         if device == "cuda":
             if "CUDAExecutionProvider" not in ort.get_available_providers():
