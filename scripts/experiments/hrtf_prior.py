@@ -81,17 +81,17 @@ from scipy.signal import istft, stft
 from tqdm import tqdm
 
 from streambin.train import localisation_eval as L
+from streambin.train.average_head import GRID_STEP_DEG, side_filter_table
 from streambin.train import metrics as M
 from streambin.train.checkpoint import load_generator
 from streambin.train.cpu_numerics import flush_denormals
 from streambin.train.data import load_frame
 from streambin.train.position_probe import Ridge, fit_with_held_out, split_spec
-from streambin.train.sim.heads import draw_head, load_head
+from streambin.train.sim.heads import draw_head
 from streambin.train.sim.scene import HFOV_DEG, column_to_azimuth
 
 SAMPLE_RATE = 16000
 N_FFT, HOP = 512, 128
-GRID_STEP_DEG = 0.5
 AZIMUTH_SOURCES = ("truth", "box", "probe", "model")
 MODEL_WINDOW_S = 1.0
 BLEND_SOURCES = ("probe", "box")
@@ -99,26 +99,6 @@ BATCH = 64
 
 
 # ---------------------------------------------------------------- the filter table
-
-def side_filter_table(head_ids: Sequence[str], step_deg: float = GRID_STEP_DEG) -> Tuple[np.ndarray, np.ndarray]:
-    """``(azimuths (A,), F (A, N_FFT // 2 + 1) complex)``: the least-squares mid-to-side filter
-    over ``head_ids`` at elevation 0, per azimuth of the grid (-90 to 90 degrees)."""
-    if not head_ids:
-        raise ValueError("need at least one head for the filter table")
-    grid = np.arange(-90.0, 90.0 + step_deg / 2, step_deg)
-    num = np.zeros((grid.size, N_FFT // 2 + 1), complex)
-    den = np.zeros((grid.size, N_FFT // 2 + 1))
-    for hid in tqdm(head_ids, desc="heads", unit="head", leave=False):
-        head = load_head(hid, SAMPLE_RATE)
-        if head.n_taps > N_FFT:
-            raise ValueError(f"head {hid}: {head.n_taps} taps do not fit a {N_FFT}-point FFT")
-        for i, a in enumerate(grid):
-            h = np.fft.rfft(head.interpolate(float(a), 0.0).astype(np.float64), N_FFT)
-            mid, side = 0.5 * (h[0] + h[1]), 0.5 * (h[0] - h[1])
-            num[i] += side * np.conj(mid)
-            den[i] += np.abs(mid) ** 2
-    return grid, num / np.maximum(den, 1e-12)
-
 
 def filters_at(grid: np.ndarray, table: np.ndarray, azimuths: np.ndarray) -> np.ndarray:
     """``(T, bins)`` filters at ``azimuths (T,)`` degrees, linear between grid points (clamped

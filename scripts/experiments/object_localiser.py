@@ -37,14 +37,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 from streambin.nets.generator import IMAGENET_MEAN, IMAGENET_STD
+from streambin.nets.localiser import INPUT_H, INPUT_W, STRIDE, ObjectLocaliser, load_localiser  # noqa: F401 (re-exported)
 from streambin.train.data import load_frame
 
-INPUT_H, INPUT_W = 96, 192   # the localiser's picture: (H, W) RGB, twice the engine's visual input
-STRIDE = 4                   # heat map cell in input pixels: (24, 48) cells
 MAX_OBJECTS = 6
 
 
@@ -91,42 +89,6 @@ def cmd_frames(a):
 
 # ----------------------------------------------------------------------------------------------
 # 2. the net and its targets
-
-def _block(cin, cout, stride=1, dilation=1):
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, padding=dilation, dilation=dilation, bias=False),
-                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
-
-
-class ObjectLocaliser(nn.Module):
-    """``(B, 3, 96, 192)`` normalised RGB -> ``(B, 6, 24, 48)``: channel 0 the centre heat map
-    (logits), 1 the box mask (logits), 2-3 the centre's sub-cell offset (x, y, in cells), 4-5 the
-    box size (w, h, as fractions of the frame). A small encoder to stride 16 with dilated context,
-    one skip back up to stride 4."""
-
-    def __init__(self, width: int = 32):
-        super().__init__()
-        w = width
-        self.stem = nn.Sequential(_block(3, w // 2, 2), _block(w // 2, w))          # /2
-        self.down4 = nn.Sequential(_block(w, w, 2), _block(w, w))                    # /4
-        self.down8 = nn.Sequential(_block(w, 2 * w, 2), _block(2 * w, 2 * w))        # /8
-        self.down16 = nn.Sequential(_block(2 * w, 4 * w, 2), _block(4 * w, 4 * w, dilation=2),
-                                    _block(4 * w, 4 * w, dilation=4))                # /16
-        self.up8 = _block(4 * w + 2 * w, 2 * w)
-        self.up4 = _block(2 * w + w, w)
-        self.head = nn.Conv2d(w, 6, 1)
-        with torch.no_grad():  # start the heat map near the rate of object cells (CenterNet's prior)
-            self.head.bias[0] = -4.0
-
-    def forward(self, x):
-        s4 = self.down4(self.stem(x))
-        s8 = self.down8(s4)
-        s16 = self.down16(s8)
-        u8 = self.up8(torch.cat([F.interpolate(s16, size=s8.shape[-2:], mode="bilinear",
-                                               align_corners=False), s8], 1))
-        u4 = self.up4(torch.cat([F.interpolate(u8, size=s4.shape[-2:], mode="bilinear",
-                                               align_corners=False), s4], 1))
-        return self.head(u4)
-
 
 def normalise(frames_uint8: torch.Tensor) -> torch.Tensor:
     """``(B, H, W, 3) uint8`` -> ``(B, 3, H, W) float32`` normalised as the engine's visual input."""
@@ -260,14 +222,6 @@ def cmd_train(a):
 
 # ----------------------------------------------------------------------------------------------
 # 3. decoding and scoring
-
-def load_localiser(path: str) -> ObjectLocaliser:
-    """A ``train`` checkpoint as an eval-mode net."""
-    ck = torch.load(path, weights_only=False)
-    net = ObjectLocaliser(ck["width"])
-    net.load_state_dict(ck["net"])
-    return net.eval()
-
 
 def load_frames(paths) -> np.ndarray:
     """Frame files as the localiser's input: ``(n, 96, 192, 3) uint8`` RGB."""

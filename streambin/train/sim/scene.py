@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from streambin.camera import HFOV_DEG, azimuth_to_column, column_to_azimuth, focal_px  # noqa: F401 (re-exported)
+
 from . import assets as A
 from . import picture as P
 from . import clipart, pools, recordings, synth_sounds
@@ -34,7 +36,6 @@ from .render import (RoomModel, RoomSpec, anechoic_brir, binaural_tail, directio
                      render_keyframed)
 from .sf2 import SoundFont
 
-HFOV_DEG = 90.0
 MAX_ABS_AZIMUTH_DEG = 40.0  # legacy: keep sources (and most of their cut-out) inside the 45-degree half-FOV
 # With a drawn field of view, sources may sit up to this close to the frame edge (their
 # cut-out then partly leaves the frame, as objects at the edge of a webcam picture do).
@@ -111,21 +112,6 @@ class SceneOptions:
 
 
 LEGACY_OPTIONS = SceneOptions(None, 0.0, 0.0, 0.0, False, False, False, 0.0, False)
-
-
-def focal_px(width: int, hfov_deg: float = HFOV_DEG) -> float:
-    """Focal length in pixels of a ``width``-wide pinhole camera with horizontal FOV ``hfov_deg``."""
-    return (width / 2.0) / np.tan(np.deg2rad(hfov_deg) / 2.0)
-
-
-def azimuth_to_column(azimuth_deg, width: int, hfov_deg: float = HFOV_DEG):
-    """Image column ``u`` of our azimuth (positive right): ``W/2 + f tan(az)``."""
-    return width / 2.0 + focal_px(width, hfov_deg) * np.tan(np.deg2rad(azimuth_deg))
-
-
-def column_to_azimuth(u, width: int, hfov_deg: float = HFOV_DEG):
-    """Our azimuth in degrees of image column ``u``: ``atan((u - W/2) / f)``."""
-    return np.rad2deg(np.arctan((np.asarray(u, dtype=np.float64) - width / 2.0) / focal_px(width, hfov_deg)))
 
 
 @dataclass

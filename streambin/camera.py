@@ -1,0 +1,29 @@
+"""The camera geometry every part of streambin shares (DESIGN.md, "Camera").
+
+A pinhole camera with the listener's head at it, facing where it looks. A source at image
+column ``u`` of a ``W``-wide frame has azimuth ``atan((u - W/2) / f)`` with focal length
+``f = (W/2) / tan(HFOV/2)``; positive azimuths are on the right. The synthetic scenes are
+rendered at ``HFOV_DEG`` = 90 degrees, and the engine, which cannot know a camera's own field of
+view, assumes it too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+HFOV_DEG = 90.0
+
+
+def focal_px(width: int, hfov_deg: float = HFOV_DEG) -> float:
+    """Focal length in pixels of a ``width``-wide pinhole camera with horizontal FOV ``hfov_deg``."""
+    return (width / 2.0) / np.tan(np.deg2rad(hfov_deg) / 2.0)
+
+
+def azimuth_to_column(azimuth_deg, width: int, hfov_deg: float = HFOV_DEG):
+    """Image column ``u`` of our azimuth (positive right): ``W/2 + f tan(az)``."""
+    return width / 2.0 + focal_px(width, hfov_deg) * np.tan(np.deg2rad(azimuth_deg))
+
+
+def column_to_azimuth(u, width: int, hfov_deg: float = HFOV_DEG):
+    """Our azimuth in degrees of image column ``u``: ``atan((u - W/2) / f)``."""
+    return np.rad2deg(np.arctan((np.asarray(u, dtype=np.float64) - width / 2.0) / focal_px(width, hfov_deg)))
