@@ -18,7 +18,9 @@ batch (the context passed once when the bundle's graph takes one context for sev
 ``bundle.shared_context``, else copied), and average the two outputs' masks for the block's frames
 (streambin.signal_contract.average_mirrored_masks). A side gain other than 1 then scales the
 part of those masks that differs between the ears (streambin.signal_contract.scale_side).
-Both are CPU-runner features: the GPU pipeline runs the model's masks as they are.
+With a side renderer (streambin.side_renderer, on the visual feature), the side mask is then
+blended with the side the camera frame renders. All three are CPU-runner features: the GPU
+pipeline runs the model's masks as they are.
 
 Buffers are allocated at construction; a block allocates nothing on the CPU paths. Call
 ``reset()`` before the first ``push``: it starts the stream state and ``timing``.
@@ -113,6 +115,8 @@ class _CpuRunner:
         self._net_in = np.zeros((2 if self._copy_context else 1, 2, F, T), np.float32)
         self._mirror_masks = np.zeros((bundle.n_masks, 2, F, b), np.float32) if self.mirror_average else None
         self._gain_masks = np.zeros((bundle.n_masks, 2, F, b), np.float32) if self.side_gain != 1.0 else None
+        self.side_renderer = visual.side_renderer
+        self._blend_masks = np.zeros((bundle.n_masks, 2, F, b), np.float32) if self.side_renderer else None
         self._ears = np.zeros((2, b, F_stft), np.complex64)
         self._block_out = np.zeros((2, b * hop), np.float32)
         self._block_out_t = np.zeros((b * hop, 2), np.float32)  # frame-major copy emit takes
@@ -167,21 +171,24 @@ class _CpuRunner:
     def _block_masks(self) -> np.ndarray:
         """Run the audio net on the context in ``self._net_in[0]`` with the current visual
         feature; returns the masks of the block's frames (``lookahead_frames`` before the
-        newest), mirror-averaged and side-scaled as configured, ``(n_masks, 2, F, block_frames)``
-        float32, a view valid until the next block."""
+        newest), mirror-averaged, side-scaled and blended with the rendered side as configured,
+        ``(n_masks, 2, F, block_frames)`` float32, a view valid until the next block."""
         K, a, b = self.output_frames, self.lookahead_frames, self.block_frames
         sel = slice(K - a - b, K - a)  # the net returns the masks of the context's last K frames
+        feature, rendered = self.visual.snapshot()  # one frame's feature and rendered side
         if not self.mirror_average:
-            masks = self.backend.audio(self._net_in, self.visual.batch)[0][:, :, :, sel]
+            masks = self.backend.audio(self._net_in, feature)[0][:, :, :, sel]
         else:
             if self._copy_context:
                 np.copyto(self._net_in[1], self._net_in[0])
-            both = self.backend.audio(self._net_in, self.visual.batch)  # (2, n_masks, 2, F, K): own, mirrored
+            both = self.backend.audio(self._net_in, feature)  # (2, n_masks, 2, F, K): own, mirrored
             masks = average_mirrored_masks(both[0, :, :, :, sel], both[1, :, :, :, sel], self.bundle.mask_kind,
                                            out=self._mirror_masks)
-        if self._gain_masks is None:
-            return masks
-        return scale_side(masks, self.side_gain, self.bundle.mask_kind, out=self._gain_masks)
+        if self._gain_masks is not None:
+            masks = scale_side(masks, self.side_gain, self.bundle.mask_kind, out=self._gain_masks)
+        if self.side_renderer is not None:
+            masks = self.side_renderer.blend(masks, rendered, out=self._blend_masks)
+        return masks
 
     def _keep_samples(self, piece: np.ndarray) -> None:
         raise NotImplementedError

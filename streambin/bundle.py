@@ -29,7 +29,10 @@ config.json (format_version 1)::
      "export": {"opset": int, "max_abs_err_audio": float, "max_abs_err_visual": float,
                 "fp16": bool},
      "versions": {"streambin": str, "torch": str, "onnx": str, "onnxruntime": str},
-     "inference": {"mirror_average": bool, "side_gain": float}}   (optional, each key optional)
+     "inference": {"mirror_average": bool, "side_gain": float},  (optional, each key optional)
+     "side_renderer": {"graph": "localiser.onnx", "table": "side_renderer.npz",
+                       "input": {"height": 96, "width": 192}, "peaks": 4, "power": 4.0,
+                       "hfov_deg": 90.0}}   (optional; mask_kind "side" only)
 
 ``output_frames`` K: the audio graph returns only the masks of the context's last K frames (what
 a streaming run plays: the engine's block and lookahead must fit in them, ``block_frames +
@@ -49,6 +52,10 @@ off. A graph exported with ``model.mirror_average`` does that averaging inside i
 (streambin.signal_contract): a model that under-predicts level differences can be exported with
 a gain fitted on validation data (``python -m streambin.train.calibrate_side_gain``); callers
 may override it.
+
+``side_renderer`` (optional): a dense object localiser graph and an average head's filter table
+whose rendered side the engine blends with the model's side mask (streambin.side_renderer holds
+the files' layout; ``python -m export.add_side_renderer`` adds them to a bundle).
 """
 
 from __future__ import annotations
@@ -121,6 +128,8 @@ class Bundle:
     shared_context: bool = False
     inference_mirror_average: bool = False
     inference_side_gain: float = 1.0
+    #: the validated ``side_renderer`` section with ``graph`` and ``table`` as absolute paths, or None
+    side_renderer: Optional[Dict[str, Any]] = None
 
     @property
     def n_bins(self) -> int:
@@ -300,6 +309,32 @@ def validate_config(cfg: Any, where: str = CONFIG_NAME) -> Dict[str, Any]:
         out["inference_side_gain"] = check_side_gain(inference.get("side_gain", 1.0))
     except ValueError as e:
         raise _err(f"{where} ['inference']", str(e)) from None
+    if "side_renderer" in cfg:
+        out["side_renderer"] = _side_renderer_section(cfg["side_renderer"], out, f"{where} ['side_renderer']")
+    return out
+
+
+def _side_renderer_section(sec: Any, fields: Dict[str, Any], where: str) -> Dict[str, Any]:
+    """The ``side_renderer`` object checked (file names inside the bundle, ranges)."""
+    if not isinstance(sec, dict):
+        raise _err(where, f"must be an object (see streambin.bundle), got {sec!r}")
+    if fields["mask_kind"] != "side":
+        raise _err(where, f"a side renderer blends with a side mask: mask_kind must be 'side', "
+                          f"got {fields['mask_kind']!r}")
+    out = dict(sec)
+    for key in ("graph", "table"):
+        rel = _get(sec, key, str, where, "a file name relative to the bundle")
+        if os.path.isabs(rel) or ".." in Path(rel).parts:
+            raise _err(where, f"'{key}' must be a path inside the bundle, got {rel!r}")
+    size = _get(sec, "input", dict, where, '{"height": H, "width": W}')
+    for key in ("height", "width"):
+        if _positive_int(size, key, f"{where} ['input']") % 4:
+            raise _err(f"{where} ['input']", f"'{key}' must be a multiple of 4 (the heat map's cell), "
+                                              f"got {size[key]}")
+    _positive_int(sec, "peaks", where)
+    _positive_float(sec, "power", where)
+    if not _positive_float(sec, "hfov_deg", where) < 180.0:
+        raise _err(where, f"'hfov_deg' must be below 180 degrees, got {sec['hfov_deg']}")
     return out
 
 
@@ -433,6 +468,13 @@ def load_bundle(path: Union[PathLike, None] = "default", check_graphs: bool = Tr
                         root, key, ", ".join(missing))
             continue
         engines[key] = {**ent, **{name: p for name, p in plans.items()}}
+    if fields.get("side_renderer") is not None:
+        sec = dict(fields["side_renderer"])
+        for key in ("graph", "table"):
+            sec[key] = root / sec[key]
+            if not sec[key].is_file() or sec[key].stat().st_size == 0:
+                raise BundleError(f"{sec[key]}: the side renderer's {key} file is missing or empty")
+        fields["side_renderer"] = sec
     weights = root / "weights.pt"
     return Bundle(path=root, config=cfg, graphs=graphs, engines=engines,
                   weights=weights if weights.is_file() else None, **fields)

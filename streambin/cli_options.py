@@ -36,3 +36,14 @@ def add_side_gain_option(parser: argparse.ArgumentParser, help: str = SIDE_GAIN_
     """``--side-gain G`` -> ``args.side_gain`` (None when not given: the model's own setting;
     Spatializer(side_gain=None))."""
     parser.add_argument("--side-gain", type=side_gain_arg, default=None, metavar="G", help=help)
+
+
+NO_SIDE_RENDERER_HELP = ("leave out the model bundle's side renderer (the side an average head renders at the "
+                         "objects a localiser finds in the picture, blended with the model's): the model alone")
+
+
+def add_side_renderer_option(parser: argparse.ArgumentParser, help: str = NO_SIDE_RENDERER_HELP) -> None:
+    """``--no-side-renderer`` -> ``args.side_renderer`` False (None when not given: as the model
+    bundle says; Spatializer(side_renderer=None))."""
+    parser.add_argument("--no-side-renderer", dest="side_renderer", action="store_const", const=False,
+                        default=None, help=help)

@@ -180,6 +180,11 @@ class Spatializer:
             the bundle's ``inference.side_gain`` (1 when the bundle has none, as the shipped
             default; ``python -m streambin.train.calibrate_side_gain`` fits a model's gain on
             validation data). Not on the GPU pipeline.
+        side_renderer: blend the model's side mask with the side an average head renders at
+            the objects a localiser finds in the camera frame (streambin.side_renderer; the
+            localiser runs beside the visual net, per camera frame, on ONNX Runtime's CPU
+            provider). None: on when the bundle has one; True: the bundle must have one. Not on
+            the GPU pipeline.
 
     Attributes:
         latency_samples: fixed delay of the output behind the input, in samples at
@@ -211,7 +216,8 @@ class Spatializer:
                  threaded_visual: bool = False, resample_quality: str = "fir", num_threads: int | None = None,
                  gpu_pipeline: bool | None = None, visual_fps: float | None = DEFAULT_VISUAL_FPS,
                  backend_options: dict | None = None, full_band: bool | None = None, mirror: bool = False,
-                 mirror_average: bool | None = None, side_gain: float | None = None):
+                 mirror_average: bool | None = None, side_gain: float | None = None,
+                 side_renderer: bool | None = None):
         from streambin.backends import create_backend
 
         self._closed = True  # until construction has finished: close() and the finaliser are no-ops
@@ -255,6 +261,8 @@ class Spatializer:
             raise ValueError(f"mirror_average must be True, False or None (as the bundle says), got {mirror_average!r}")
         if side_gain is not None:
             side_gain = check_side_gain(side_gain)
+        if side_renderer is not None and not isinstance(side_renderer, (bool, np.bool_)):
+            raise ValueError(f"side_renderer must be True, False or None (as the bundle says), got {side_renderer!r}")
         self.visual_fps = None if visual_fps is None else float(visual_fps)
         self.resample_quality = resample_quality
 
@@ -278,9 +286,11 @@ class Spatializer:
         self.lookahead_frames = int(lookahead_frames)
         self.mirror_average = self._resolve_mirror_average(mirror_average)
         self.side_gain = b.inference_side_gain if side_gain is None else side_gain
+        renderer = self._open_side_renderer(side_renderer, options.get("num_threads"))
         # The engine averages unless the graph already does it inside itself.
         self.visual = VisualFeature(self.backend, b.visual_size, threaded=bool(threaded_visual),
-                                    mirror_average=self.mirror_average and not b.graph_mirror_average)
+                                    mirror_average=self.mirror_average and not b.graph_mirror_average,
+                                    side_renderer=renderer)
         # Stops the visual worker thread when the instance is collected without close(): the
         # finaliser holds the VisualFeature, never the Spatializer.
         self._finalizer = weakref.finalize(self, _close_unclosed, self.visual)
@@ -317,6 +327,26 @@ class Spatializer:
             raise ValueError(f"mirror_average=False: the bundle {b.path} averages inside its graph (exported with "
                              "--mirror-average); export it again without --mirror-average to run it plain")
         return bool(wanted)
+
+    def _open_side_renderer(self, wanted, num_threads):
+        """The bundle's :class:`streambin.side_renderer.SideRenderer` if ``wanted`` (None: if
+        the bundle has one), else None."""
+        b = self.bundle
+        if wanted is False or (wanted is None and b.side_renderer is None):
+            return None
+        if b.side_renderer is None:
+            raise ValueError(f"side_renderer=True: the bundle {b.path} has no side renderer "
+                             "(python -m export.add_side_renderer adds one)")
+        from streambin.backends.onnxruntime_backend import default_threads
+        from streambin.side_renderer import SideRenderer
+
+        sec = b.side_renderer
+        return SideRenderer(sec["graph"], sec["table"], sec, b.n_bins, num_threads or default_threads())
+
+    @property
+    def side_renderer(self) -> bool:
+        """Whether the side rendered from the camera frame is blended in (streambin.side_renderer)."""
+        return self.visual.side_renderer is not None
 
     def _measure_audio_ms(self) -> float:
         feat = self.visual.batch
@@ -394,6 +424,11 @@ class Spatializer:
         self._in_flag = np.zeros(self._max_piece, bool)
 
     def _make_gpu_runner(self, wanted, full_band):
+        if self.visual.side_renderer is not None:  # so is the side renderer's blend
+            if wanted:
+                raise ValueError("gpu_pipeline=True does not blend a rendered side: pass side_renderer=False, or "
+                                 "gpu_pipeline=False (the networks still run on the GPU)")
+            return None
         if self.visual.mirror_average:  # the engine's mirror averaging runs on the CPU runners only
             if wanted:
                 raise ValueError("gpu_pipeline=True does not do mirror averaging: pass mirror_average=False, or "
@@ -482,7 +517,10 @@ class Spatializer:
         if frame is not None:
             self._counters["frames_received"] += 1
             if self._visual_due():  # only frames the visual net will see are resized
-                self.visual.submit(convert_frame(frame, self.bundle.visual_size, self.color, self.mirror))
+                renderer = self.visual.side_renderer
+                self.visual.submit(convert_frame(frame, self.bundle.visual_size, self.color, self.mirror),
+                                   None if renderer is None else
+                                   convert_frame(frame, renderer.input_size, self.color, self.mirror))
             else:
                 self._counters["frames_skipped"] += 1
         n = len(chunk)
@@ -517,6 +555,7 @@ class Spatializer:
             "backend": self.backend.name, "device": self.backend.device,
             "block_frames": self.block_frames, "lookahead_frames": self.lookahead_frames,
             "mirror_average": self.mirror_average, "side_gain": self.side_gain,
+            "side_renderer": self.side_renderer,
             "latency_samples": self.latency_samples, "latency_ms": self.latency_ms,
             "blocks": timing.blocks,
             "block_ms_mean": float(ms.mean()), "block_ms_p99": float(np.percentile(ms, 99)),

@@ -77,6 +77,16 @@ def _read_stereo(path: Path) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(x.T), int(sr)
 
 
+def stored_frame_size(root: str | Path) -> tuple[int, int]:
+    """``(H, W)`` of the first frame file of a generated set's first clip (a set's frames share
+    one size): what a streamed evaluation hands the engine when its nets need other sizes."""
+    first = next(iter(sorted((Path(root) / "frames").glob("*/000001.png"))), None)
+    img = None if first is None else cv2.imread(str(first), cv2.IMREAD_COLOR)
+    if img is None:
+        raise FileNotFoundError(f"no readable frames/*/000001.png under {root}")
+    return int(img.shape[0]), int(img.shape[1])
+
+
 def load_frame(path: Path, visual_size) -> np.ndarray:
     """A frame file as ``(H, W, 3) uint8`` RGB at ``visual_size`` (H, W), resized with area
     averaging when its size differs."""

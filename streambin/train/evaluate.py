@@ -70,7 +70,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from streambin.cli_options import add_mirror_average_options, add_side_gain_option
+from streambin.cli_options import add_mirror_average_options, add_side_gain_option, add_side_renderer_option
 from streambin.signal_contract import (apply_masks_torch, check_side_gain, input_scale_torch, network_input_torch,
                                        scale_side_output, stft_torch)
 from streambin.train import localisation_eval as L
@@ -612,6 +612,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="Spatializer block_frames (default 1: deterministic, not measured speed)")
     st.add_argument("--backend", default="onnxruntime",
                     help="Spatializer backend for a --bundle (default onnxruntime)")
+    add_side_renderer_option(st)
     return ap
 
 
@@ -625,6 +626,7 @@ def run(args, load_generator: Optional[Callable] = None,
     ``--split`` names are concatenated in the order given.
     Streamed runs load the frames at the model's visual size: the loader and the Spatializer
     resize with the same INTER_AREA, so the engine sees what a full-size frame would give it.
+    With a side renderer (a second net at another size) they load the frames as stored.
     """
     if make_dataset is None:
         from streambin.train.data import SimBinauralDataset
@@ -691,11 +693,20 @@ def _run_streamed(args, make_dataset, localisation):
         kw["backend"] = args.backend
     else:
         kw.update(backend="torch", device=args.device or "auto")
+    if getattr(args, "side_renderer", None) is not None:
+        kw["side_renderer"] = args.side_renderer
     predictor = StreamedPredictor(args.bundle or args.checkpoint, sample_rate=args.sample_rate,
                                   block_frames=args.block_frames, mirror_average=args.mirror_average,
                                   side_gain=args.side_gain, **kw)
     bundle = predictor.spatializer.bundle
-    dataset = _splits(make_dataset, args, tuple(bundle.visual_size))
+    size = tuple(bundle.visual_size)
+    if predictor.spatializer.side_renderer:
+        # Two nets at two input sizes: the engine resizes the stored frames for each, as it
+        # resizes a camera's (for the visual net alone the same as loading them at its size).
+        from streambin.train.data import stored_frame_size
+
+        size = stored_frame_size(args.data)
+    dataset = _splits(make_dataset, args, size)
     results = evaluate_model(None, SimpleNamespace(audio=bundle), dataset, max_clips=args.max_clips,
                              normalize=not args.no_normalize, progress=not args.no_progress,
                              predict=predictor, localisation=localisation,

@@ -57,7 +57,7 @@ class StreamedPredictor:
     to the model rate for scoring against the ground truth.
 
     model: bundle directory, "default", or a checkpoint file (torch backend).
-    mirror_average, side_gain: the Spatializer's (None: as the bundle says).
+    mirror_average, side_gain, side_renderer: the Spatializer's (None: as the bundle says).
     visual_mode of a call: "true" (the frames), "flipped" (every frame mirrored left-right) or
     "none" (every frame a uniform grey image, uint8 128).
     """
@@ -65,14 +65,15 @@ class StreamedPredictor:
     def __init__(self, model, sample_rate: int = 48000, lookahead_frames: int = DEFAULT_LOOKAHEAD_FRAMES,
                  block_frames: int = 1, backend: str = "onnxruntime", device: str = "auto",
                  chunk_ms: float = 10.0, mirror_average: Optional[bool] = None,
-                 side_gain: Optional[float] = None):
+                 side_gain: Optional[float] = None, side_renderer: Optional[bool] = None):
         from streambin.spatializer import Spatializer
 
         if not chunk_ms > 0:
             raise ValueError(f"chunk_ms must be > 0 milliseconds, got {chunk_ms!r}")
         self.spatializer = Spatializer(model, backend=backend, device=device, sample_rate=sample_rate,
                                        block_frames=block_frames, lookahead_frames=lookahead_frames,
-                                       mirror_average=mirror_average, side_gain=side_gain)
+                                       mirror_average=mirror_average, side_gain=side_gain,
+                                       side_renderer=side_renderer)
         sp = self.spatializer
         self.sample_rate, self.model_rate = sp.sample_rate, sp.model_rate
         self.chunk = max(1, int(round(chunk_ms * sp.sample_rate / 1000)))
@@ -80,7 +81,8 @@ class StreamedPredictor:
                             f"{chunk_ms:g} ms chunks, block {sp.block_frames}, lookahead {sp.lookahead_frames} "
                             f"frames, latency {sp.latency_ms:.1f} ms"
                             + (", mirror-averaged" if sp.mirror_average else "")
-                            + (f", side gain {sp.side_gain:g}" if sp.side_gain != 1.0 else ""))
+                            + (f", side gain {sp.side_gain:g}" if sp.side_gain != 1.0 else "")
+                            + (", side renderer" if sp.side_renderer else ""))
 
     def __call__(self, mono, frames, fps: float, visual_mode: str = "true") -> np.ndarray:
         """mono (n,) float at the model rate; frames (n_frames, H, W, 3) uint8 RGB (numpy or

@@ -1,0 +1,205 @@
+"""The side rendered from the picture, blended with the model's side mask.
+
+A model of mask kind ``"side"`` predicts the side ``(L - R) / 2`` as a mask ``S`` on the mono
+``M``. A bundle may add a second estimate of it: the mono through an average head's mid-to-side
+filter ``H(a, f)`` at the azimuths ``a`` where a dense object localiser
+(streambin.nets.localiser) sees objects in the camera frame. The engine then plays the side mask
+
+    S'(f, t) = w_model(f) S(f, t) + w_rendered(f) H_frame(f)
+
+per bin ``f`` of the model's STFT, where ``H_frame`` is the filters at the frame's ``peaks``
+strongest localiser peaks averaged with weights ``score ** power`` (where the localiser is unsure
+which object sounds, the rendered side is drawn in rather than put on the wrong one). The
+weights ``w_model`` and ``w_rendered`` were fitted by least squares on train-pool clips with the
+model's own streamed output (``python -m export.add_side_renderer`` records where from).
+
+Symmetry, as the engine's mirror averaging has it: the localiser's heat map is averaged with
+the mirror image's (mirrored back) and each peak's column with its mirror estimate, and the
+filter table is antisymmetric (``H(-a) = -H(a)``, stored for ``a >= 0``). So a mirrored frame
+gives exactly the negated filter, and a frame that is its own mirror image (uniform grey) gives
+peaks in mirror pairs of equal score whose filters cancel: no side.
+
+Bundle files (``config.json`` key ``"side_renderer"``, see streambin.bundle)::
+
+    localiser.onnx       frames (B, H_r, W_r, 3) uint8 RGB -> maps (B, 6, H_r / 4, W_r / 4) float32
+                         (heat logits, box logits, offset x, offset y, box w, box h)
+    side_renderer.npz    azimuths_deg (A,) float32, 0 .. 90 ascending; filters (A, F) complex64
+                         (H at those azimuths; F = the model's n_fft // 2 + 1 bins);
+                         blend_model (F,) float32; blend_rendered (F,) float32
+
+The localiser runs on ONNX Runtime's CPU provider whatever the engine's backend: about 1-2 ms
+per camera frame and its mirror image (benchmarks/localiser_cost.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+
+from streambin.camera import column_to_azimuth
+
+N_MAPS = 6
+CELL_PX = 4             # heat-map cell in localiser input pixels
+TABLE_KEYS = ("azimuths_deg", "filters", "blend_model", "blend_rendered")
+
+
+class SideRendererError(ValueError):
+    """A bundle's side renderer files are missing, corrupt or inconsistent."""
+
+
+def mirror_averaged_peaks(own: np.ndarray, mirrored: np.ndarray, k: int) -> Tuple[np.ndarray, np.ndarray]:
+    """The ``k`` strongest peaks of a frame's localiser maps averaged with its mirror image's.
+
+    ``own``, ``mirrored``: ``(6, gh, gw)`` float32 maps of the frame and of the frame flipped
+    left-right. The heat map is ``(sigmoid(own heat) + flip(sigmoid(mirrored heat))) / 2``; a
+    peak is a cell equal to the maximum of its 3x3 neighbourhood; its column is the mean of the
+    two estimates (cell plus sub-cell offset, each clipped to [0, 1]). Returns ``(columns (k,)
+    as fractions of the width, scores (k,))``, strongest first.
+    """
+    gh, gw = own.shape[1:]
+    heat = 0.5 * (_sigmoid(own[0]) + _sigmoid(mirrored[0])[:, ::-1])
+    padded = np.pad(heat, 1, constant_values=-np.inf)
+    neighbourhood = np.lib.stride_tricks.sliding_window_view(padded, (3, 3)).max(axis=(2, 3))
+    score = np.where(heat == neighbourhood, heat, 0.0).ravel()
+    where = np.argsort(-score, kind="stable")[:k]
+    iy, ix = where // gw, where % gw
+    col_own = ix + np.clip(own[2, iy, ix], 0.0, 1.0)
+    ix_m = gw - 1 - ix
+    col_mirrored = gw - (ix_m + np.clip(mirrored[2, iy, ix_m], 0.0, 1.0))
+    return (0.5 * (col_own + col_mirrored) / gw).astype(np.float64), score[where].astype(np.float64)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x.astype(np.float64)))
+
+
+class SideRenderer:
+    """A bundle's side renderer: the localiser session, the filter table and the blend weights.
+
+    ``graph``, ``table``: the bundle's localiser.onnx and side_renderer.npz; ``section``: the
+    config's ``"side_renderer"`` object (validated by streambin.bundle); ``n_bins``: the model's
+    STFT bins, which the table must match; ``num_threads``: the localiser session's threads.
+    """
+
+    def __init__(self, graph: Path, table: Path, section: Dict, n_bins: int, num_threads: int = 1):
+        self.input_size = (int(section["input"]["height"]), int(section["input"]["width"]))
+        self.peaks, self.power = int(section["peaks"]), float(section["power"])
+        self.hfov_deg = float(section["hfov_deg"])
+        self.grid, filters, w_model, w_rendered = _load_table(Path(table), n_bins)
+        # Rows for -90 .. 90 degrees from the antisymmetric half the file stores.
+        self._grid_full = np.concatenate([-self.grid[:0:-1], self.grid])
+        self._filters_full = np.concatenate([-filters[:0:-1], filters]).astype(np.complex128)
+        self.w_model = w_model[:, None].astype(np.float32)          # (F, 1): broadcast over frames
+        self.w_rendered = w_rendered.astype(np.float64)
+        self._session = _localiser_session(Path(graph), self.input_size, num_threads)
+
+    def set_blend(self, w_model: np.ndarray, w_rendered: np.ndarray) -> None:
+        """Replace the blend weights, each ``(F,)`` finite floats (for fitting them: frames
+        submitted before keep the rendered masks they were given)."""
+        F = self.w_rendered.size
+        w_model, w_rendered = np.asarray(w_model, np.float64), np.asarray(w_rendered, np.float64)
+        if w_model.shape != (F,) or w_rendered.shape != (F,) or not (np.isfinite(w_model).all()
+                                                                     and np.isfinite(w_rendered).all()):
+            raise ValueError(f"blend weights must be two ({F},) arrays of finite floats, got {w_model.shape} "
+                             f"and {w_rendered.shape}")
+        self.w_model = w_model[:, None].astype(np.float32)
+        self.w_rendered = w_rendered
+
+    def azimuths(self, frame: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """``(azimuths (peaks,) degrees, weights (peaks,) summing to 1)`` of a ``(H_r, W_r, 3)``
+        uint8 RGB frame at :attr:`input_size`."""
+        if frame.shape != self.input_size + (3,) or frame.dtype != np.uint8:
+            raise ValueError(f"the side renderer takes ({self.input_size[0]}, {self.input_size[1]}, 3) uint8 RGB "
+                             f"frames, got {frame.shape} {frame.dtype}")
+        maps = self._session.run(None, {"frames": np.stack([frame, frame[:, ::-1]])})[0]
+        cols, scores = mirror_averaged_peaks(maps[0], maps[1], self.peaks)
+        width = self.input_size[1]
+        azimuths = column_to_azimuth(cols * width, width, self.hfov_deg)
+        weights = np.maximum(scores, 1e-12) ** self.power
+        return azimuths, weights / weights.sum()
+
+    def filter_at(self, azimuths: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """``(F,)`` complex128: the filters at ``azimuths (k,)`` degrees (linear between table
+        rows, clamped to +-90) averaged with ``weights (k,)``."""
+        grid = self._grid_full
+        a = np.clip(np.asarray(azimuths, np.float64), grid[0], grid[-1])
+        pos = (a - grid[0]) / (grid[1] - grid[0])
+        lo = np.minimum(np.floor(pos).astype(int), grid.size - 2)
+        w = (pos - lo)[:, None]
+        rows = (1 - w) * self._filters_full[lo] + w * self._filters_full[lo + 1]
+        return np.asarray(weights, np.float64) @ rows
+
+    def rendered_mask(self, frame: np.ndarray) -> np.ndarray:
+        """``(2, F, 1)`` float32 (real, imaginary): ``w_rendered * H_frame``, the part of the
+        side mask the frame adds to every STFT frame until the next camera frame."""
+        h = self.w_rendered * self.filter_at(*self.azimuths(frame))
+        return np.stack([h.real, h.imag]).astype(np.float32)[:, :, None]
+
+    def blend(self, masks: np.ndarray, rendered: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
+        """The played side mask ``w_model * masks + rendered``.
+
+        ``masks``: ``(1, 2, F, b)`` float32 side mask (real, imaginary) of the block's frames;
+        ``rendered``: ``(2, F, 1)`` from :meth:`rendered_mask`; ``out``: optional destination of
+        ``masks``' shape (no allocation). Returns ``(1, 2, F, b)`` float32.
+        """
+        if out is None:
+            out = np.empty_like(masks)
+        np.multiply(masks, self.w_model, out=out)
+        np.add(out, rendered, out=out)
+        return out
+
+
+def _load_table(path: Path, n_bins: int):
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in TABLE_KEYS if k not in z.files]
+            if missing:
+                raise SideRendererError(f"{path}: missing arrays {missing} (expected {list(TABLE_KEYS)})")
+            grid = np.asarray(z["azimuths_deg"], np.float64)
+            filters = np.asarray(z["filters"])
+            w_model, w_rendered = np.asarray(z["blend_model"]), np.asarray(z["blend_rendered"])
+    except SideRendererError:
+        raise
+    except Exception as e:  # a truncated or foreign file: say which, not numpy's internals
+        raise SideRendererError(f"{path}: not a readable side renderer table ({type(e).__name__}: {e})") from None
+    steps = np.diff(grid)
+    if (grid.ndim != 1 or grid.size < 2 or grid[0] != 0.0 or not np.isclose(grid[-1], 90.0)
+            or not np.allclose(steps, steps[0]) or not steps[0] > 0):
+        raise SideRendererError(f"{path}: azimuths_deg must run from 0 to 90 degrees in equal steps, "
+                                f"got {grid.size} values from {grid.min() if grid.size else None}")
+    if filters.shape != (grid.size, n_bins) or filters.dtype.kind != "c":
+        raise SideRendererError(f"{path}: filters must be ({grid.size}, {n_bins}) complex (azimuths by the model's "
+                                f"bins), got {filters.shape} {filters.dtype}")
+    for name, w in (("blend_model", w_model), ("blend_rendered", w_rendered)):
+        if w.shape != (n_bins,) or w.dtype.kind != "f":
+            raise SideRendererError(f"{path}: {name} must be ({n_bins},) float, got {w.shape} {w.dtype}")
+    if not all(np.isfinite(x).all() for x in (filters, w_model, w_rendered)):
+        raise SideRendererError(f"{path}: the table holds NaN or infinite values")
+    if np.abs(filters[0]).max() > 1e-6:
+        raise SideRendererError(f"{path}: the filter at 0 degrees must be zero (the table is antisymmetric)")
+    return grid, filters, w_model, w_rendered
+
+
+def _localiser_session(path: Path, size_hw: Tuple[int, int], num_threads: int):
+    import onnxruntime as ort
+
+    from streambin.backends.onnxruntime_backend import session_options
+
+    try:
+        session = ort.InferenceSession(str(path), session_options(num_threads), providers=["CPUExecutionProvider"])
+    except Exception as e:
+        raise SideRendererError(f"{path}: ONNX Runtime cannot load the localiser graph ({type(e).__name__}: "
+                                f"{e})") from None
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if [i.name for i in inputs] != ["frames"] or inputs[0].type != "tensor(uint8)" or len(outputs) != 1:
+        raise SideRendererError(f"{path}: the localiser graph must take one uint8 input 'frames' (B, H, W, 3) and "
+                                f"return one output, got inputs {[(i.name, i.type) for i in inputs]}")
+    probe = np.full((2, size_hw[0], size_hw[1], 3), 128, np.uint8)
+    maps = session.run(None, {"frames": probe})[0]
+    expected = (2, N_MAPS, size_hw[0] // CELL_PX, size_hw[1] // CELL_PX)
+    if maps.shape != expected or maps.dtype != np.float32:
+        raise SideRendererError(f"{path}: the localiser graph must return {expected} float32 maps for "
+                                f"{size_hw} frames, got {maps.shape} {maps.dtype}")
+    return session

@@ -1,0 +1,168 @@
+"""Fit a bundle's side-renderer blend weights on the engine's own streamed output.
+
+    python -m streambin.train.fit_side_blend --bundle runs/bundle_renderer \\
+        --data /work/data/blendfit --split all --out docs/results/side_blend_fit.json [--apply]
+
+The engine plays the side mask ``w_model(f) S + w_rendered(f) H_frame(f)`` (streambin.side_renderer).
+This streams every clip of ``--data``/``--split`` through the Spatializer twice, as the held-out
+evaluation streams it (48 kHz, block 3, lookahead 1, the bundle's mirror averaging and side
+gain): once with the model alone (``side_renderer=False``) and once with the rendered side
+alone (weights 0 and 1), both resampled back to the model rate. Per bin of a 512-point STFT
+(Hann, hop 128, 16 kHz) of each clip scaled by its peak (as the evaluation's metrics scale it),
+the weights are the real least-squares fit of the true side ``(L - R) / 2`` by those two sides,
+over every clip's frames:
+
+    [w_model, w_rendered](f) = argmin sum_clips,t |D(f, t) - a S_model(f, t) - b S_rendered(f, t)|^2
+
+The fitting set should be drawn as the scenes the engine meets are (several sources as often as
+in training): weights fitted on single-source scenes alone render the side too confidently where
+two objects sound. Never fit on an evaluation split. ``--apply`` writes the weights into the
+bundle's ``side_renderer.npz`` and records the fit in its config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+from scipy.signal import stft
+from tqdm import tqdm
+
+from streambin.train.localisation_eval import sounding_sources
+
+N_FFT, HOP = 512, 128
+
+
+def _spectrum(x: np.ndarray, rate: int) -> np.ndarray:
+    """``(bins, T)`` complex STFT of ``x (n,)`` (Hann 512, hop 128)."""
+    return stft(x, fs=rate, window="hann", nperseg=N_FFT, noverlap=N_FFT - HOP)[2]
+
+
+class _Normal:
+    """The normal equations of the per-bin two-term fit, summed over clips."""
+
+    def __init__(self, bins: int):
+        self.gram = np.zeros((bins, 2, 2))
+        self.rhs = np.zeros((bins, 2))
+        self.energy = 0.0
+
+    def add(self, truth: np.ndarray, terms) -> None:
+        n = min(truth.shape[1], *(t.shape[1] for t in terms))
+        truth, terms = truth[:, :n], [t[:, :n] for t in terms]
+        for i in range(2):
+            self.rhs[:, i] += np.sum(np.real(terms[i] * np.conj(truth)), axis=1)
+            for j in range(2):
+                self.gram[:, i, j] += np.sum(np.real(terms[i] * np.conj(terms[j])), axis=1)
+        self.energy += float(np.sum(np.abs(truth) ** 2))
+
+    def solve(self):
+        w = np.linalg.solve(self.gram + 1e-9 * np.eye(2), self.rhs[..., None])[..., 0]
+        return w[:, 0], w[:, 1]
+
+    def residual(self, a: np.ndarray, b: np.ndarray) -> float:
+        """Squared error left by weights ``a``, ``b`` as a fraction of the true side's energy."""
+        w = np.stack([a, b], axis=1)
+        err = self.energy - np.sum(2 * np.sum(w * self.rhs, axis=1) - np.einsum("fi,fij,fj->f", w, self.gram, w))
+        return float(err / max(self.energy, 1e-20))
+
+
+def fit(bundle: str, data: Path, split: str, max_clips: int = 0, sample_rate: int = 48000,
+        block_frames: int = 3, lookahead_frames: int = 1, side_gain: Optional[float] = None,
+        progress: bool = True) -> dict:
+    """The weights and what they leave of the side (see the module docstring)."""
+    from streambin.train.data import SimBinauralDataset, stored_frame_size
+    from streambin.train.evaluate_streaming import StreamedPredictor
+
+    kw = dict(sample_rate=sample_rate, block_frames=block_frames, lookahead_frames=lookahead_frames,
+              side_gain=side_gain)
+    model_alone = StreamedPredictor(bundle, side_renderer=False, **kw)
+    rendered_alone = StreamedPredictor(bundle, side_renderer=True, **kw)
+    renderer = rendered_alone.spatializer.visual.side_renderer
+    current = (renderer.w_model[:, 0].copy(), renderer.w_rendered.copy())
+    renderer.set_blend(np.zeros_like(current[0]), np.ones_like(current[1]))
+    dataset = SimBinauralDataset(data, split, mode="eval", visual_size=stored_frame_size(data))
+    n = len(dataset) if not max_clips else min(max_clips, len(dataset))
+    if n < 1:
+        raise ValueError(f"no clips in {data}:{split}")
+    normal = _Normal(current[0].size)
+    rate = model_alone.model_rate
+    sources = []
+    for i in tqdm(range(n), desc="clips", unit="clip", disable=not progress):
+        item = dataset[i]
+        truth = item["audio"].numpy().astype(np.float64)
+        mono = (0.5 * (truth[0] + truth[1])).astype(np.float32)
+        scale = 1.0 / max(float(np.max(np.abs(truth))), 1e-20)   # the metrics' peak normalisation
+        frames, fps = item["frames"], float(item["fps"])
+        sides = []
+        for predictor in (model_alone, rendered_alone):
+            out = np.asarray(predictor(mono, frames, fps, "true"), np.float64)
+            sides.append(_spectrum(0.5 * (out[0] - out[1]) * scale, rate))
+        normal.add(_spectrum(0.5 * (truth[0] - truth[1]) * scale, rate), sides)
+        sources.append(len(sounding_sources(item["meta"])) if item.get("meta") else 0)
+    a, b = normal.solve()
+    return {"bundle": str(bundle), "data": str(data), "split": split, "clips": n,
+            "sounding_sources_per_clip": {str(k): sources.count(k) for k in sorted(set(sources))},
+            "settings": {"sample_rate": sample_rate, "block_frames": block_frames, "lookahead_frames": lookahead_frames,
+                         "side_gain": model_alone.spatializer.side_gain},
+            "blend_model": a.tolist(), "blend_rendered": b.tolist(),
+            "side_residual": {"model alone": normal.residual(np.ones_like(a), np.zeros_like(b)),
+                              "bundle's weights before": normal.residual(*current),
+                              "fitted weights": normal.residual(a, b)}}
+
+
+def apply(bundle: Path, result: dict, json_path: Optional[Path]) -> None:
+    """Write the fitted weights into ``bundle``'s table and record the fit in its config."""
+    from streambin.bundle import load_bundle, read_config, write_config
+
+    b = load_bundle(bundle)
+    if b.side_renderer is None:
+        raise ValueError(f"{bundle} has no side renderer")
+    table = b.side_renderer["table"]
+    with np.load(table) as z:
+        arrays = dict(z)
+    arrays["blend_model"] = np.asarray(result["blend_model"], np.float32)
+    arrays["blend_rendered"] = np.asarray(result["blend_rendered"], np.float32)
+    np.savez(table, **arrays)
+    cfg = read_config(bundle)
+    cfg["side_renderer"].setdefault("source", {})["blend_fit"] = {
+        "data": result["data"], "split": result["split"], "clips": result["clips"],
+        "result": None if json_path is None else str(json_path), "side_residual": result["side_residual"]}
+    write_config(bundle, cfg)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from streambin.train.cpu_numerics import flush_denormals
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--bundle", required=True, help="a bundle with a side renderer")
+    p.add_argument("--data", required=True, type=Path, help="a generated set of train-pool scenes")
+    p.add_argument("--split", default="all")
+    p.add_argument("--max-clips", type=int, default=0, help="fit on the split's first N clips (default: all)")
+    p.add_argument("--side-gain", type=float, default=None, help="the Spatializer's (default: the bundle's)")
+    p.add_argument("--out", type=Path, help="write the fit (weights, residuals) as JSON")
+    p.add_argument("--apply", action="store_true", help="write the weights into the bundle")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    flush_denormals()
+    t0 = time.time()
+    result = fit(args.bundle, args.data, args.split, args.max_clips, side_gain=args.side_gain,
+                 progress=not args.no_progress)
+    result["command"] = "python -m streambin.train.fit_side_blend " + " ".join(sys.argv[1:] if argv is None else argv)
+    result["wall_s"] = round(time.time() - t0, 1)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=1))
+    if args.apply:
+        apply(Path(args.bundle), result, args.out)
+    print(json.dumps({k: result[k] for k in ("clips", "sounding_sources_per_clip", "side_residual", "wall_s")},
+                     indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,318 @@
+"""The side renderer (streambin.side_renderer): peak decoding, its symmetry, the blend, the
+bundle section, the engine with it, and export.add_side_renderer on a tiny bundle (a random
+localiser, two spherical heads: real graphs and real sessions, small)."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from export.add_side_renderer import ExportError, add_side_renderer  # noqa: E402
+from streambin import Spatializer  # noqa: E402
+from streambin.bundle import BundleError, load_bundle, read_config, write_config  # noqa: E402
+from streambin.side_renderer import SideRenderer, SideRendererError, mirror_averaged_peaks  # noqa: E402
+
+HEADS = ["sphere~s1", "sphere~s2"]
+
+
+def _localiser_checkpoint(path):
+    from streambin.nets.localiser import ObjectLocaliser
+
+    torch.manual_seed(0)
+    net = ObjectLocaliser(width=8)
+    torch.save({"net": net.state_dict(), "width": 8, "step": 0}, path)
+    return path
+
+
+def _fit_json(path, bundle, localiser, n_bins=257):
+    f = np.linspace(0, 1, n_bins)
+    path.write_text(json.dumps({
+        "heads": HEADS, "soft_power": 4.0,
+        "blend_weights": {"localiser, soft": {"model": (1.0 - 0.5 * f).round(3).tolist(),
+                                              "rendered": (0.8 * f).round(3).tolist()}},
+        "command": f"python scripts/experiments/hrtf_prior.py --localiser {localiser} --streamed {bundle} --out x"}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def renderer_bundle(tiny_unet, tmp_path_factory):
+    """A copy of the tiny side-mask bundle with a side renderer."""
+    root = tmp_path_factory.mktemp("renderer")
+    ck = _localiser_checkpoint(root / "loc.pt")
+    fit = _fit_json(root / "fit.json", tiny_unet[0], ck)
+    add_side_renderer(tiny_unet[0], ck, fit, root / "bundle")
+    return root / "bundle"
+
+
+def _renderer(bundle_dir) -> SideRenderer:
+    b = load_bundle(bundle_dir)
+    return SideRenderer(b.side_renderer["graph"], b.side_renderer["table"], b.side_renderer, b.n_bins)
+
+
+def _scene(rng, size=(96, 192)):
+    """A frame with two bright blocks on a dark ground, off centre."""
+    f = np.full(size + (3,), 30, np.uint8)
+    f[30:70, 20:60] = (220, 40, 40)
+    f[40:60, 120:140] = (40, 200, 60)
+    return f + rng.integers(0, 20, f.shape, dtype=np.uint8)
+
+
+# ---------------------------------------------------------------- decoding
+
+def test_peaks_found_where_the_heat_map_peaks_with_offsets_averaged():
+    gh, gw = 6, 12
+    own = np.zeros((6, gh, gw), np.float32)
+    own[0] = -8.0
+    own[0, 2, 3] = 3.0                        # strong peak at column cell 3
+    own[0, 4, 9] = 1.0                        # weaker one at column cell 9
+    own[2, 2, 3], own[2, 4, 9] = 0.5, 0.25
+    mirrored = own[:, :, ::-1].copy()         # a perfectly mirror-consistent net
+    mirrored[2] = 0.0
+    mirrored[2, 2, gw - 1 - 3], mirrored[2, 4, gw - 1 - 9] = 0.5, 0.75
+    cols, scores = mirror_averaged_peaks(own, mirrored, 2)
+    # own estimate 3.5; mirror estimate gw - (8 + 0.5) = 3.5; second: 9.25 and 12 - (2 + 0.75) = 9.25
+    np.testing.assert_allclose(cols, [3.5 / gw, 9.25 / gw])
+    np.testing.assert_allclose(scores, 1 / (1 + np.exp([-3.0, -1.0])), rtol=1e-6)
+
+
+def test_a_mirrored_frame_gives_mirrored_peaks_and_the_negated_side(renderer_bundle, rng):
+    r = _renderer(renderer_bundle)
+    frame = _scene(rng)
+    az, w = r.azimuths(frame)
+    az_m, w_m = r.azimuths(np.ascontiguousarray(frame[:, ::-1]))
+    np.testing.assert_allclose(az_m, -az, atol=1e-9)
+    np.testing.assert_allclose(w_m, w, atol=1e-12)
+    assert np.isclose(w.sum(), 1.0) and (w >= 0).all()
+    own, mirrored = r.rendered_mask(frame), r.rendered_mask(np.ascontiguousarray(frame[:, ::-1]))
+    assert own.shape == (2, 257, 1) and own.dtype == np.float32
+    assert np.abs(own).max() > 1e-3                 # something is rendered ...
+    np.testing.assert_allclose(mirrored, -own, atol=1e-6)   # ... and the mirror image negates it
+
+
+def test_a_uniform_frame_renders_no_side(renderer_bundle):
+    r = _renderer(renderer_bundle)
+    for value in (0, 128, 255):
+        assert np.abs(r.rendered_mask(np.full((96, 192, 3), value, np.uint8))).max() < 1e-6
+
+
+def test_filter_table_is_antisymmetric_and_interpolated(renderer_bundle):
+    r = _renderer(renderer_bundle)
+    for a in (0.0, 7.3, 45.0, 89.9):
+        np.testing.assert_allclose(r.filter_at([-a], [1.0]), -r.filter_at([a], [1.0]), atol=1e-12)
+    lo, hi = r.filter_at([10.0], [1.0]), r.filter_at([10.5], [1.0])
+    np.testing.assert_allclose(r.filter_at([10.25], [1.0]), 0.5 * (lo + hi), atol=1e-12)
+    np.testing.assert_allclose(r.filter_at([120.0], [1.0]), r.filter_at([90.0], [1.0]))   # clamped
+    np.testing.assert_allclose(r.filter_at([10.0, 20.0], [0.25, 0.75]),
+                               0.25 * r.filter_at([10.0], [1.0]) + 0.75 * r.filter_at([20.0], [1.0]))
+
+
+def test_blend_is_the_weighted_model_mask_plus_the_rendered_part(renderer_bundle, rng):
+    r = _renderer(renderer_bundle)
+    masks = rng.standard_normal((1, 2, 257, 3)).astype(np.float32)
+    rendered = r.rendered_mask(_scene(rng))
+    out = np.zeros_like(masks)
+    got = r.blend(masks, rendered, out=out)
+    assert got is out
+    np.testing.assert_allclose(got, masks * r.w_model + rendered, rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match=r"\(96, 192, 3\) uint8"):
+        r.azimuths(np.zeros((64, 128, 3), np.uint8))
+
+
+# ---------------------------------------------------------------- in the engine
+
+def _stream(sp, mono, frame):
+    sp.reset()
+    out = [sp.process(mono[i:i + 480], frame if i == 0 else None) for i in range(0, len(mono), 480)]
+    return np.concatenate(out + [sp.flush()], axis=1)
+
+
+def test_engine_blends_the_rendered_side(tiny_unet, renderer_bundle, rng):
+    mono = (0.1 * rng.standard_normal(48000)).astype(np.float32)
+    frame = _scene(rng, (224, 448))
+    kw = dict(sample_rate=48000, block_frames=2, lookahead_frames=1, mirror_average=True)
+    with Spatializer(renderer_bundle, **kw) as on, Spatializer(renderer_bundle, side_renderer=False, **kw) as off, \
+            Spatializer(tiny_unet[0], **kw) as plain:
+        assert on.side_renderer and on.stats["side_renderer"] and not off.side_renderer
+        grey = _stream(on, mono, np.full((224, 448, 3), 128, np.uint8))
+        np.testing.assert_array_equal(grey[0], grey[1])      # nothing on either side: L = R
+        with_renderer, without = _stream(on, mono, frame), _stream(off, mono, frame)
+        np.testing.assert_array_equal(without, _stream(plain, mono, frame))   # off: the model alone
+        side_on, side_off = with_renderer[0] - with_renderer[1], without[0] - without[1]
+        assert np.sqrt(np.mean((side_on - side_off) ** 2)) > 1e-4 * np.sqrt(np.mean(mono ** 2))
+        # the mid (L + R) / 2 is the input's either way: only the side is blended
+        np.testing.assert_allclose(with_renderer.sum(0), without.sum(0), atol=1e-4)
+        mirrored = _stream(on, mono, np.ascontiguousarray(frame[:, ::-1]))
+        np.testing.assert_allclose(mirrored, with_renderer[::-1], atol=1e-5)   # ears swap exactly
+
+
+def test_threaded_visual_swaps_feature_and_rendered_side_together(renderer_bundle, rng):
+    with Spatializer(renderer_bundle, sample_rate=16000, threaded_visual=True, mirror_average=True) as sp:
+        batch0, rendered0 = sp.visual.snapshot()
+        assert np.abs(rendered0).max() < 1e-6
+        sp.process(np.zeros(1600, np.float32), _scene(rng, (224, 448)))
+        sp.visual.wait_idle()
+        _, rendered = sp.visual.snapshot()
+        assert rendered.shape == (2, 257, 1) and np.abs(rendered).max() > 1e-3
+        with pytest.raises(ValueError, match="renderer_frame must be given"):
+            sp.visual.submit(np.zeros((32, 64, 3), np.uint8))
+
+
+def test_side_renderer_option_is_checked(tiny_unet, renderer_bundle):
+    with pytest.raises(ValueError, match="has no side renderer"):
+        Spatializer(tiny_unet[0], side_renderer=True)
+    with pytest.raises(ValueError, match="side_renderer must be True, False or None"):
+        Spatializer(renderer_bundle, side_renderer="yes")
+    with pytest.raises(ValueError, match="gpu_pipeline=True does not blend a rendered side"):
+        Spatializer(renderer_bundle, gpu_pipeline=True)
+
+
+# ---------------------------------------------------------------- bad bundles
+
+def _copy(src, tmp_path):
+    dst = tmp_path / "b"
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_bundle_section_and_files_are_validated(renderer_bundle, tiny_apnet, tmp_path):
+    b = _copy(renderer_bundle, tmp_path)
+    cfg = read_config(b)
+    for key, value, message in (("peaks", 0, "'peaks' must be a positive integer"),
+                                ("hfov_deg", 200.0, "'hfov_deg' must be below 180"),
+                                ("graph", "../x.onnx", "'graph' must be a path inside the bundle"),
+                                ("input", {"height": 95, "width": 192}, "multiple of 4")):
+        bad = json.loads(json.dumps(cfg))
+        bad["side_renderer"][key] = value
+        (b / "config.json").write_text(json.dumps(bad))   # write_config would refuse it
+        with pytest.raises(BundleError, match=message):
+            load_bundle(b)
+    write_config(b, cfg)
+    (b / "localiser.onnx").unlink()
+    with pytest.raises(BundleError, match="side renderer's graph file is missing"):
+        load_bundle(b)
+    lr = _copy(tiny_apnet[0], tmp_path / "lr")
+    lr_cfg = read_config(lr)
+    lr_cfg["side_renderer"] = cfg["side_renderer"]
+    (lr / "config.json").write_text(json.dumps(lr_cfg))
+    with pytest.raises(BundleError, match="mask_kind must be 'side'"):
+        load_bundle(lr)
+
+
+def test_corrupt_or_inconsistent_table_is_a_clear_error(renderer_bundle, tmp_path):
+    b = _copy(renderer_bundle, tmp_path)
+    table = b / "side_renderer.npz"
+    good = dict(np.load(table))
+    table.write_bytes(table.read_bytes()[:200])
+    with pytest.raises(SideRendererError, match="not a readable side renderer table"):
+        Spatializer(b)
+    for change, message in ((dict(filters=good["filters"][:, :100]), r"filters must be \(181, 257\) complex"),
+                            (dict(blend_model=good["blend_model"][:10]), r"blend_model must be \(257,\) float"),
+                            (dict(filters=good["filters"] + 1.0), "filter at 0 degrees must be zero"),
+                            (dict(azimuths_deg=good["azimuths_deg"] * 2), "from 0 to 90 degrees")):
+        np.savez(table, **{**good, **change})
+        with pytest.raises(SideRendererError, match=message):
+            Spatializer(b)
+    np.savez(table, **{k: v for k, v in good.items() if k != "blend_rendered"})
+    with pytest.raises(SideRendererError, match=r"missing arrays \['blend_rendered'\]"):
+        Spatializer(b)
+    np.savez(table, **good)
+    (b / "localiser.onnx").write_bytes(b"not a graph")
+    with pytest.raises(SideRendererError, match="cannot load the localiser graph"):
+        Spatializer(b)
+
+
+# ---------------------------------------------------------------- export
+
+def test_export_records_provenance_and_refuses_a_fit_of_another_model(tiny_unet, renderer_bundle, tmp_path):
+    sec = read_config(renderer_bundle)["side_renderer"]
+    assert sec["source"]["heads"] == len(HEADS) and sec["power"] == 4.0
+    assert sec["source"]["max_abs_err_maps"] < 1e-2
+    ck = _localiser_checkpoint(tmp_path / "loc.pt")
+    other = _fit_json(tmp_path / "fit.json", tmp_path / "another_bundle", ck)
+    with pytest.raises(ExportError, match="its blend weights belong to that model's output"):
+        add_side_renderer(tiny_unet[0], ck, other, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    fit = _fit_json(tmp_path / "fit2.json", tiny_unet[0], ck)
+    with pytest.raises(ExportError, match="exists"):
+        add_side_renderer(tiny_unet[0], ck, fit, renderer_bundle)
+    (tmp_path / "short.json").write_text(json.dumps({"heads": HEADS, "soft_power": 2.0, "blend_weights": {
+        "localiser, soft": {"model": [1.0] * 10, "rendered": [0.0] * 10}}}))
+    with pytest.raises(ExportError, match="blend weights must have 257 bins"):
+        add_side_renderer(tiny_unet[0], ck, tmp_path / "short.json", tmp_path / "out2")
+
+
+# ---------------------------------------------------------------- fitting the blend
+
+def _write_set(root, clips, rng, size=(96, 192), seconds=1.0, fps=10):
+    """A SimBinaural-lite layout of ``clips``: name -> (mono (n,), truth (2, n) at 16 kHz,
+    frame (H, W, 3) uint8 shown throughout)."""
+    import cv2
+    import soundfile as sf
+
+    for d in ("binaural_audios", "frames", "meta", "splits"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    n_frames = int(seconds * fps)
+    for name, (_, truth, frame) in clips.items():
+        sf.write(str(root / "binaural_audios" / f"{name}.wav"), truth.T, 16000, subtype="FLOAT")
+        (root / "frames" / name).mkdir()
+        for j in range(n_frames):
+            cv2.imwrite(str(root / "frames" / name / f"{j + 1:06d}.png"), frame[:, :, ::-1])
+        meta = {"sample_rate": 16000, "fps": fps, "seconds": seconds, "n_frames": n_frames,
+                "frame_width": size[1], "frame_height": size[0],
+                "sources": [{"name": "s", "azimuth_deg": [20.0] * n_frames, "moving": False}]}
+        (root / "meta" / f"{name}.json").write_text(json.dumps(meta))
+    (root / "splits" / "all.txt").write_text("\n".join(clips) + "\n")
+
+
+def test_fit_recovers_the_weights_of_a_side_that_is_the_rendered_one(renderer_bundle, tmp_path, rng):
+    """Truth = mono plus/minus the engine's own rendered side: the fit must find w_model = 0 and
+    w_rendered = 1 wherever the rendered side has energy, and leave almost no residual."""
+    from streambin.train import fit_side_blend
+    from streambin.train.evaluate_streaming import StreamedPredictor
+
+    bundle = _copy(renderer_bundle, tmp_path / "b")
+    render = StreamedPredictor(bundle, sample_rate=48000, block_frames=3, lookahead_frames=1, side_renderer=True)
+    r = render.spatializer.visual.side_renderer
+    r.set_blend(np.zeros(257), np.ones(257))
+    clips = {}
+    for k in range(3):
+        mono = (0.1 * rng.standard_normal(16000)).astype(np.float32)
+        frame = _scene(rng)
+        if k == 1:
+            frame = np.ascontiguousarray(frame[:, ::-1])
+        frames = np.repeat(frame[None], 10, axis=0)
+        out = np.asarray(render(mono, frames, 10.0, "true"), np.float64)
+        side = 0.5 * (out[0] - out[1])
+        clips[f"{k:06d}"] = (mono, np.stack([mono + side, mono - side]), frame)
+    _write_set(tmp_path / "set", clips, rng)
+    result = fit_side_blend.fit(str(bundle), tmp_path / "set", "all", progress=False)
+    assert result["clips"] == 3 and result["sounding_sources_per_clip"] == {"1": 3}
+    a, b = np.array(result["blend_model"]), np.array(result["blend_rendered"])
+    band = slice(8, 200)   # 250 Hz - 6.2 kHz: where the spherical heads' side has energy
+    np.testing.assert_allclose(b[band], 1.0, atol=0.05)
+    np.testing.assert_allclose(a[band], 0.0, atol=0.05)
+    res = result["side_residual"]
+    assert res["fitted weights"] < 0.05 < res["model alone"]
+    fit_side_blend.apply(bundle, result, None)
+    again = _renderer(bundle)
+    np.testing.assert_allclose(again.w_rendered, b.astype(np.float32), rtol=1e-6)
+    assert read_config(bundle)["side_renderer"]["source"]["blend_fit"]["clips"] == 3
+    with pytest.raises(ValueError, match=r"two \(257,\) arrays of finite floats"):
+        r.set_blend(np.zeros(3), np.ones(257))
+
+
+def test_streamed_evaluation_feeds_stored_frames_to_both_nets(renderer_bundle, tmp_path, rng):
+    from streambin.train import evaluate
+
+    mono = (0.1 * rng.standard_normal(16000)).astype(np.float32)
+    _write_set(tmp_path / "set", {"000000": (mono, np.stack([mono, 0.5 * mono]), _scene(rng, (224, 448)))},
+               rng, size=(224, 448))
+    common = ["--bundle", str(renderer_bundle), "--data", str(tmp_path / "set"), "--split", "all",
+              "--block-frames", "3", "--lookahead", "1", "--no-localisation", "--no-progress"]
+    on = evaluate.run(evaluate.build_parser().parse_args(common))
+    off = evaluate.run(evaluate.build_parser().parse_args(common + ["--no-side-renderer"]))
+    assert "side renderer" in on["settings"]["protocol"] and "side renderer" not in off["settings"]["protocol"]
+    assert on["per_clip"][0]["metrics"]["model"]["stft"] != off["per_clip"][0]["metrics"]["model"]["stft"]
