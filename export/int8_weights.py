@@ -7,6 +7,8 @@ scale per output channel (symmetric, ``scale = max |w| / 127``) behind ``Cast`` 
 float32. Both inputs of those nodes are constants, so ONNX Runtime folds them into a float32
 weight when it creates the session: the graph still computes in float32, and only the coarser
 rounding of those weights changes its outputs (the caller checks by how much).
+:func:`fold_int8_weights` undoes the storage (float32 weights of the same values) for runtimes
+that should not see the int8 tensors, such as TensorRT's ONNX parser (``export.to_trt``).
 """
 
 from __future__ import annotations
@@ -54,3 +56,27 @@ def store_weights_int8(model, count: int) -> List[str]:
                                                to=onnx.TensorProto.FLOAT, name=base + "__int8_cast"))
         done.append(base)
     return done
+
+
+def fold_int8_weights(model) -> int:
+    """Replace every weight :func:`store_weights_int8` stored (int8, scale, Cast, Mul) in ``model``
+    (changed in place) by the float32 initializer ONNX Runtime would fold it to. Returns how many."""
+    from onnx import numpy_helper
+
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    folded = 0
+    for mul in [n for n in graph.node if n.op_type == "Mul" and n.name.endswith("__int8_to_fp32")]:
+        base = mul.name[:-len("__int8_to_fp32")]
+        cast = next((n for n in graph.node if n.name == base + "__int8_cast"), None)
+        q, scale = inits.get(base + "__int8"), inits.get(base + "__int8_scale")
+        if cast is None or q is None or scale is None:
+            raise ValueError(f"int8 weight {base!r} is incomplete (needs its int8 tensor, scale and Cast)")
+        w = numpy_helper.to_array(q).astype(np.float32) * numpy_helper.to_array(scale)
+        graph.node.remove(cast)
+        graph.node.remove(mul)
+        graph.initializer.remove(q)
+        graph.initializer.remove(scale)
+        graph.initializer.append(numpy_helper.from_array(w.astype(np.float32), mul.output[0]))
+        folded += 1
+    return folded

@@ -90,6 +90,21 @@ def _pin_fp32_layers(trt, network, fp32_names) -> int:
     return pinned
 
 
+def _parser_bytes(onnx_path: Path) -> bytes:
+    """The graph as TensorRT's parser gets it: weights stored as int8 (export.int8_weights, to keep
+    a bundle small) folded back to float32 first, the values ONNX Runtime computes with."""
+    data = onnx_path.read_bytes()
+    if b"__int8_to_fp32" not in data:
+        return data
+    import onnx
+
+    from export.int8_weights import fold_int8_weights
+
+    model = onnx.load_from_string(data)
+    fold_int8_weights(model)
+    return model.SerializeToString()
+
+
 def build_engine(onnx_path: Path, shapes: Dict[str, tuple], max_batch: int, fp16: bool,
                  graph_fp16: bool, workspace_mb: int, timing_cache_path: Path, opt_batch: int = 1) -> bytes:
     """Parse ``onnx_path`` and build a serialized engine (bytes).
@@ -107,7 +122,7 @@ def build_engine(onnx_path: Path, shapes: Dict[str, tuple], max_batch: int, fp16
     flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if strongly_typed else 0
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
-    if not parser.parse(onnx_path.read_bytes(), str(onnx_path)):
+    if not parser.parse(_parser_bytes(onnx_path), str(onnx_path)):
         errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
         raise TrtBuildError(f"{onnx_path}: TensorRT's ONNX parser failed:\n  " +
                             "\n  ".join(errors))

@@ -9,7 +9,7 @@ ort = pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from export.fp16_graph import store_weights_fp16  # noqa: E402
-from export.int8_weights import store_weights_int8  # noqa: E402
+from export.int8_weights import fold_int8_weights, store_weights_int8  # noqa: E402
 
 
 def _conv_graph(rng):
@@ -61,3 +61,31 @@ def test_bad_counts_are_refused(rng):
         store_weights_int8(model, 3)
     with pytest.raises(ValueError, match="count must be an int >= 0"):
         store_weights_int8(model, -1)
+
+
+def test_folding_gives_float_weights_with_the_same_outputs(rng):
+    model = _conv_graph(rng)
+    x = rng.standard_normal((1, 4, 6, 6)).astype(np.float32)
+    store_weights_int8(model, 1)
+    stored = _run(model, x)
+    assert fold_int8_weights(model) == 1
+    inits = {t.name: t for t in model.graph.initializer}
+    assert inits["w_big"].data_type == TensorProto.FLOAT and "w_big__int8" not in inits
+    assert not [n for n in model.graph.node if n.name.startswith("w_big__int8")]
+    onnx.checker.check_model(model)
+    np.testing.assert_allclose(_run(model, x), stored, rtol=1e-6, atol=1e-7)
+    assert fold_int8_weights(model) == 0
+
+
+def test_tensorrt_parser_gets_the_shipped_visual_graph_folded():
+    from export.to_trt import _parser_bytes
+    from streambin.bundle import load_bundle
+
+    path = load_bundle("default").graphs["visual"]
+    folded = onnx.load_from_string(_parser_bytes(path))
+    assert not [t for t in folded.graph.initializer if t.data_type == TensorProto.INT8]
+    frames = np.random.default_rng(0).integers(0, 256, (2, 64, 128, 3), dtype=np.uint8)
+    shipped = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"frames": frames})[0]
+    again = ort.InferenceSession(folded.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        None, {"frames": frames})[0]
+    np.testing.assert_allclose(again, shipped, rtol=1e-5, atol=1e-6)
