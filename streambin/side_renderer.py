@@ -94,6 +94,7 @@ class SideRenderer:
         self.w_model = w_model[:, None].astype(np.float32)          # (F, 1): broadcast over frames
         self.w_rendered = w_rendered.astype(np.float64)
         self._session = _localiser_session(Path(graph), self.input_size, num_threads)
+        self.nonfinite_frames = 0   # frames whose localiser output was not finite (rendered as no side)
 
     def set_blend(self, w_model: np.ndarray, w_rendered: np.ndarray) -> None:
         """Replace the blend weights, each ``(F,)`` finite floats (for fitting them: frames
@@ -133,8 +134,14 @@ class SideRenderer:
 
     def rendered_mask(self, frame: np.ndarray) -> np.ndarray:
         """``(2, F, 1)`` float32 (real, imaginary): ``w_rendered * H_frame``, the part of the
-        side mask the frame adds to every STFT frame until the next camera frame."""
-        h = self.w_rendered * self.filter_at(*self.azimuths(frame))
+        side mask the frame adds to every STFT frame until the next camera frame (zero, counted
+        in :attr:`nonfinite_frames`, if the localiser's output was not finite)."""
+        azimuths, weights = self.azimuths(frame)
+        if np.isfinite(azimuths).all() and np.isfinite(weights).all():
+            h = self.w_rendered * self.filter_at(azimuths, weights)
+        else:  # a localiser gone wrong renders no side rather than NaNs
+            self.nonfinite_frames += 1
+            h = np.zeros(self.w_rendered.size, complex)
         return np.stack([h.real, h.imag]).astype(np.float32)[:, :, None]
 
     def blend(self, masks: np.ndarray, rendered: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:

@@ -98,6 +98,22 @@ def test_a_uniform_frame_renders_no_side(renderer_bundle):
         assert np.abs(r.rendered_mask(np.full((96, 192, 3), value, np.uint8))).max() < 1e-6
 
 
+def test_a_localiser_that_returns_nan_renders_no_side(renderer_bundle, rng):
+    r = _renderer(renderer_bundle)
+    frame = _scene(rng)
+    real = r._session
+
+    class NanSession:
+        def run(self, outputs, feeds):
+            maps = real.run(outputs, feeds)[0]
+            maps[:, 2] = np.nan
+            return [maps]
+
+    r._session = NanSession()
+    assert np.array_equal(r.rendered_mask(frame), np.zeros((2, 257, 1), np.float32))
+    assert r.nonfinite_frames == 1
+
+
 def test_filter_table_is_antisymmetric_and_interpolated(renderer_bundle):
     r = _renderer(renderer_bundle)
     for a in (0.0, 7.3, 45.0, 89.9):
