@@ -119,8 +119,10 @@ def summary(output_path, stats: dict) -> str:
     speed = stats["seconds"] / max(stats["wall_s"], 1e-9)
     resampled = (f", run at {stats['engine_rate']} Hz and resampled back"
                  if stats["engine_rate"] != stats["sample_rate"] else "")
+    renderer = ", side renderer on" if stats.get("side_renderer") else ""
     return (f"wrote {output_path}: {stats['seconds']:.1f} s of audio at {stats['sample_rate']} Hz in "
-            f"{stats['wall_s']:.1f} s ({speed:.1f}x real time, {stats['backend']} on {stats['device']}{resampled}); "
+            f"{stats['wall_s']:.1f} s ({speed:.1f}x real time, {stats['backend']} on {stats['device']}{renderer}"
+            f"{resampled}); "
             f"aligned with the input (the engine's {stats['latency_ms']:.1f} ms latency removed)")
 
 

@@ -189,3 +189,21 @@ def test_mirror_average_options_reach_the_engine(tiny_unet, tmp_path):
     for flag, value in (("--mirror-average", True), ("--no-mirror-average", False)):
         args = cli.build_parser().parse_args(["spatialize", str(wav), "-o", str(tmp_path / "o.wav"), flag])
         assert args.mirror_average is value
+
+
+def test_no_side_renderer_reaches_the_engine(tmp_path):
+    """The shipped default blends its rendered side unless --no-side-renderer; only the side changes."""
+    wav, _ = _short_wav(tmp_path, channels=1)
+    args = cli.build_parser().parse_args(["spatialize", str(wav), "-o", str(tmp_path / "o.wav")])
+    assert args.side_renderer is None
+    args = cli.build_parser().parse_args(["spatialize", str(wav), "-o", str(tmp_path / "o.wav"), "--no-side-renderer"])
+    assert args.side_renderer is False
+    runs = {}
+    for flag in (None, False):
+        stats = cli.spatialize_file(wav, tmp_path / f"{flag}.wav", video=EXAMPLE_MP4, progress=False,
+                                    side_renderer=flag)
+        assert stats["side_renderer"] is (flag is None)
+        assert ("side renderer on" in cli.summary(tmp_path / "x.wav", stats)) is (flag is None)
+        runs[flag] = sf.read(str(tmp_path / f"{flag}.wav"), dtype="float32")[0]
+    assert np.abs(runs[None] - runs[False]).max() > 1e-4
+    np.testing.assert_allclose(runs[None].sum(1), runs[False].sum(1), atol=1e-5)   # the mid is the same
