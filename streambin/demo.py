@@ -255,7 +255,7 @@ def run_file_mode(input_wav, output_wav, video=None, frames_dir=None, fps: float
     try:
         while feeder.is_alive():
             if window is not None:
-                if not window.show(render_overlay(_bgr(slot.latest), meter.values, status=_status(bridge))):
+                if not window.show(_overlay(sp, slot, meter, bridge)):
                     interrupted = True
                     break
             feeder.join(0.05)
@@ -376,7 +376,7 @@ def run_live(args) -> dict:
                     if n:
                         recorded.append(rec_buf[:n].copy())
                 if window is not None:
-                    if not window.show(render_overlay(_bgr(slot.latest), meter.values, status=_status(bridge))):
+                    if not window.show(_overlay(sp, slot, meter, bridge)):
                         break
                 else:
                     time.sleep(0.05)
@@ -466,6 +466,14 @@ def format_report(r: dict) -> str:
 def _status(bridge: AudioBridge) -> str:
     return (f"underruns {bridge.underruns}  overruns {bridge.overruns}  "
             f"jitter buffer {bridge.jitter_samples} samples")
+
+
+def _overlay(sp, slot, meter, bridge) -> np.ndarray:
+    """The preview image: the latest picture, the side renderer's peaks on it, the ILD meter."""
+    renderer = sp.visual.side_renderer
+    return render_overlay(_bgr(slot.latest), meter.values, status=_status(bridge),
+                          peaks=None if renderer is None else renderer.last_peaks,
+                          hfov_deg=90.0 if renderer is None else renderer.hfov_deg, mirror=sp.mirror)
 
 
 def _bgr(rgb):

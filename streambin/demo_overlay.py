@@ -11,7 +11,11 @@
   all (no DISPLAY/WAYLAND_DISPLAY on Linux, or an OpenCV built without GUI support such as
   ``opencv-python-headless``) and fail soft: the demo then runs without preview.
 
-No model exposes a visual attention map yet, so no heat-map is drawn.
+* With a side renderer (streambin.side_renderer), the objects its localiser found in the latest
+  camera frame are marked on the picture: a vertical line at each peak's azimuth, as thick and
+  bright as the peak's weight in the rendered side, labelled with that weight.
+
+The model's own visual net exposes no attention map, so no heat map is drawn.
 """
 
 from __future__ import annotations
@@ -69,8 +73,8 @@ class LevelHistory:
 
 
 def render_overlay(frame_bgr, ild_db, range_db: float = 12.0, width: int = 640, strip_height: int = 120,
-                   status: str = ""):
-    """Picture + ILD meter strip.
+                   status: str = "", peaks=None, hfov_deg: float = 90.0, mirror: bool = False):
+    """Picture + ILD meter strip (+ the side renderer's peaks).
 
     Args:
         frame_bgr: ``(H, W, 3)`` uint8 BGR camera picture, or None (a grey canvas is drawn).
@@ -79,6 +83,11 @@ def render_overlay(frame_bgr, ild_db, range_db: float = 12.0, width: int = 640, 
         width: output width in pixels; the picture is scaled to it.
         strip_height: height of the meter strip in pixels.
         status: one line of text drawn on the picture (e.g. underrun/overrun counters).
+        peaks: ``(azimuths (k,) degrees, weights (k,))`` of the side renderer's latest frame
+            (``SideRenderer.last_peaks``), or None.
+        hfov_deg: the field of view the renderer assumed (its azimuth -> column).
+        mirror: the engine flipped the camera picture (``Spatializer(mirror=True)``); the picture
+            is drawn as the camera gives it, so the markers are flipped to match.
 
     Returns:
         ``(h + strip_height, width, 3)`` uint8 BGR image.
@@ -96,6 +105,8 @@ def render_overlay(frame_bgr, ild_db, range_db: float = 12.0, width: int = 640, 
             raise ValueError("frame_bgr must be (H, W, 3) uint8 BGR or None")
         h = max(1, int(round(frame_bgr.shape[0] * width / frame_bgr.shape[1])))
         picture = cv2.resize(frame_bgr, (width, h), interpolation=cv2.INTER_AREA)
+    if peaks is not None:
+        _draw_peaks(picture, peaks, hfov_deg, mirror)
     if status:
         (tw, th), _ = cv2.getTextSize(status, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1)
         cv2.rectangle(picture, (0, 0), (tw + 12, th + 12), (0, 0, 0), -1)
@@ -125,6 +136,34 @@ def render_overlay(frame_bgr, ild_db, range_db: float = 12.0, width: int = 640, 
     cv2.putText(strip, f"+{range_db:g} dB R", (width - 70, strip_height - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
                 (200, 200, 200), 1, cv2.LINE_AA)
     return np.concatenate([picture, strip], axis=0)
+
+
+def _draw_peaks(picture: np.ndarray, peaks, hfov_deg: float, mirror: bool) -> None:
+    """Mark each ``(azimuth, weight)`` of ``peaks`` on ``picture`` (BGR, changed in place)."""
+    import cv2
+
+    from streambin.camera import azimuth_to_column
+
+    azimuths, weights = (np.asarray(p, np.float64).ravel() for p in peaks)
+    if azimuths.shape != weights.shape:
+        raise ValueError(f"peaks must be (azimuths (k,), weights (k,)), got {azimuths.shape} and {weights.shape}")
+    h, w = picture.shape[:2]
+    ranked = sorted(zip(azimuths, weights), key=lambda p: p[1])       # the strongest drawn last, on top
+    for rank, (az, weight) in enumerate(ranked):
+        if not (np.isfinite(az) and np.isfinite(weight)):
+            continue
+        lift = 16 * (len(ranked) - 1 - rank)    # labels stacked by rank, the strongest lowest
+        u = float(azimuth_to_column(az, w, hfov_deg))
+        u = w - u if mirror else u
+        x = int(round(min(max(u, 0.0), w - 1.0)))
+        strength = float(np.clip(weight, 0.0, 1.0))
+        colour = (0, int(80 + 175 * strength), 255)           # orange to yellow with the weight
+        cv2.line(picture, (x, 0), (x, h - 1), colour, 1 + int(round(4 * strength)), cv2.LINE_AA)
+        label = f"{weight:.2f}"
+        (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)
+        tx = min(max(x + 4, 0), w - tw - 2)
+        cv2.rectangle(picture, (tx - 2, h - th - 8 - lift), (tx + tw + 2, h - 2 - lift), (0, 0, 0), -1)
+        cv2.putText(picture, label, (tx, h - 5 - lift), cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, 1, cv2.LINE_AA)
 
 
 def display_available() -> bool:

@@ -95,6 +95,8 @@ class SideRenderer:
         self.w_rendered = w_rendered.astype(np.float64)
         self._session = _localiser_session(Path(graph), self.input_size, num_threads)
         self.nonfinite_frames = 0   # frames whose localiser output was not finite (rendered as no side)
+        #: ``(azimuths (peaks,) degrees, weights (peaks,))`` of the latest frame rendered, or None
+        self.last_peaks = None
 
     def set_blend(self, w_model: np.ndarray, w_rendered: np.ndarray) -> None:
         """Replace the blend weights, each ``(F,)`` finite floats (for fitting them: frames
@@ -137,6 +139,7 @@ class SideRenderer:
         side mask the frame adds to every STFT frame until the next camera frame (zero, counted
         in :attr:`nonfinite_frames`, if the localiser's output was not finite)."""
         azimuths, weights = self.azimuths(frame)
+        self.last_peaks = (azimuths, weights)   # one tuple, replaced whole: read from other threads
         if np.isfinite(azimuths).all() and np.isfinite(weights).all():
             h = self.w_rendered * self.filter_at(azimuths, weights)
         else:  # a localiser gone wrong renders no side rather than NaNs

@@ -43,6 +43,7 @@ class VisualFeature:
         self.neutral_rendered = None
         if side_renderer is not None:
             self.neutral_rendered = side_renderer.rendered_mask(np.full(side_renderer.input_size + (3,), 128, np.uint8))
+            side_renderer.last_peaks = None   # no camera frame seen yet
         # (feature, rendered mask or None), replaced as one so that readers see a matching pair
         self._state = (self.neutral.copy(), self.neutral_rendered)
         self._lock = threading.Lock()
@@ -87,6 +88,8 @@ class VisualFeature:
         with self._lock:
             self._pending = None
             self._state = (self.neutral.copy(), self.neutral_rendered)
+            if self.side_renderer is not None:
+                self.side_renderer.last_peaks = None
             self.runs, self.dropped, self.last_ms, self.total_ms = 0, 0, 0.0, 0.0
 
     def _features(self, frame: np.ndarray) -> np.ndarray:

@@ -291,6 +291,30 @@ def test_level_history_sign_and_overlay_marker():
     assert bar_left[:, :150].any() and not bar_left[:, 170:].any()
 
 
+def test_overlay_marks_the_side_renderers_peaks_where_the_camera_sees_them():
+    """At the renderer's 90 degrees of view, a peak at atan(0.5) = 26.6 degrees right sits 3/4 of
+    the way across the picture (u = W/2 + (W/2) tan(az)); with a mirrored camera, 1/4."""
+    frame = np.zeros((120, 240, 3), np.uint8)
+    az = float(np.degrees(np.arctan(0.5)))
+
+    def marked_columns(img):
+        rows = img[10:40].astype(int)   # above the labels: only the lines are drawn there
+        hot = (rows[:, :, 2] > 200) & (rows[:, :, 1] > 60)
+        return np.flatnonzero(hot.any(axis=0))
+
+    cols = marked_columns(render_overlay(frame, [], width=320, strip_height=32, peaks=([az], [1.0])))
+    assert cols.size and abs(cols.mean() - 240) <= 3                 # 3/4 of 320
+    mirrored = marked_columns(render_overlay(frame, [], width=320, strip_height=32, peaks=([az], [1.0]),
+                                             mirror=True))
+    assert mirrored.size and abs(mirrored.mean() - 80) <= 3          # the selfie picture: flipped
+    assert marked_columns(render_overlay(frame, [], width=320, strip_height=32)).size == 0
+    two = marked_columns(render_overlay(frame, [], width=320, strip_height=32,
+                                        peaks=([-az, az], [0.2, 0.8])))
+    assert (abs(two - 80) <= 3).any() and (abs(two - 240) <= 4).any()
+    with pytest.raises(ValueError, match="peaks must be"):
+        render_overlay(frame, [], peaks=([1.0, 2.0], [1.0]))
+
+
 # ---------------------------------------------------------------------------- missing hardware
 
 def test_missing_portaudio_message(monkeypatch, capsys):
