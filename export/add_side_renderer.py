@@ -76,9 +76,10 @@ def check_fit_matches(command: str, bundle: Path, localiser: Path) -> None:
 
     if arg("--streamed") != bundle.resolve():
         raise ExportError(f"the fit streamed {arg('--streamed')}, not {bundle}: its blend weights belong to that "
-                          "model's output")
+                          "model's output (--skip-fit-check if it is the same bundle under another path)")
     if arg("--localiser") != localiser.resolve():
-        raise ExportError(f"the fit used the localiser {arg('--localiser')}, not {localiser}")
+        raise ExportError(f"the fit used the localiser {arg('--localiser')}, not {localiser} (--skip-fit-check if "
+                          "it is the same checkpoint under another path)")
 
 
 def export_localiser(checkpoint: Path, path: Path, size_hw) -> float:
@@ -200,10 +201,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--visual-int8", type=int, default=0, metavar="N",
                    help="store the visual graph's N largest weights as int8 (default 0: none)")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.add_argument("--skip-fit-check", action="store_true",
+                   help="do not compare the fit's recorded --streamed/--localiser paths with these (paths recorded "
+                        "relative to another directory)")
     args = p.parse_args(argv)
     try:
         section = add_side_renderer(Path(args.bundle), Path(args.localiser), args.fit, args.out,
-                                    visual_int8=args.visual_int8, force=args.force)
+                                    visual_int8=args.visual_int8, force=args.force,
+                                    check_fit=not args.skip_fit_check)
     except ExportError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
