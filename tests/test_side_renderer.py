@@ -141,14 +141,16 @@ def test_blend_is_the_weighted_model_mask_plus_the_rendered_part(renderer_bundle
 
 def _stream(sp, mono, frame):
     sp.reset()
-    out = [sp.process(mono[i:i + 480], frame if i == 0 else None) for i in range(0, len(mono), 480)]
+    step = sp.sample_rate // 100
+    out = [sp.process(mono[i:i + step], frame if i == 0 else None) for i in range(0, len(mono), step)]
     return np.concatenate(out + [sp.flush()], axis=1)
 
 
-def test_engine_blends_the_rendered_side(tiny_unet, renderer_bundle, rng):
-    mono = (0.1 * rng.standard_normal(48000)).astype(np.float32)
+@pytest.mark.parametrize("rate", [48000, 44100, 16000])   # full band on two grids, and the model rate
+def test_engine_blends_the_rendered_side(tiny_unet, renderer_bundle, rng, rate):
+    mono = (0.1 * rng.standard_normal(rate)).astype(np.float32)
     frame = _scene(rng, (224, 448))
-    kw = dict(sample_rate=48000, block_frames=2, lookahead_frames=1, mirror_average=True)
+    kw = dict(sample_rate=rate, block_frames=2, lookahead_frames=1, mirror_average=True)
     with Spatializer(renderer_bundle, **kw) as on, Spatializer(renderer_bundle, side_renderer=False, **kw) as off, \
             Spatializer(tiny_unet[0], **kw) as plain:
         assert on.side_renderer and on.stats["side_renderer"] and not off.side_renderer
