@@ -314,6 +314,9 @@ def test_fit_recovers_the_weights_of_a_side_that_is_the_rendered_one(renderer_bu
     np.testing.assert_allclose(a[band], 0.0, atol=0.05)
     res = result["side_residual"]
     assert res["fitted weights"] < 0.05 < res["model alone"]
+    twice = fit_side_blend.fit(str(bundle), [tmp_path / "set", tmp_path / "set"], "all", progress=False)
+    assert twice["clips"] == 6     # roots pooled: the same clips twice give the same weights
+    np.testing.assert_allclose(np.array(twice["blend_rendered"])[band], b[band], rtol=1e-4)
     fit_side_blend.apply(bundle, result, None)
     again = _renderer(bundle)
     np.testing.assert_allclose(again.w_rendered, b.astype(np.float32), rtol=1e-6)

@@ -4,7 +4,7 @@
         --data /work/data/blendfit --split all --out docs/results/side_blend_fit.json [--apply]
 
 The engine plays the side mask ``w_model(f) S + w_rendered(f) H_frame(f)`` (streambin.side_renderer).
-This streams every clip of ``--data``/``--split`` through the Spatializer twice, as the held-out
+This streams every clip of each ``--data`` root's ``--split`` through the Spatializer twice, as the held-out
 evaluation streams it (48 kHz, block 3, lookahead 1, the bundle's mirror averaging and side
 gain): once with the model alone (``side_renderer=False``) and once with the rendered side
 alone (weights 0 and 1), both resampled back to the model rate. Per bin of a 512-point STFT
@@ -71,10 +71,11 @@ class _Normal:
         return float(err / max(self.energy, 1e-20))
 
 
-def fit(bundle: str, data: Path, split: str, max_clips: int = 0, sample_rate: int = 48000,
+def fit(bundle: str, data, split: str, max_clips: int = 0, sample_rate: int = 48000,
         block_frames: int = 3, lookahead_frames: int = 1, side_gain: Optional[float] = None,
         progress: bool = True) -> dict:
-    """The weights and what they leave of the side (see the module docstring)."""
+    """The weights and what they leave of the side (see the module docstring). ``data``: one
+    generated set's root or several (their clips pooled; ``max_clips`` per root)."""
     from streambin.train.data import SimBinauralDataset, stored_frame_size
     from streambin.train.evaluate_streaming import StreamedPredictor
 
@@ -85,14 +86,19 @@ def fit(bundle: str, data: Path, split: str, max_clips: int = 0, sample_rate: in
     renderer = rendered_alone.spatializer.visual.side_renderer
     current = (renderer.w_model[:, 0].copy(), renderer.w_rendered.copy())
     renderer.set_blend(np.zeros_like(current[0]), np.ones_like(current[1]))
-    dataset = SimBinauralDataset(data, split, mode="eval", visual_size=stored_frame_size(data))
-    n = len(dataset) if not max_clips else min(max_clips, len(dataset))
-    if n < 1:
-        raise ValueError(f"no clips in {data}:{split}")
+    roots = [Path(data)] if isinstance(data, (str, Path)) else [Path(d) for d in data]
+    items = []
+    for root in roots:
+        dataset = SimBinauralDataset(root, split, mode="eval", visual_size=stored_frame_size(root))
+        n_root = len(dataset) if not max_clips else min(max_clips, len(dataset))
+        if n_root < 1:
+            raise ValueError(f"no clips in {root}:{split}")
+        items += [(dataset, i) for i in range(n_root)]
+    n = len(items)
     normal = _Normal(current[0].size)
     rate = model_alone.model_rate
     sources = []
-    for i in tqdm(range(n), desc="clips", unit="clip", disable=not progress):
+    for dataset, i in tqdm(items, desc="clips", unit="clip", disable=not progress):
         item = dataset[i]
         truth = item["audio"].numpy().astype(np.float64)
         mono = (0.5 * (truth[0] + truth[1])).astype(np.float32)
@@ -105,7 +111,7 @@ def fit(bundle: str, data: Path, split: str, max_clips: int = 0, sample_rate: in
         normal.add(_spectrum(0.5 * (truth[0] - truth[1]) * scale, rate), sides)
         sources.append(len(sounding_sources(item["meta"])) if item.get("meta") else 0)
     a, b = normal.solve()
-    return {"bundle": str(bundle), "data": str(data), "split": split, "clips": n,
+    return {"bundle": str(bundle), "data": " ".join(str(r) for r in roots), "split": split, "clips": n,
             "sounding_sources_per_clip": {str(k): sources.count(k) for k in sorted(set(sources))},
             "settings": {"sample_rate": sample_rate, "block_frames": block_frames, "lookahead_frames": lookahead_frames,
                          "side_gain": model_alone.spatializer.side_gain},
@@ -140,7 +146,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--bundle", required=True, help="a bundle with a side renderer")
-    p.add_argument("--data", required=True, type=Path, help="a generated set of train-pool scenes")
+    p.add_argument("--data", required=True, type=Path, nargs="+",
+                   help="generated sets of train-pool scenes (their clips pooled)")
     p.add_argument("--split", default="all")
     p.add_argument("--max-clips", type=int, default=0, help="fit on the split's first N clips (default: all)")
     p.add_argument("--side-gain", type=float, default=None, help="the Spatializer's (default: the bundle's)")
