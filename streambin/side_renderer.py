@@ -71,6 +71,16 @@ def mirror_averaged_peaks(own: np.ndarray, mirrored: np.ndarray, k: int) -> Tupl
     return (0.5 * (col_own + col_mirrored) / gw).astype(np.float64), score[where].astype(np.float64)
 
 
+def interpolate_rows(grid: np.ndarray, table: np.ndarray, azimuths) -> np.ndarray:
+    """``(k, F)`` rows of ``table (A, F)`` at ``azimuths (k,)`` degrees, linear between the rows of
+    the equally spaced ``grid (A,)`` (clamped to its ends)."""
+    a = np.clip(np.asarray(azimuths, np.float64), grid[0], grid[-1])
+    pos = (a - grid[0]) / (grid[1] - grid[0])
+    lo = np.minimum(np.floor(pos).astype(int), grid.size - 2)
+    w = (pos - lo)[:, None]
+    return (1 - w) * table[lo] + w * table[lo + 1]
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x.astype(np.float64)))
 
@@ -126,13 +136,7 @@ class SideRenderer:
     def filter_at(self, azimuths: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """``(F,)`` complex128: the filters at ``azimuths (k,)`` degrees (linear between table
         rows, clamped to +-90) averaged with ``weights (k,)``."""
-        grid = self._grid_full
-        a = np.clip(np.asarray(azimuths, np.float64), grid[0], grid[-1])
-        pos = (a - grid[0]) / (grid[1] - grid[0])
-        lo = np.minimum(np.floor(pos).astype(int), grid.size - 2)
-        w = (pos - lo)[:, None]
-        rows = (1 - w) * self._filters_full[lo] + w * self._filters_full[lo + 1]
-        return np.asarray(weights, np.float64) @ rows
+        return np.asarray(weights, np.float64) @ interpolate_rows(self._grid_full, self._filters_full, azimuths)
 
     def rendered_mask(self, frame: np.ndarray) -> np.ndarray:
         """``(2, F, 1)`` float32 (real, imaginary): ``w_rendered * H_frame``, the part of the

@@ -81,10 +81,12 @@ from scipy.signal import istft, stft
 from tqdm import tqdm
 
 from streambin.train import localisation_eval as L
+from streambin.side_renderer import interpolate_rows
 from streambin.train.average_head import GRID_STEP_DEG, side_filter_table
 from streambin.train import metrics as M
 from streambin.train.checkpoint import load_generator
 from streambin.train.cpu_numerics import flush_denormals
+from streambin.train.fit_side_blend import BlendNormalEquations
 from streambin.train.data import load_frame
 from streambin.train.position_probe import Ridge, fit_with_held_out, split_spec
 from streambin.train.sim.heads import draw_head
@@ -102,12 +104,8 @@ BATCH = 64
 
 def filters_at(grid: np.ndarray, table: np.ndarray, azimuths: np.ndarray) -> np.ndarray:
     """``(T, bins)`` filters at ``azimuths (T,)`` degrees, linear between grid points (clamped
-    to +-90)."""
-    a = np.clip(np.asarray(azimuths, np.float64), grid[0], grid[-1])
-    pos = (a - grid[0]) / (grid[1] - grid[0])
-    lo = np.minimum(np.floor(pos).astype(int), grid.size - 2)
-    w = (pos - lo)[:, None]
-    return (1 - w) * table[lo] + w * table[lo + 1]
+    to +-90): the engine's interpolation (streambin.side_renderer.interpolate_rows)."""
+    return interpolate_rows(grid, table, azimuths)
 
 
 # ---------------------------------------------------------------- rendering
@@ -322,18 +320,12 @@ def blend_terms(clip: Clip, pred: np.ndarray, grid, table, azimuths: np.ndarray,
 def fit_blend(clips: Sequence[Clip], model_pred, grid, table, azimuths_of) -> Tuple[np.ndarray, np.ndarray]:
     """``(a, b)``, each ``(bins,)``: the real weights per bin of the side ``a * model side + b *
     rendered side`` with the least squared error over ``clips`` (each at its truth's peak)."""
-    gram = np.zeros((N_FFT // 2 + 1, 2, 2))
-    rhs = np.zeros((N_FFT // 2 + 1, 2))
+    normal = BlendNormalEquations(N_FFT // 2 + 1)
     for clip in tqdm(clips, desc="blend", unit="clip", leave=False):
         scale = 1.0 / max(float(np.max(np.abs(clip.target))), 1e-12)
         terms = blend_terms(clip, model_pred(clip), grid, table, azimuths_of(clip), scale)
-        truth = spectrum(0.5 * (clip.target[0] - clip.target[1]) * scale)[1][:, :terms[0].shape[1]]
-        for i in range(2):
-            rhs[:, i] += np.sum(np.real(terms[i] * np.conj(truth)), axis=1)
-            for j in range(2):
-                gram[:, i, j] += np.sum(np.real(terms[i] * np.conj(terms[j])), axis=1)
-    weights = np.linalg.solve(gram + 1e-9 * np.eye(2), rhs[..., None])[..., 0]
-    return weights[:, 0], weights[:, 1]
+        normal.add(spectrum(0.5 * (clip.target[0] - clip.target[1]) * scale)[1], terms)
+    return normal.solve()
 
 
 def blend_output(clip: Clip, pred: np.ndarray, grid, table, azimuths: np.ndarray, a, b) -> np.ndarray:

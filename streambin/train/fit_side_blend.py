@@ -43,8 +43,9 @@ def _spectrum(x: np.ndarray, rate: int) -> np.ndarray:
     return stft(x, fs=rate, window="hann", nperseg=N_FFT, noverlap=N_FFT - HOP)[2]
 
 
-class _Normal:
-    """The normal equations of the per-bin two-term fit, summed over clips."""
+class BlendNormalEquations:
+    """The normal equations of the per-bin fit of a true side by two sides (``add`` truth and
+    the two terms, each ``(bins, T)`` complex, cut to their common frames), summed over clips."""
 
     def __init__(self, bins: int):
         self.gram = np.zeros((bins, 2, 2))
@@ -95,7 +96,7 @@ def fit(bundle: str, data, split: str, max_clips: int = 0, sample_rate: int = 48
             raise ValueError(f"no clips in {root}:{split}")
         items += [(dataset, i) for i in range(n_root)]
     n = len(items)
-    normal = _Normal(current[0].size)
+    normal = BlendNormalEquations(current[0].size)
     rate = model_alone.model_rate
     sources = []
     for dataset, i in tqdm(items, desc="clips", unit="clip", disable=not progress):
