@@ -1,0 +1,99 @@
+"""Where the side renderer gains and loses: per-clip figures of two streamed evaluations, by scene.
+
+    PYTHONPATH=. python scripts/experiments/side_renderer_breakdown.py \\
+        --candidate docs/results/ood_renderer.json docs/results/ood_last100_renderer.json \\
+        --reference docs/results/ood_ma_sg1179.json docs/results/ood_last100_ma_sg1179.json \\
+        --data /work/data/ood_val \\
+        --offline docs/results/hrtf_prior_localiser3_soft_streamed_ood.json
+
+Prints, for the clips both evaluations scored: STFT distance x Mono-Mono and the paired
+difference (mean ± s.e., relative to the reference) for every clip, single- and multi-source
+clips, and the scene groups (lateral, near the centre (< 10 degrees), moving, several sources);
+how many clips got better or worse and the largest changes; and with ``--offline`` (an
+``hrtf_prior.py`` JSON), the candidate's STFT distances against that experiment's offline-rendered
+blend on the clips it scored. Figures quoted in docs/results.md, "The side renderer in the
+engine", and the README's quality section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from streambin.train.localisation_eval import MIN_AZIMUTH_DEG, sounding_sources
+
+OFFLINE_VARIANT = "blend with the model, localiser, soft"
+
+
+def per_clip(paths):
+    out = {}
+    for path in paths:
+        out.update({c["clip"]: c["metrics"] for c in json.loads(Path(path).read_text())["per_clip"]})
+    return out
+
+
+def group(meta) -> str:
+    sources = sounding_sources(meta)
+    if len(sources) > 1:
+        return "several sources"
+    if sources[0].get("moving"):
+        return "moving"
+    az = np.abs(np.asarray(sources[0]["azimuth_deg"], np.float64)).mean()
+    return "lateral" if az >= MIN_AZIMUTH_DEG else "near the centre"
+
+
+def paired(cand, ref, mono, clips) -> str:
+    d = np.array([cand[c] - ref[c] for c in clips])
+    r = np.mean([ref[c] for c in clips])
+    m = np.mean([mono[c] for c in clips])
+    sem = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
+    return (f"{len(clips):3d} clips: {np.mean([cand[c] for c in clips]) / m:.3f}x against {r / m:.3f}x of "
+            f"Mono-Mono, paired {100 * d.mean() / r:+.1f} % ± {100 * sem / r:.1f} %")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--candidate", nargs="+", required=True, help="the candidate's evaluation JSONs")
+    p.add_argument("--reference", nargs="+", required=True, help="the reference's evaluation JSONs")
+    p.add_argument("--data", type=Path, required=True, help="the scored set (for its sidecars)")
+    p.add_argument("--offline", help="an hrtf_prior.py JSON with the offline-rendered blend")
+    a = p.parse_args(argv)
+    cand, ref = per_clip(a.candidate), per_clip(a.reference)
+    clips = [c for c in cand if c in ref]
+    if not clips:
+        p.error("the candidate and reference JSONs share no clip")
+    stft = {k: {c: m[c]["model"]["stft"] for c in clips} for k, m in (("cand", cand), ("ref", ref))}
+    mono = {c: cand[c]["mono_mono"]["stft"] for c in clips}
+    groups = {c: group(json.loads((a.data / "meta" / f"{c}.json").read_text())) for c in clips}
+    print("all", paired(stft["cand"], stft["ref"], mono, clips))
+    single = [c for c in clips if groups[c] != "several sources"]
+    print("single source", paired(stft["cand"], stft["ref"], mono, single))
+    for g in ("lateral", "near the centre", "moving", "several sources"):
+        members = [c for c in clips if groups[c] == g]
+        if members:
+            print(g, paired(stft["cand"], stft["ref"], mono, members))
+    change = sorted(clips, key=lambda c: stft["cand"][c] - stft["ref"][c])
+    better = sum(stft["cand"][c] < stft["ref"][c] for c in clips)
+    worse = sum(stft["cand"][c] > stft["ref"][c] for c in clips)
+    print(f"clip by clip: {better} better, {worse} worse")
+    for name, chosen in (("largest gains", change[:6]), ("largest losses", change[::-1][:6])):
+        rows = []
+        for c in chosen:
+            meta = json.loads((a.data / "meta" / f"{c}.json").read_text())
+            rows.append(f"{c} ({groups[c]}, {'room' if meta.get('room') else 'no room'}, "
+                        f"{stft['cand'][c] - stft['ref'][c]:+.3f})")
+        print(f"{name}: " + "; ".join(rows))
+    if a.offline:
+        offline = {r["clip"]: r["stft"] for r in json.loads(Path(a.offline).read_text())["per_clip"][OFFLINE_VARIANT]}
+        both = [c for c in clips if c in offline]
+        e, o = np.array([stft["cand"][c] for c in both]), np.array([offline[c] for c in both])
+        print(f"against the offline-rendered blend, {len(both)} clips: {e.mean() / o.mean():.4f}x, paired "
+              f"{100 * (e - o).mean() / o.mean():+.2f} % ± {100 * (e - o).std(ddof=1) / np.sqrt(len(e)) / o.mean():.2f} %")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
