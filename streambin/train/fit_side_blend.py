@@ -14,9 +14,11 @@ over every clip's frames:
 
     [w_model, w_rendered](f) = argmin sum_clips,t |D(f, t) - a S_model(f, t) - b S_rendered(f, t)|^2
 
-The fitting set should be drawn as the scenes the engine meets are (several sources as often as
-in training): weights fitted on single-source scenes alone render the side too confidently where
-two objects sound. Never fit on an evaluation split. ``--apply`` writes the weights into the
+by default pooled over 1/3-octave bands (one pair of weights per band, ``--bands-per-octave``;
+0 fits every bin alone, whose weights follow noise where the two sides agree).
+
+Fit on train-pool scenes drawn as the scenes the engine meets are, never on an evaluation
+split. ``--apply`` writes the weights into the
 bundle's ``side_renderer.npz`` and records the fit in its config.
 """
 
@@ -36,6 +38,11 @@ from tqdm import tqdm
 from streambin.train.localisation_eval import sounding_sources
 
 N_FFT, HOP = 512, 128
+BAND_ORIGIN_HZ = 62.5
+#: bands per octave the weights are fitted over by default (train-pool validation: 1/3-octave
+#: weights left less of the side's error on unseen train-pool clips than per-bin ones, see
+#: docs/results.md, "The blend's weights")
+DEFAULT_BANDS_PER_OCTAVE = 3
 
 
 def _spectrum(x: np.ndarray, rate: int) -> np.ndarray:
@@ -43,40 +50,84 @@ def _spectrum(x: np.ndarray, rate: int) -> np.ndarray:
     return stft(x, fs=rate, window="hann", nperseg=N_FFT, noverlap=N_FFT - HOP)[2]
 
 
-class BlendNormalEquations:
-    """The normal equations of the per-bin fit of a true side by two sides (``add`` truth and
-    the two terms, each ``(bins, T)`` complex, cut to their common frames), summed over clips."""
+def octave_bands(n_bins: int, sample_rate: int, per_octave: int, origin_hz: float = BAND_ORIGIN_HZ) -> np.ndarray:
+    """``(n_bins,)`` int: the band of each bin of an rfft grid at ``sample_rate`` (bin k at
+    ``k * sample_rate / (2 * (n_bins - 1))`` Hz): bands ``1 / per_octave`` octave wide counted from
+    ``origin_hz``, the bins below it in band 0. Band indices are consecutive from 0."""
+    if n_bins < 2 or per_octave < 1 or not origin_hz > 0:
+        raise ValueError(f"need n_bins >= 2, per_octave >= 1 and origin_hz > 0, got {n_bins}, {per_octave}, {origin_hz}")
+    freqs = np.arange(n_bins) * sample_rate / (2 * (n_bins - 1))
+    band = np.floor(per_octave * np.log2(np.maximum(freqs, origin_hz) / origin_hz)).astype(int)
+    return np.unique(band, return_inverse=True)[1].reshape(-1)
 
-    def __init__(self, bins: int):
-        self.gram = np.zeros((bins, 2, 2))
-        self.rhs = np.zeros((bins, 2))
+
+class BlendNormalEquations:
+    """The normal equations of the per-bin least-squares fit of a true side by ``n_terms``
+    sides: ``add`` the truth ``(bins, T)`` and the terms (``n_terms`` of ``(bins, T)``, all
+    complex, cut to their common frames) clip by clip; ``solve`` for real weights per bin."""
+
+    def __init__(self, bins: int, n_terms: int = 2):
+        self.gram = np.zeros((bins, n_terms, n_terms))
+        self.rhs = np.zeros((bins, n_terms))
         self.energy = 0.0
 
     def add(self, truth: np.ndarray, terms) -> None:
+        k = self.rhs.shape[1]
+        if len(terms) != k:
+            raise ValueError(f"expected {k} terms, got {len(terms)}")
         n = min(truth.shape[1], *(t.shape[1] for t in terms))
         truth, terms = truth[:, :n], [t[:, :n] for t in terms]
-        for i in range(2):
+        for i in range(k):
             self.rhs[:, i] += np.sum(np.real(terms[i] * np.conj(truth)), axis=1)
-            for j in range(2):
-                self.gram[:, i, j] += np.sum(np.real(terms[i] * np.conj(terms[j])), axis=1)
+            for j in range(i, k):
+                g = np.sum(np.real(terms[i] * np.conj(terms[j])), axis=1)
+                self.gram[:, i, j] += g
+                if j != i:
+                    self.gram[:, j, i] += g
         self.energy += float(np.sum(np.abs(truth) ** 2))
 
-    def solve(self):
-        w = np.linalg.solve(self.gram + 1e-9 * np.eye(2), self.rhs[..., None])[..., 0]
-        return w[:, 0], w[:, 1]
+    def __iadd__(self, other: "BlendNormalEquations") -> "BlendNormalEquations":
+        self.gram += other.gram
+        self.rhs += other.rhs
+        self.energy += other.energy
+        return self
 
-    def residual(self, a: np.ndarray, b: np.ndarray) -> float:
-        """Squared error left by weights ``a``, ``b`` as a fraction of the true side's energy."""
-        w = np.stack([a, b], axis=1)
+    def solve(self, bands: Optional[np.ndarray] = None):
+        """The weights, one ``(bins,)`` array per term. ``bands``: ``(bins,)`` band index per bin
+        (e.g. :func:`octave_bands`): one weight per band and term, fitted over the band's bins
+        together, which keeps the weights from following noise where neighbouring bins' fits
+        cannot tell the terms apart."""
+        gram, rhs = self.gram, self.rhs
+        if bands is not None:
+            bands = np.asarray(bands)
+            if bands.shape != (rhs.shape[0],):
+                raise ValueError(f"bands must be ({rhs.shape[0]},) band indices, got {bands.shape}")
+            n = int(bands.max()) + 1
+            pooled_gram = np.zeros((n,) + gram.shape[1:])
+            pooled_rhs = np.zeros((n, rhs.shape[1]))
+            np.add.at(pooled_gram, bands, gram)
+            np.add.at(pooled_rhs, bands, rhs)
+            gram, rhs = pooled_gram[bands], pooled_rhs[bands]
+        k = rhs.shape[1]
+        w = np.linalg.solve(gram + 1e-9 * np.eye(k), rhs[..., None])[..., 0]
+        return tuple(w[:, i] for i in range(k))
+
+    def residual(self, *weights: np.ndarray) -> float:
+        """Squared error left by ``weights`` (one ``(bins,)`` per term) as a fraction of the true
+        side's energy."""
+        w = np.stack(weights, axis=1)
         err = self.energy - np.sum(2 * np.sum(w * self.rhs, axis=1) - np.einsum("fi,fij,fj->f", w, self.gram, w))
         return float(err / max(self.energy, 1e-20))
 
 
 def fit(bundle: str, data, split: str, max_clips: int = 0, sample_rate: int = 48000,
         block_frames: int = 3, lookahead_frames: int = 1, side_gain: Optional[float] = None,
-        progress: bool = True) -> dict:
+        progress: bool = True, bands_per_octave: int = DEFAULT_BANDS_PER_OCTAVE) -> dict:
     """The weights and what they leave of the side (see the module docstring). ``data``: one
-    generated set's root or several (their clips pooled; ``max_clips`` per root)."""
+    generated set's root or several (their clips pooled; ``max_clips`` per root);
+    ``bands_per_octave``: fit one pair of weights per band this wide (0: per bin)."""
+    if bands_per_octave < 0:
+        raise ValueError(f"bands_per_octave must be >= 0 (0: per bin), got {bands_per_octave}")
     from streambin.train.data import SimBinauralDataset, stored_frame_size
     from streambin.train.evaluate_streaming import StreamedPredictor
 
@@ -111,9 +162,11 @@ def fit(bundle: str, data, split: str, max_clips: int = 0, sample_rate: int = 48
             sides.append(_spectrum(0.5 * (out[0] - out[1]) * scale, rate))
         normal.add(_spectrum(0.5 * (truth[0] - truth[1]) * scale, rate), sides)
         sources.append(len(sounding_sources(item["meta"])) if item.get("meta") else 0)
-    a, b = normal.solve()
+    bands = octave_bands(current[0].size, rate, bands_per_octave) if bands_per_octave else None
+    a, b = normal.solve(bands)
     return {"bundle": str(bundle), "data": " ".join(str(r) for r in roots), "split": split, "clips": n,
             "sounding_sources_per_clip": {str(k): sources.count(k) for k in sorted(set(sources))},
+            "bands_per_octave": bands_per_octave,
             "settings": {"sample_rate": sample_rate, "block_frames": block_frames, "lookahead_frames": lookahead_frames,
                          "side_gain": model_alone.spatializer.side_gain},
             "blend_model": a.tolist(), "blend_rendered": b.tolist(),
@@ -151,6 +204,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help="generated sets of train-pool scenes (their clips pooled)")
     p.add_argument("--split", default="all")
     p.add_argument("--max-clips", type=int, default=0, help="fit on the split's first N clips (default: all)")
+    p.add_argument("--bands-per-octave", type=int, default=DEFAULT_BANDS_PER_OCTAVE,
+                   help=f"one pair of weights per band this many to the octave (default {DEFAULT_BANDS_PER_OCTAVE}; "
+                        "0: per bin)")
     p.add_argument("--side-gain", type=float, default=None, help="the Spatializer's (default: the bundle's)")
     p.add_argument("--out", type=Path, help="write the fit (weights, residuals) as JSON")
     p.add_argument("--apply", action="store_true", help="write the weights into the bundle")
@@ -158,8 +214,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = p.parse_args(argv)
     flush_denormals()
     t0 = time.time()
+    if args.bands_per_octave < 0:
+        p.error(f"--bands-per-octave must be >= 0 (0: per bin), got {args.bands_per_octave}")
     result = fit(args.bundle, args.data, args.split, args.max_clips, side_gain=args.side_gain,
-                 progress=not args.no_progress)
+                 progress=not args.no_progress, bands_per_octave=args.bands_per_octave)
     result["command"] = "python -m streambin.train.fit_side_blend " + " ".join(sys.argv[1:] if argv is None else argv)
     result["wall_s"] = round(time.time() - t0, 1)
     if args.out:
