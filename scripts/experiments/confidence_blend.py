@@ -1,0 +1,318 @@
+"""Should the side renderer's blend weights depend on how sure the localiser is, or on the model?
+
+The engine plays the side mask ``w_model(f) S + w_rendered(f) H_frame(f)`` (streambin.side_renderer),
+with one pair of weights per bin fitted by least squares over all frames. Least squares shrinks
+both sides where the rendered side is often wrong; but a frame whose localiser sees one clear
+object is more often right than one where four peaks score alike, and the model's own side
+implies an azimuth that errs differently from the localiser's. This fits blends of the forms
+
+- ``fixed``: ``a(f) S + b(f) R`` (the shipped form; refitted on the fitting clips), and the same
+  with one pair of weights per 1/3- or 1/6-octave band (``fixed, 1/3 octave``: the normal
+  equations of the band's bins pooled, streambin.train.fit_side_blend.octave_bands),
+- ``share, linear``: ``(a + a' c) S + (b + b' c) R`` with ``c`` the strongest peak's share of the
+  weights (``score^4`` normalised, as the engine weighs the peaks; 1 where one peak dominates),
+- ``score, linear``: the same with ``c`` the strongest peak's mirror-averaged heat score,
+- ``share, 3 bins``: a pair of weights per tercile of the share (edges from the fitting clips),
+- ``fixed, 1/3 octave, model prior S deg`` (``--model-prior-deg S ...``): each peak's weight
+  ``score^4`` times a Gaussian (sigma S degrees) of its distance from the azimuth the model's
+  output implies over the second before the frame (hrtf_prior.implied_azimuths),
+
+where ``S`` is the model's side streamed through the Spatializer as the held-out evaluation
+streams it (48 kHz, block 3, lookahead 1, mirror-averaged, side gain 1.179, renderer off) and
+``R`` the mono through the average head's filter weighed over the four strongest peaks, as in
+``hrtf_prior.py`` (offline: the per-frame filter interpolated between video frames). The form is
+chosen on train-pool clips alone: two-fold on the fitting clips (fitted on one half, the squared
+error left on the other), and on ``--validate`` sets (train-pool clips as long as the scored
+ones, not fitted on). Every form is then scored on ``--data`` (single-source clips) beside the
+bundle's own weights (``shipped``), paired against them. ``--apply-form`` writes a fixed form's
+weights into a copy of the bundle (``fit_side_blend.apply``, which records the fit).
+
+Model outputs and localiser peaks are cached under ``--cache`` (per set and clip), so a rerun only
+fits and scores.
+
+    PYTHONPATH=. python scripts/experiments/confidence_blend.py --bundle streambin/models/default \\
+        --localiser runs/objloc3/last.pt --fit /work/data/probefit:train --fit-clips 1500 \\
+        --validate /work/data/blendfit:all /work/data/blendfit_leg:all \\
+        --data /work/data/ood_val:all /work/data/simbin:test --cache /work/data/cache/confidence_blend \\
+        --model-prior-deg 5 10 20 40 --out docs/results/confidence_blend.json \\
+        --apply-form "fixed, 1/3 octave" --apply-to runs/bundle_blend13
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).parent))
+from hrtf_prior import (N_FFT, Clip, filters_at, implied_azimuths, localiser_peaks, scene_group,  # noqa: E402
+                        single_source_clips, spectrum, summary, with_side)
+from streambin.train import localisation_eval as L  # noqa: E402
+from streambin.train import metrics as M  # noqa: E402
+from streambin.train.average_head import side_filter_table  # noqa: E402
+from streambin.train.cpu_numerics import flush_denormals  # noqa: E402
+from streambin.train.fit_side_blend import BlendNormalEquations, octave_bands  # noqa: E402
+from streambin.train.sim.heads import draw_head  # noqa: E402
+
+BINS = N_FFT // 2 + 1
+POWER = 4.0          # the engine's peak weighting, score ** 4
+FORMS = ("fixed", "fixed, 1/3 octave", "fixed, 1/6 octave", "share, linear", "score, linear", "share, 3 bins")
+def bands_of(form: str) -> Optional[np.ndarray]:
+    if "octave" not in form:
+        return None
+    return octave_bands(BINS, 16000, int(form.split("1/")[1].split()[0]))
+
+
+class ClipInputs:
+    """What every form needs of one clip: the model's streamed output, the localiser's peaks,
+    and from them the per-STFT-frame terms."""
+
+    def __init__(self, clip: Clip, pred: np.ndarray, azimuths: np.ndarray, scores: np.ndarray):
+        self.clip, self.pred = clip, pred
+        weights = np.maximum(scores, 1e-12) ** POWER
+        self.weights = weights / weights.sum(axis=1, keepdims=True)
+        self.azimuths = azimuths
+        self.share = self.weights[:, 0]
+        self.score = scores[:, 0]
+        self._cache: Dict[tuple, np.ndarray] = {}
+
+    def weights_for(self, form: str, grid, table, sign: float = 1.0) -> np.ndarray:
+        """``(n, 4)`` peak weights: the engine's ``score ** 4``, or for a ``model prior S deg``
+        form, times a Gaussian (sigma S degrees) of each peak's distance from the azimuth the
+        model's own output implies over the second before the frame (hrtf_prior.implied_azimuths;
+        the mirrored frames' from the model's mirrored output)."""
+        if "model prior" not in form:
+            return self.weights
+        sigma = float(form.split("model prior ")[1].split()[0])
+        key = ("implied", sign)
+        if key not in self._cache:
+            pred = self.pred if sign > 0 else self.pred[::-1]
+            self._cache[key] = implied_azimuths(self.clip.mid, pred, grid, table, self.clip.frame_times)
+        implied = self._cache[key][:, None]
+        w = self.weights * np.exp(-0.5 * ((sign * self.azimuths - implied) / sigma) ** 2)
+        return w / np.maximum(w.sum(axis=1, keepdims=True), 1e-300)
+
+    def confidence(self, form: str) -> np.ndarray:
+        return self.score if form.startswith("score") else self.share
+
+    def per_stft_frame(self, values: np.ndarray, times: np.ndarray) -> np.ndarray:
+        """Per-video-frame ``values (n, ...)`` interpolated to the STFT frames' ``times`` (held at
+        the ends), as hrtf_prior.filters_along interpolates the filters."""
+        n = values.shape[0]
+        pos = np.interp(times, self.clip.frame_times, np.arange(n, dtype=np.float64))
+        lo = np.minimum(np.floor(pos).astype(int), max(n - 2, 0))
+        hi = np.minimum(lo + 1, n - 1)
+        w = (pos - lo).reshape((-1,) + (1,) * (values.ndim - 1))
+        return (1 - w) * values[lo] + w * values[hi]
+
+    def terms(self, form: str, grid, table, edges=None, sign: float = 1.0, scale: float = 1.0) -> np.ndarray:
+        """``(k, bins, T)`` complex terms of ``form`` for the clip times ``scale``; ``sign`` -1:
+        the mirrored frames' (the model's side and the azimuths negated, the confidence not)."""
+        pred = self.pred if sign > 0 else self.pred[::-1]
+        t, mid = spectrum(self.clip.mid * scale)
+        model_side = spectrum(0.5 * (pred[0] - pred[1]) * scale)[1]
+        n, k = self.azimuths.shape
+        per_frame = np.einsum("nkb,nk->nb", filters_at(grid, table, (sign * self.azimuths).ravel()).reshape(n, k, -1),
+                              self.weights_for(form, grid, table, sign))
+        rendered = self.per_stft_frame(per_frame, t).T * mid
+        T = min(model_side.shape[1], rendered.shape[1])
+        model_side, rendered, t = model_side[:, :T], rendered[:, :T], t[:T]
+        if form.startswith("fixed"):
+            return np.stack([model_side, rendered])
+        c = self.per_stft_frame(self.confidence(form), t)
+        if form.endswith("linear"):
+            return np.stack([model_side, c * model_side, rendered, c * rendered])
+        which = np.digitize(c, edges)     # 0 .. len(edges)
+        masks = [(which == i).astype(np.float64) for i in range(len(edges) + 1)]
+        return np.stack([m * model_side for m in masks] + [m * rendered for m in masks])
+
+    def truth_side(self, scale: float) -> np.ndarray:
+        return spectrum(0.5 * (self.clip.target[0] - self.clip.target[1]) * scale)[1]
+
+    def output(self, form, w, grid, table, edges=None, sign: float = 1.0) -> np.ndarray:
+        """``(2, n)``: the model's mid plus/minus the blended side."""
+        pred = self.pred if sign > 0 else self.pred[::-1]
+        terms = self.terms(form, grid, table, edges, sign)
+        return with_side(0.5 * (pred[0] + pred[1]), np.einsum("fk,kft->ft", w, terms))
+
+
+def load_inputs(clips: Sequence[Clip], cache: Path, bundle: str, localiser_path: str) -> List[ClipInputs]:
+    """The clips' model outputs and localiser peaks, from ``cache`` or computed (and cached)."""
+    from streambin.train.data import SimBinauralDataset, stored_frame_size
+    from streambin.train.evaluate_streaming import StreamedPredictor
+    sys.path.insert(0, str(Path(__file__).parent))
+    from object_localiser import load_localiser
+
+    predictor = localiser = None
+    datasets: Dict[str, tuple] = {}
+    out = []
+    for clip in tqdm(clips, desc="model + localiser", unit="clip"):
+        path = cache / clip.root.name / f"{clip.name}.npz"
+        if not path.exists():
+            if predictor is None:
+                predictor = StreamedPredictor(bundle, sample_rate=48000, block_frames=3, lookahead_frames=1,
+                                              mirror_average=True, side_gain=1.179, side_renderer=False)
+                localiser = load_localiser(localiser_path)
+            key = str(clip.root)
+            if key not in datasets:
+                ds = SimBinauralDataset(clip.root, "all", mode="eval", visual_size=stored_frame_size(clip.root))
+                datasets[key] = (ds, {c: i for i, c in enumerate(ds.clips)})
+            ds, index = datasets[key]
+            item = ds[index[clip.name]]
+            pred = np.asarray(predictor(clip.mid.astype(np.float32), item["frames"], float(item["fps"]), "true"),
+                              np.float32)
+            az, scores = localiser_peaks(localiser, clip.frame_paths())
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(path, pred=pred, azimuths=az, scores=scores)
+        with np.load(path) as z:
+            out.append(ClipInputs(clip, z["pred"].astype(np.float64), z["azimuths"], z["scores"]))
+    return out
+
+
+def fit(inputs: Sequence[ClipInputs], form: str, grid, table, edges=None) -> BlendNormalEquations:
+    k = 2 if form.startswith("fixed") else (4 if form.endswith("linear") else 2 * (len(edges) + 1))
+    normal = BlendNormalEquations(BINS, k)
+    for x in inputs:
+        scale = 1.0 / max(float(np.max(np.abs(x.clip.target))), 1e-12)
+        normal.add(x.truth_side(scale), x.terms(form, grid, table, edges, scale=scale))
+    return normal
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--bundle", required=True, help="the shipped bundle (its model streamed, renderer off; its weights)")
+    p.add_argument("--localiser", required=True, help="object_localiser.py checkpoint the bundle's renderer came from")
+    p.add_argument("--fit", required=True, help="DATA_ROOT:SPLIT of train-pool clips")
+    p.add_argument("--fit-clips", type=int, default=800, help="first N single-source clips of --fit")
+    p.add_argument("--data", nargs="+", required=True, help="DATA_ROOT:SPLIT sets to score")
+    p.add_argument("--validate", nargs="*", default=[],
+                   help="DATA_ROOT:SPLIT sets of train-pool clips (not fitted on) whose side error each form's "
+                        "weights leave is reported: as long as the scored clips, where the fitting clips are short")
+    p.add_argument("--max-clips", type=int, default=0, help="score only each set's first N clips (default: all)")
+    p.add_argument("--cache", type=Path, required=True)
+    p.add_argument("--heads", type=int, default=48)
+    p.add_argument("--seed", type=int, default=0, help="the heads' draw (hrtf_prior.py's default)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--model-prior-deg", type=float, nargs="*", default=[],
+                   help="also forms whose peaks are weighed by their distance from the model's implied azimuth "
+                        "(Gaussian of these sigmas, degrees), with 1/3-octave fixed weights")
+    p.add_argument("--apply-form", help="write this form's weights into a copy of --bundle (a fixed form)")
+    p.add_argument("--apply-to", type=Path, help="the copy's directory (must not exist)")
+    args = p.parse_args(argv)
+    forms = FORMS + tuple(f"fixed, 1/3 octave, model prior {s:g} deg" for s in args.model_prior_deg)
+    if args.apply_form and args.apply_form not in forms:
+        p.error(f"--apply-form must be one of {forms}")
+    if bool(args.apply_form) != bool(args.apply_to) or (args.apply_form and not args.apply_form.startswith("fixed")):
+        p.error("--apply-form (one of the fixed forms: the engine's blend has one weight pair per bin) and "
+                "--apply-to go together")
+    if args.apply_to and args.apply_to.exists():
+        p.error(f"{args.apply_to} exists")
+    flush_denormals()
+    start = time.time()
+    rng = np.random.default_rng(args.seed)
+    grid, table = side_filter_table([draw_head(rng, "train") for _ in range(args.heads)])
+
+    root, split = args.fit.rsplit(":", 1)
+    fit_clips = single_source_clips(Path(root), split)[: args.fit_clips]
+    fit_inputs = load_inputs(fit_clips, args.cache, args.bundle, args.localiser)
+    shares = np.concatenate([x.share for x in fit_inputs])
+    edges = np.quantile(shares, [1 / 3, 2 / 3])
+    print(f"share of the strongest peak on the fitting frames: terciles at {edges.round(3).tolist()}, "
+          f"median {np.median(shares):.3f}", flush=True)
+
+    # Two-fold choice on the fitting clips: fit on one half, squared error left on the other.
+    halves = [fit_inputs[0::2], fit_inputs[1::2]]
+    weights, cv = {}, {}
+    equations = {}   # the fixed forms share their terms: fitted once, solved per banding
+    for form in tqdm(forms, desc="forms", unit="form"):
+        terms_kind = form.replace(", 1/3 octave", "").replace(", 1/6 octave", "")
+        if terms_kind not in equations:
+            equations[terms_kind] = [fit(h, terms_kind, grid, table, edges) for h in halves]
+        parts = [copy.deepcopy(e) for e in equations[terms_kind]]
+        bands = bands_of(form)
+        cv[form] = float(np.mean([parts[1 - i].residual(*parts[i].solve(bands)) for i in range(2)]))
+        whole = parts[0]
+        whole += parts[1]
+        weights[form] = np.stack(whole.solve(bands), axis=1)     # (bins, k)
+    with np.load(Path(args.bundle) / "side_renderer.npz") as z:
+        shipped = np.stack([z["blend_model"], z["blend_rendered"]], axis=1).astype(np.float64)
+    whole_fixed = fit(fit_inputs, "fixed", grid, table)
+    cv["shipped (no fit)"] = whole_fixed.residual(*shipped.T)
+    print("fitting clips, side's squared error left (two-fold): "
+          + ", ".join(f"{f} {r:.4f}" for f, r in cv.items()), flush=True)
+    validation = {}
+    if args.validate:   # train-pool clips as long as the scored ones, none used in the fit
+        val_inputs = []
+        for spec in args.validate:
+            root, split = spec.rsplit(":", 1)
+            val_inputs += load_inputs(single_source_clips(Path(root), split), args.cache, args.bundle, args.localiser)
+        val_equations = {}
+        for form in ("shipped",) + forms:
+            terms_kind = "fixed" if form == "shipped" else form.replace(", 1/3 octave", "").replace(", 1/6 octave", "")
+            if terms_kind not in val_equations:
+                val_equations[terms_kind] = fit(val_inputs, terms_kind, grid, table, edges)
+            validation[form] = val_equations[terms_kind].residual(*(shipped if form == "shipped" else weights[form]).T)
+        print(f"validation clips ({len(val_inputs)}), side's squared error left: "
+              + ", ".join(f"{f} {r:.4f}" for f, r in validation.items()), flush=True)
+
+    variants = {"shipped": ("fixed", shipped), **{f: (f, weights[f]) for f in forms}}
+    result = {"command": "python " + " ".join(sys.argv), "fit": args.fit, "fit_clips": len(fit_clips),
+              "share_terciles": edges.tolist(), "two_fold_residual": cv,
+              "validate": args.validate, "validation_residual": validation,
+              "weights": {f: w.round(4).tolist() for f, w in weights.items()}, "scored": {}}
+    for spec in args.data:
+        root, split = spec.rsplit(":", 1)
+        inputs = load_inputs(single_source_clips(Path(root), split, args.max_clips), args.cache, args.bundle, args.localiser)
+        rows: Dict[str, List[dict]] = {v: [] for v in variants}
+        for x in tqdm(inputs, desc=f"scoring {spec}", unit="clip"):
+            clip = x.clip
+            grey = np.stack([clip.mid, clip.mid])
+            ref = None
+            for name, (form, w) in variants.items():
+                own = x.output(form, w, grid, table, edges)
+                mirrored = x.output(form, w, grid, table, edges, sign=-1.0)
+                row = {"clip": clip.name, "group": scene_group(clip.meta),
+                       "stft": M.stft_distance(own, clip.target), "spl": M.spl_distance(own, clip.target),
+                       "mono_mono_stft": M.stft_distance(grey, clip.target),
+                       "localisation": L.clip_record(clip.name, clip.meta, clip.target, own, grey, mirrored)}
+                ref = ref or row
+                row["default"] = ref
+                rows[name].append(row)
+        groups = sorted({r["group"] for r in rows["shipped"]})
+        result["scored"][spec] = {
+            name: {"all single-source": summary(r), **{g: summary([x for x in r if x["group"] == g]) for g in groups},
+                   "per_clip": [{"clip": x["clip"], "stft": x["stft"]} for x in r]}
+            for name, r in rows.items()}
+        for name in variants:
+            s = result["scored"][spec][name]["all single-source"]
+            print(f"{spec} {name:14s} {s['clips']} clips STFT {s['stft_x_mono_mono']:.3f}x  paired vs shipped "
+                  f"{s['paired_rel']:+.1%} ± {s['paired_sem'] / np.mean([r['default']['stft'] for r in rows[name]]):.1%}  "
+                  f"direction {s['direction_acc']['rate'] if s['direction_acc'] else float('nan'):.3f}  "
+                  f"level ratio {s['ld_ratio_median'] if s['ld_ratio_median'] is not None else float('nan'):.3f}",
+                  flush=True)
+    result["wall_s"] = round(time.time() - start, 1)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1, default=float))
+    if args.apply_form:
+        import shutil
+
+        from streambin.train.fit_side_blend import apply
+        shutil.copytree(args.bundle, args.apply_to)
+        w = weights[args.apply_form]
+        apply(args.apply_to, {"blend_model": w[:, 0].tolist(), "blend_rendered": w[:, 1].tolist(), "data": args.fit,
+                              "split": f"first {len(fit_clips)} single-source clips, form {args.apply_form!r}",
+                              "clips": len(fit_clips), "side_residual": {"two-fold": cv[args.apply_form]}}, args.out)
+        print(f"wrote {args.apply_form!r} weights into {args.apply_to}")
+    print(f"wrote {args.out} ({result['wall_s']} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
