@@ -13,6 +13,9 @@ implies an azimuth that errs differently from the localiser's. This fits blends 
   weights (``score^4`` normalised, as the engine weighs the peaks; 1 where one peak dominates),
 - ``score, linear``: the same with ``c`` the strongest peak's mirror-averaged heat score,
 - ``share, 3 bins``: a pair of weights per tercile of the share (edges from the fitting clips),
+- ``azimuth, 3 bins, 1/3 octave``: a pair of weights per 1/3-octave band and per tercile of the
+  strongest peak's distance from the centre (near the centre a wrong peak more often puts the
+  side on the wrong ear),
 - ``fixed, 1/3 octave, model prior S deg`` (``--model-prior-deg S ...``): each peak's weight
   ``score^4`` times a Gaussian (sigma S degrees) of its distance from the azimuth the model's
   output implies over the second before the frame (hrtf_prior.implied_azimuths),
@@ -63,7 +66,8 @@ from streambin.train.sim.heads import draw_head  # noqa: E402
 
 BINS = N_FFT // 2 + 1
 POWER = 4.0          # the engine's peak weighting, score ** 4
-FORMS = ("fixed", "fixed, 1/3 octave", "fixed, 1/6 octave", "share, linear", "score, linear", "share, 3 bins")
+FORMS = ("fixed", "fixed, 1/3 octave", "fixed, 1/6 octave", "share, linear", "score, linear", "share, 3 bins",
+         "azimuth, 3 bins, 1/3 octave")
 def bands_of(form: str) -> Optional[np.ndarray]:
     if "octave" not in form:
         return None
@@ -100,6 +104,8 @@ class ClipInputs:
         return w / np.maximum(w.sum(axis=1, keepdims=True), 1e-300)
 
     def confidence(self, form: str) -> np.ndarray:
+        if form.startswith("azimuth"):     # how far off the centre the strongest peak is, degrees
+            return np.abs(self.azimuths[:, 0])
         return self.score if form.startswith("score") else self.share
 
     def per_stft_frame(self, values: np.ndarray, times: np.ndarray) -> np.ndarray:
@@ -129,8 +135,9 @@ class ClipInputs:
         c = self.per_stft_frame(self.confidence(form), t)
         if form.endswith("linear"):
             return np.stack([model_side, c * model_side, rendered, c * rendered])
-        which = np.digitize(c, edges)     # 0 .. len(edges)
-        masks = [(which == i).astype(np.float64) for i in range(len(edges) + 1)]
+        kind_edges = edges[form.split(",")[0]]
+        which = np.digitize(c, kind_edges)     # 0 .. len(kind_edges)
+        masks = [(which == i).astype(np.float64) for i in range(len(kind_edges) + 1)]
         return np.stack([m * model_side for m in masks] + [m * rendered for m in masks])
 
     def truth_side(self, scale: float) -> np.ndarray:
@@ -177,7 +184,7 @@ def load_inputs(clips: Sequence[Clip], cache: Path, bundle: str, localiser_path:
 
 
 def fit(inputs: Sequence[ClipInputs], form: str, grid, table, edges=None) -> BlendNormalEquations:
-    k = 2 if form.startswith("fixed") else (4 if form.endswith("linear") else 2 * (len(edges) + 1))
+    k = 2 if form.startswith("fixed") else (4 if form.endswith("linear") else 2 * (len(edges[form.split(",")[0]]) + 1))
     normal = BlendNormalEquations(BINS, k)
     for x in inputs:
         scale = 1.0 / max(float(np.max(np.abs(x.clip.target))), 1e-12)
@@ -223,8 +230,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     fit_clips = single_source_clips(Path(root), split)[: args.fit_clips]
     fit_inputs = load_inputs(fit_clips, args.cache, args.bundle, args.localiser)
     shares = np.concatenate([x.share for x in fit_inputs])
-    edges = np.quantile(shares, [1 / 3, 2 / 3])
-    print(f"share of the strongest peak on the fitting frames: terciles at {edges.round(3).tolist()}, "
+    off_centre = np.concatenate([np.abs(x.azimuths[:, 0]) for x in fit_inputs])
+    edges = {"share": np.quantile(shares, [1 / 3, 2 / 3]), "azimuth": np.quantile(off_centre, [1 / 3, 2 / 3])}
+    print(f"|azimuth| of the strongest peak on the fitting frames: terciles at {edges['azimuth'].round(1).tolist()}")
+    print(f"share of the strongest peak on the fitting frames: terciles at {edges['share'].round(3).tolist()}, "
           f"median {np.median(shares):.3f}", flush=True)
 
     # Two-fold choice on the fitting clips: fit on one half, squared error left on the other.
@@ -264,7 +273,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     variants = {"shipped": ("fixed", shipped), **{f: (f, weights[f]) for f in forms}}
     result = {"command": "python " + " ".join(sys.argv), "fit": args.fit, "fit_clips": len(fit_clips),
-              "share_terciles": edges.tolist(), "two_fold_residual": cv,
+              "share_terciles": edges["share"].tolist(), "azimuth_terciles_deg": edges["azimuth"].tolist(), "two_fold_residual": cv,
               "validate": args.validate, "validation_residual": validation,
               "weights": {f: w.round(4).tolist() for f, w in weights.items()}, "scored": {}}
     for spec in args.data:
