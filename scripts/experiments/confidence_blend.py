@@ -256,25 +256,39 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     cv["shipped (no fit)"] = whole_fixed.residual(*shipped.T)
     print("fitting clips, side's squared error left (two-fold): "
           + ", ".join(f"{f} {r:.4f}" for f, r in cv.items()), flush=True)
-    validation = {}
+    validation, validation_per_set = {}, {}
     if args.validate:   # train-pool clips as long as the scored ones, none used in the fit
-        val_inputs = []
+        per_set = {}
         for spec in args.validate:
             root, split = spec.rsplit(":", 1)
-            val_inputs += load_inputs(single_source_clips(Path(root), split), args.cache, args.bundle, args.localiser)
-        val_equations = {}
+            val_inputs = load_inputs(single_source_clips(Path(root), split), args.cache, args.bundle, args.localiser)
+            per_set[spec] = (len(val_inputs), {})
+            for form in ("shipped",) + forms:
+                kind = "fixed" if form == "shipped" else form.replace(", 1/3 octave", "").replace(", 1/6 octave", "")
+                if kind not in per_set[spec][1]:
+                    per_set[spec][1][kind] = fit(val_inputs, kind, grid, table, edges)
         for form in ("shipped",) + forms:
-            terms_kind = "fixed" if form == "shipped" else form.replace(", 1/3 octave", "").replace(", 1/6 octave", "")
-            if terms_kind not in val_equations:
-                val_equations[terms_kind] = fit(val_inputs, terms_kind, grid, table, edges)
-            validation[form] = val_equations[terms_kind].residual(*(shipped if form == "shipped" else weights[form]).T)
-        print(f"validation clips ({len(val_inputs)}), side's squared error left: "
+            kind = "fixed" if form == "shipped" else form.replace(", 1/3 octave", "").replace(", 1/6 octave", "")
+            w = (shipped if form == "shipped" else weights[form]).T
+            pooled = None
+            for spec, (_, equations_of_set) in per_set.items():
+                validation_per_set.setdefault(spec, {})[form] = equations_of_set[kind].residual(*w)
+                if pooled is None:
+                    pooled = copy.deepcopy(equations_of_set[kind])
+                else:
+                    pooled += equations_of_set[kind]
+            validation[form] = pooled.residual(*w)
+        print(f"validation clips ({sum(n for n, _ in per_set.values())}), side's squared error left: "
               + ", ".join(f"{f} {r:.4f}" for f, r in validation.items()), flush=True)
+        for spec, res in validation_per_set.items():
+            print(f"  {spec} ({per_set[spec][0]} clips): " + ", ".join(f"{f} {r:.4f}" for f, r in res.items()),
+                  flush=True)
 
     variants = {"shipped": ("fixed", shipped), **{f: (f, weights[f]) for f in forms}}
     result = {"command": "python " + " ".join(sys.argv), "fit": args.fit, "fit_clips": len(fit_clips),
               "share_terciles": edges["share"].tolist(), "azimuth_terciles_deg": edges["azimuth"].tolist(), "two_fold_residual": cv,
               "validate": args.validate, "validation_residual": validation,
+              "validation_residual_per_set": validation_per_set,
               "weights": {f: w.round(4).tolist() for f, w in weights.items()}, "scored": {}}
     for spec in args.data:
         root, split = spec.rsplit(":", 1)
