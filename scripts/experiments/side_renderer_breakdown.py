@@ -9,7 +9,8 @@
 Prints, for the clips both evaluations scored: STFT distance x Mono-Mono and the paired
 difference (mean ± s.e., relative to the reference) for every clip, single- and multi-source
 clips, and the scene groups (lateral, near the centre (< 10 degrees), moving, several sources);
-how many clips got better or worse and the largest changes; and with ``--offline`` (an
+how many clips got better or worse and the largest changes; the median level ratio by room and
+scene kind (the clips the level-ratio row counts); and with ``--offline`` (an
 ``hrtf_prior.py`` JSON), the candidate's STFT distances against that experiment's offline-rendered
 blend on the clips it scored. Figures quoted in docs/results.md, "The side renderer in the
 engine", and the README's quality section.
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streambin.train.localisation_eval import MIN_AZIMUTH_DEG, sounding_sources
+from streambin.train.localisation_eval import MIN_AZIMUTH_DEG, MIN_TARGET_LD_DB, sounding_sources
 
 OFFLINE_VARIANT = "blend with the model, localiser, soft"
 
@@ -32,6 +33,19 @@ def per_clip(paths):
     out = {}
     for path in paths:
         out.update({c["clip"]: c["metrics"] for c in json.loads(Path(path).read_text())["per_clip"]})
+    return out
+
+
+def level_ratios(paths, data: Path):
+    """``{(room or not, scene kind): [signed ratios]}`` over the clips the level-ratio row counts
+    (lateral, single static source, ``|LD(target)| >= 1 dB``: streambin.train.localisation_eval)."""
+    out = {}
+    for path in paths:
+        for r in json.loads(Path(path).read_text()).get("localisation", {}).get("per_clip", []):
+            if r["qualifies"] and abs(r["ld_target_db"]) >= MIN_TARGET_LD_DB:
+                meta = json.loads((data / "meta" / f"{r['clip']}.json").read_text())
+                key = ("room" if meta.get("room") else "no room", r["scene_kind"])
+                out.setdefault(key, []).append(r["ld_pred_db"] / r["ld_target_db"])
     return out
 
 
@@ -86,6 +100,11 @@ def main(argv=None) -> int:
             rows.append(f"{c} ({groups[c]}, {'room' if meta.get('room') else 'no room'}, "
                         f"{stft['cand'][c] - stft['ref'][c]:+.3f})")
         print(f"{name}: " + "; ".join(rows))
+    cand_ratios, ref_ratios = level_ratios(a.candidate, a.data), level_ratios(a.reference, a.data)
+    for key in sorted(set(cand_ratios) | set(ref_ratios)):
+        c, r = cand_ratios.get(key, []), ref_ratios.get(key, [])
+        print(f"level ratio, {key[0]}, {key[1]}: median {np.median(c) if c else float('nan'):.3f} ({len(c)} clips) "
+              f"against {np.median(r) if r else float('nan'):.3f} ({len(r)})")
     if a.offline:
         offline = {r["clip"]: r["stft"] for r in json.loads(Path(a.offline).read_text())["per_clip"][OFFLINE_VARIANT]}
         both = [c for c in clips if c in offline]
