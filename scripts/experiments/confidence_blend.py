@@ -16,6 +16,12 @@ implies an azimuth that errs differently from the localiser's. This fits blends 
 - ``azimuth, 3 bins, 1/3 octave``: a pair of weights per 1/3-octave band and per tercile of the
   strongest peak's distance from the centre (near the centre a wrong peak more often puts the
   side on the wrong ear),
+- ``room oracle, 2 bins, 1/3 octave``: a pair of weights per 1/3-octave band for clips in a room
+  and another for free field, the condition read from the sidecar (an oracle the engine does not
+  have: how much a reverberation estimate from the sound could gain at most),
+- ``room estimate, linear, 1/3 octave`` (``--room-detector JSON``): ``(a + a' p) S + (b + b' p) R``
+  per 1/3-octave band, ``p`` the probability of a room that ``room_detector.py``'s fit gives from the
+  mono's last two seconds before each video frame (what the engine could compute),
 - ``fixed, 1/3 octave, model prior S deg`` (``--model-prior-deg S ...``): each peak's weight
   ``score^4`` times a Gaussian (sigma S degrees) of its distance from the azimuth the model's
   output implies over the second before the frame (hrtf_prior.implied_azimuths),
@@ -67,7 +73,7 @@ from streambin.train.sim.heads import draw_head  # noqa: E402
 BINS = N_FFT // 2 + 1
 POWER = 4.0          # the engine's peak weighting, score ** 4
 FORMS = ("fixed", "fixed, 1/3 octave", "fixed, 1/6 octave", "share, linear", "score, linear", "share, 3 bins",
-         "azimuth, 3 bins, 1/3 octave")
+         "azimuth, 3 bins, 1/3 octave", "room oracle, 2 bins, 1/3 octave")
 def bands_of(form: str) -> Optional[np.ndarray]:
     if "octave" not in form:
         return None
@@ -106,6 +112,12 @@ class ClipInputs:
     def confidence(self, form: str) -> np.ndarray:
         if form.startswith("azimuth"):     # how far off the centre the strongest peak is, degrees
             return np.abs(self.azimuths[:, 0])
+        if form.startswith("room oracle"):  # 1 in a room, 0 in free field: from the sidecar, not the engine
+            return np.full(self.azimuths.shape[0], 1.0 if self.clip.meta.get("room") else 0.0)
+        if form.startswith("room estimate"):
+            if "room" not in self._cache:
+                self._cache["room"] = ROOM_DETECTOR(self.clip.mid, self.clip.frame_times)
+            return self._cache["room"]
         return self.score if form.startswith("score") else self.share
 
     def per_stft_frame(self, values: np.ndarray, times: np.ndarray) -> np.ndarray:
@@ -133,7 +145,7 @@ class ClipInputs:
         if form.startswith("fixed"):
             return np.stack([model_side, rendered])
         c = self.per_stft_frame(self.confidence(form), t)
-        if form.endswith("linear"):
+        if ", linear" in form:
             return np.stack([model_side, c * model_side, rendered, c * rendered])
         kind_edges = edges[form.split(",")[0]]
         which = np.digitize(c, kind_edges)     # 0 .. len(kind_edges)
@@ -148,6 +160,31 @@ class ClipInputs:
         pred = self.pred if sign > 0 else self.pred[::-1]
         terms = self.terms(form, grid, table, edges, sign)
         return with_side(0.5 * (pred[0] + pred[1]), np.einsum("fk,kft->ft", w, terms))
+
+
+class RoomDetector:
+    """A ``room_detector.py`` fit: the probability, per video frame, that the scene is in a room,
+    from the mono's last ``WINDOW_S`` seconds before the frame (0.5 while less than a quarter
+    second has been heard)."""
+
+    def __init__(self, path: Path):
+        from room_detector import RATE, WINDOW_S, features
+        d = json.loads(Path(path).read_text())
+        self.w, self.mean, self.std = (np.asarray(d[k]) for k in ("weights", "feature_mean", "feature_std"))
+        self.features, self.rate, self.window = features, RATE, WINDOW_S
+
+    def __call__(self, mono: np.ndarray, frame_times: np.ndarray) -> np.ndarray:
+        out = np.full(frame_times.size, 0.5)
+        for i, t in enumerate(frame_times):
+            end = int(round(t * self.rate))
+            piece = mono[max(0, end - int(self.window * self.rate)):end]
+            if piece.size >= self.rate // 4 and np.max(np.abs(piece)) > 0:
+                z = (self.features(piece) - self.mean) / self.std
+                out[i] = 1 / (1 + np.exp(-(z @ self.w[:-1] + self.w[-1])))
+        return out
+
+
+ROOM_DETECTOR: Optional[RoomDetector] = None
 
 
 def load_inputs(clips: Sequence[Clip], cache: Path, bundle: str, localiser_path: str) -> List[ClipInputs]:
@@ -210,10 +247,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--model-prior-deg", type=float, nargs="*", default=[],
                    help="also forms whose peaks are weighed by their distance from the model's implied azimuth "
                         "(Gaussian of these sigmas, degrees), with 1/3-octave fixed weights")
+    p.add_argument("--room-detector", type=Path,
+                   help="a room_detector.py --out JSON: adds the form 'room estimate, linear, 1/3 octave'")
     p.add_argument("--apply-form", help="write this form's weights into a copy of --bundle (a fixed form)")
     p.add_argument("--apply-to", type=Path, help="the copy's directory (must not exist)")
     args = p.parse_args(argv)
     forms = FORMS + tuple(f"fixed, 1/3 octave, model prior {s:g} deg" for s in args.model_prior_deg)
+    if args.room_detector:
+        global ROOM_DETECTOR
+        ROOM_DETECTOR = RoomDetector(args.room_detector)
+        forms += ("room estimate, linear, 1/3 octave",)
     if args.apply_form and args.apply_form not in forms:
         p.error(f"--apply-form must be one of {forms}")
     if bool(args.apply_form) != bool(args.apply_to) or (args.apply_form and not args.apply_form.startswith("fixed")):
@@ -231,7 +274,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     fit_inputs = load_inputs(fit_clips, args.cache, args.bundle, args.localiser)
     shares = np.concatenate([x.share for x in fit_inputs])
     off_centre = np.concatenate([np.abs(x.azimuths[:, 0]) for x in fit_inputs])
-    edges = {"share": np.quantile(shares, [1 / 3, 2 / 3]), "azimuth": np.quantile(off_centre, [1 / 3, 2 / 3])}
+    edges = {"share": np.quantile(shares, [1 / 3, 2 / 3]), "azimuth": np.quantile(off_centre, [1 / 3, 2 / 3]),
+             "room oracle": np.array([0.5])}
     print(f"|azimuth| of the strongest peak on the fitting frames: terciles at {edges['azimuth'].round(1).tolist()}")
     print(f"share of the strongest peak on the fitting frames: terciles at {edges['share'].round(3).tolist()}, "
           f"median {np.median(shares):.3f}", flush=True)
