@@ -171,7 +171,9 @@ class RoomDetector:
         from room_detector import RATE, WINDOW_S, features
         d = json.loads(Path(path).read_text())
         self.w, self.mean, self.std = (np.asarray(d[k]) for k in ("weights", "feature_mean", "feature_std"))
-        self.features, self.rate, self.window = features, RATE, WINDOW_S
+        kind = d.get("features", "basic")
+        self.features = lambda piece: features(piece, kind)
+        self.rate, self.window = RATE, WINDOW_S
 
     def __call__(self, mono: np.ndarray, frame_times: np.ndarray) -> np.ndarray:
         out = np.full(frame_times.size, 0.5)

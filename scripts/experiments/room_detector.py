@@ -48,15 +48,24 @@ def band_levels_db(mono: np.ndarray) -> np.ndarray:
     return 10 * np.log10(per_band + 1e-12 * max(float(per_band.max()), 1e-30))
 
 
-def features(mono: np.ndarray) -> np.ndarray:
-    """``(2 * N_BANDS,)`` level-independent features of one window (see the module docstring)."""
+FEATURE_SETS = {
+    # (percentiles of the frame-to-frame level change, percentiles of the level below its 90th)
+    "basic": ((5,), (10,)),
+    "rich": ((1, 5, 10, 25), (5, 10, 25)),
+}
+
+
+def features(mono: np.ndarray, kind: str = "basic") -> np.ndarray:
+    """Level-independent features of one window (see the module docstring): per band, the
+    ``FEATURE_SETS[kind]`` percentiles of the level change and of the gaps, ``(bands * k,)``."""
+    decay_pcts, gap_pcts = FEATURE_SETS[kind]
     level = band_levels_db(mono)
-    decay = np.percentile(np.diff(level, axis=1), 5, axis=1)
-    gaps = np.percentile(level - np.percentile(level, 90, axis=1, keepdims=True), 10, axis=1)
+    decay = np.percentile(np.diff(level, axis=1), decay_pcts, axis=1).ravel()
+    gaps = np.percentile(level - np.percentile(level, 90, axis=1, keepdims=True), gap_pcts, axis=1).ravel()
     return np.concatenate([decay, gaps])
 
 
-def windows(root: Path, split: str, first_only: bool) -> Tuple[np.ndarray, np.ndarray, List[str]]:
+def windows(root: Path, split: str, first_only: bool, kind: str = "basic") -> Tuple[np.ndarray, np.ndarray, List[str]]:
     """Features ``(N, 16)``, labels ``(N,)`` (1: room) and clip names of the set's windows."""
     names = [c.strip() for c in (root / "splits" / f"{split}.txt").read_text().splitlines() if c.strip()]
     X, y, which = [], [], []
@@ -72,7 +81,7 @@ def windows(root: Path, split: str, first_only: bool) -> Tuple[np.ndarray, np.nd
             piece = mono[s:s + n]
             if np.max(np.abs(piece)) == 0:
                 continue
-            X.append(features(piece))
+            X.append(features(piece, kind))
             y.append(float(room))
             which.append(name)
     return np.array(X), np.array(y), which
@@ -109,11 +118,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--fit", required=True, help="DATA_ROOT:SPLIT of train-pool clips")
     p.add_argument("--score", nargs="+", required=True, help="DATA_ROOT:SPLIT sets scored (every window)")
+    p.add_argument("--features", choices=sorted(FEATURE_SETS), default="basic",
+                   help="basic: the 5th / 10th percentiles (16 features); rich: 1-25th (56)")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     start = time.time()
     root, split = args.fit.rsplit(":", 1)
-    X, y, _ = windows(Path(root), split, first_only=True)
+    X, y, _ = windows(Path(root), split, first_only=True, kind=args.features)
     mean, std = X.mean(axis=0), X.std(axis=0) + 1e-9
     w = fit_logistic((X - mean) / std, y)
 
@@ -121,7 +132,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1 / (1 + np.exp(-(np.hstack([(Z - mean) / std, np.ones((len(Z), 1))]) @ w)))
 
     fitted = predict(X)
-    result = {"command": "python " + " ".join(sys.argv), "fit": args.fit, "fit_windows": len(y),
+    result = {"command": "python " + " ".join(sys.argv), "fit": args.fit, "features": args.features, "fit_windows": len(y),
               "fit_room_share": float(y.mean()), "fit_accuracy": float(np.mean((fitted > 0.5) == y)),
               "fit_auc": auc(fitted, y), "weights": w.tolist(), "feature_mean": mean.tolist(),
               "feature_std": std.tolist(), "scored": {}}
@@ -129,7 +140,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           f"AUC {result['fit_auc']:.3f} (in-sample)")
     for spec in args.score:
         root, split = spec.rsplit(":", 1)
-        Z, t, names = windows(Path(root), split, first_only=False)
+        Z, t, names = windows(Path(root), split, first_only=False, kind=args.features)
         s = predict(Z)
         # per clip: the mean of its windows' probabilities
         clips = sorted(set(names))
