@@ -171,8 +171,8 @@ class RoomDetector:
         from room_detector import RATE, WINDOW_S, features
         d = json.loads(Path(path).read_text())
         self.w, self.mean, self.std = (np.asarray(d[k]) for k in ("weights", "feature_mean", "feature_std"))
-        kind = d.get("features", "basic")
-        self.features = lambda piece: features(piece, kind)
+        kind, analysis = d.get("features", "basic"), d.get("analysis", "experiment")
+        self.features = lambda piece: features(piece, kind, analysis)
         self.rate, self.window = RATE, WINDOW_S
 
     def __call__(self, mono: np.ndarray, frame_times: np.ndarray) -> np.ndarray:

@@ -38,9 +38,15 @@ WINDOW_S = 2.0
 N_BANDS = 8
 
 
-def band_levels_db(mono: np.ndarray) -> np.ndarray:
+#: STFT (window, hop) in samples at 16 kHz, 512-point FFT: this study's, and the streaming engine's
+#: (the default model's analysis: the frames its runner already computes)
+ANALYSES = {"experiment": (512, 128), "engine": (400, 160)}
+
+
+def band_levels_db(mono: np.ndarray, analysis: str = "experiment") -> np.ndarray:
     """``(N_BANDS, T)`` level in dB of ``mono (n,)`` in octave bands from 62.5 Hz."""
-    _, _, z = stft(mono, fs=RATE, window="hann", nperseg=512, noverlap=512 - 128)
+    win, hop = ANALYSES[analysis]
+    _, _, z = stft(mono, fs=RATE, window="hann", nperseg=win, noverlap=win - hop, nfft=512)
     power = np.abs(z) ** 2
     freqs = np.arange(power.shape[0]) * RATE / 512
     band = np.clip(np.floor(np.log2(np.maximum(freqs, 62.5) / 62.5)).astype(int), 0, N_BANDS - 1)
@@ -55,17 +61,18 @@ FEATURE_SETS = {
 }
 
 
-def features(mono: np.ndarray, kind: str = "basic") -> np.ndarray:
+def features(mono: np.ndarray, kind: str = "basic", analysis: str = "experiment") -> np.ndarray:
     """Level-independent features of one window (see the module docstring): per band, the
     ``FEATURE_SETS[kind]`` percentiles of the level change and of the gaps, ``(bands * k,)``."""
     decay_pcts, gap_pcts = FEATURE_SETS[kind]
-    level = band_levels_db(mono)
+    level = band_levels_db(mono, analysis)
     decay = np.percentile(np.diff(level, axis=1), decay_pcts, axis=1).ravel()
     gaps = np.percentile(level - np.percentile(level, 90, axis=1, keepdims=True), gap_pcts, axis=1).ravel()
     return np.concatenate([decay, gaps])
 
 
-def windows(root: Path, split: str, first_only: bool, kind: str = "basic") -> Tuple[np.ndarray, np.ndarray, List[str]]:
+def windows(root: Path, split: str, first_only: bool, kind: str = "basic",
+            analysis: str = "experiment") -> Tuple[np.ndarray, np.ndarray, List[str]]:
     """Features ``(N, 16)``, labels ``(N,)`` (1: room) and clip names of the set's windows."""
     names = [c.strip() for c in (root / "splits" / f"{split}.txt").read_text().splitlines() if c.strip()]
     X, y, which = [], [], []
@@ -81,7 +88,7 @@ def windows(root: Path, split: str, first_only: bool, kind: str = "basic") -> Tu
             piece = mono[s:s + n]
             if np.max(np.abs(piece)) == 0:
                 continue
-            X.append(features(piece, kind))
+            X.append(features(piece, kind, analysis))
             y.append(float(room))
             which.append(name)
     return np.array(X), np.array(y), which
@@ -120,11 +127,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--score", nargs="+", required=True, help="DATA_ROOT:SPLIT sets scored (every window)")
     p.add_argument("--features", choices=sorted(FEATURE_SETS), default="basic",
                    help="basic: the 5th / 10th percentiles (16 features); rich: 1-25th (56)")
+    p.add_argument("--analysis", choices=sorted(ANALYSES), default="experiment",
+                   help="STFT the levels come from: experiment (512 / 128) or engine (400 / 160, the model's)")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     start = time.time()
     root, split = args.fit.rsplit(":", 1)
-    X, y, _ = windows(Path(root), split, first_only=True, kind=args.features)
+    X, y, _ = windows(Path(root), split, first_only=True, kind=args.features, analysis=args.analysis)
     mean, std = X.mean(axis=0), X.std(axis=0) + 1e-9
     w = fit_logistic((X - mean) / std, y)
 
@@ -132,7 +141,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1 / (1 + np.exp(-(np.hstack([(Z - mean) / std, np.ones((len(Z), 1))]) @ w)))
 
     fitted = predict(X)
-    result = {"command": "python " + " ".join(sys.argv), "fit": args.fit, "features": args.features, "fit_windows": len(y),
+    result = {"command": "python " + " ".join(sys.argv), "fit": args.fit, "features": args.features, "analysis": args.analysis, "fit_windows": len(y),
               "fit_room_share": float(y.mean()), "fit_accuracy": float(np.mean((fitted > 0.5) == y)),
               "fit_auc": auc(fitted, y), "weights": w.tolist(), "feature_mean": mean.tolist(),
               "feature_std": std.tolist(), "scored": {}}
@@ -140,7 +149,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           f"AUC {result['fit_auc']:.3f} (in-sample)")
     for spec in args.score:
         root, split = spec.rsplit(":", 1)
-        Z, t, names = windows(Path(root), split, first_only=False, kind=args.features)
+        Z, t, names = windows(Path(root), split, first_only=False, kind=args.features, analysis=args.analysis)
         s = predict(Z)
         # per clip: the mean of its windows' probabilities
         clips = sorted(set(names))
