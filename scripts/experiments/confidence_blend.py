@@ -84,14 +84,16 @@ class ClipInputs:
     """What every form needs of one clip: the model's streamed output, the localiser's peaks,
     and from them the per-STFT-frame terms."""
 
-    def __init__(self, clip: Clip, pred: np.ndarray, azimuths: np.ndarray, scores: np.ndarray):
-        self.clip, self.pred = clip, pred
+    def __init__(self, clip: Clip, pred: np.ndarray, azimuths: np.ndarray, scores: np.ndarray,
+                 room_detector: Optional["RoomDetector"] = None):
+        self.clip, self.pred, self.room_detector = clip, pred, room_detector
         weights = np.maximum(scores, 1e-12) ** POWER
         self.weights = weights / weights.sum(axis=1, keepdims=True)
         self.azimuths = azimuths
         self.share = self.weights[:, 0]
         self.score = scores[:, 0]
         self._cache: Dict[tuple, np.ndarray] = {}
+        self._spectra: Dict[tuple, tuple] = {}   # (sign, scale) -> STFTs, kept until forget_spectra()
 
     def weights_for(self, form: str, grid, table, sign: float = 1.0) -> np.ndarray:
         """``(n, 4)`` peak weights: the engine's ``score ** 4``, or for a ``model prior S deg``
@@ -116,7 +118,7 @@ class ClipInputs:
             return np.full(self.azimuths.shape[0], 1.0 if self.clip.meta.get("room") else 0.0)
         if form.startswith("room estimate"):
             if "room" not in self._cache:
-                self._cache["room"] = ROOM_DETECTOR(self.clip.mid, self.clip.frame_times)
+                self._cache["room"] = self.room_detector(self.clip.mid, self.clip.frame_times)
             return self._cache["room"]
         return self.score if form.startswith("score") else self.share
 
@@ -133,9 +135,11 @@ class ClipInputs:
     def terms(self, form: str, grid, table, edges=None, sign: float = 1.0, scale: float = 1.0) -> np.ndarray:
         """``(k, bins, T)`` complex terms of ``form`` for the clip times ``scale``; ``sign`` -1:
         the mirrored frames' (the model's side and the azimuths negated, the confidence not)."""
-        pred = self.pred if sign > 0 else self.pred[::-1]
-        t, mid = spectrum(self.clip.mid * scale)
-        model_side = spectrum(0.5 * (pred[0] - pred[1]) * scale)[1]
+        key = (sign, scale)
+        if key not in self._spectra:    # every form of a clip starts from the same two STFTs
+            pred = self.pred if sign > 0 else self.pred[::-1]
+            self._spectra[key] = spectrum(self.clip.mid * scale) + (spectrum(0.5 * (pred[0] - pred[1]) * scale)[1],)
+        t, mid, model_side = self._spectra[key]
         n, k = self.azimuths.shape
         per_frame = np.einsum("nkb,nk->nb", filters_at(grid, table, (sign * self.azimuths).ravel()).reshape(n, k, -1),
                               self.weights_for(form, grid, table, sign))
@@ -151,6 +155,10 @@ class ClipInputs:
         which = np.digitize(c, kind_edges)     # 0 .. len(kind_edges)
         masks = [(which == i).astype(np.float64) for i in range(len(kind_edges) + 1)]
         return np.stack([m * model_side for m in masks] + [m * rendered for m in masks])
+
+    def forget_spectra(self) -> None:
+        """Drop the cached STFTs (kept only while one clip's forms are worked through)."""
+        self._spectra.clear()
 
     def truth_side(self, scale: float) -> np.ndarray:
         return spectrum(0.5 * (self.clip.target[0] - self.clip.target[1]) * scale)[1]
@@ -186,10 +194,8 @@ class RoomDetector:
         return out
 
 
-ROOM_DETECTOR: Optional[RoomDetector] = None
-
-
-def load_inputs(clips: Sequence[Clip], cache: Path, bundle: str, localiser_path: str) -> List[ClipInputs]:
+def load_inputs(clips: Sequence[Clip], cache: Path, bundle: str, localiser_path: str,
+                room_detector: Optional[RoomDetector] = None) -> List[ClipInputs]:
     """The clips' model outputs and localiser peaks, from ``cache`` or computed (and cached)."""
     from streambin.train.data import SimBinauralDataset, stored_frame_size
     from streambin.train.evaluate_streaming import StreamedPredictor
@@ -218,16 +224,26 @@ def load_inputs(clips: Sequence[Clip], cache: Path, bundle: str, localiser_path:
             path.parent.mkdir(parents=True, exist_ok=True)
             np.savez(path, pred=pred, azimuths=az, scores=scores)
         with np.load(path) as z:
-            out.append(ClipInputs(clip, z["pred"].astype(np.float64), z["azimuths"], z["scores"]))
+            out.append(ClipInputs(clip, z["pred"].astype(np.float64), z["azimuths"], z["scores"], room_detector))
     return out
 
 
-def fit(inputs: Sequence[ClipInputs], form: str, grid, table, edges=None) -> BlendNormalEquations:
-    k = 2 if form.startswith("fixed") else (4 if form.endswith("linear") else 2 * (len(edges[form.split(",")[0]]) + 1))
-    normal = BlendNormalEquations(BINS, k)
+def terms_kind(form: str) -> str:
+    """The form without its banding: forms that differ only in banding share their terms."""
+    return "fixed" if form == "shipped" else form.replace(", 1/3 octave", "").replace(", 1/6 octave", "")
+
+
+def fit(inputs: Sequence[ClipInputs], kinds: Sequence[str], grid, table, edges) -> Dict[str, BlendNormalEquations]:
+    """The normal equations of each of ``kinds`` (see :func:`terms_kind`) over ``inputs``, each
+    clip at its truth's peak (as the metrics scale it), in one pass over the clips."""
+    normal = {}
     for x in inputs:
         scale = 1.0 / max(float(np.max(np.abs(x.clip.target))), 1e-12)
-        normal.add(x.truth_side(scale), x.terms(form, grid, table, edges, scale=scale))
+        truth = x.truth_side(scale)
+        for kind in kinds:
+            terms = x.terms(kind, grid, table, edges, scale=scale)
+            normal.setdefault(kind, BlendNormalEquations(BINS, len(terms))).add(truth, terms)
+        x.forget_spectra()
     return normal
 
 
@@ -255,9 +271,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--apply-to", type=Path, help="the copy's directory (must not exist)")
     args = p.parse_args(argv)
     forms = FORMS + tuple(f"fixed, 1/3 octave, model prior {s:g} deg" for s in args.model_prior_deg)
-    if args.room_detector:
-        global ROOM_DETECTOR
-        ROOM_DETECTOR = RoomDetector(args.room_detector)
+    room_detector = RoomDetector(args.room_detector) if args.room_detector else None
+    if room_detector:
         forms += ("room estimate, linear, 1/3 octave",)
     if args.apply_form and args.apply_form not in forms:
         p.error(f"--apply-form must be one of {forms}")
@@ -273,7 +288,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     root, split = args.fit.rsplit(":", 1)
     fit_clips = single_source_clips(Path(root), split)[: args.fit_clips]
-    fit_inputs = load_inputs(fit_clips, args.cache, args.bundle, args.localiser)
+    fit_inputs = load_inputs(fit_clips, args.cache, args.bundle, args.localiser, room_detector)
     shares = np.concatenate([x.share for x in fit_inputs])
     off_centre = np.concatenate([np.abs(x.azimuths[:, 0]) for x in fit_inputs])
     edges = {"share": np.quantile(shares, [1 / 3, 2 / 3]), "azimuth": np.quantile(off_centre, [1 / 3, 2 / 3]),
@@ -285,21 +300,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     # Two-fold choice on the fitting clips: fit on one half, squared error left on the other.
     halves = [fit_inputs[0::2], fit_inputs[1::2]]
     weights, cv = {}, {}
-    equations = {}   # the fixed forms share their terms: fitted once, solved per banding
-    for form in tqdm(forms, desc="forms", unit="form"):
-        terms_kind = form.replace(", 1/3 octave", "").replace(", 1/6 octave", "")
-        if terms_kind not in equations:
-            equations[terms_kind] = [fit(h, terms_kind, grid, table, edges) for h in halves]
-        parts = [copy.deepcopy(e) for e in equations[terms_kind]]
-        bands = bands_of(form)
-        cv[form] = float(np.mean([parts[1 - i].residual(*parts[i].solve(bands)) for i in range(2)]))
-        whole = parts[0]
-        whole += parts[1]
-        weights[form] = np.stack(whole.solve(bands), axis=1)     # (bins, k)
+    kinds = sorted({terms_kind(f) for f in forms})   # forms that differ in banding share their equations
+    parts = [fit(h, kinds, grid, table, edges) for h in tqdm(halves, desc="fitting halves", unit="half")]
+    whole = {}
+    for kind in kinds:
+        whole[kind] = copy.deepcopy(parts[0][kind])
+        whole[kind] += parts[1][kind]
+    for form in forms:
+        kind, bands = terms_kind(form), bands_of(form)
+        cv[form] = float(np.mean([parts[1 - i][kind].residual(*parts[i][kind].solve(bands)) for i in range(2)]))
+        weights[form] = np.stack(whole[kind].solve(bands), axis=1)     # (bins, k)
     with np.load(Path(args.bundle) / "side_renderer.npz") as z:
         shipped = np.stack([z["blend_model"], z["blend_rendered"]], axis=1).astype(np.float64)
-    whole_fixed = fit(fit_inputs, "fixed", grid, table)
-    cv["shipped (no fit)"] = whole_fixed.residual(*shipped.T)
+    cv["shipped (no fit)"] = whole["fixed"].residual(*shipped.T)
     print("fitting clips, side's squared error left (two-fold): "
           + ", ".join(f"{f} {r:.4f}" for f, r in cv.items()), flush=True)
     validation, validation_per_set = {}, {}
@@ -307,14 +320,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         per_set = {}
         for spec in args.validate:
             root, split = spec.rsplit(":", 1)
-            val_inputs = load_inputs(single_source_clips(Path(root), split), args.cache, args.bundle, args.localiser)
-            per_set[spec] = (len(val_inputs), {})
-            for form in ("shipped",) + forms:
-                kind = "fixed" if form == "shipped" else form.replace(", 1/3 octave", "").replace(", 1/6 octave", "")
-                if kind not in per_set[spec][1]:
-                    per_set[spec][1][kind] = fit(val_inputs, kind, grid, table, edges)
+            val_inputs = load_inputs(single_source_clips(Path(root), split), args.cache, args.bundle, args.localiser,
+                                     room_detector)
+            per_set[spec] = (len(val_inputs), fit(val_inputs, kinds, grid, table, edges))
         for form in ("shipped",) + forms:
-            kind = "fixed" if form == "shipped" else form.replace(", 1/3 octave", "").replace(", 1/6 octave", "")
+            kind = terms_kind(form)
             w = (shipped if form == "shipped" else weights[form]).T
             pooled = None
             for spec, (_, equations_of_set) in per_set.items():
@@ -338,7 +348,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               "weights": {f: w.round(4).tolist() for f, w in weights.items()}, "scored": {}}
     for spec in args.data:
         root, split = spec.rsplit(":", 1)
-        inputs = load_inputs(single_source_clips(Path(root), split, args.max_clips), args.cache, args.bundle, args.localiser)
+        inputs = load_inputs(single_source_clips(Path(root), split, args.max_clips), args.cache, args.bundle,
+                             args.localiser, room_detector)
         rows: Dict[str, List[dict]] = {v: [] for v in variants}
         for x in tqdm(inputs, desc=f"scoring {spec}", unit="clip"):
             clip = x.clip
@@ -354,6 +365,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 ref = ref or row
                 row["default"] = ref
                 rows[name].append(row)
+            x.forget_spectra()
         groups = sorted({r["group"] for r in rows["shipped"]})
         result["scored"][spec] = {
             name: {"all single-source": summary(r), **{g: summary([x for x in r if x["group"] == g]) for g in groups},
