@@ -183,8 +183,7 @@ def add_side_renderer(bundle_dir: Path, localiser: Path, fit_json: Path, out_dir
         cfg["side_renderer"] = section
         write_config(out_dir, cfg)
         loaded = load_bundle(out_dir)          # the whole bundle validates and the renderer opens
-        sec = loaded.side_renderer
-        SideRenderer(sec["graph"], sec["table"], sec, loaded.n_bins)
+        SideRenderer.of_bundle(loaded)
     except BaseException:
         shutil.rmtree(out_dir, ignore_errors=True)  # never leave a half-written bundle behind
         raise

@@ -19,10 +19,13 @@ batch (the context passed once when the bundle's graph takes one context for sev
 (streambin.signal_contract.average_mirrored_masks). A side gain other than 1 then scales the
 part of those masks that differs between the ears (streambin.signal_contract.scale_side).
 With a side renderer (streambin.side_renderer, on the visual feature), the side mask is then
-blended with the side the camera frame renders. All three are CPU-runner features: the GPU
+blended with the side the camera frame renders, with weights that may follow how reverberant
+the runner's own frames sound (its room tracker). All three are CPU-runner features: the GPU
 pipeline runs the model's masks as they are.
 
-Buffers are allocated at construction; a block allocates nothing on the CPU paths. Call
+Buffers are allocated at construction; a block allocates nothing on the CPU paths but the
+temporaries (a few kB) of the room detector's percentiles when the side renderer's blend follows
+it (streambin.room_detector). Call
 ``reset()`` before the first ``push``: it starts the stream state and ``timing``.
 """
 
@@ -117,6 +120,8 @@ class _CpuRunner:
         self._gain_masks = np.zeros((bundle.n_masks, 2, F, b), np.float32) if self.side_gain != 1.0 else None
         self.side_renderer = visual.side_renderer
         self._blend_masks = np.zeros((bundle.n_masks, 2, F, b), np.float32) if self.side_renderer else None
+        # The blend's weights may follow how reverberant the stream sounds: its own room tracker.
+        self._room = self.side_renderer.room_tracker() if self.side_renderer else None
         self._ears = np.zeros((2, b, F_stft), np.complex64)
         self._block_out = np.zeros((2, b * hop), np.float32)
         self._block_out_t = np.zeros((b * hop, 2), np.float32)  # frame-major copy emit takes
@@ -129,6 +134,14 @@ class _CpuRunner:
         self._syn = dsp.StreamingISTFT(*self.stft_params, channels=2)
         self.n_pending = 0
         self._hop_fill = 0
+        if self._room is not None:
+            self._room.reset()
+
+    @property
+    def room_probability(self):
+        """The side renderer's latest estimate that the stream is in a room (0.5 before a quarter
+        second is heard), or None when its blend does not depend on it."""
+        return None if self._room is None else self._room.probability
 
     def push(self, x: np.ndarray) -> None:
         """Feed ``(n,)`` float32 mono samples at the STFT rate; emits every block they finish."""
@@ -168,11 +181,13 @@ class _CpuRunner:
         self.timing.blocks += 1
         self.timing.block_ms.append((t4 - t0) * 1e3)
 
-    def _block_masks(self) -> np.ndarray:
+    def _block_masks(self, new_frames: np.ndarray) -> np.ndarray:
         """Run the audio net on the context in ``self._net_in[0]`` with the current visual
         feature; returns the masks of the block's frames (``lookahead_frames`` before the
         newest), mirror-averaged, side-scaled and blended with the rendered side as configured,
-        ``(n_masks, 2, F, block_frames)`` float32, a view valid until the next block."""
+        ``(n_masks, 2, F, block_frames)`` float32, a view valid until the next block.
+        ``new_frames``: the block's new ``(block_frames, F)`` frames on the model's grid (what the
+        side renderer's room tracker hears)."""
         K, a, b = self.output_frames, self.lookahead_frames, self.block_frames
         sel = slice(K - a - b, K - a)  # the net returns the masks of the context's last K frames
         feature, rendered = self.visual.snapshot()  # one frame's feature and rendered side
@@ -187,7 +202,8 @@ class _CpuRunner:
         if self._gain_masks is not None:
             masks = scale_side(masks, self.side_gain, self.bundle.mask_kind, out=self._gain_masks)
         if self.side_renderer is not None:
-            masks = self.side_renderer.blend(masks, rendered, out=self._blend_masks)
+            room = None if self._room is None else self._room.push(new_frames)
+            masks = self.side_renderer.blend(masks, rendered, room, out=self._blend_masks)
         return masks
 
     def _keep_samples(self, piece: np.ndarray) -> None:
@@ -229,7 +245,7 @@ class ModelRateRunner(_CpuRunner):
         scale = input_scale(self._ctx_samples, self.bundle.input_rms, self.bundle.rms_floor)
         network_input(ctx, scale, out=self._net_in[0])
         t1 = clock()
-        masks = self._block_masks()
+        masks = self._block_masks(self._pending)
         t2 = clock()
         apply_masks(ctx[T - a - b:T - a], masks, self.bundle.mask_kind, out=self._ears)
         self._finish_block(t0, t1, t2)
@@ -308,7 +324,7 @@ class FullBandRunner(_CpuRunner):
             ring[i] = ring[i + b]
         ring[a:] = self._pending
         t1 = clock()
-        masks = self._block_masks()
+        masks = self._block_masks(new)
         t2 = clock()
         full = self._mapper.device_masks(masks, ctx[T - a - b:T - a])
         apply_masks(ring[:b], full, self.bundle.mask_kind, out=self._ears)

@@ -13,6 +13,12 @@ which object sounds, the rendered side is drawn in rather than put on the wrong 
 weights ``w_model`` and ``w_rendered`` were fitted by least squares on train-pool clips with the
 model's own streamed output (``python -m export.add_side_renderer`` records where from).
 
+A table may also hold a room detector (streambin.room_detector) and a second pair of weights:
+then the weights follow the probability ``p`` that the scene is in a room, read off the mono's
+last two seconds each block, ``w(f) = (1 - p) w_free(f) + p w_room(f)`` (in free field the
+rendered side should lead; in a room, whose reverberation the average head's filter does not
+have, less so). Each runner keeps its own :class:`streambin.room_detector.RoomTracker`.
+
 Symmetry, as the engine's mirror averaging has it: the localiser's heat map is averaged with
 the mirror image's (mirrored back) and each peak's column with its mirror estimate, and the
 filter table is antisymmetric (``H(-a) = -H(a)``, stored for ``a >= 0``). So a mirrored frame
@@ -25,7 +31,11 @@ Bundle files (``config.json`` key ``"side_renderer"``, see streambin.bundle)::
                          (heat logits, box logits, offset x, offset y, box w, box h)
     side_renderer.npz    azimuths_deg (A,) float32, 0 .. 90 ascending; filters (A, F) complex64
                          (H at those azimuths; F = the model's n_fft // 2 + 1 bins);
-                         blend_model (F,) float32; blend_rendered (F,) float32
+                         blend_model (F,) float32; blend_rendered (F,) float32 (in free field, when
+                         the arrays below are there);
+                         optional, all or none: blend_model_room (F,), blend_rendered_room (F,)
+                         float32 (the weights in a room); room_weights (N + 1,), room_feature_mean
+                         (N,), room_feature_std (N,) float64 (streambin.room_detector's N features)
 
 The localiser runs on ONNX Runtime's CPU provider whatever the engine's backend: about 1-2 ms
 per camera frame and its mirror image (benchmarks/localiser_cost.py).
@@ -34,15 +44,18 @@ per camera frame and its mirror image (benchmarks/localiser_cost.py).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Dict, NamedTuple, Optional, Tuple
 
 import numpy as np
 
 from streambin.camera import column_to_azimuth
+from streambin.room_detector import RoomDetector, RoomTracker
 
 N_MAPS = 6
 CELL_PX = 4             # heat-map cell in localiser input pixels
 TABLE_KEYS = ("azimuths_deg", "filters", "blend_model", "blend_rendered")
+#: a blend that follows the room detector: the weights in a room, and the detector
+ROOM_TABLE_KEYS = ("blend_model_room", "blend_rendered_room", "room_weights", "room_feature_mean", "room_feature_std")
 
 
 class SideRendererError(ValueError):
@@ -89,36 +102,61 @@ class SideRenderer:
     """A bundle's side renderer: the localiser session, the filter table and the blend weights.
 
     ``graph``, ``table``: the bundle's localiser.onnx and side_renderer.npz; ``section``: the
-    config's ``"side_renderer"`` object (validated by streambin.bundle); ``n_bins``: the model's
-    STFT bins, which the table must match; ``num_threads``: the localiser session's threads.
+    config's ``"side_renderer"`` object (validated by streambin.bundle); ``n_bins``,
+    ``sample_rate``, ``hop``: the model's STFT grid, which the table must match (the room
+    detector reads frames on it); ``num_threads``: the localiser session's threads.
     """
 
-    def __init__(self, graph: Path, table: Path, section: Dict, n_bins: int, num_threads: int = 1):
+    def __init__(self, graph: Path, table: Path, section: Dict, n_bins: int, sample_rate: int, hop: int,
+                 num_threads: int = 1):
         self.input_size = (int(section["input"]["height"]), int(section["input"]["width"]))
         self.peaks, self.power = int(section["peaks"]), float(section["power"])
         self.hfov_deg = float(section["hfov_deg"])
-        self.grid, filters, w_model, w_rendered = _load_table(Path(table), n_bins)
+        t = load_table(Path(table), n_bins, sample_rate, hop)
+        self.grid = t.grid
         # Rows for -90 .. 90 degrees from the antisymmetric half the file stores.
         self._grid_full = np.concatenate([-self.grid[:0:-1], self.grid])
-        self._filters_full = np.concatenate([-filters[:0:-1], filters]).astype(np.complex128)
-        self.w_model = w_model[:, None].astype(np.float32)          # (F, 1): broadcast over frames
-        self.w_rendered = w_rendered.astype(np.float64)
+        self._filters_full = np.concatenate([-t.filters[:0:-1], t.filters]).astype(np.complex128)
+        #: the room detector the weights follow, or None (one pair of weights everywhere)
+        self.room_detector: Optional[RoomDetector] = t.room_detector
+        self.set_blend(t.w_model, t.w_rendered, t.w_model_room, t.w_rendered_room)
         self._session = _localiser_session(Path(graph), self.input_size, num_threads)
         self.nonfinite_frames = 0   # frames whose localiser output was not finite (rendered as no side)
         #: ``(azimuths (peaks,) degrees, weights (peaks,))`` of the latest frame rendered, or None
         self.last_peaks = None
 
-    def set_blend(self, w_model: np.ndarray, w_rendered: np.ndarray) -> None:
-        """Replace the blend weights, each ``(F,)`` finite floats (for fitting them: frames
-        submitted before keep the rendered masks they were given)."""
-        F = self.w_rendered.size
-        w_model, w_rendered = np.asarray(w_model, np.float64), np.asarray(w_rendered, np.float64)
-        if w_model.shape != (F,) or w_rendered.shape != (F,) or not (np.isfinite(w_model).all()
-                                                                     and np.isfinite(w_rendered).all()):
-            raise ValueError(f"blend weights must be two ({F},) arrays of finite floats, got {w_model.shape} "
-                             f"and {w_rendered.shape}")
-        self.w_model = w_model[:, None].astype(np.float32)
-        self.w_rendered = w_rendered
+    @classmethod
+    def of_bundle(cls, bundle, num_threads: int = 1) -> "SideRenderer":
+        """The side renderer of a loaded :class:`streambin.bundle.Bundle` that has one."""
+        sec = bundle.side_renderer
+        if sec is None:
+            raise SideRendererError(f"{bundle.path}: the bundle has no side renderer")
+        return cls(sec["graph"], sec["table"], sec, bundle.n_bins, bundle.sample_rate, bundle.hop, num_threads)
+
+    def set_blend(self, w_model: np.ndarray, w_rendered: np.ndarray, w_model_room: Optional[np.ndarray] = None,
+                  w_rendered_room: Optional[np.ndarray] = None) -> None:
+        """Replace the blend weights, each ``(F,)`` finite floats: ``w_model``, ``w_rendered`` in free
+        field and ``w_model_room``, ``w_rendered_room`` in a room (None: the same; only with a room
+        detector may they differ). Takes effect from the next block blended."""
+        F = self._filters_full.shape[1]
+        w = [np.asarray(x, np.float64) for x in (w_model, w_rendered)]
+        w += [w[0] if w_model_room is None else np.asarray(w_model_room, np.float64),
+              w[1] if w_rendered_room is None else np.asarray(w_rendered_room, np.float64)]
+        if any(x.shape != (F,) or not np.isfinite(x).all() for x in w):
+            raise ValueError(f"blend weights must be ({F},) arrays of finite floats, got {[x.shape for x in w]}")
+        if self.room_detector is None and not (np.array_equal(w[0], w[2]) and np.array_equal(w[1], w[3])):
+            raise ValueError("room weights differ from the free-field ones but this table has no room detector")
+        # (F, 1) float32: broadcast over a block's frames
+        self.w_model, self.w_rendered, self.w_model_room, self.w_rendered_room = (
+            x[:, None].astype(np.float32) for x in w)
+        self._w_model_now = self.w_model.copy()          # scratch for blend(): no allocation per block
+        self._w_rendered_now = self.w_rendered.copy()
+        self._rendered_now = np.zeros((2, F, 1), np.float32)
+
+    def room_tracker(self) -> Optional[RoomTracker]:
+        """A new stream's room tracker (None without a room detector): push it every block's new
+        frames and pass what it returns to :meth:`blend`."""
+        return None if self.room_detector is None else self.room_detector.tracker()
 
     def azimuths(self, frame: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """``(azimuths (peaks,) degrees, weights (peaks,) summing to 1)`` of a ``(H_r, W_r, 3)``
@@ -139,41 +177,73 @@ class SideRenderer:
         return np.asarray(weights, np.float64) @ interpolate_rows(self._grid_full, self._filters_full, azimuths)
 
     def rendered_mask(self, frame: np.ndarray) -> np.ndarray:
-        """``(2, F, 1)`` float32 (real, imaginary): ``w_rendered * H_frame``, the part of the
-        side mask the frame adds to every STFT frame until the next camera frame (zero, counted
-        in :attr:`nonfinite_frames`, if the localiser's output was not finite)."""
+        """``(2, F, 1)`` float32 (real, imaginary): ``H_frame``, the side mask the frame renders
+        (before the blend weighs it) for every STFT frame until the next camera frame (zero,
+        counted in :attr:`nonfinite_frames`, if the localiser's output was not finite)."""
         azimuths, weights = self.azimuths(frame)
         self.last_peaks = (azimuths, weights)   # one tuple, replaced whole: read from other threads
         if np.isfinite(azimuths).all() and np.isfinite(weights).all():
-            h = self.w_rendered * self.filter_at(azimuths, weights)
+            h = self.filter_at(azimuths, weights)
         else:  # a localiser gone wrong renders no side rather than NaNs
             self.nonfinite_frames += 1
-            h = np.zeros(self.w_rendered.size, complex)
+            h = np.zeros(self._filters_full.shape[1], complex)
         return np.stack([h.real, h.imag]).astype(np.float32)[:, :, None]
 
-    def blend(self, masks: np.ndarray, rendered: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
-        """The played side mask ``w_model * masks + rendered``.
+    def blend(self, masks: np.ndarray, rendered: np.ndarray, room_probability: Optional[float] = None,
+              out: Optional[np.ndarray] = None) -> np.ndarray:
+        """The played side mask ``w_model * masks + w_rendered * rendered``.
 
         ``masks``: ``(1, 2, F, b)`` float32 side mask (real, imaginary) of the block's frames;
-        ``rendered``: ``(2, F, 1)`` from :meth:`rendered_mask`; ``out``: optional destination of
-        ``masks``' shape (no allocation). Returns ``(1, 2, F, b)`` float32.
+        ``rendered``: ``(2, F, 1)`` from :meth:`rendered_mask`; ``room_probability``: in [0, 1]
+        from this stream's :meth:`room_tracker` (None: free field's weights); ``out``: optional
+        destination of ``masks``' shape. Returns ``(1, 2, F, b)`` float32. Not for two streams at
+        once (the weights of the moment are kept in scratch arrays).
         """
         if out is None:
             out = np.empty_like(masks)
-        np.multiply(masks, self.w_model, out=out)
-        np.add(out, rendered, out=out)
+        w_model, w_rendered = self.w_model, self.w_rendered
+        if room_probability is not None and self.room_detector is not None:
+            p = np.float32(min(max(float(room_probability), 0.0), 1.0))
+            w_model, w_rendered = self._w_model_now, self._w_rendered_now
+            for now, free, room in ((w_model, self.w_model, self.w_model_room),
+                                    (w_rendered, self.w_rendered, self.w_rendered_room)):
+                np.subtract(room, free, out=now)        # free + p (room - free)
+                np.multiply(now, p, out=now)
+                np.add(now, free, out=now)
+        np.multiply(masks, w_model, out=out)
+        np.multiply(rendered, w_rendered, out=self._rendered_now)
+        np.add(out, self._rendered_now, out=out)
         return out
 
 
-def _load_table(path: Path, n_bins: int):
+class Table(NamedTuple):
+    """A side renderer table's contents, checked (:func:`load_table`)."""
+
+    grid: np.ndarray                 # (A,) float64 degrees, 0 .. 90
+    filters: np.ndarray              # (A, F) complex
+    w_model: np.ndarray              # (F,) free field's weights (everywhere without a detector)
+    w_rendered: np.ndarray
+    w_model_room: Optional[np.ndarray]      # (F,) in a room, or None
+    w_rendered_room: Optional[np.ndarray]
+    room_detector: Optional[RoomDetector]
+
+
+def load_table(path: Path, n_bins: int, sample_rate: int, hop: int) -> Table:
+    """Read and check a side renderer table for a model of ``n_bins`` STFT bins at ``sample_rate``
+    with ``hop`` (the room detector's grid); raises :class:`SideRendererError` naming what is wrong."""
     try:
         with np.load(path, allow_pickle=False) as z:
             missing = [k for k in TABLE_KEYS if k not in z.files]
             if missing:
                 raise SideRendererError(f"{path}: missing arrays {missing} (expected {list(TABLE_KEYS)})")
+            room_present = [k for k in ROOM_TABLE_KEYS if k in z.files]
+            if room_present and len(room_present) != len(ROOM_TABLE_KEYS):
+                raise SideRendererError(f"{path}: a room-dependent blend needs all of {list(ROOM_TABLE_KEYS)}, got "
+                                        f"only {room_present}")
             grid = np.asarray(z["azimuths_deg"], np.float64)
             filters = np.asarray(z["filters"])
             w_model, w_rendered = np.asarray(z["blend_model"]), np.asarray(z["blend_rendered"])
+            room = {k: np.asarray(z[k]) for k in room_present}
     except SideRendererError:
         raise
     except Exception as e:  # a truncated or foreign file: say which, not numpy's internals
@@ -186,14 +256,24 @@ def _load_table(path: Path, n_bins: int):
     if filters.shape != (grid.size, n_bins) or filters.dtype.kind != "c":
         raise SideRendererError(f"{path}: filters must be ({grid.size}, {n_bins}) complex (azimuths by the model's "
                                 f"bins), got {filters.shape} {filters.dtype}")
-    for name, w in (("blend_model", w_model), ("blend_rendered", w_rendered)):
+    weights = {"blend_model": w_model, "blend_rendered": w_rendered}
+    weights.update({k: room[k] for k in ("blend_model_room", "blend_rendered_room") if k in room})
+    for name, w in weights.items():
         if w.shape != (n_bins,) or w.dtype.kind != "f":
             raise SideRendererError(f"{path}: {name} must be ({n_bins},) float, got {w.shape} {w.dtype}")
-    if not all(np.isfinite(x).all() for x in (filters, w_model, w_rendered)):
+    if not all(np.isfinite(x).all() for x in (filters, *weights.values())):
         raise SideRendererError(f"{path}: the table holds NaN or infinite values")
     if np.abs(filters[0]).max() > 1e-6:
         raise SideRendererError(f"{path}: the filter at 0 degrees must be zero (the table is antisymmetric)")
-    return grid, filters, w_model, w_rendered
+    detector = None
+    if room:
+        try:
+            detector = RoomDetector(room["room_weights"], room["room_feature_mean"], room["room_feature_std"],
+                                    n_bins, sample_rate, hop)
+        except ValueError as e:
+            raise SideRendererError(f"{path}: {e}") from None
+    return Table(grid, filters, w_model, w_rendered, room.get("blend_model_room"), room.get("blend_rendered_room"),
+                 detector)
 
 
 def _localiser_session(path: Path, size_hw: Tuple[int, int], num_threads: int):

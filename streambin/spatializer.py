@@ -340,8 +340,7 @@ class Spatializer:
         from streambin.backends.onnxruntime_backend import default_threads
         from streambin.side_renderer import SideRenderer
 
-        sec = b.side_renderer
-        return SideRenderer(sec["graph"], sec["table"], sec, b.n_bins, num_threads or default_threads())
+        return SideRenderer.of_bundle(b, num_threads or default_threads())
 
     @property
     def side_renderer(self) -> bool:
@@ -556,6 +555,9 @@ class Spatializer:
             "block_frames": self.block_frames, "lookahead_frames": self.lookahead_frames,
             "mirror_average": self.mirror_average, "side_gain": self.side_gain,
             "side_renderer": self.side_renderer,
+            # how likely the stream is in a room, as the side renderer's blend reads it (None:
+            # the blend does not depend on it)
+            "room_probability": getattr(self._runner, "room_probability", None),
             "latency_samples": self.latency_samples, "latency_ms": self.latency_ms,
             "blocks": timing.blocks,
             "block_ms_mean": float(ms.mean()), "block_ms_p99": float(np.percentile(ms, 99)),

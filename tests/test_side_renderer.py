@@ -49,7 +49,7 @@ def renderer_bundle(tiny_unet, tmp_path_factory):
 
 def _renderer(bundle_dir) -> SideRenderer:
     b = load_bundle(bundle_dir)
-    return SideRenderer(b.side_renderer["graph"], b.side_renderer["table"], b.side_renderer, b.n_bins)
+    return SideRenderer.of_bundle(b)
 
 
 def _scene(rng, size=(96, 192)):
@@ -132,7 +132,7 @@ def test_blend_is_the_weighted_model_mask_plus_the_rendered_part(renderer_bundle
     out = np.zeros_like(masks)
     got = r.blend(masks, rendered, out=out)
     assert got is out
-    np.testing.assert_allclose(got, masks * r.w_model + rendered, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(got, masks * r.w_model + rendered * r.w_rendered, rtol=1e-6, atol=1e-7)
     with pytest.raises(ValueError, match=r"\(96, 192, 3\) uint8"):
         r.azimuths(np.zeros((64, 128, 3), np.uint8))
 
@@ -185,6 +185,140 @@ def test_side_renderer_option_is_checked(tiny_unet, renderer_bundle):
         Spatializer(renderer_bundle, side_renderer="yes")
     with pytest.raises(ValueError, match="gpu_pipeline=True does not blend a rendered side"):
         Spatializer(renderer_bundle, gpu_pipeline=True)
+
+
+# ---------------------------------------------------------------- a blend that follows the room
+
+def _room_fit(n_bins=257, seed=1, same=False):
+    """``fit_side_blend.apply`` input: free-field and room weights and a detector that reads a
+    room where the 1-2 kHz band's steepest drops are gentle (tests/test_room_detector.py)."""
+    from streambin import room_detector as R
+
+    f = np.linspace(0, 1, n_bins)
+    mean = np.zeros(R.N_FEATURES)
+    mean[4] = -20.0
+    weights = np.zeros(R.N_FEATURES + 1)
+    weights[4] = 1.0
+    free = ((1.0 - 0.5 * f).round(3), (0.8 * f).round(3))     # the renderer bundle's (_fit_json)
+    room = free if same else (0.9 - 0.2 * f, 0.3 * f)
+    return {"blend_model": free[0].tolist(), "blend_rendered": free[1].tolist(),
+            "blend_model_room": room[0].tolist(), "blend_rendered_room": room[1].tolist(),
+            "room_detector": {"weights": weights.tolist(), "feature_mean": mean.tolist(),
+                              "feature_std": np.full(R.N_FEATURES, 10.0).tolist()},
+            "data": "hand-made", "split": "none", "clips": 0, "side_residual": {}}
+
+
+@pytest.fixture(scope="module")
+def room_bundle(renderer_bundle, tmp_path_factory):
+    """The renderer bundle with blend weights that follow a room detector."""
+    from streambin.train.fit_side_blend import apply
+
+    dst = tmp_path_factory.mktemp("room") / "bundle"
+    shutil.copytree(renderer_bundle, dst)
+    apply(dst, _room_fit(), None)
+    return dst
+
+
+def test_room_blend_weighs_free_field_and_room_weights_by_the_probability(room_bundle, renderer_bundle, rng):
+    r = _renderer(room_bundle)
+    assert r.room_detector is not None and _renderer(renderer_bundle).room_tracker() is None
+    masks = rng.standard_normal((1, 2, 257, 3)).astype(np.float32)
+    rendered = r.rendered_mask(_scene(rng))
+    for p, expected_p in ((None, 0.0), (0.0, 0.0), (0.3, 0.3), (1.0, 1.0), (1.7, 1.0), (-2.0, 0.0)):
+        w_model = (1 - expected_p) * r.w_model + expected_p * r.w_model_room
+        w_rendered = (1 - expected_p) * r.w_rendered + expected_p * r.w_rendered_room
+        np.testing.assert_allclose(r.blend(masks, rendered, p), masks * w_model + rendered * w_rendered,
+                                   rtol=1e-5, atol=1e-6)
+    plain = _renderer(renderer_bundle)
+    with pytest.raises(ValueError, match="no room detector"):
+        plain.set_blend(np.ones(257), np.ones(257), np.zeros(257), np.ones(257))
+
+
+def _reverberant(rng, rate, seconds=2.0, reverb_s=0.0):
+    """Noise bursts at ``rate``, dry or through a decaying noise tail (``reverb_s`` to -60 dB)."""
+    n = int(seconds * rate)
+    x = rng.standard_normal(n) * ((np.arange(n) % int(0.3 * rate)) < int(0.1 * rate))
+    if reverb_s:
+        t = np.arange(int(reverb_s * rate)) / rate
+        x = np.convolve(x, rng.standard_normal(t.size) * 10 ** (-3 * t / reverb_s))[:n]
+    return (0.1 * x / np.abs(x).max()).astype(np.float32)
+
+
+@pytest.mark.parametrize("rate", [48000, 16000])   # full band and the model rate
+def test_engine_reads_the_room_off_the_mono_and_keeps_the_blend_symmetric(room_bundle, renderer_bundle, tmp_path,
+                                                                          rng, rate):
+    from streambin.train.fit_side_blend import apply
+
+    same = _copy(renderer_bundle, tmp_path)
+    apply(same, _room_fit(same=True), None)       # a detector whose weights change nothing
+    frame = _scene(rng, (224, 448))
+    kw = dict(sample_rate=rate, block_frames=3, lookahead_frames=1, mirror_average=True)
+    with Spatializer(room_bundle, **kw) as room, Spatializer(renderer_bundle, **kw) as plain, \
+            Spatializer(same, **kw) as unchanged:
+        dry, wet = _reverberant(rng, rate), _reverberant(rng, rate, reverb_s=0.8)
+        for mono in (dry, wet):
+            np.testing.assert_allclose(_stream(unchanged, mono, frame), _stream(plain, mono, frame), atol=1e-6)
+        _stream(room, dry, frame)
+        p_dry = room.stats["room_probability"]
+        out_wet = _stream(room, wet, frame)
+        p_wet = room.stats["room_probability"]
+        assert p_wet > 0.6 > 0.4 > p_dry and plain.stats["room_probability"] is None
+        side_room, side_plain = (out_wet[0] - out_wet[1]), (lambda o: o[0] - o[1])(_stream(plain, wet, frame))
+        assert np.sqrt(np.mean((side_room - side_plain) ** 2)) > 1e-3 * np.sqrt(np.mean(wet ** 2))
+        np.testing.assert_allclose(out_wet.sum(0), _stream(plain, wet, frame).sum(0), atol=1e-4)  # mid untouched
+        mirrored = _stream(room, wet, np.ascontiguousarray(frame[:, ::-1]))
+        np.testing.assert_allclose(mirrored, out_wet[::-1], atol=1e-5)            # ears swap exactly
+        grey = _stream(room, wet, np.full((224, 448, 3), 128, np.uint8))
+        np.testing.assert_array_equal(grey[0], grey[1])                            # no side from grey
+        # chunking does not change what the detector hears: one call gives the 10 ms calls' output
+        room.reset()
+        whole = np.concatenate([room.process(wet, frame), room.flush()], axis=1)
+        np.testing.assert_allclose(whole, out_wet, atol=1e-6)
+
+
+def test_room_table_arrays_are_checked_and_a_bad_fit_changes_nothing(room_bundle, tmp_path):
+    from streambin.train.fit_side_blend import apply
+
+    b = _copy(room_bundle, tmp_path)
+    table = b / "side_renderer.npz"
+    good = dict(np.load(table))
+    np.savez(table, **{k: v for k, v in good.items() if k != "room_feature_std"})
+    with pytest.raises(SideRendererError, match="needs all of"):
+        Spatializer(b)
+    np.savez(table, **{**good, "room_weights": good["room_weights"][:10]})
+    with pytest.raises(SideRendererError, match=r"a room detector needs weights \(50,\)"):
+        Spatializer(b)
+    np.savez(table, **{**good, "blend_rendered_room": good["blend_rendered_room"][:5]})
+    with pytest.raises(SideRendererError, match=r"blend_rendered_room must be \(257,\) float"):
+        Spatializer(b)
+    np.savez(table, **good)
+    before = table.read_bytes()
+    bad = _room_fit()
+    bad["room_detector"]["feature_std"] = [0.0] * len(bad["room_detector"]["feature_std"])
+    with pytest.raises(SideRendererError, match="std positive"):
+        apply(b, bad, None)
+    assert table.read_bytes() == before and not list(b.glob("*.staged.npz"))
+    plain_fit = {k: v for k, v in _room_fit().items() if "room" not in k}
+    apply(b, plain_fit, None)                      # a fit without room weights removes them
+    assert _renderer(b).room_detector is None
+
+
+def test_room_blend_cost_benchmark_times_both_blends(room_bundle, renderer_bundle, tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks import room_blend_cost
+
+    out = tmp_path / "cost.json"
+    assert room_blend_cost.main(["--bundle", str(room_bundle), "--repeats", "2", "--calls", "3", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert set(result["median_ms_per_block"]) == {"blend, fixed weights", "room tracker + blend",
+                                                  "audio net (mirror-averaged batch)"}
+    assert all(len(t) == 2 and min(t) > 0 for t in result["per_turn_ms"].values())
+    assert result["block_ms_of_audio"] == 30.0 and "cpu" in json.dumps(result["machine"]).lower()
+    with pytest.raises(SystemExit):
+        room_blend_cost.main(["--bundle", str(renderer_bundle), "--out", str(tmp_path / "no.json")])
 
 
 # ---------------------------------------------------------------- bad bundles
@@ -319,9 +453,9 @@ def test_fit_recovers_the_weights_of_a_side_that_is_the_rendered_one(renderer_bu
     np.testing.assert_allclose(np.array(twice["blend_rendered"])[band], b[band], rtol=1e-4)
     fit_side_blend.apply(bundle, result, None)
     again = _renderer(bundle)
-    np.testing.assert_allclose(again.w_rendered, b.astype(np.float32), rtol=1e-6)
+    np.testing.assert_allclose(again.w_rendered[:, 0], b.astype(np.float32), rtol=1e-6)
     assert read_config(bundle)["side_renderer"]["source"]["blend_fit"]["clips"] == 3
-    with pytest.raises(ValueError, match=r"two \(257,\) arrays of finite floats"):
+    with pytest.raises(ValueError, match=r"\(257,\) arrays of finite floats"):
         r.set_blend(np.zeros(3), np.ones(257))
 
 

@@ -136,7 +136,7 @@ def fit(bundle: str, data, split: str, max_clips: int = 0, sample_rate: int = 48
     model_alone = StreamedPredictor(bundle, side_renderer=False, **kw)
     rendered_alone = StreamedPredictor(bundle, side_renderer=True, **kw)
     renderer = rendered_alone.spatializer.visual.side_renderer
-    current = (renderer.w_model[:, 0].copy(), renderer.w_rendered.copy())
+    current = (renderer.w_model[:, 0].astype(np.float64), renderer.w_rendered[:, 0].astype(np.float64))
     renderer.set_blend(np.zeros_like(current[0]), np.ones_like(current[1]))
     roots = [Path(data)] if isinstance(data, (str, Path)) else [Path(d) for d in data]
     items = []
@@ -176,23 +176,46 @@ def fit(bundle: str, data, split: str, max_clips: int = 0, sample_rate: int = 48
 
 
 def apply(bundle: Path, result: dict, json_path: Optional[Path]) -> None:
-    """Write the fitted weights into ``bundle``'s table and record the fit in its config."""
+    """Write the fitted weights into ``bundle``'s table and record the fit in its config.
+
+    ``result``: ``blend_model``, ``blend_rendered`` (F,) and what the fit was (``data``, ``split``,
+    ``clips``, ``side_residual``); for weights that follow a room detector also
+    ``blend_model_room``, ``blend_rendered_room`` (F,) (the weights in a room; the first two are then
+    free field's) and ``room_detector``: ``{"weights", "feature_mean", "feature_std"}``
+    (streambin.room_detector). Without them, any room weights the table had are removed. The
+    table is checked as the engine loads it before anything is written."""
     from streambin.bundle import load_bundle, read_config, write_config
+    from streambin.side_renderer import ROOM_TABLE_KEYS, load_table
 
     b = load_bundle(bundle)
     if b.side_renderer is None:
         raise ValueError(f"{bundle} has no side renderer")
     table = b.side_renderer["table"]
     with np.load(table) as z:
-        arrays = dict(z)
+        arrays = {k: z[k] for k in z.files if k not in ROOM_TABLE_KEYS}
     arrays["blend_model"] = np.asarray(result["blend_model"], np.float32)
     arrays["blend_rendered"] = np.asarray(result["blend_rendered"], np.float32)
-    np.savez(table, **arrays)
+    if "room_detector" in result:
+        det = result["room_detector"]
+        arrays.update(blend_model_room=np.asarray(result["blend_model_room"], np.float32),
+                      blend_rendered_room=np.asarray(result["blend_rendered_room"], np.float32),
+                      room_weights=np.asarray(det["weights"], np.float64),
+                      room_feature_mean=np.asarray(det["feature_mean"], np.float64),
+                      room_feature_std=np.asarray(det["feature_std"], np.float64))
+    staged = Path(table).with_name(Path(table).stem + ".staged.npz")
+    np.savez(staged, **arrays)
+    try:
+        load_table(staged, b.n_bins, b.sample_rate, b.hop)   # raises on a bad fit: the bundle stays as it was
+        staged.replace(table)
+    finally:
+        staged.unlink(missing_ok=True)
     cfg = read_config(bundle)
     cfg["side_renderer"].setdefault("source", {})["blend_fit"] = {
         "data": result["data"], "split": result["split"], "clips": result["clips"],
-        "result": None if json_path is None else str(json_path), "side_residual": result["side_residual"]}
+        "result": None if json_path is None else str(json_path), "side_residual": result["side_residual"],
+        **({"room_detector": result.get("room_detector_fit", "")} if "room_detector" in result else {})}
     write_config(bundle, cfg)
+
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
