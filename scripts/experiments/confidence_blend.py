@@ -34,7 +34,9 @@ chosen on train-pool clips alone: two-fold on the fitting clips (fitted on one h
 error left on the other), and on ``--validate`` sets (train-pool clips as long as the scored
 ones, not fitted on). Every form is then scored on ``--data`` (single-source clips) beside the
 bundle's own weights (``shipped``), paired against them. ``--apply-form`` writes a fixed form's
-weights into a copy of the bundle (``fit_side_blend.apply``, which records the fit).
+weights into a copy of the bundle (``fit_side_blend.apply``, which records the fit), or the room
+estimate's, with the detector, when that was fitted as the engine runs it
+(``room_detector.py --analysis stream``): the weights in free field (``p = 0``) and in a room.
 
 Model outputs and localiser peaks are cached under ``--cache`` (per set and clip), so a rerun only
 fits and scores.
@@ -182,8 +184,20 @@ class RoomDetector:
         kind, analysis = d.get("features", "basic"), d.get("analysis", "experiment")
         self.features = lambda piece: features(piece, kind, analysis)
         self.rate, self.window = RATE, WINDOW_S
+        self.fit = d
+        # "stream": the engine's own detector (streambin.room_detector) on the engine's frames
+        self.engine = None
+        if analysis == "stream":
+            from streambin.room_detector import RoomDetector as EngineDetector
+            self.engine = EngineDetector(self.w, self.mean, self.std, n_bins=257, sample_rate=RATE, hop=160)
 
     def __call__(self, mono: np.ndarray, frame_times: np.ndarray) -> np.ndarray:
+        if self.engine is not None:   # as a RoomTracker gives it after the frames complete by each time
+            from streambin import dsp
+            from streambin.room_detector import probability_track
+            frames = dsp.StreamingSTFT(512, 400, 160).push(np.asarray(mono, np.float32))
+            ends = np.floor(np.asarray(frame_times) * self.rate / 160).astype(int)
+            return probability_track(self.engine, frames, np.minimum(ends, len(frames)))
         out = np.full(frame_times.size, 0.5)
         for i, t in enumerate(frame_times):
             end = int(round(t * self.rate))
@@ -276,9 +290,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         forms += ("room estimate, linear, 1/3 octave",)
     if args.apply_form and args.apply_form not in forms:
         p.error(f"--apply-form must be one of {forms}")
-    if bool(args.apply_form) != bool(args.apply_to) or (args.apply_form and not args.apply_form.startswith("fixed")):
-        p.error("--apply-form (one of the fixed forms: the engine's blend has one weight pair per bin) and "
-                "--apply-to go together")
+    engine_forms = [f for f in forms if f.startswith("fixed") and "model prior" not in f]
+    if room_detector is not None and room_detector.engine is not None:
+        engine_forms.append("room estimate, linear, 1/3 octave")
+    if bool(args.apply_form) != bool(args.apply_to) or (args.apply_form and args.apply_form not in engine_forms):
+        p.error(f"--apply-form (one the engine runs: {engine_forms}; the room estimate needs a detector fitted with "
+                "room_detector.py --analysis stream) and --apply-to go together")
     if args.apply_to and args.apply_to.exists():
         p.error(f"{args.apply_to} exists")
     flush_denormals()
@@ -387,9 +404,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from streambin.train.fit_side_blend import apply
         shutil.copytree(args.bundle, args.apply_to)
         w = weights[args.apply_form]
-        apply(args.apply_to, {"blend_model": w[:, 0].tolist(), "blend_rendered": w[:, 1].tolist(), "data": args.fit,
-                              "split": f"first {len(fit_clips)} single-source clips, form {args.apply_form!r}",
-                              "clips": len(fit_clips), "side_residual": {"two-fold": cv[args.apply_form]}}, args.out)
+        fitted = {"data": args.fit, "split": f"first {len(fit_clips)} single-source clips, form {args.apply_form!r}",
+                  "clips": len(fit_clips), "side_residual": {"two-fold": cv[args.apply_form]}}
+        if w.shape[1] == 2:
+            fitted.update(blend_model=w[:, 0].tolist(), blend_rendered=w[:, 1].tolist())
+        else:   # (a + a' p) S + (b + b' p) R: the weights in free field (p = 0) and in a room (p = 1)
+            fitted.update(blend_model=w[:, 0].tolist(), blend_rendered=w[:, 2].tolist(),
+                          blend_model_room=(w[:, 0] + w[:, 1]).tolist(), blend_rendered_room=(w[:, 2] + w[:, 3]).tolist(),
+                          room_detector={k: room_detector.fit[k] for k in ("weights", "feature_mean", "feature_std")},
+                          room_detector_fit=str(args.room_detector))
+        apply(args.apply_to, fitted, args.out)
         print(f"wrote {args.apply_form!r} weights into {args.apply_to}")
     print(f"wrote {args.out} ({result['wall_s']} s)")
     return 0

@@ -39,8 +39,9 @@ N_BANDS = 8
 
 
 #: STFT (window, hop) in samples at 16 kHz, 512-point FFT: this study's, and the streaming engine's
-#: (the default model's analysis: the frames its runner already computes)
-ANALYSES = {"experiment": (512, 128), "engine": (400, 160)}
+#: (the default model's analysis: the frames its runner already computes); "stream": the engine's
+#: own detector (streambin.room_detector: its frames, bands and features, 49 of them)
+ANALYSES = {"experiment": (512, 128), "engine": (400, 160), "stream": (400, 160)}
 
 
 def band_levels_db(mono: np.ndarray, analysis: str = "experiment") -> np.ndarray:
@@ -71,9 +72,24 @@ def features(mono: np.ndarray, kind: str = "basic", analysis: str = "experiment"
     return np.concatenate([decay, gaps])
 
 
+def stream_band_power(mono: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """The engine's view of ``mono (n,)`` at 16 kHz: ``(band power (N, bands) of its streamed STFT
+    frames, frames complete after each sample count (n + 1,))`` (streambin.room_detector)."""
+    from streambin import dsp
+    from streambin import room_detector as R
+    win, hop = ANALYSES["stream"]
+    frames = dsp.StreamingSTFT(512, win, hop).push(mono.astype(np.float32))
+    band = R.octave_band_of_bins(257, RATE)
+    power = (np.abs(frames) ** 2).astype(np.float64)
+    bp = np.stack([power[:, band == b].sum(axis=1) for b in range(R.N_BANDS)], axis=1)
+    fresh = dsp.StreamingSTFT(512, win, hop)
+    complete = np.array([fresh.frames_for(k) for k in range(0, len(mono) + 1, hop)])
+    return bp, np.repeat(complete, hop)[:len(mono) + 1]
+
+
 def windows(root: Path, split: str, first_only: bool, kind: str = "basic",
             analysis: str = "experiment") -> Tuple[np.ndarray, np.ndarray, List[str]]:
-    """Features ``(N, 16)``, labels ``(N,)`` (1: room) and clip names of the set's windows."""
+    """Features ``(N, d)``, labels ``(N,)`` (1: room) and clip names of the set's windows."""
     names = [c.strip() for c in (root / "splits" / f"{split}.txt").read_text().splitlines() if c.strip()]
     X, y, which = [], [], []
     n = int(WINDOW_S * RATE)
@@ -84,11 +100,17 @@ def windows(root: Path, split: str, first_only: bool, kind: str = "basic",
         mono = audio.mean(axis=1)
         room = bool(json.loads((root / "meta" / f"{name}.json").read_text()).get("room"))
         starts = [0] if first_only else range(0, max(len(mono) - n, 0) + 1, n)
+        if analysis == "stream":
+            from streambin import room_detector as R
+            bp, complete = stream_band_power(mono)
         for s in starts:
             piece = mono[s:s + n]
             if np.max(np.abs(piece)) == 0:
                 continue
-            X.append(features(piece, kind, analysis))
+            if analysis == "stream":   # the frames a tracker holds when the window ends
+                X.append(R.features(bp[complete[s]:complete[min(s + n, len(mono))]]))
+            else:
+                X.append(features(piece, kind, analysis))
             y.append(float(room))
             which.append(name)
     return np.array(X), np.array(y), which
@@ -125,12 +147,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--fit", required=True, help="DATA_ROOT:SPLIT of train-pool clips")
     p.add_argument("--score", nargs="+", required=True, help="DATA_ROOT:SPLIT sets scored (every window)")
-    p.add_argument("--features", choices=sorted(FEATURE_SETS), default="basic",
+    p.add_argument("--features", choices=sorted(FEATURE_SETS) + ["stream"], default="basic",
                    help="basic: the 5th / 10th percentiles (16 features); rich: 1-25th (56)")
     p.add_argument("--analysis", choices=sorted(ANALYSES), default="experiment",
-                   help="STFT the levels come from: experiment (512 / 128) or engine (400 / 160, the model's)")
+                   help="STFT the levels come from: experiment (512 / 128) or engine (400 / 160, the model's); "
+                        "stream: the engine's own detector (streambin.room_detector; --features ignored)")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
+    if args.analysis == "stream":
+        args.features = "stream"
     start = time.time()
     root, split = args.fit.rsplit(":", 1)
     X, y, _ = windows(Path(root), split, first_only=True, kind=args.features, analysis=args.analysis)

@@ -11,8 +11,8 @@ difference (mean ± s.e., relative to the reference) for every clip, single- and
 clips, and the scene groups (lateral, near the centre (< 10 degrees), moving, several sources);
 how many clips got better or worse and the largest changes; the median level ratio by room and
 scene kind (the clips the level-ratio row counts); and with ``--offline`` (an
-``hrtf_prior.py`` JSON), the candidate's STFT distances against that experiment's offline-rendered
-blend on the clips it scored. Figures quoted in docs/results.md, "The side renderer in the
+``hrtf_prior.py`` JSON, or a ``confidence_blend.py`` one and ``--offline-form``), the candidate's
+STFT distances against that experiment's offline-rendered blend on the clips it scored. Figures quoted in docs/results.md, "The side renderer in the
 engine", and the README's quality section.
 """
 
@@ -73,7 +73,9 @@ def main(argv=None) -> int:
     p.add_argument("--candidate", nargs="+", required=True, help="the candidate's evaluation JSONs")
     p.add_argument("--reference", nargs="+", required=True, help="the reference's evaluation JSONs")
     p.add_argument("--data", type=Path, required=True, help="the scored set (for its sidecars)")
-    p.add_argument("--offline", help="an hrtf_prior.py JSON with the offline-rendered blend")
+    p.add_argument("--offline", help="an hrtf_prior.py JSON with the offline-rendered blend, or a "
+                                     "confidence_blend.py JSON with --offline-form")
+    p.add_argument("--offline-form", help="the confidence_blend.py form (scored on --data's split 'all')")
     a = p.parse_args(argv)
     cand, ref = per_clip(a.candidate), per_clip(a.reference)
     clips = [c for c in cand if c in ref]
@@ -106,7 +108,10 @@ def main(argv=None) -> int:
         print(f"level ratio, {key[0]}, {key[1]}: median {np.median(c) if c else float('nan'):.3f} ({len(c)} clips) "
               f"against {np.median(r) if r else float('nan'):.3f} ({len(r)})")
     if a.offline:
-        offline = {r["clip"]: r["stft"] for r in json.loads(Path(a.offline).read_text())["per_clip"][OFFLINE_VARIANT]}
+        d = json.loads(Path(a.offline).read_text())
+        rows = (d["scored"][f"{a.data}:all"][a.offline_form]["per_clip"] if a.offline_form
+                else d["per_clip"][OFFLINE_VARIANT])
+        offline = {r["clip"]: r["stft"] for r in rows}
         both = [c for c in clips if c in offline]
         e, o = np.array([stft["cand"][c] for c in both]), np.array([offline[c] for c in both])
         print(f"against the offline-rendered blend, {len(both)} clips: {e.mean() / o.mean():.4f}x, paired "
