@@ -26,6 +26,7 @@ import numpy as np
 
 WINDOW_S = 2.0           # seconds of frames the features are read over
 MIN_S = 0.25             # fewer seconds heard than this: no estimate (probability 0.5)
+UPDATE_S = 0.1           # the estimate is renewed this often (a two-second window moves little faster)
 N_BANDS = 7              # octaves from 62.5 Hz; the top one runs to the Nyquist frequency
 ORIGIN_HZ = 62.5
 DECAY_PERCENTILES = (1, 5, 10, 25)
@@ -88,6 +89,7 @@ class RoomDetector:
         self.n_bins = int(n_bins)
         self.window_frames = int(round(WINDOW_S * sample_rate / hop))
         self.min_frames = max(2, int(round(MIN_S * sample_rate / hop)))
+        self.update_frames = max(1, int(round(UPDATE_S * sample_rate / hop)))
         # (n_bins, N_BANDS) 0/1: band power as one matrix product
         self._summing = np.zeros((n_bins, N_BANDS), np.float32)
         self._summing[np.arange(n_bins), self.band] = 1.0
@@ -114,13 +116,18 @@ class RoomDetector:
 
 class RoomTracker:
     """One stream's detector state: the band power of its last frames. ``push`` each block's new
-    frames; it returns the probability of a room over the frames heard so far (at most the last
-    two seconds). ``reset`` starts a new stream."""
+    frames; it returns the probability of a room over the frames heard up to the last multiple of
+    ``detector.update_frames`` (at most the last two seconds of them), renewed only when a push
+    passes such a multiple: the estimate costs a block nothing most of the time, and does not
+    depend on how the frames were split into pushes. ``reset`` starts a new stream."""
 
     def __init__(self, detector: RoomDetector):
         self.detector = detector
-        W = detector.window_frames
-        self._ring = np.zeros((2 * W, N_BANDS), np.float32)   # rows i and i + W: the last W contiguous
+        # The last window plus one update's frames: an estimate ends up to update_frames - 1
+        # frames before the newest. Rows i and i + size hold the same frame, so the last
+        # ``size`` frames are always one contiguous slice.
+        self._size = detector.window_frames + detector.update_frames
+        self._ring = np.zeros((2 * self._size, N_BANDS), np.float32)
         self.reset()
 
     def reset(self) -> None:
@@ -131,13 +138,17 @@ class RoomTracker:
 
     def push(self, frames: np.ndarray) -> float:
         """``frames (k, n_bins)`` complex, the stream's next STFT frames; returns the probability."""
-        W = self.detector.window_frames
-        for row in self.detector.band_power(frames)[-W:]:
-            self._ring[self._head] = self._ring[self._head + W] = row
-            self._head = (self._head + 1) % W
+        det, size = self.detector, self._size
+        for row in det.band_power(frames)[-size:]:
+            self._ring[self._head] = self._ring[self._head + size] = row
+            self._head = (self._head + 1) % size
+        before = self.frames_heard
         self.frames_heard += len(frames)
-        seen = min(self.frames_heard, W)
-        self.probability = self.detector.probability(self._ring[self._head + W - seen:self._head + W])
+        mark = self.frames_heard - self.frames_heard % det.update_frames
+        if mark > before:        # passed a multiple: estimate over the frames up to it
+            end = self._head + size - (self.frames_heard - mark)   # ring row just after frame ``mark``
+            seen = min(mark, det.window_frames)
+            self.probability = det.probability(self._ring[end - seen:end])
         return self.probability
 
 
@@ -151,7 +162,9 @@ def check_arrays(weights: np.ndarray, mean: np.ndarray, std: np.ndarray) -> None
 
 
 def probability_track(detector: RoomDetector, frames: np.ndarray, ends) -> np.ndarray:
-    """Offline: ``(len(ends),)`` the probability after each of ``ends`` (frame counts, ascending)
-    of a stream's ``frames (N, n_bins)``, as a :class:`RoomTracker` fed those frames gives it."""
+    """Offline: ``(len(ends),)`` the probability after each of ``ends`` (frame counts) of a
+    stream's ``frames (N, n_bins)``, as a :class:`RoomTracker` fed those frames gives it (the
+    estimate at the last multiple of ``detector.update_frames``)."""
     bp = detector.band_power(frames)
-    return np.array([detector.probability(bp[:max(int(e), 0)]) for e in ends])
+    U = detector.update_frames
+    return np.array([detector.probability(bp[:max(int(e), 0) // U * U]) for e in ends])

@@ -83,6 +83,7 @@ def test_no_estimate_before_a_quarter_second_or_in_silence(rng):
     assert det.probability(bp[: det.min_frames]) != 0.5
     assert det.probability(np.zeros((300, R.N_BANDS), np.float32)) == 0.5
     assert det.window_frames == 200 and det.min_frames == 25
+    assert det.probability(bp[:0]) == 0.5
 
 
 @pytest.mark.parametrize("chunk_frames", [1, 3, 7, 64])
@@ -100,6 +101,19 @@ def test_tracker_gives_the_offline_track_whatever_the_chunking(rng, chunk_frames
         tracker.reset()
         assert tracker.probability == 0.5 and tracker.frames_heard == 0
     assert np.ptp(offline[ends >= det.min_frames]) > 0.01      # the track moves: the comparison is not trivial
+
+
+def test_estimate_is_renewed_every_tenth_of_a_second(rng):
+    det = _detector(0.1 * rng.standard_normal(R.N_FEATURES + 1))
+    frames = _frames(_bursts(rng, 3.0, reverb_s=0.5))
+    tracker, last, changed_at = det.tracker(), 0.5, []
+    for k in range(len(frames)):
+        p = tracker.push(frames[k:k + 1])
+        if p != last:
+            changed_at.append(k + 1)
+        last = p
+    assert det.update_frames == 10 and len(changed_at) > 10
+    assert all(n % 10 == 0 and n >= det.min_frames for n in changed_at)
 
 
 def test_bad_detector_arrays_are_clear_errors():

@@ -311,12 +311,15 @@ def test_room_blend_cost_benchmark_times_both_blends(room_bundle, renderer_bundl
     from benchmarks import room_blend_cost
 
     out = tmp_path / "cost.json"
-    assert room_blend_cost.main(["--bundle", str(room_bundle), "--repeats", "2", "--calls", "3", "--out", str(out)]) == 0
+    assert room_blend_cost.main(["--bundle", str(room_bundle), "--repeats", "2", "--calls", "3", "--engine-seconds",
+                                 "0.5", "--engine-repeats", "2", "--out", str(out)]) == 0
     result = json.loads(out.read_text())
-    assert set(result["median_ms_per_block"]) == {"blend, fixed weights", "room tracker + blend",
-                                                  "audio net (mirror-averaged batch)"}
+    assert set(result["median_ms_per_block"]) == {"audio net + blend, fixed weights", "audio net + room tracker + blend",
+                                                  "audio net alone (mirror-averaged batch)"}
     assert all(len(t) == 2 and min(t) > 0 for t in result["per_turn_ms"].values())
     assert result["block_ms_of_audio"] == 30.0 and "cpu" in json.dumps(result["machine"]).lower()
+    engine = result["engine_audio_net_stage_ms_per_block"]
+    assert all(len(v) == 2 and min(v) > 0 for v in engine["per_repeat"].values())
     with pytest.raises(SystemExit):
         room_blend_cost.main(["--bundle", str(renderer_bundle), "--out", str(tmp_path / "no.json")])
 
