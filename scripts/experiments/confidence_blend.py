@@ -24,6 +24,8 @@ implies an azimuth that errs differently from the localiser's. This fits blends 
   mono's last two seconds before each video frame (what the engine could compute),
 - ``room and azimuth, 3 bins, 1/3 octave`` (with ``--room-detector``): the room estimate's form
   with its four weights per tercile of the strongest peak's distance from the centre (12 per band),
+  and ``room and share, 3 bins, 1/3 octave`` the same per tercile of the strongest peak's share
+  (where the picture holds several objects the localiser's choice is less often right),
 - ``fixed, 1/3 octave, model prior S deg`` (``--model-prior-deg S ...``): each peak's weight
   ``score^4`` times a Gaussian (sigma S degrees) of its distance from the azimuth the model's
   output implies over the second before the frame (hrtf_prior.implied_azimuths),
@@ -152,10 +154,11 @@ class ClipInputs:
         model_side, rendered, t = model_side[:, :T], rendered[:, :T], t[:T]
         if form.startswith("fixed"):
             return np.stack([model_side, rendered])
-        if form.startswith("room and azimuth"):   # the room estimate's linear form per azimuth tercile
+        if form.startswith("room and "):   # the room estimate's linear form per tercile of another confidence
+            other = form.split(",")[0][len("room and "):]          # "azimuth" or "share"
             p = self.per_stft_frame(self.confidence("room estimate"), t)
-            which = np.digitize(self.per_stft_frame(self.confidence("azimuth"), t), edges["azimuth"])
-            masks = [(which == i).astype(np.float64) for i in range(len(edges["azimuth"]) + 1)]
+            which = np.digitize(self.per_stft_frame(self.confidence(other), t), edges[other])
+            masks = [(which == i).astype(np.float64) for i in range(len(edges[other]) + 1)]
             return np.stack([m * model_side for m in masks] + [p * m * model_side for m in masks]
                             + [m * rendered for m in masks] + [p * m * rendered for m in masks])
         c = self.per_stft_frame(self.confidence(form), t)
@@ -295,7 +298,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     forms = FORMS + tuple(f"fixed, 1/3 octave, model prior {s:g} deg" for s in args.model_prior_deg)
     room_detector = RoomDetector(args.room_detector) if args.room_detector else None
     if room_detector:
-        forms += ("room estimate, linear, 1/3 octave", "room and azimuth, 3 bins, 1/3 octave")
+        forms += ("room estimate, linear, 1/3 octave", "room and azimuth, 3 bins, 1/3 octave",
+                  "room and share, 3 bins, 1/3 octave")
     if args.apply_form and args.apply_form not in forms:
         p.error(f"--apply-form must be one of {forms}")
     engine_forms = [f for f in forms if f.startswith("fixed") and "model prior" not in f]
