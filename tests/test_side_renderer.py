@@ -244,7 +244,7 @@ def _reverberant(rng, rate, seconds=2.0, reverb_s=0.0):
     return (0.1 * x / np.abs(x).max()).astype(np.float32)
 
 
-@pytest.mark.parametrize("rate", [48000, 16000])   # full band and the model rate
+@pytest.mark.parametrize("rate", [48000, 44100, 16000])   # full band on two grids, and the model rate
 def test_engine_reads_the_room_off_the_mono_and_keeps_the_blend_symmetric(room_bundle, renderer_bundle, tmp_path,
                                                                           rng, rate):
     from streambin.train.fit_side_blend import apply
