@@ -462,6 +462,19 @@ def test_fit_recovers_the_weights_of_a_side_that_is_the_rendered_one(renderer_bu
         r.set_blend(np.zeros(3), np.ones(257))
 
 
+def test_a_plain_fit_of_a_room_following_bundle_replaces_its_room_weights(room_bundle, tmp_path, rng):
+    from streambin.train import fit_side_blend
+
+    bundle = _copy(room_bundle, tmp_path / "b")
+    mono = (0.1 * rng.standard_normal(16000)).astype(np.float32)
+    _write_set(tmp_path / "set", {"000000": (mono, np.stack([mono, 0.6 * mono]), _scene(rng))}, rng)
+    result = fit_side_blend.fit(str(bundle), tmp_path / "set", "all", progress=False)
+    assert result["side_residual"]["bundle's weights before"] is None      # one pair cannot stand for it
+    assert np.isfinite(result["side_residual"]["fitted weights"])
+    fit_side_blend.apply(bundle, result, None)
+    assert _renderer(bundle).room_detector is None
+
+
 def test_streamed_evaluation_feeds_stored_frames_to_both_nets(renderer_bundle, tmp_path, rng):
     from streambin.train import evaluate
 

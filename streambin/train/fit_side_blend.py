@@ -125,7 +125,9 @@ def fit(bundle: str, data, split: str, max_clips: int = 0, sample_rate: int = 48
         progress: bool = True, bands_per_octave: int = DEFAULT_BANDS_PER_OCTAVE) -> dict:
     """The weights and what they leave of the side (see the module docstring). ``data``: one
     generated set's root or several (their clips pooled; ``max_clips`` per root);
-    ``bands_per_octave``: fit one pair of weights per band this wide (0: per bin)."""
+    ``bands_per_octave``: fit one pair of weights per band this wide (0: per bin). A bundle whose
+    blend follows a room detector is fitted the same way (one pair everywhere: :func:`apply`
+    then removes the room weights), its own residual reported as None."""
     if bands_per_octave < 0:
         raise ValueError(f"bands_per_octave must be >= 0 (0: per bin), got {bands_per_octave}")
     from streambin.train.data import SimBinauralDataset, stored_frame_size
@@ -171,7 +173,9 @@ def fit(bundle: str, data, split: str, max_clips: int = 0, sample_rate: int = 48
                          "side_gain": model_alone.spatializer.side_gain},
             "blend_model": a.tolist(), "blend_rendered": b.tolist(),
             "side_residual": {"model alone": normal.residual(np.ones_like(a), np.zeros_like(b)),
-                              "bundle's weights before": normal.residual(*current),
+                              # one pair of weights cannot stand for a blend that follows the room
+                              "bundle's weights before": (None if renderer.room_detector is not None
+                                                          else normal.residual(*current)),
                               "fitted weights": normal.residual(a, b)}}
 
 
