@@ -25,7 +25,8 @@ from typing import List, Optional, Sequence
 from streambin.train.compare import paired_difference
 
 
-def _load(path: str) -> dict:
+def load_evaluation(path: str) -> dict:
+    """An ``evaluate --out`` JSON, checked to be one (ValueError naming the file if not)."""
     try:
         with open(path) as f:
             ev = json.load(f)
@@ -88,8 +89,8 @@ def main(argv=None) -> int:
     cands = [args.candidate] + [c for c, _ in args.also]
     refs = [args.reference] + [r for _, r in args.also]
     try:
-        candidate = pooled([_load(p) for p in cands], cands)
-        reference = pooled([_load(p) for p in refs], refs)
+        candidate = pooled([load_evaluation(p) for p in cands], cands)
+        reference = pooled([load_evaluation(p) for p in refs], refs)
         rows = paired_table(candidate, reference, args.metrics)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

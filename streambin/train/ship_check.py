@@ -1,0 +1,183 @@
+"""Does a candidate default pass the ship rule? The goals table and the bar from evaluation JSONs.
+
+    python -m streambin.train.ship_check \\
+        --ood docs/results/ood_room.json docs/results/ood_renderer.json \\
+        --ood docs/results/ood_last100_room.json docs/results/ood_last100_renderer.json \\
+        --lateral docs/results/ood_lateral_room.json docs/results/ood_lateral_renderer.json \\
+        --in-domain docs/results/indomain_la1_room.json docs/results/indomain_la1_renderer.json \\
+        --ood-se 2 --in-domain-se 1 [--out check.json]
+
+Each pair is ``CANDIDATE REFERENCE`` (``python -m streambin.train.evaluate --out`` results of the
+same clips; ``--ood`` repeatable, one pair per part of the held-out split, pooled for the STFT
+test). The goals (the default-model issue's, measured as its table is):
+
+- direction accuracy, single static source beyond 10 degrees, composites and photographs: >= 0.90
+  on every held-out set (each ``--ood`` set and ``--lateral``);
+- mirrored frames flip the side: >= 0.85 on every set; grey-frame level difference <= 0.5 dB;
+- median predicted / true level difference: 0.7 - 1.4 on every set;
+- STFT distance over Mono-Mono's, all ``--ood`` clips pooled: <= 0.70;
+- in-domain: STFT <= 1.122 and direction accuracy >= 0.79 (the issue's "not worse than today").
+
+The bar (the ship rule): (1) the candidate's STFT distance on all ``--ood`` clips lower than the
+reference's, paired, by more than ``--ood-se`` standard errors; (2) in-domain not worse by more
+than ``--in-domain-se`` standard errors and meeting its goal; (3) no goal row the reference meets
+turned unmet; plus ``--min-lateral-level-ratio`` if given. Speed and size rows are not in these
+files: check them with the benchmarks. Exit status 0 when every test passes, 1 when one fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from streambin.train.paired import load_evaluation, paired_table, pooled
+
+DIRECTION_GOAL, MIRROR_GOAL, GREY_GOAL_DB = 0.90, 0.85, 0.5
+LEVEL_RATIO_GOAL = (0.7, 1.4)
+STFT_GOAL = 0.70
+IN_DOMAIN_GOAL = {"stft": 1.122, "direction_acc": 0.79}
+
+
+def localisation(ev: dict, name: str) -> dict:
+    """The localisation summary of an evaluation (refused if it was run with --no-localisation)."""
+    summary = (ev.get("localisation") or {}).get("summary")
+    if not summary:
+        raise ValueError(f"{name}: no localisation summary (evaluated with --no-localisation?)")
+    return summary
+
+
+def stft_over_mono(ev: dict) -> float:
+    """Mean model STFT distance over the mean Mono-Mono distance, on the clips scored."""
+    model = [c["metrics"]["model"]["stft"] for c in ev["per_clip"]]
+    mono = [c["metrics"]["mono_mono"]["stft"] for c in ev["per_clip"]]
+    return float(np.mean(model) / np.mean(mono))
+
+
+def goal_rows(ood: Sequence[dict], lateral: Optional[dict], in_domain: Optional[dict], names: Sequence[str]) -> List[dict]:
+    """Rows ``{"measure", "goal", "values", "met"}``: the goals table of one model; ``ood`` the
+    held-out sets' evaluations (``names`` theirs, then the lateral set's)."""
+    sets = list(ood) + ([lateral] if lateral is not None else [])
+    summaries = [localisation(ev, n) for ev, n in zip(sets, names)]
+
+    def rate(s, kind):
+        r = s["direction_acc"].get(kind)
+        return None if not r or not r.get("n") else float(r["rate"])
+
+    rows = []
+    for kind, label in (("composite", "composites"), ("photograph", "photographs")):
+        values = [rate(s, kind) for s in summaries]
+        rows.append({"measure": f"direction, {label}", "goal": f">= {DIRECTION_GOAL}", "values": values,
+                     "met": all(v is not None and v >= DIRECTION_GOAL for v in values)})
+    values = [float(s["mirror_flip_rate"]["rate"]) for s in summaries]
+    rows.append({"measure": "mirror flips the side", "goal": f">= {MIRROR_GOAL}", "values": values,
+                 "met": all(v >= MIRROR_GOAL for v in values)})
+    values = [s.get("ld_ratio_median") for s in summaries]
+    rows.append({"measure": "median level ratio", "goal": f"{LEVEL_RATIO_GOAL[0]} - {LEVEL_RATIO_GOAL[1]}",
+                 "values": values,
+                 "met": all(v is not None and LEVEL_RATIO_GOAL[0] <= v <= LEVEL_RATIO_GOAL[1] for v in values)})
+    values = [float(s["grey_bias_abs_db"]) for s in summaries]
+    rows.append({"measure": "grey-frame level difference, dB", "goal": f"<= {GREY_GOAL_DB}", "values": values,
+                 "met": all(v <= GREY_GOAL_DB for v in values)})
+    all_ood = pooled(list(ood), list(names[:len(ood)]))
+    value = stft_over_mono(all_ood)
+    rows.append({"measure": "STFT x Mono-Mono, all held-out clips", "goal": f"<= {STFT_GOAL}", "values": [value],
+                 "met": value <= STFT_GOAL})
+    if in_domain is not None:
+        values = [float(in_domain["summary"]["model"][m]["mean"]) for m in ("stft", "direction_acc")]
+        rows.append({"measure": "in-domain STFT / direction", "goal": "<= 1.122 / >= 0.79", "values": values,
+                     "met": values[0] <= IN_DOMAIN_GOAL["stft"] and values[1] >= IN_DOMAIN_GOAL["direction_acc"]})
+    return rows
+
+
+def check(ood_pairs: Sequence[Tuple[str, str]], lateral: Optional[Tuple[str, str]],
+          in_domain: Optional[Tuple[str, str]], ood_se: float = 2.0, in_domain_se: float = 1.0,
+          min_lateral_level_ratio: Optional[float] = None) -> dict:
+    """The goals of both models and the bar's tests (see the module docstring)."""
+    if not ood_pairs:
+        raise ValueError("give at least one --ood CANDIDATE REFERENCE pair")
+    if ood_se < 0 or in_domain_se < 0:
+        raise ValueError(f"standard-error margins must be >= 0, got {ood_se}, {in_domain_se}")
+    loaded = {side: {"ood": [load_evaluation(p[i]) for p in ood_pairs],
+                     "lateral": load_evaluation(lateral[i]) if lateral else None,
+                     "in_domain": load_evaluation(in_domain[i]) if in_domain else None}
+              for i, side in enumerate(("candidate", "reference"))}
+    names = [f"ood set {k + 1}" for k in range(len(ood_pairs))] + (["lateral"] if lateral else [])
+    goals = {side: goal_rows(d["ood"], d["lateral"], d["in_domain"], names) for side, d in loaded.items()}
+    tests: Dict[str, dict] = {}
+    cand_ood = pooled(loaded["candidate"]["ood"], [p[0] for p in ood_pairs])
+    ref_ood = pooled(loaded["reference"]["ood"], [p[1] for p in ood_pairs])
+    row = paired_table(cand_ood, ref_ood, ["stft"])[0]
+    tests["held-out STFT better by more than the margin"] = {
+        "paired": row, "standard_errors": -row["mean"] / row["sem"] if row["sem"] > 0 else float("inf"),
+        "margin": ood_se, "passed": row["mean"] < 0 and -row["mean"] > ood_se * row["sem"]}
+    if in_domain:
+        row = paired_table(loaded["candidate"]["in_domain"], loaded["reference"]["in_domain"], ["stft"])[0]
+        meets = goals["candidate"][-1]["met"]
+        tests["in-domain not worse by more than the margin, and meeting its goal"] = {
+            "paired": row, "margin": in_domain_se, "meets_goal": meets,
+            "passed": row["mean"] <= in_domain_se * row["sem"] and meets}
+    turned = [c["measure"] for c, r in zip(goals["candidate"], goals["reference"]) if r["met"] and not c["met"]]
+    tests["no met goal row turned unmet"] = {"turned_unmet": turned, "passed": not turned}
+    if min_lateral_level_ratio is not None:
+        if not lateral:
+            raise ValueError("--min-lateral-level-ratio needs --lateral")
+        value = localisation(loaded["candidate"]["lateral"], "lateral")["ld_ratio_median"]
+        tests["lateral level ratio not lower than the floor"] = {
+            "value": value, "floor": min_lateral_level_ratio,
+            "passed": value is not None and value >= min_lateral_level_ratio}
+    return {"sets": names, "goals": goals, "tests": tests, "passed": all(t["passed"] for t in tests.values())}
+
+
+def format_report(result: dict) -> str:
+    def fmt(values):
+        return " / ".join("-" if v is None else f"{v:.3f}" for v in values)
+
+    lines = [f"sets: {', '.join(result['sets'])}", "", "| measure | goal | reference | met | candidate | met |",
+             "|---|---|---|---|---|---|"]
+    for c, r in zip(result["goals"]["candidate"], result["goals"]["reference"]):
+        lines.append(f"| {c['measure']} | {c['goal']} | {fmt(r['values'])} | {'yes' if r['met'] else 'no'} | "
+                     f"{fmt(c['values'])} | {'yes' if c['met'] else 'no'} |")
+    lines.append("")
+    for name, t in result["tests"].items():
+        detail = ""
+        if "paired" in t:
+            p = t["paired"]
+            detail = f": {100 * p['relative']:+.1f} % ({p['mean']:+.4f} ± {p['sem']:.4f}, {p['clips']} clips)"
+        elif "turned_unmet" in t:
+            detail = f": {', '.join(t['turned_unmet']) or 'none'}"
+        elif "value" in t:
+            detail = f": {'-' if t['value'] is None else format(t['value'], '.3f')} (floor {t['floor']})"
+        lines.append(f"- {name}{detail}: {'passed' if t['passed'] else 'FAILED'}")
+    lines.append(f"\nship rule: {'passed' if result['passed'] else 'not passed'} (speed and size rows: the benchmarks)")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m streambin.train.ship_check", description=__doc__.split("\n\n")[0])
+    p.add_argument("--ood", nargs=2, action="append", default=[], metavar=("CANDIDATE", "REFERENCE"),
+                   help="evaluations of a part of the held-out split (repeatable)")
+    p.add_argument("--lateral", nargs=2, metavar=("CANDIDATE", "REFERENCE"), help="the --lateral-only evaluations")
+    p.add_argument("--in-domain", nargs=2, metavar=("CANDIDATE", "REFERENCE"), help="the in-domain evaluations")
+    p.add_argument("--ood-se", type=float, default=2.0, help="standard errors the held-out gain must exceed")
+    p.add_argument("--in-domain-se", type=float, default=1.0, help="standard errors in-domain may be worse by")
+    p.add_argument("--min-lateral-level-ratio", type=float, help="a floor for the lateral set's level ratio")
+    p.add_argument("--out", help="write the result as JSON")
+    a = p.parse_args(argv)
+    try:
+        result = check(a.ood, a.lateral, a.in_domain, a.ood_se, a.in_domain_se, a.min_lateral_level_ratio)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(format_report(result))
+    if a.out:
+        with open(a.out, "w") as f:
+            json.dump(result, f, indent=1)
+    return 0 if result["passed"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""streambin.train.ship_check: the goals table and the ship rule's tests from evaluation JSONs
+(small hand-made evaluations, so each test's outcome is known)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from streambin.train import ship_check
+
+
+def _evaluation(path, stft, mono=1.0, composites=1.0, photographs=1.0, ratio=1.0, grey=0.0, direction=0.9,
+                localisation=True, first=0):
+    """An evaluation of ``len(stft)`` clips named from ``first`` with these model STFT distances."""
+    per_clip = [{"clip": f"{first + i:06d}", "metrics": {"model": {"stft": float(s), "direction_acc": direction},
+                                                         "mono_mono": {"stft": mono, "direction_acc": 0.0}}}
+                for i, s in enumerate(stft)]
+    ev = {"metrics": ["stft", "direction_acc"], "per_clip": per_clip,
+          "summary": {"model": {"stft": {"mean": float(np.mean(stft))}, "direction_acc": {"mean": direction}}}}
+    if localisation:
+        ev["localisation"] = {"summary": {
+            "direction_acc": {"composite": {"rate": composites, "n": 16}, "photograph": {"rate": photographs, "n": 12}},
+            "mirror_flip_rate": {"rate": 1.0, "n": 28}, "ld_ratio_median": ratio, "grey_bias_abs_db": grey}}
+    path.write_text(json.dumps(ev))
+    return str(path)
+
+
+@pytest.fixture
+def files(tmp_path, rng):
+    ref = 0.8 + 0.1 * rng.standard_normal(40)
+    better = ref - 0.05 + 0.01 * rng.standard_normal(40)         # clearly better, paired
+    f = {}
+    f["ref_a"] = _evaluation(tmp_path / "ref_a.json", ref[:20], ratio=1.0)
+    f["ref_b"] = _evaluation(tmp_path / "ref_b.json", ref[20:], ratio=0.9, first=20)
+    f["cand_a"] = _evaluation(tmp_path / "cand_a.json", better[:20], ratio=1.1)
+    f["cand_b"] = _evaluation(tmp_path / "cand_b.json", better[20:], ratio=0.95, first=20)
+    f["ref_in"] = _evaluation(tmp_path / "ref_in.json", np.full(10, 0.9) + 0.01 * rng.standard_normal(10),
+                              localisation=False)
+    f["cand_in"] = _evaluation(tmp_path / "cand_in.json", np.full(10, 0.9) + 0.01 * rng.standard_normal(10),
+                               localisation=False)
+    return f
+
+
+def test_a_better_candidate_passes_and_the_goals_are_read_as_the_issue_states_them(files):
+    result = ship_check.check([(files["cand_a"], files["ref_a"]), (files["cand_b"], files["ref_b"])], None,
+                              (files["cand_in"], files["ref_in"]))
+    assert result["passed"], result["tests"]
+    rows = {r["measure"]: r for r in result["goals"]["candidate"]}
+    assert rows["median level ratio"]["values"] == [1.1, 0.95] and rows["median level ratio"]["met"]
+    stft = rows["STFT x Mono-Mono, all held-out clips"]
+    assert stft["values"][0] == pytest.approx(np.mean([c for c in _stfts(files["cand_a"], files["cand_b"])]))
+    assert not stft["met"]                               # 0.75 against the goal's 0.70
+    assert result["tests"]["held-out STFT better by more than the margin"]["paired"]["clips"] == 40
+
+
+def _stfts(*paths):
+    return [c["metrics"]["model"]["stft"] for p in paths for c in json.load(open(p))["per_clip"]]
+
+
+def test_a_met_row_turned_unmet_fails_the_rule(files, tmp_path, rng):
+    worse_dir = _evaluation(tmp_path / "cand_b2.json", np.array(_stfts(files["cand_b"])), composites=0.875,
+                            ratio=0.95, first=20)
+    result = ship_check.check([(files["cand_a"], files["ref_a"]), (worse_dir, files["ref_b"])], None, None)
+    assert not result["passed"]
+    assert result["tests"]["no met goal row turned unmet"]["turned_unmet"] == ["direction, composites"]
+    assert result["tests"]["held-out STFT better by more than the margin"]["passed"]
+    report = ship_check.format_report(result)
+    assert "direction, composites: FAILED" in report and "ship rule: not passed" in report
+
+
+def test_a_gain_inside_the_margin_fails_and_in_domain_worse_fails(files, tmp_path, rng):
+    ref = np.array(_stfts(files["ref_a"]))
+    noisy = ref + 0.05 * rng.standard_normal(20) - 0.001     # barely better, mostly noise
+    cand = _evaluation(tmp_path / "noisy.json", noisy, ratio=1.1)
+    worse_in = _evaluation(tmp_path / "worse_in.json", np.array(_stfts(files["ref_in"])) + 0.2, localisation=False)
+    result = ship_check.check([(cand, files["ref_a"])], None, (worse_in, files["ref_in"]))
+    assert not result["tests"]["held-out STFT better by more than the margin"]["passed"]
+    assert not result["tests"]["in-domain not worse by more than the margin, and meeting its goal"]["passed"]
+    assert ship_check.main(["--ood", cand, files["ref_a"], "--in-domain", worse_in, files["ref_in"]]) == 1
+
+
+def test_lateral_floor_and_bad_inputs(files, tmp_path, capsys):
+    lat_ref = _evaluation(tmp_path / "lat_ref.json", np.array(_stfts(files["ref_a"])), ratio=0.6, first=100)
+    lat_cand = _evaluation(tmp_path / "lat_cand.json", np.array(_stfts(files["cand_a"])), ratio=0.55, first=100)
+    result = ship_check.check([(files["cand_a"], files["ref_a"])], (lat_cand, lat_ref), None,
+                              min_lateral_level_ratio=0.6)
+    assert not result["tests"]["lateral level ratio not lower than the floor"]["passed"]
+    assert result["sets"] == ["ood set 1", "lateral"]
+    with pytest.raises(ValueError, match="at least one --ood"):
+        ship_check.check([], None, None)
+    with pytest.raises(ValueError, match="needs --lateral"):
+        ship_check.check([(files["cand_a"], files["ref_a"])], None, None, min_lateral_level_ratio=0.6)
+    with pytest.raises(ValueError, match="no localisation summary"):
+        ship_check.check([(files["cand_in"], files["ref_in"])], None, None)
+    out = tmp_path / "r.json"
+    assert ship_check.main(["--ood", files["cand_a"], files["ref_a"], "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["passed"] is True
+    assert ship_check.main(["--ood", str(tmp_path / "missing.json"), files["ref_a"]]) == 2
+    assert "not a readable evaluation JSON" in capsys.readouterr().err
