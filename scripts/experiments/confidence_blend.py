@@ -25,7 +25,9 @@ implies an azimuth that errs differently from the localiser's. This fits blends 
 - ``room and azimuth, 3 bins, 1/3 octave`` (with ``--room-detector``): the room estimate's form
   with its four weights per tercile of the strongest peak's distance from the centre (12 per band),
   and ``room and share, 3 bins, 1/3 octave`` the same per tercile of the strongest peak's share
-  (where the picture holds several objects the localiser's choice is less often right),
+  (where the picture holds several objects the localiser's choice is less often right), and
+  ``room and objects, 2 bins, 1/3 octave`` for frames where the localiser sees one object (at most
+  one peak scoring 0.5) and where it sees several,
 - ``fixed, 1/3 octave, model prior S deg`` (``--model-prior-deg S ...``): each peak's weight
   ``score^4`` times a Gaussian (sigma S degrees) of its distance from the azimuth the model's
   output implies over the second before the frame (hrtf_prior.implied_azimuths),
@@ -98,6 +100,7 @@ class ClipInputs:
         self.azimuths = azimuths
         self.share = self.weights[:, 0]
         self.score = scores[:, 0]
+        self.scores = scores
         self._cache: Dict[tuple, np.ndarray] = {}
         self._spectra: Dict[tuple, tuple] = {}   # (sign, scale) -> STFTs, kept until forget_spectra()
 
@@ -126,6 +129,8 @@ class ClipInputs:
             if "room" not in self._cache:
                 self._cache["room"] = self.room_detector(self.clip.mid, self.clip.frame_times)
             return self._cache["room"]
+        if form.startswith("objects"):   # how many objects the localiser sees: peaks scoring 0.5 or more
+            return (self.scores >= 0.5).sum(axis=1).astype(np.float64)
         return self.score if form.startswith("score") else self.share
 
     def per_stft_frame(self, values: np.ndarray, times: np.ndarray) -> np.ndarray:
@@ -299,7 +304,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     room_detector = RoomDetector(args.room_detector) if args.room_detector else None
     if room_detector:
         forms += ("room estimate, linear, 1/3 octave", "room and azimuth, 3 bins, 1/3 octave",
-                  "room and share, 3 bins, 1/3 octave")
+                  "room and share, 3 bins, 1/3 octave", "room and objects, 2 bins, 1/3 octave")
     if args.apply_form and args.apply_form not in forms:
         p.error(f"--apply-form must be one of {forms}")
     engine_forms = [f for f in forms if f.startswith("fixed") and "model prior" not in f]
@@ -321,7 +326,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     shares = np.concatenate([x.share for x in fit_inputs])
     off_centre = np.concatenate([np.abs(x.azimuths[:, 0]) for x in fit_inputs])
     edges = {"share": np.quantile(shares, [1 / 3, 2 / 3]), "azimuth": np.quantile(off_centre, [1 / 3, 2 / 3]),
-             "room oracle": np.array([0.5])}
+             "room oracle": np.array([0.5]), "objects": np.array([1.5])}   # one object seen, or several
     print(f"|azimuth| of the strongest peak on the fitting frames: terciles at {edges['azimuth'].round(1).tolist()}")
     print(f"share of the strongest peak on the fitting frames: terciles at {edges['share'].round(3).tolist()}, "
           f"median {np.median(shares):.3f}", flush=True)
