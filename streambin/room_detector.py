@@ -61,8 +61,8 @@ def features(band_power: np.ndarray) -> np.ndarray:
 
 def percentiles(ranked: np.ndarray, qs) -> np.ndarray:
     """``(len(qs), d)``: the ``qs`` percentiles of each column of ``ranked (T, d)``, sorted along
-    axis 0, as ``np.percentile`` gives them (linear between ranks). The engine calls this every
-    block, so one sort serves several percentiles (np.percentile would sort per call)."""
+    axis 0, as ``np.percentile`` gives them (linear between ranks). The engine calls this ten times
+    a second, so one sort serves several percentiles (np.percentile would sort per call)."""
     pos = np.asarray(qs, np.float64) / 100.0 * (ranked.shape[0] - 1)
     lo = np.floor(pos).astype(int)
     hi = np.minimum(lo + 1, ranked.shape[0] - 1)
@@ -108,7 +108,8 @@ class RoomDetector:
         if bp.shape[0] < self.min_frames or not float(bp.max()) > 0.0:
             return 0.5
         z = (features(bp) - self.mean) / self.std
-        return float(1.0 / (1.0 + np.exp(-(z @ self.weights[:-1] + self.weights[-1]))))
+        # the logistic function as tanh: no overflow for a far-off window
+        return float(0.5 * (1.0 + np.tanh(0.5 * (z @ self.weights[:-1] + self.weights[-1]))))
 
     def tracker(self) -> "RoomTracker":
         return RoomTracker(self)

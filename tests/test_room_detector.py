@@ -2,6 +2,8 @@
 not level, the streaming tracker gives what the offline track gives whatever the chunking, and
 bad weights are clear errors."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -127,3 +129,9 @@ def test_bad_detector_arrays_are_clear_errors():
     det = R.RoomDetector(*good, 257, RATE, HOP)
     with pytest.raises(ValueError, match=r"frames must be \(k, 257\) complex"):
         det.band_power(np.zeros((3, 100), np.complex64))
+    steep = np.zeros(R.N_FEATURES + 1)
+    steep[0] = 1e4                   # a far-off window: 0 or 1, no overflow
+    bp = np.abs(np.random.default_rng(0).standard_normal((200, R.N_BANDS)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert R.RoomDetector(steep, *good[1:], 257, RATE, HOP).probability(bp) in (0.0, 1.0)
