@@ -23,9 +23,9 @@ blended with the side the camera frame renders, with weights that may follow how
 the runner's own frames sound (its room tracker). All three are CPU-runner features: the GPU
 pipeline runs the model's masks as they are.
 
-Buffers are allocated at construction; a block allocates nothing on the CPU paths but the
-temporaries (a few kB) of the room detector's percentiles when the side renderer's blend follows
-it (streambin.room_detector). Call
+Buffers are allocated at construction; a block allocates nothing on the CPU paths but, ten
+times a second, the temporaries (a few kB) of the room detector's estimate when the side
+renderer's blend follows it (streambin.room_detector). Call
 ``reset()`` before the first ``push``: it starts the stream state and ``timing``.
 """
 

@@ -45,6 +45,13 @@ def octave_band_of_bins(n_bins: int, sample_rate: int) -> np.ndarray:
     return np.clip(band, 0, N_BANDS - 1)
 
 
+def octave_summing(n_bins: int, sample_rate: int) -> np.ndarray:
+    """``(n_bins, N_BANDS)`` float32 0/1: a frame's bin powers times this are its band powers."""
+    summing = np.zeros((n_bins, N_BANDS), np.float32)
+    summing[np.arange(n_bins), octave_band_of_bins(n_bins, sample_rate)] = 1.0
+    return summing
+
+
 def features(band_power: np.ndarray) -> np.ndarray:
     """``(N_FEATURES,)`` float64 features of ``band_power (T, N_BANDS)`` (T >= 2 frames, oldest
     first, linear power): the decay percentiles (percentile-major, then band), then the gap ones."""
@@ -85,14 +92,11 @@ class RoomDetector:
         check_arrays(self.weights, self.mean, self.std)
         if hop <= 0:
             raise ValueError(f"hop must be a positive number of samples, got {hop}")
-        self.band = octave_band_of_bins(n_bins, sample_rate)
         self.n_bins = int(n_bins)
         self.window_frames = int(round(WINDOW_S * sample_rate / hop))
         self.min_frames = max(2, int(round(MIN_S * sample_rate / hop)))
         self.update_frames = max(1, int(round(UPDATE_S * sample_rate / hop)))
-        # (n_bins, N_BANDS) 0/1: band power as one matrix product
-        self._summing = np.zeros((n_bins, N_BANDS), np.float32)
-        self._summing[np.arange(n_bins), self.band] = 1.0
+        self._summing = octave_summing(n_bins, sample_rate)   # band power as one matrix product
 
     def band_power(self, frames: np.ndarray) -> np.ndarray:
         """``(k, N_BANDS)`` float32 power per band of ``frames (k, n_bins)`` complex."""

@@ -15,7 +15,7 @@ model's own streamed output (``python -m export.add_side_renderer`` records wher
 
 A table may also hold a room detector (streambin.room_detector) and a second pair of weights:
 then the weights follow the probability ``p`` that the scene is in a room, read off the mono's
-last two seconds each block, ``w(f) = (1 - p) w_free(f) + p w_room(f)`` (in free field the
+last two seconds ten times a second, ``w(f) = (1 - p) w_free(f) + p w_room(f)`` (in free field the
 rendered side should lead; in a room, whose reverberation the average head's filter does not
 have, less so). Each runner keeps its own :class:`streambin.room_detector.RoomTracker`.
 
@@ -149,8 +149,11 @@ class SideRenderer:
         # (F, 1) float32: broadcast over a block's frames
         self.w_model, self.w_rendered, self.w_model_room, self.w_rendered_room = (
             x[:, None].astype(np.float32) for x in w)
-        self._w_model_now = self.w_model.copy()          # scratch for blend(): no allocation per block
+        # blend()'s scratch: no allocation per block; the weights at ``_p_now`` are kept until the
+        # room tracker's estimate changes (ten times a second, against a block every 30 ms)
+        self._w_model_now = self.w_model.copy()
         self._w_rendered_now = self.w_rendered.copy()
+        self._p_now: Optional[np.float32] = None
         self._rendered_now = np.zeros((2, F, 1), np.float32)
 
     def room_tracker(self) -> Optional[RoomTracker]:
@@ -205,11 +208,13 @@ class SideRenderer:
         if room_probability is not None and self.room_detector is not None:
             p = np.float32(min(max(float(room_probability), 0.0), 1.0))
             w_model, w_rendered = self._w_model_now, self._w_rendered_now
-            for now, free, room in ((w_model, self.w_model, self.w_model_room),
-                                    (w_rendered, self.w_rendered, self.w_rendered_room)):
-                np.subtract(room, free, out=now)        # free + p (room - free)
-                np.multiply(now, p, out=now)
-                np.add(now, free, out=now)
+            if p != self._p_now:
+                for now, free, room in ((w_model, self.w_model, self.w_model_room),
+                                        (w_rendered, self.w_rendered, self.w_rendered_room)):
+                    np.subtract(room, free, out=now)        # free + p (room - free)
+                    np.multiply(now, p, out=now)
+                    np.add(now, free, out=now)
+                self._p_now = p
         np.multiply(masks, w_model, out=out)
         np.multiply(rendered, w_rendered, out=self._rendered_now)
         np.add(out, self._rendered_now, out=out)

@@ -79,9 +79,7 @@ def stream_band_power(mono: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     from streambin import room_detector as R
     win, hop = ANALYSES["stream"]
     frames = dsp.StreamingSTFT(512, win, hop).push(mono.astype(np.float32))
-    band = R.octave_band_of_bins(257, RATE)
-    power = (np.abs(frames) ** 2).astype(np.float64)
-    bp = np.stack([power[:, band == b].sum(axis=1) for b in range(R.N_BANDS)], axis=1)
+    bp = (np.abs(frames) ** 2).astype(np.float64) @ R.octave_summing(257, RATE).astype(np.float64)
     fresh = dsp.StreamingSTFT(512, win, hop)
     complete = np.array([fresh.frames_for(k) for k in range(0, len(mono) + 1, hop)])
     return bp, np.repeat(complete, hop)[:len(mono) + 1]
