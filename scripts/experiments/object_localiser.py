@@ -40,7 +40,8 @@ import torch
 import torch.nn.functional as F
 
 from streambin.nets.generator import IMAGENET_MEAN, IMAGENET_STD
-from streambin.nets.localiser import INPUT_H, INPUT_W, STRIDE, ObjectLocaliser, load_localiser  # noqa: F401 (re-exported)
+from streambin.nets.localiser import (INPUT_H, INPUT_W, SOUNDING_MAP, STRIDE,  # noqa: F401 (re-exported)
+                                      ObjectLocaliser, load_localiser)
 from streambin.train.data import load_frame
 
 MAX_OBJECTS = 6
@@ -136,15 +137,30 @@ def focal_loss(logits, heat, centre):
     return -(pos.sum() + neg.sum()) / centre.sum().clamp(min=1.0)
 
 
-def loss_fn(out, boxes):
+def sounding_boxes(boxes: np.ndarray, silent: np.ndarray) -> np.ndarray:
+    """``boxes (B, K, 4)`` with the silent objects' rows set to -1 (no object)."""
+    return np.where(silent[..., None], -1.0, boxes).astype(np.float32)
+
+
+def loss_fn(out, boxes, silent=None):
+    """The dense loss on every object; with a sounding map (``out`` of 7 channels) and ``silent
+    (B, K)``, plus the focal loss of that map on the sounding objects alone."""
     heat, mask, offset, size, centre = targets(boxes, out.shape[-2], out.shape[-1])
     l_heat = focal_loss(out[:, 0], heat, centre)
     l_mask = F.binary_cross_entropy_with_logits(out[:, 1], mask)
     n = centre.sum().clamp(min=1.0)
     l_off = (torch.abs(out[:, 2:4] - offset) * centre[:, None]).sum() / n
     l_size = (torch.abs(out[:, 4:6] - size) * centre[:, None]).sum() / n
-    return l_heat + l_mask + l_off + 5.0 * l_size, {"heat": l_heat.item(), "mask": l_mask.item(),
-                                                    "offset": l_off.item(), "size": l_size.item()}
+    total = l_heat + l_mask + l_off + 5.0 * l_size
+    parts = {"heat": l_heat.item(), "mask": l_mask.item(), "offset": l_off.item(), "size": l_size.item()}
+    if out.shape[1] > SOUNDING_MAP:
+        if silent is None:
+            raise ValueError("a sounding map needs the objects' silent flags")
+        heat_s, _, _, _, centre_s = targets(sounding_boxes(boxes, silent), out.shape[-2], out.shape[-1])
+        l_sound = focal_loss(out[:, SOUNDING_MAP], heat_s, centre_s)
+        total = total + l_sound
+        parts["sounding"] = l_sound.item()
+    return total, parts
 
 
 # ----------------------------------------------------------------------------------------------
@@ -179,16 +195,21 @@ def cmd_train(a):
     torch.manual_seed(a.seed)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    frames, boxes, _ = load_shards(a.frames)
+    frames, boxes, silent = load_shards(a.frames)
     n_val = min(500, len(frames) // 10)
     train_idx = np.arange(n_val, len(frames))
     print(f"{len(train_idx)} training frames, {n_val} held out", flush=True)
-    net = ObjectLocaliser(a.width)
+    net = ObjectLocaliser(a.width, a.sounding_map)
     opt = torch.optim.AdamW(net.parameters(), lr=a.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=a.steps, pct_start=0.05)
     step, log = 0, []
     if a.init:  # the weights only: a new schedule on (maybe) more frames
-        net.load_state_dict(torch.load(a.init, weights_only=False)["net"])
+        state = torch.load(a.init, weights_only=False)["net"]
+        if a.sounding_map and state["head.weight"].shape[0] == SOUNDING_MAP:
+            # a localiser without the sounding map: that map starts as a copy of the heat map
+            for k in ("head.weight", "head.bias"):
+                state[k] = torch.cat([state[k], state[k][:1]])
+        net.load_state_dict(state)
     last = out / "last.pt"
     if last.exists():
         ck = torch.load(last, weights_only=False)
@@ -201,7 +222,7 @@ def cmd_train(a):
     while step < a.steps:
         idx = rng.choice(train_idx, a.batch, replace=False)
         f, b = augment(frames[idx], boxes[idx], rng)
-        loss, parts = loss_fn(net(normalise(torch.from_numpy(f))), b)
+        loss, parts = loss_fn(net(normalise(torch.from_numpy(f))), b, silent[idx])
         opt.zero_grad(); loss.backward(); opt.step(); sched.step()
         step += 1
         for k, v in parts.items():
@@ -213,11 +234,18 @@ def cmd_train(a):
         if step % a.checkpoint_every == 0 or step == a.steps:
             net.eval()
             err = held_out_error(net, frames[:n_val], boxes[:n_val])
+            entry = {"step": step, "held_out_centre_error_frac": err}
+            if a.sounding_map:
+                entry["held_out_sounding_error_frac"] = held_out_sounding_error(
+                    net, frames[:n_val], boxes[:n_val], silent[:n_val])
             net.train()
-            log.append({"step": step, "held_out_centre_error_frac": err})
-            print(f"step {step}: held-out centre error {err:.4f} of the width", flush=True)
+            log.append(entry)
+            print(f"step {step}: held-out centre error {err:.4f} of the width"
+                  + (", sounding object: strongest peak {heat:.4f}, chosen by the sounding map {sounding:.4f}"
+                     .format(**entry["held_out_sounding_error_frac"]) if a.sounding_map else ""), flush=True)
             torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                        "step": step, "log": log, "width": a.width, "frames": a.frames, "init": a.init}, last)
+                        "step": step, "log": log, "width": a.width, "frames": a.frames, "init": a.init,
+                        "sounding_map": a.sounding_map}, last)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -229,19 +257,27 @@ def load_frames(paths) -> np.ndarray:
 
 
 @torch.no_grad()
-def peaks(net, frames_uint8: np.ndarray, k: int = 4, mirror_average: bool = False, cells: bool = False):
+def peaks(net, frames_uint8: np.ndarray, k: int = 4, mirror_average: bool = False, cells: bool = False,
+          sounding: bool = False):
     """``(B, k)`` centre columns (fractions of the width) and ``(B, k)`` scores of each frame's
     ``k`` strongest heat-map peaks (3x3 local maxima), offsets applied. ``mirror_average``: the
     heat map averaged with the mirrored frame's (mirrored back), and each peak's column the mean
     of the two estimates, so a mirrored frame gives exactly the mirrored columns. ``cells``: also
-    the peaks' heat-map cells, ``(B, k)`` rows and ``(B, k)`` columns."""
+    the peaks' heat-map cells, ``(B, k)`` rows and ``(B, k)`` columns. ``sounding`` (a net with a
+    sounding map): also ``(B, k)``, that map's probability at each peak's cell (mirror-averaged
+    as the heat map is), appended last."""
     x = normalise(torch.from_numpy(np.ascontiguousarray(frames_uint8)))
     out = net(x)
     heat = torch.sigmoid(out[:, 0])
     gw = out.shape[-1]
+    if sounding and out.shape[1] <= SOUNDING_MAP:
+        raise ValueError("this localiser has no sounding map")
+    sound = torch.sigmoid(out[:, SOUNDING_MAP]) if sounding else None
     if mirror_average:
         out_m = net(x.flip(-1))
         heat = 0.5 * (heat + torch.sigmoid(out_m[:, 0]).flip(-1))
+        if sounding:
+            sound = 0.5 * (sound + torch.sigmoid(out_m[:, SOUNDING_MAP]).flip(-1))
     local = heat == F.max_pool2d(heat[:, None], 3, 1, 1)[:, 0]
     score, where = (heat * local).flatten(1).topk(k, dim=1)
     iy, ix = where // gw, where % gw
@@ -250,9 +286,12 @@ def peaks(net, frames_uint8: np.ndarray, k: int = 4, mirror_average: bool = Fals
         where_m = iy * gw + (gw - 1 - ix)
         col_m = gw - ((gw - 1 - ix).float() + out_m[:, 2].flatten(1).gather(1, where_m).clamp(0, 1))
         col = 0.5 * (col + col_m)
+    result = [(col / gw).numpy(), score.numpy()]
     if cells:
-        return (col / gw).numpy(), score.numpy(), iy.numpy(), ix.numpy()
-    return (col / gw).numpy(), score.numpy()
+        result += [iy.numpy(), ix.numpy()]
+    if sounding:
+        result.append(sound.flatten(1).gather(1, where).numpy())
+    return tuple(result)
 
 
 def held_out_error(net, frames, boxes) -> float:
@@ -261,6 +300,20 @@ def held_out_error(net, frames, boxes) -> float:
     cx = (boxes[:, :, 0] + boxes[:, :, 2]) / 2
     cx = np.where(boxes[:, :, 0] >= 0, cx, np.inf)
     return float(np.mean(np.min(np.abs(cx - xs[:, :1]), axis=1)))
+
+
+def held_out_sounding_error(net, frames, boxes, silent) -> dict:
+    """Mean distance (fraction of the width) to the nearest *sounding* object's box centre from
+    the strongest of each frame's 4 heat peaks (``heat``) and from the one of them the sounding
+    map scores highest (``sounding``), over the frames with a silent object."""
+    some_silent = (silent & (boxes[:, :, 0] >= 0)).any(1)
+    frames, boxes, silent = frames[some_silent], boxes[some_silent], silent[some_silent]
+    cols, _, sound = peaks(net, frames, sounding=True)
+    sb = sounding_boxes(boxes, silent)
+    cx = np.where(sb[:, :, 0] >= 0, (sb[:, :, 0] + sb[:, :, 2]) / 2, np.inf)
+    rows = np.arange(len(cols))
+    err = lambda x: float(np.mean(np.min(np.abs(cx - x[:, None]), axis=1)))  # noqa: E731
+    return {"heat": err(cols[:, 0]), "sounding": err(cols[rows, sound.argmax(1)]), "frames": int(len(cols))}
 
 
 def guide_azimuths(checkpoint: str, fit, paths, seed: int):
@@ -296,11 +349,14 @@ def cmd_score(a):
     labelled = labelled_frames(Path(a.data), a.split, 2, a.max_clips, 0)
     mean_hfov = float(np.mean([f.hfov_deg for f in labelled]))
     imgs = load_frames([f.path for f in labelled])
-    own, avg, avg_score = [], [], []
+    has_sounding = net.sounding_map
+    own, avg, avg_score, avg_sound = [], [], [], []
     for i in range(0, len(imgs), 64):
         own.append(peaks(net, imgs[i:i + 64])[0])
-        cols, sc = peaks(net, imgs[i:i + 64], mirror_average=True)
-        avg.append(cols); avg_score.append(sc)
+        got = peaks(net, imgs[i:i + 64], mirror_average=True, sounding=has_sounding)
+        avg.append(got[0]); avg_score.append(got[1])
+        if has_sounding:
+            avg_sound.append(got[2])
     to_az = np.vectorize(lambda x: column_to_azimuth(x * INPUT_W, INPUT_W, mean_hfov))
     true = np.array([f.azimuth_deg for f in labelled])
     box = np.array([column_to_azimuth(f.box_centre_px, f.width_px, mean_hfov) for f in labelled])
@@ -311,6 +367,12 @@ def cmd_score(a):
                                                                np.argmin(np.abs(az_own - true[:, None]), 1)],
              "nearest of 4 mirror-averaged peaks (an oracle's choice)":
                  az_avg[np.arange(len(true)), np.argmin(np.abs(az_avg - true[:, None]), 1)]}
+    rows = np.arange(len(true))
+    if has_sounding:
+        # The same four mirror-averaged peaks, chosen by the sounding map instead of the heat.
+        sound, heat_score = np.concatenate(avg_sound), np.concatenate(avg_score)
+        rules["peak the sounding map scores highest, mirror-averaged"] = az_avg[rows, np.argmax(sound, 1)]
+        rules["peak of highest heat x sounding, mirror-averaged"] = az_avg[rows, np.argmax(sound * heat_score, 1)]
     if a.guide_checkpoint:
         guide, sigma, info = guide_azimuths(a.guide_checkpoint, a.guide_fit, [f.path for f in labelled], a.seed)
         result["guide"] = {"checkpoint": a.guide_checkpoint, "fit": ":".join(map(str, a.guide_fit)),
@@ -331,12 +393,16 @@ def cmd_score(a):
     result["rules"] = {}
     for name, pred in rules.items():
         r = score(pred, true, 0.0, box)
+        # the share of frames whose chosen azimuth is the mirror-averaged peak nearest the truth
+        if np.isclose(pred[:, None], az_avg).any(1).all():  # rules that choose among those peaks
+            r["nearest_peak_chosen_share"] = float(np.mean(np.isclose(pred, az_avg[rows, rank])))
         r["by_scene"] = {s: {"frames": int(m.sum()), "mae_deg": float(np.abs(pred[m] - true[m]).mean()),
                              "box_centre_mae_deg": float(np.abs(box[m] - true[m]).mean())}
                          for s in scenes for m in [np.array([f.scene == s for f in labelled])]}
         result["rules"][name] = r
         print(f"{name}: MAE {r['mae_deg']:.2f} deg (box centre {r['box_centre_mae_deg']:.2f}), near centre "
-              f"{r['mae_near_centre_deg']:.2f}, side {r['side_accuracy']:.3f}, slope {r['slope']:.2f}; "
+              f"{r['mae_near_centre_deg']:.2f}, side {r['side_accuracy']:.3f}, slope {r['slope']:.2f}, "
+              f"nearest peak chosen {r.get('nearest_peak_chosen_share', float('nan')):.3f}; "
               + "; ".join(f"{s} {v['mae_deg']:.1f} ({v['frames']})" for s, v in r["by_scene"].items()))
     if a.out:
         Path(a.out).write_text(json.dumps(result, indent=1))
@@ -365,6 +431,8 @@ def main():
     t.add_argument("--width", type=int, default=32)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--checkpoint-every", type=int, default=250)
+    t.add_argument("--sounding-map", action="store_true",
+                   help="also train a heat map of the sounding objects alone (from --init's heat map)")
     t.set_defaults(run=cmd_train)
     c = sub.add_parser("score", help="score a checkpoint on a split's single-source frames")
     c.add_argument("--checkpoint", required=True)

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 INPUT_H, INPUT_W = 96, 192   # the localiser's picture: (H, W) RGB, twice the engine's visual input
 STRIDE = 4                   # heat map cell in input pixels: (24, 48) cells
 N_MAPS = 6                   # heat, box mask, offset x, offset y, width, height
+SOUNDING_MAP = N_MAPS        # the optional seventh map: a heat map of the sounding objects alone
 
 
 def _block(cin, cout, stride=1, dilation=1):
@@ -26,9 +27,10 @@ class ObjectLocaliser(nn.Module):
     """``(B, 3, 96, 192)`` normalised RGB -> ``(B, 6, 24, 48)``: channel 0 the centre heat map
     (logits), 1 the box mask (logits), 2-3 the centre's sub-cell offset (x, y, in cells), 4-5 the
     box size (w, h, as fractions of the frame). A small encoder to stride 16 with dilated context,
-    one skip back up to stride 4."""
+    one skip back up to stride 4. ``sounding_map``: a seventh channel (logits), the heat map of
+    the objects that sound, trained on scenes with silent objects beside the sounding one."""
 
-    def __init__(self, width: int = 32):
+    def __init__(self, width: int = 32, sounding_map: bool = False):
         super().__init__()
         w = width
         self.stem = nn.Sequential(_block(3, w // 2, 2), _block(w // 2, w))          # /2
@@ -38,7 +40,8 @@ class ObjectLocaliser(nn.Module):
                                     _block(4 * w, 4 * w, dilation=4))                # /16
         self.up8 = _block(4 * w + 2 * w, 2 * w)
         self.up4 = _block(2 * w + w, w)
-        self.head = nn.Conv2d(w, N_MAPS, 1)
+        self.sounding_map = bool(sounding_map)
+        self.head = nn.Conv2d(w, N_MAPS + int(self.sounding_map), 1)
         with torch.no_grad():  # start the heat map near the rate of object cells (CenterNet's prior)
             self.head.bias[0] = -4.0
 
@@ -54,11 +57,11 @@ class ObjectLocaliser(nn.Module):
 
 
 def load_localiser(path: str) -> ObjectLocaliser:
-    """A checkpoint of ``object_localiser.py train`` (``{"net": state_dict, "width": int, ...}``)
-    as an eval-mode net."""
+    """A checkpoint of ``object_localiser.py train`` (``{"net": state_dict, "width": int, ...}``,
+    optionally ``"sounding_map": True``) as an eval-mode net."""
     ck = torch.load(path, weights_only=False, map_location="cpu")
     if not isinstance(ck, dict) or "net" not in ck or "width" not in ck:
         raise ValueError(f"{path}: not an object localiser checkpoint (expected keys 'net' and 'width')")
-    net = ObjectLocaliser(int(ck["width"]))
+    net = ObjectLocaliser(int(ck["width"]), bool(ck.get("sounding_map", False)))
     net.load_state_dict(ck["net"])
     return net.eval()
