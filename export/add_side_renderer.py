@@ -20,6 +20,14 @@ writes: its heads, the power the peaks' scores are raised to and the blend weigh
 streamed output. It must have been run with this bundle and this localiser; the command it
 records is checked for both.
 
+``--weigh-peaks-by sounding`` weighs the peaks by the localiser's sounding map (a checkpoint
+trained with ``object_localiser.py train --sounding-map``) instead of their heat.
+
+``--replace-localiser`` (no ``--fit``) copies a bundle that already has a side renderer with only
+its localiser graph replaced (and ``--weigh-peaks-by``), the filter table and blend weights kept:
+refit the weights for the new localiser's peaks afterwards (``python -m
+streambin.train.fit_side_blend --apply``).
+
 ``--visual-int8 N`` re-stores the visual graph's N largest weights as int8 (export.int8_weights)
 to make room for the localiser under the bundle size budget, and reports how far the visual
 feature moved.
@@ -142,9 +150,59 @@ def shrink_visual(path: Path, count: int, reference: Path, frame_shape) -> dict:
             "feature_abs_max": float(np.abs(run[reference]).max())}
 
 
+def _check_weigh_peaks_by(localiser: Path, weigh_peaks_by: str) -> None:
+    from streambin.nets.localiser import load_localiser
+
+    if weigh_peaks_by not in ("heat", "sounding"):
+        raise ExportError(f"weigh_peaks_by must be 'heat' or 'sounding', got {weigh_peaks_by!r}")
+    if weigh_peaks_by == "sounding" and not load_localiser(str(localiser)).sounding_map:
+        raise ExportError(f"{localiser}: weighing the peaks by the sounding map needs a localiser trained with one "
+                          "(object_localiser.py train --sounding-map)")
+
+
+def _fresh_copy(src: Path, out_dir: Path, force: bool) -> None:
+    if out_dir.exists():
+        if not force:
+            raise ExportError(f"{out_dir} exists (pass --force to replace it)")
+        shutil.rmtree(out_dir)
+    shutil.copytree(src, out_dir)
+
+
+def replace_localiser(bundle_dir: Path, localiser: Path, out_dir: Path, weigh_peaks_by: str = "heat",
+                      force: bool = False) -> dict:
+    """A copy of ``bundle_dir`` (which has a side renderer) at ``out_dir`` with its localiser graph
+    replaced by ``localiser``'s and its peaks weighed by ``weigh_peaks_by``; the filter table
+    and blend weights unchanged. Returns the config's new section."""
+    from streambin.side_renderer import SideRenderer
+
+    bundle = load_bundle(bundle_dir)
+    if bundle.side_renderer is None:
+        raise ExportError(f"{bundle_dir}: the bundle has no side renderer to replace the localiser of "
+                          "(add one with --fit)")
+    _check_weigh_peaks_by(Path(localiser), weigh_peaks_by)
+    out_dir = Path(out_dir)
+    _fresh_copy(bundle.path, out_dir, force)
+    try:
+        cfg = read_config(out_dir)
+        section = cfg["side_renderer"]
+        size_hw = (int(section["input"]["height"]), int(section["input"]["width"]))
+        maps_err = export_localiser(Path(localiser), out_dir / section["graph"], size_hw)
+        if not maps_err <= TOL_MAPS:
+            raise ExportError(f"the localiser graph differs from PyTorch by {maps_err:g} (> {TOL_MAPS:g})")
+        section["weigh_peaks_by"] = weigh_peaks_by
+        section["source"] = {**section.get("source", {}), "localiser": str(localiser), "max_abs_err_maps": maps_err,
+                             "localiser_replaced_in": str(bundle_dir)}
+        write_config(out_dir, cfg)
+        SideRenderer.of_bundle(load_bundle(out_dir))
+    except BaseException:
+        shutil.rmtree(out_dir, ignore_errors=True)  # never leave a half-written bundle behind
+        raise
+    return section
+
+
 def add_side_renderer(bundle_dir: Path, localiser: Path, fit_json: Path, out_dir: Path, visual_int8: int = 0,
                       input_hw=(96, 192), peaks: int = 4, hfov_deg: float = 90.0, force: bool = False,
-                      check_fit: bool = True) -> dict:
+                      check_fit: bool = True, weigh_peaks_by: str = "heat") -> dict:
     """Write ``out_dir`` (see the module docstring); returns the config's new section."""
     from streambin.side_renderer import SideRenderer
     from streambin.train.average_head import antisymmetric_half, side_filter_table
@@ -158,12 +216,9 @@ def add_side_renderer(bundle_dir: Path, localiser: Path, fit_json: Path, out_dir
     fit = read_fit(fit_json, bundle.n_bins)
     if check_fit:
         check_fit_matches(fit["command"], Path(bundle_dir), Path(localiser))
+    _check_weigh_peaks_by(Path(localiser), weigh_peaks_by)
     out_dir = Path(out_dir)
-    if out_dir.exists():
-        if not force:
-            raise ExportError(f"{out_dir} exists (pass --force to replace it)")
-        shutil.rmtree(out_dir)
-    shutil.copytree(bundle.path, out_dir)
+    _fresh_copy(bundle.path, out_dir, force)
     try:
         grid, table = antisymmetric_half(*side_filter_table(fit["heads"]))
         np.savez(out_dir / TABLE_FILE, azimuths_deg=grid.astype(np.float32), filters=table.astype(np.complex64),
@@ -178,6 +233,7 @@ def add_side_renderer(bundle_dir: Path, localiser: Path, fit_json: Path, out_dir
         section = {"graph": LOCALISER_GRAPH, "table": TABLE_FILE,
                    "input": {"height": int(input_hw[0]), "width": int(input_hw[1])},
                    "peaks": int(peaks), "power": fit["power"], "hfov_deg": float(hfov_deg),
+                   "weigh_peaks_by": weigh_peaks_by,
                    "source": {"localiser": str(localiser), "fit": str(fit_json), "heads": len(fit["heads"]),
                               "table_step_deg": float(grid[1] - grid[0]), "max_abs_err_maps": maps_err}}
         cfg["side_renderer"] = section
@@ -194,8 +250,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--bundle", required=True, help="the model bundle to copy (its mask kind must be 'side')")
     p.add_argument("--localiser", required=True, help="an object_localiser.py train checkpoint")
-    p.add_argument("--fit", required=True, type=Path,
-                   help="hrtf_prior.py --localiser CK --streamed BUNDLE --out JSON (heads, power, blend weights)")
+    p.add_argument("--fit", type=Path,
+                   help="hrtf_prior.py --localiser CK --streamed BUNDLE --out JSON (heads, power, blend weights); "
+                        "required unless --replace-localiser")
+    p.add_argument("--replace-localiser", action="store_true",
+                   help="--bundle has a side renderer: replace only its localiser graph (table and weights kept)")
+    p.add_argument("--weigh-peaks-by", choices=("heat", "sounding"), default="heat",
+                   help="weigh the peaks by their heat or by the localiser's sounding map (default heat)")
     p.add_argument("--out", required=True, type=Path, help="the new bundle directory")
     p.add_argument("--visual-int8", type=int, default=0, metavar="N",
                    help="store the visual graph's N largest weights as int8 (default 0: none)")
@@ -204,10 +265,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help="do not compare the fit's recorded --streamed/--localiser paths with these (paths recorded "
                         "relative to another directory)")
     args = p.parse_args(argv)
+    if args.replace_localiser == (args.fit is not None):
+        p.error("give --fit (a new side renderer) or --replace-localiser (a new localiser in one), not both")
+    if args.replace_localiser and args.visual_int8:
+        p.error("--visual-int8 goes with --fit (a new side renderer)")
     try:
-        section = add_side_renderer(Path(args.bundle), Path(args.localiser), args.fit, args.out,
-                                    visual_int8=args.visual_int8, force=args.force,
-                                    check_fit=not args.skip_fit_check)
+        if args.replace_localiser:
+            section = replace_localiser(Path(args.bundle), Path(args.localiser), args.out,
+                                        weigh_peaks_by=args.weigh_peaks_by, force=args.force)
+        else:
+            section = add_side_renderer(Path(args.bundle), Path(args.localiser), args.fit, args.out,
+                                        visual_int8=args.visual_int8, force=args.force,
+                                        check_fit=not args.skip_fit_check, weigh_peaks_by=args.weigh_peaks_by)
     except ExportError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

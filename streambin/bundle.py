@@ -32,7 +32,8 @@ config.json (format_version 1)::
      "inference": {"mirror_average": bool, "side_gain": float},  (optional, each key optional)
      "side_renderer": {"graph": "localiser.onnx", "table": "side_renderer.npz",
                        "input": {"height": 96, "width": 192}, "peaks": 4, "power": 4.0,
-                       "hfov_deg": 90.0}}   (optional; mask_kind "side" only)
+                       "hfov_deg": 90.0, "weigh_peaks_by": "heat"}}   (optional; mask_kind "side" only;
+                       "weigh_peaks_by" optional: "heat" or "sounding")
 
 ``output_frames`` K: the audio graph returns only the masks of the context's last K frames (what
 a streaming run plays: the engine's block and lookahead must fit in them, ``block_frames +
@@ -333,6 +334,9 @@ def _side_renderer_section(sec: Any, fields: Dict[str, Any], where: str) -> Dict
                                               f"got {size[key]}")
     _positive_int(sec, "peaks", where)
     _positive_float(sec, "power", where)
+    if sec.get("weigh_peaks_by", "heat") not in ("heat", "sounding"):
+        raise _err(where, f"'weigh_peaks_by' must be 'heat' or 'sounding' (the localiser's sounding map), "
+                          f"got {sec['weigh_peaks_by']!r}")
     if not _positive_float(sec, "hfov_deg", where) < 180.0:
         raise _err(where, f"'hfov_deg' must be below 180 degrees, got {sec['hfov_deg']}")
     return out

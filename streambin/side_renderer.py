@@ -9,7 +9,9 @@ filter ``H(a, f)`` at the azimuths ``a`` where a dense object localiser
 
 per bin ``f`` of the model's STFT, where ``H_frame`` is the filters at the frame's ``peaks``
 strongest localiser peaks averaged with weights ``score ** power`` (where the localiser is unsure
-which object sounds, the rendered side is drawn in rather than put on the wrong one). The
+which object sounds, the rendered side is drawn in rather than put on the wrong one); ``score`` is
+each peak's heat, or, with ``"weigh_peaks_by": "sounding"`` and a localiser that has a sounding
+map, that map's probability at the peak (how likely the object there is the one that sounds). The
 weights ``w_model`` and ``w_rendered`` were fitted by least squares on train-pool clips with the
 model's own streamed output (``python -m export.add_side_renderer`` records where from).
 
@@ -23,12 +25,13 @@ Symmetry, as the engine's mirror averaging has it: the localiser's heat map is a
 the mirror image's (mirrored back) and each peak's column with its mirror estimate, and the
 filter table is antisymmetric (``H(-a) = -H(a)``, stored for ``a >= 0``). So a mirrored frame
 gives exactly the negated filter, and a frame that is its own mirror image (uniform grey) gives
-peaks in mirror pairs of equal score whose filters cancel: no side.
+peaks in mirror pairs of equal score (weight), all of them kept when the ``peaks``-th ties with
+others (a featureless frame's plateau), whose filters cancel: no side.
 
 Bundle files (``config.json`` key ``"side_renderer"``, see streambin.bundle)::
 
-    localiser.onnx       frames (B, H_r, W_r, 3) uint8 RGB -> maps (B, 6, H_r / 4, W_r / 4) float32
-                         (heat logits, box logits, offset x, offset y, box w, box h)
+    localiser.onnx       frames (B, H_r, W_r, 3) uint8 RGB -> maps (B, 6 or 7, H_r / 4, W_r / 4) float32
+                         (heat logits, box logits, offset x, offset y, box w, box h[, sounding logits])
     side_renderer.npz    azimuths_deg (A,) float32, 0 .. 90 ascending; filters (A, F) complex64
                          (H at those azimuths; F = the model's n_fft // 2 + 1 bins);
                          blend_model (F,) float32; blend_rendered (F,) float32 (in free field, when
@@ -52,6 +55,8 @@ from streambin.camera import column_to_azimuth
 from streambin.room_detector import RoomDetector, RoomTracker
 
 N_MAPS = 6
+SOUNDING_MAP = N_MAPS   # the optional seventh map (streambin.nets.localiser)
+WEIGH_PEAKS_BY = ("heat", "sounding")
 CELL_PX = 4             # heat-map cell in localiser input pixels
 TABLE_KEYS = ("azimuths_deg", "filters", "blend_model", "blend_rendered")
 #: a blend that follows the room detector: the weights in a room, and the detector
@@ -62,26 +67,40 @@ class SideRendererError(ValueError):
     """A bundle's side renderer files are missing, corrupt or inconsistent."""
 
 
-def mirror_averaged_peaks(own: np.ndarray, mirrored: np.ndarray, k: int) -> Tuple[np.ndarray, np.ndarray]:
+def mirror_averaged_peaks(own: np.ndarray, mirrored: np.ndarray, k: int, sounding: bool = False):
     """The ``k`` strongest peaks of a frame's localiser maps averaged with its mirror image's.
 
-    ``own``, ``mirrored``: ``(6, gh, gw)`` float32 maps of the frame and of the frame flipped
+    ``own``, ``mirrored``: ``(6 or 7, gh, gw)`` float32 maps of the frame and of the frame flipped
     left-right. The heat map is ``(sigmoid(own heat) + flip(sigmoid(mirrored heat))) / 2``; a
     peak is a cell equal to the maximum of its 3x3 neighbourhood; its column is the mean of the
-    two estimates (cell plus sub-cell offset, each clipped to [0, 1]). Returns ``(columns (k,)
-    as fractions of the width, scores (k,))``, strongest first.
+    two estimates (cell plus sub-cell offset, each clipped to [0, 1]). Returns ``(columns (n,)
+    as fractions of the width, scores (n,))``, strongest first; with ``sounding`` (7 maps) also
+    ``(n,)``, the sounding map mirror-averaged the same way, at those peaks.
+
+    ``n`` is ``k`` plus any further peaks whose score equals the ``k``-th's: a frame that is its
+    own mirror image has a mirror-symmetric heat map, whose peaks come in pairs of exactly equal
+    score, and a featureless one a plateau of equal cells; cutting such a tie at ``k`` would keep
+    one side's cells and put a side on a frame that has none.
     """
     gh, gw = own.shape[1:]
     heat = 0.5 * (_sigmoid(own[0]) + _sigmoid(mirrored[0])[:, ::-1])
     padded = np.pad(heat, 1, constant_values=-np.inf)
     neighbourhood = np.lib.stride_tricks.sliding_window_view(padded, (3, 3)).max(axis=(2, 3))
     score = np.where(heat == neighbourhood, heat, 0.0).ravel()
-    where = np.argsort(-score, kind="stable")[:k]
+    order = np.argsort(-score, kind="stable")
+    n = min(k, order.size)
+    if n < order.size and score[order[n - 1]] > 0:   # the k-th peak's ties too (never cells that are no peak)
+        n = int(np.searchsorted(-score[order], -score[order[n - 1]], side="right"))
+    where = order[:n]
     iy, ix = where // gw, where % gw
     col_own = ix + np.clip(own[2, iy, ix], 0.0, 1.0)
     ix_m = gw - 1 - ix
     col_mirrored = gw - (ix_m + np.clip(mirrored[2, iy, ix_m], 0.0, 1.0))
-    return (0.5 * (col_own + col_mirrored) / gw).astype(np.float64), score[where].astype(np.float64)
+    cols, scores = (0.5 * (col_own + col_mirrored) / gw).astype(np.float64), score[where].astype(np.float64)
+    if not sounding:
+        return cols, scores
+    at_peaks = 0.5 * (_sigmoid(own[SOUNDING_MAP, iy, ix]) + _sigmoid(mirrored[SOUNDING_MAP, iy, ix_m]))
+    return cols, scores, at_peaks
 
 
 def interpolate_rows(grid: np.ndarray, table: np.ndarray, azimuths) -> np.ndarray:
@@ -112,6 +131,10 @@ class SideRenderer:
         self.input_size = (int(section["input"]["height"]), int(section["input"]["width"]))
         self.peaks, self.power = int(section["peaks"]), float(section["power"])
         self.hfov_deg = float(section["hfov_deg"])
+        #: what each peak's weight is raised from: its heat, or the sounding map at it
+        self.weigh_peaks_by = str(section.get("weigh_peaks_by", "heat"))
+        if self.weigh_peaks_by not in WEIGH_PEAKS_BY:
+            raise SideRendererError(f"weigh_peaks_by must be one of {WEIGH_PEAKS_BY}, got {self.weigh_peaks_by!r}")
         t = load_table(Path(table), n_bins, sample_rate, hop)
         self.grid = t.grid
         # Rows for -90 .. 90 degrees from the antisymmetric half the file stores.
@@ -120,7 +143,8 @@ class SideRenderer:
         #: the room detector the weights follow, or None (one pair of weights everywhere)
         self.room_detector: Optional[RoomDetector] = t.room_detector
         self.set_blend(t.w_model, t.w_rendered, t.w_model_room, t.w_rendered_room)
-        self._session = _localiser_session(Path(graph), self.input_size, num_threads)
+        self._session = _localiser_session(Path(graph), self.input_size, num_threads,
+                                           sounding=self.weigh_peaks_by == "sounding")
         self.nonfinite_frames = 0   # frames whose localiser output was not finite (rendered as no side)
         #: ``(azimuths (peaks,) degrees, weights (peaks,))`` of the latest frame rendered, or None
         self.last_peaks = None
@@ -162,13 +186,15 @@ class SideRenderer:
         return None if self.room_detector is None else self.room_detector.tracker()
 
     def azimuths(self, frame: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """``(azimuths (peaks,) degrees, weights (peaks,) summing to 1)`` of a ``(H_r, W_r, 3)``
-        uint8 RGB frame at :attr:`input_size`."""
+        """``(azimuths (n,) degrees, weights (n,) summing to 1)`` of a ``(H_r, W_r, 3)`` uint8 RGB
+        frame at :attr:`input_size`: its ``peaks`` strongest peaks (``n`` more where the last ties
+        with others, see :func:`mirror_averaged_peaks`)."""
         if frame.shape != self.input_size + (3,) or frame.dtype != np.uint8:
             raise ValueError(f"the side renderer takes ({self.input_size[0]}, {self.input_size[1]}, 3) uint8 RGB "
                              f"frames, got {frame.shape} {frame.dtype}")
         maps = self._session.run(None, {"frames": np.stack([frame, frame[:, ::-1]])})[0]
-        cols, scores = mirror_averaged_peaks(maps[0], maps[1], self.peaks)
+        found = mirror_averaged_peaks(maps[0], maps[1], self.peaks, sounding=self.weigh_peaks_by == "sounding")
+        cols, scores = found[0], found[-1]
         width = self.input_size[1]
         azimuths = column_to_azimuth(cols * width, width, self.hfov_deg)
         weights = np.maximum(scores, 1e-12) ** self.power
@@ -281,7 +307,9 @@ def load_table(path: Path, n_bins: int, sample_rate: int, hop: int) -> Table:
                  detector)
 
 
-def _localiser_session(path: Path, size_hw: Tuple[int, int], num_threads: int):
+def _localiser_session(path: Path, size_hw: Tuple[int, int], num_threads: int, sounding: bool = False):
+    """An ONNX Runtime session of the localiser graph, checked on a probe: ``(2, 6 or 7, ...)``
+    float32 maps (7, with the sounding map, when ``sounding``)."""
     import onnxruntime as ort
 
     from streambin.backends.onnxruntime_backend import session_options
@@ -297,8 +325,12 @@ def _localiser_session(path: Path, size_hw: Tuple[int, int], num_threads: int):
                                 f"return one output, got inputs {[(i.name, i.type) for i in inputs]}")
     probe = np.full((2, size_hw[0], size_hw[1], 3), 128, np.uint8)
     maps = session.run(None, {"frames": probe})[0]
-    expected = (2, N_MAPS, size_hw[0] // CELL_PX, size_hw[1] // CELL_PX)
-    if maps.shape != expected or maps.dtype != np.float32:
-        raise SideRendererError(f"{path}: the localiser graph must return {expected} float32 maps for "
-                                f"{size_hw} frames, got {maps.shape} {maps.dtype}")
+    n_maps = (SOUNDING_MAP + 1,) if sounding else (N_MAPS, SOUNDING_MAP + 1)
+    grid = (size_hw[0] // CELL_PX, size_hw[1] // CELL_PX)
+    if maps.ndim != 4 or maps.shape[0] != 2 or maps.shape[1] not in n_maps or maps.shape[2:] != grid \
+            or maps.dtype != np.float32:
+        raise SideRendererError(f"{path}: the localiser graph must return (2, {' or '.join(map(str, n_maps))}, "
+                                f"{grid[0]}, {grid[1]}) float32 maps for {size_hw} frames"
+                                f"{' (weighing peaks by the sounding map needs its seventh map)' if sounding else ''}, "
+                                f"got {maps.shape} {maps.dtype}")
     return session

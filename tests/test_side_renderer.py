@@ -10,7 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from export.add_side_renderer import ExportError, add_side_renderer  # noqa: E402
+from export.add_side_renderer import ExportError, add_side_renderer, replace_localiser  # noqa: E402
 from streambin import Spatializer  # noqa: E402
 from streambin.bundle import BundleError, load_bundle, read_config, write_config  # noqa: E402
 from streambin.side_renderer import SideRenderer, SideRendererError, mirror_averaged_peaks  # noqa: E402
@@ -76,6 +76,20 @@ def test_peaks_found_where_the_heat_map_peaks_with_offsets_averaged():
     # own estimate 3.5; mirror estimate gw - (8 + 0.5) = 3.5; second: 9.25 and 12 - (2 + 0.75) = 9.25
     np.testing.assert_allclose(cols, [3.5 / gw, 9.25 / gw])
     np.testing.assert_allclose(scores, 1 / (1 + np.exp([-3.0, -1.0])), rtol=1e-6)
+
+
+def test_peaks_tied_with_the_last_one_kept_are_all_kept():
+    own = np.zeros((6, 6, 12), np.float32)         # a featureless frame: every cell a peak of one score
+    cols, scores = mirror_averaged_peaks(own, own.copy(), 4)
+    assert cols.size == 72 and np.ptp(scores) == 0
+    np.testing.assert_allclose(np.sort(cols), np.sort(1.0 - cols), atol=1e-12)   # a mirror-symmetric set
+    own[0] = -8.0
+    own[0, 1, [2, 9]] = 2.0                        # a mirror pair, then a weaker one: the tie at k = 3
+    own[0, 4, [4, 7]] = 1.0
+    own[0, 3, 0] = 0.5
+    assert mirror_averaged_peaks(own, own[:, :, ::-1].copy(), 3)[0].size == 4
+    assert mirror_averaged_peaks(own, own[:, :, ::-1].copy(), 4)[0].size == 4
+    assert mirror_averaged_peaks(own, own[:, :, ::-1].copy(), 5)[0].size == 5
 
 
 def test_a_mirrored_frame_gives_mirrored_peaks_and_the_negated_side(renderer_bundle, rng):
@@ -185,6 +199,110 @@ def test_side_renderer_option_is_checked(tiny_unet, renderer_bundle):
         Spatializer(renderer_bundle, side_renderer="yes")
     with pytest.raises(ValueError, match="gpu_pipeline=True does not blend a rendered side"):
         Spatializer(renderer_bundle, gpu_pipeline=True)
+
+
+# ---------------------------------------------------------------- peaks weighed by a sounding map
+
+def _sounding_checkpoint(path):
+    from streambin.nets.localiser import ObjectLocaliser
+
+    torch.manual_seed(1)
+    net = ObjectLocaliser(width=8, sounding_map=True)
+    torch.save({"net": net.state_dict(), "width": 8, "step": 0, "sounding_map": True}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def sounding_bundle(renderer_bundle, tmp_path_factory):
+    """The renderer bundle with its localiser replaced by one with a sounding map, which weighs the peaks."""
+    root = tmp_path_factory.mktemp("sounding")
+    replace_localiser(renderer_bundle, _sounding_checkpoint(root / "loc.pt"), root / "bundle",
+                      weigh_peaks_by="sounding")
+    return root / "bundle"
+
+
+def test_sounding_map_at_the_peaks_is_mirror_averaged():
+    gh, gw = 6, 12
+    own = np.zeros((7, gh, gw), np.float32)
+    own[0] = -8.0
+    own[0, 2, 3], own[0, 4, 9] = 3.0, 1.0
+    mirrored = own[:, :, ::-1].copy()
+    own[6] = -1.0
+    own[6, 2, 3], own[6, 4, 9] = 2.0, -2.0
+    mirrored[6] = 0.0
+    mirrored[6, 2, gw - 1 - 3], mirrored[6, 4, gw - 1 - 9] = 1.0, 0.5
+    cols, scores, sound = mirror_averaged_peaks(own, mirrored, 2, sounding=True)
+    sig = lambda x: 1 / (1 + np.exp(-x))   # noqa: E731
+    np.testing.assert_allclose(sound, [0.5 * (sig(2.0) + sig(1.0)), 0.5 * (sig(-2.0) + sig(0.5))], rtol=1e-6)
+    plain = mirror_averaged_peaks(own, mirrored, 2)    # the same peaks as without the sounding map
+    np.testing.assert_array_equal(cols, plain[0])
+    np.testing.assert_array_equal(scores, plain[1])
+
+
+def test_peaks_weighed_by_the_sounding_map_keep_the_symmetry(sounding_bundle, renderer_bundle, rng):
+    r, base = _renderer(sounding_bundle), _renderer(renderer_bundle)
+    assert r.weigh_peaks_by == "sounding" and base.weigh_peaks_by == "heat"
+    frame = _scene(rng)
+    maps = r._session.run(None, {"frames": np.stack([frame, frame[:, ::-1]])})[0]
+    assert maps.shape == (2, 7, 24, 48)
+    _, heat, sound = mirror_averaged_peaks(maps[0], maps[1], r.peaks, sounding=True)
+    az, w = r.azimuths(frame)
+    np.testing.assert_allclose(w, sound ** r.power / np.sum(sound ** r.power), rtol=1e-9)
+    assert not np.allclose(w, heat ** r.power / np.sum(heat ** r.power), rtol=1e-3)   # not the heat's weights
+    az_m, w_m = r.azimuths(np.ascontiguousarray(frame[:, ::-1]))
+    np.testing.assert_allclose(az_m, -az, atol=1e-9)           # a mirrored frame: the mirrored side
+    np.testing.assert_allclose(w_m, w, atol=1e-12)
+    for value in (0, 128, 255):                                 # a uniform frame: no side
+        assert np.abs(r.rendered_mask(np.full((96, 192, 3), value, np.uint8))).max() < 1e-6
+    # only the localiser was replaced: the table and the blend weights are the bundle's
+    np.testing.assert_array_equal(r._filters_full, base._filters_full)
+    np.testing.assert_array_equal(r.w_model, base.w_model)
+    np.testing.assert_array_equal(r.w_rendered, base.w_rendered)
+
+
+def test_engine_with_peaks_weighed_by_the_sounding_map(sounding_bundle, rng):
+    mono = (0.1 * rng.standard_normal(16000)).astype(np.float32)
+    frame = _scene(rng, (224, 448))
+    with Spatializer(sounding_bundle, sample_rate=48000, block_frames=2, lookahead_frames=1,
+                     mirror_average=True) as sp:
+        out = _stream(sp, mono, frame)
+        assert np.isfinite(out).all() and np.abs(out[0] - out[1]).max() > 1e-4
+        np.testing.assert_allclose(_stream(sp, mono, np.ascontiguousarray(frame[:, ::-1])), out[::-1], atol=1e-5)
+        grey = _stream(sp, mono, np.full((224, 448, 3), 128, np.uint8))
+        np.testing.assert_array_equal(grey[0], grey[1])
+
+
+def test_weighing_by_a_sounding_map_needs_one(tiny_unet, renderer_bundle, tmp_path):
+    plain = _localiser_checkpoint(tmp_path / "plain.pt")
+    with pytest.raises(ExportError, match="needs a localiser trained with one"):
+        replace_localiser(renderer_bundle, plain, tmp_path / "x", weigh_peaks_by="sounding")
+    assert not (tmp_path / "x").exists()
+    with pytest.raises(ExportError, match="has no side renderer"):
+        replace_localiser(tiny_unet[0], plain, tmp_path / "y")
+    b = _copy(renderer_bundle, tmp_path)
+    cfg = read_config(b)
+    cfg["side_renderer"]["weigh_peaks_by"] = "sounding"     # but the graph has six maps
+    write_config(b, cfg)
+    with pytest.raises(SideRendererError, match="needs its seventh map"):
+        _renderer(b)
+    cfg["side_renderer"]["weigh_peaks_by"] = "loudness"
+    (b / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(BundleError, match="'weigh_peaks_by' must be 'heat' or 'sounding'"):
+        load_bundle(b)
+
+
+def test_replace_localiser_command_line(renderer_bundle, tmp_path, capsys):
+    from export.add_side_renderer import main
+
+    ck = _sounding_checkpoint(tmp_path / "loc.pt")
+    with pytest.raises(SystemExit):
+        main(["--bundle", str(renderer_bundle), "--localiser", str(ck), "--out", str(tmp_path / "x")])
+    assert "--fit" in capsys.readouterr().err
+    assert main(["--bundle", str(renderer_bundle), "--localiser", str(ck), "--out", str(tmp_path / "b"),
+                 "--replace-localiser", "--weigh-peaks-by", "sounding"]) == 0
+    section = read_config(tmp_path / "b")["side_renderer"]
+    assert section["weigh_peaks_by"] == "sounding" and section["source"]["localiser"] == str(ck)
+    assert section["source"]["localiser_replaced_in"] == str(renderer_bundle)
 
 
 # ---------------------------------------------------------------- a blend that follows the room

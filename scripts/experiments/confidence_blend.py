@@ -225,8 +225,11 @@ class RoomDetector:
 
 
 def load_inputs(clips: Sequence[Clip], cache: Path, bundle: str, localiser_path: str,
-                room_detector: Optional[RoomDetector] = None) -> List[ClipInputs]:
-    """The clips' model outputs and localiser peaks, from ``cache`` or computed (and cached)."""
+                room_detector: Optional[RoomDetector] = None, weigh_by: str = "heat",
+                model_cache: Optional[Path] = None) -> List[ClipInputs]:
+    """The clips' model outputs and localiser peaks, from ``cache`` or computed (and cached);
+    ``model_cache``: another cache of the same bundle's outputs to take them from (only the
+    localiser's peaks are then computed)."""
     from streambin.train.data import SimBinauralDataset, stored_frame_size
     from streambin.train.evaluate_streaming import StreamedPredictor
     sys.path.insert(0, str(Path(__file__).parent))
@@ -238,19 +241,25 @@ def load_inputs(clips: Sequence[Clip], cache: Path, bundle: str, localiser_path:
     for clip in tqdm(clips, desc="model + localiser", unit="clip"):
         path = cache / clip.root.name / f"{clip.name}.npz"
         if not path.exists():
-            if predictor is None:
-                predictor = StreamedPredictor(bundle, sample_rate=48000, block_frames=3, lookahead_frames=1,
-                                              mirror_average=True, side_gain=1.179, side_renderer=False)
+            if localiser is None:
                 localiser = load_localiser(localiser_path)
-            key = str(clip.root)
-            if key not in datasets:
-                ds = SimBinauralDataset(clip.root, "all", mode="eval", visual_size=stored_frame_size(clip.root))
-                datasets[key] = (ds, {c: i for i, c in enumerate(ds.clips)})
-            ds, index = datasets[key]
-            item = ds[index[clip.name]]
-            pred = np.asarray(predictor(clip.mid.astype(np.float32), item["frames"], float(item["fps"]), "true"),
-                              np.float32)
-            az, scores = localiser_peaks(localiser, clip.frame_paths())
+            reuse = model_cache / clip.root.name / f"{clip.name}.npz" if model_cache else None
+            if reuse is not None and reuse.exists():
+                with np.load(reuse) as z:
+                    pred = z["pred"]
+            else:
+                if predictor is None:
+                    predictor = StreamedPredictor(bundle, sample_rate=48000, block_frames=3, lookahead_frames=1,
+                                                  mirror_average=True, side_gain=1.179, side_renderer=False)
+                key = str(clip.root)
+                if key not in datasets:
+                    ds = SimBinauralDataset(clip.root, "all", mode="eval", visual_size=stored_frame_size(clip.root))
+                    datasets[key] = (ds, {c: i for i, c in enumerate(ds.clips)})
+                ds, index = datasets[key]
+                item = ds[index[clip.name]]
+                pred = np.asarray(predictor(clip.mid.astype(np.float32), item["frames"], float(item["fps"]), "true"),
+                                  np.float32)
+            az, scores = localiser_peaks(localiser, clip.frame_paths(), weigh_by)
             path.parent.mkdir(parents=True, exist_ok=True)
             np.savez(path, pred=pred, azimuths=az, scores=scores)
         with np.load(path) as z:
@@ -289,6 +298,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         "weights leave is reported: as long as the scored clips, where the fitting clips are short")
     p.add_argument("--max-clips", type=int, default=0, help="score only each set's first N clips (default: all)")
     p.add_argument("--cache", type=Path, required=True)
+    p.add_argument("--model-cache", type=Path,
+                   help="another --cache of the same --bundle: its model outputs are reused (another localiser)")
+    p.add_argument("--weigh-peaks-by", choices=("heat", "sounding"), default="heat",
+                   help="weigh the peaks by their heat or by the localiser's sounding map (default heat)")
     p.add_argument("--heads", type=int, default=48)
     p.add_argument("--seed", type=int, default=0, help="the heads' draw (hrtf_prior.py's default)")
     p.add_argument("--out", type=Path, required=True)
@@ -320,9 +333,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     rng = np.random.default_rng(args.seed)
     grid, table = side_filter_table([draw_head(rng, "train") for _ in range(args.heads)])
 
+    peak_source = (args.weigh_peaks_by, args.model_cache)
     root, split = args.fit.rsplit(":", 1)
     fit_clips = single_source_clips(Path(root), split)[: args.fit_clips]
-    fit_inputs = load_inputs(fit_clips, args.cache, args.bundle, args.localiser, room_detector)
+    fit_inputs = load_inputs(fit_clips, args.cache, args.bundle, args.localiser, room_detector, *peak_source)
     shares = np.concatenate([x.share for x in fit_inputs])
     off_centre = np.concatenate([np.abs(x.azimuths[:, 0]) for x in fit_inputs])
     edges = {"share": np.quantile(shares, [1 / 3, 2 / 3]), "azimuth": np.quantile(off_centre, [1 / 3, 2 / 3]),
@@ -355,7 +369,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for spec in args.validate:
             root, split = spec.rsplit(":", 1)
             val_inputs = load_inputs(single_source_clips(Path(root), split), args.cache, args.bundle, args.localiser,
-                                     room_detector)
+                                     room_detector, *peak_source)
             per_set[spec] = (len(val_inputs), fit(val_inputs, kinds, grid, table, edges))
         for form in ("shipped",) + forms:
             kind = terms_kind(form)
@@ -383,7 +397,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for spec in args.data:
         root, split = spec.rsplit(":", 1)
         inputs = load_inputs(single_source_clips(Path(root), split, args.max_clips), args.cache, args.bundle,
-                             args.localiser, room_detector)
+                             args.localiser, room_detector, *peak_source)
         rows: Dict[str, List[dict]] = {v: [] for v in variants}
         for x in tqdm(inputs, desc=f"scoring {spec}", unit="clip"):
             clip = x.clip

@@ -232,12 +232,15 @@ def probe_azimuths(generator, probe: Ridge, paths: Sequence[Path], visual_size) 
 SOFT_POWERS = (1.0, 2.0, 4.0, 8.0)
 
 
-def localiser_peaks(net, paths: Sequence[Path]) -> Tuple[np.ndarray, np.ndarray]:
-    """``(n, 4)`` degrees at 90 degrees of view and ``(n, 4)`` heat scores of each frame's four
-    strongest mirror-averaged peaks, strongest first."""
+def localiser_peaks(net, paths: Sequence[Path], weigh_by: str = "heat") -> Tuple[np.ndarray, np.ndarray]:
+    """``(n, 4)`` degrees at 90 degrees of view and ``(n, 4)`` scores of each frame's four
+    strongest mirror-averaged peaks, strongest first: their heat, or with ``weigh_by="sounding"``
+    (a localiser with a sounding map) that map's probability at each of them."""
     from object_localiser import INPUT_W, load_frames, peaks  # beside this script
-    cols, scores = peaks(net, load_frames(paths), k=4, mirror_average=True)
-    return column_to_azimuth(cols * INPUT_W, INPUT_W, HFOV_DEG), scores
+    if weigh_by not in ("heat", "sounding"):
+        raise ValueError(f"weigh_by must be 'heat' or 'sounding', got {weigh_by!r}")
+    got = peaks(net, load_frames(paths), k=4, mirror_average=True, sounding=weigh_by == "sounding")
+    return column_to_azimuth(got[0] * INPUT_W, INPUT_W, HFOV_DEG), got[-1]
 
 
 def soft_azimuths(azimuths: np.ndarray, scores: np.ndarray, power: float) -> SoftAzimuths:
