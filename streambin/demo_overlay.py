@@ -138,6 +138,9 @@ def render_overlay(frame_bgr, ild_db, range_db: float = 12.0, width: int = 640, 
     return np.concatenate([picture, strip], axis=0)
 
 
+MAX_PEAK_MARKERS = 8
+
+
 def _draw_peaks(picture: np.ndarray, peaks, hfov_deg: float, mirror: bool) -> None:
     """Mark each ``(azimuth, weight)`` of ``peaks`` on ``picture`` (BGR, changed in place)."""
     import cv2
@@ -148,7 +151,9 @@ def _draw_peaks(picture: np.ndarray, peaks, hfov_deg: float, mirror: bool) -> No
     if azimuths.shape != weights.shape:
         raise ValueError(f"peaks must be (azimuths (k,), weights (k,)), got {azimuths.shape} and {weights.shape}")
     h, w = picture.shape[:2]
-    ranked = sorted(zip(azimuths, weights), key=lambda p: p[1])       # the strongest drawn last, on top
+    # the strongest drawn last, on top; at most MAX_PEAK_MARKERS (a featureless frame's plateau
+    # hands over every cell of it, each with a tiny weight)
+    ranked = sorted(zip(azimuths, weights), key=lambda p: p[1])[-MAX_PEAK_MARKERS:]
     for rank, (az, weight) in enumerate(ranked):
         if not (np.isfinite(az) and np.isfinite(weight)):
             continue

@@ -313,6 +313,13 @@ def test_overlay_marks_the_side_renderers_peaks_where_the_camera_sees_them():
     assert (abs(two - 80) <= 3).any() and (abs(two - 240) <= 4).any()
     with pytest.raises(ValueError, match="peaks must be"):
         render_overlay(frame, [], peaks=([1.0, 2.0], [1.0]))
+    # a featureless frame's plateau of tied peaks: only the strongest few are marked
+    many = np.linspace(-40, 40, 200)
+    weights = np.full(200, 0.5 / 199)
+    weights[57] = 0.5
+    marked = marked_columns(render_overlay(frame, [], width=320, strip_height=32, peaks=(many, weights)))
+    strongest = 160 + 160 * np.tan(np.radians(many[57]))
+    assert (abs(marked - strongest) <= 3).any() and marked.size <= 8 * 3
 
 
 # ---------------------------------------------------------------------------- missing hardware
