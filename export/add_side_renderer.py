@@ -46,6 +46,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from streambin.bundle import CONFIG_NAME, load_bundle, read_config, write_config
+from streambin.side_renderer import WEIGH_PEAKS_BY
 
 LOCALISER_GRAPH = "localiser.onnx"
 TABLE_FILE = "side_renderer.npz"
@@ -153,8 +154,8 @@ def shrink_visual(path: Path, count: int, reference: Path, frame_shape) -> dict:
 def _check_weigh_peaks_by(localiser: Path, weigh_peaks_by: str) -> None:
     from streambin.nets.localiser import load_localiser
 
-    if weigh_peaks_by not in ("heat", "sounding"):
-        raise ExportError(f"weigh_peaks_by must be 'heat' or 'sounding', got {weigh_peaks_by!r}")
+    if weigh_peaks_by not in WEIGH_PEAKS_BY:
+        raise ExportError(f"weigh_peaks_by must be one of {WEIGH_PEAKS_BY}, got {weigh_peaks_by!r}")
     if weigh_peaks_by == "sounding" and not load_localiser(str(localiser)).sounding_map:
         raise ExportError(f"{localiser}: weighing the peaks by the sounding map needs a localiser trained with one "
                           "(object_localiser.py train --sounding-map)")
@@ -255,7 +256,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         "required unless --replace-localiser")
     p.add_argument("--replace-localiser", action="store_true",
                    help="--bundle has a side renderer: replace only its localiser graph (table and weights kept)")
-    p.add_argument("--weigh-peaks-by", choices=("heat", "sounding"), default="heat",
+    p.add_argument("--weigh-peaks-by", choices=WEIGH_PEAKS_BY, default="heat",
                    help="weigh the peaks by their heat or by the localiser's sounding map (default heat)")
     p.add_argument("--out", required=True, type=Path, help="the new bundle directory")
     p.add_argument("--visual-int8", type=int, default=0, metavar="N",

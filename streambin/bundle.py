@@ -334,9 +334,11 @@ def _side_renderer_section(sec: Any, fields: Dict[str, Any], where: str) -> Dict
                                               f"got {size[key]}")
     _positive_int(sec, "peaks", where)
     _positive_float(sec, "power", where)
-    if sec.get("weigh_peaks_by", "heat") not in ("heat", "sounding"):
-        raise _err(where, f"'weigh_peaks_by' must be 'heat' or 'sounding' (the localiser's sounding map), "
-                          f"got {sec['weigh_peaks_by']!r}")
+    from streambin.side_renderer import WEIGH_PEAKS_BY
+
+    if sec.get("weigh_peaks_by", "heat") not in WEIGH_PEAKS_BY:
+        raise _err(where, f"'weigh_peaks_by' must be one of {WEIGH_PEAKS_BY} (by their heat or by the localiser's "
+                          f"sounding map), got {sec['weigh_peaks_by']!r}")
     if not _positive_float(sec, "hfov_deg", where) < 180.0:
         raise _err(where, f"'hfov_deg' must be below 180 degrees, got {sec['hfov_deg']}")
     return out
