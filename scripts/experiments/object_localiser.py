@@ -389,13 +389,24 @@ def cmd_score(a):
     print("rank of the peak nearest the truth (mirror-averaged): "
           + ", ".join(f"{r} {v:.3f}" for r, v in result["nearest_peak_rank_share"].items()))
     scenes = sorted({f.scene for f in labelled})
+    # the sounding source's kind of sound (stamp, speech, instrument, ...) per frame
+    metas = {c: json.loads((Path(a.data) / "meta" / f"{c}.json").read_text()) for c in {f.clip for f in labelled}}
+    sound_kind = np.array([next(s.get("sound_kind", "?") for s in metas[f.clip]["sources"] if not s.get("silent"))
+                           for f in labelled])
     result["mean_hfov_deg"] = mean_hfov
     result["rules"] = {}
     for name, pred in rules.items():
         r = score(pred, true, 0.0, box)
         # the share of frames whose chosen azimuth is the mirror-averaged peak nearest the truth
         if np.isclose(pred[:, None], az_avg).any(1).all():  # rules that choose among those peaks
-            r["nearest_peak_chosen_share"] = float(np.mean(np.isclose(pred, az_avg[rows, rank])))
+            chosen = np.isclose(pred, az_avg[rows, rank])
+            r["nearest_peak_chosen_share"] = float(np.mean(chosen))
+            # by the sounding source's kind of sound, on the frames with silent objects beside it
+            beside = np.array(["with distractors" in f.scene for f in labelled])
+            r["with_distractors_by_sound_kind"] = {
+                kind: {"frames": int(m.sum()), "mae_deg": float(np.abs(pred[m] - true[m]).mean()),
+                       "nearest_peak_chosen_share": float(chosen[m].mean())}
+                for kind in sorted(set(sound_kind[beside])) for m in [beside & (sound_kind == kind)]}
         r["by_scene"] = {s: {"frames": int(m.sum()), "mae_deg": float(np.abs(pred[m] - true[m]).mean()),
                              "box_centre_mae_deg": float(np.abs(box[m] - true[m]).mean())}
                          for s in scenes for m in [np.array([f.scene == s for f in labelled])]}
