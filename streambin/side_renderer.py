@@ -135,6 +135,7 @@ class SideRenderer:
         self.weigh_peaks_by = str(section.get("weigh_peaks_by", "heat"))
         if self.weigh_peaks_by not in WEIGH_PEAKS_BY:
             raise SideRendererError(f"weigh_peaks_by must be one of {WEIGH_PEAKS_BY}, got {self.weigh_peaks_by!r}")
+        self._by_sounding = self.weigh_peaks_by == "sounding"
         t = load_table(Path(table), n_bins, sample_rate, hop)
         self.grid = t.grid
         # Rows for -90 .. 90 degrees from the antisymmetric half the file stores.
@@ -143,10 +144,9 @@ class SideRenderer:
         #: the room detector the weights follow, or None (one pair of weights everywhere)
         self.room_detector: Optional[RoomDetector] = t.room_detector
         self.set_blend(t.w_model, t.w_rendered, t.w_model_room, t.w_rendered_room)
-        self._session = _localiser_session(Path(graph), self.input_size, num_threads,
-                                           sounding=self.weigh_peaks_by == "sounding")
+        self._session = _localiser_session(Path(graph), self.input_size, num_threads, sounding=self._by_sounding)
         self.nonfinite_frames = 0   # frames whose localiser output was not finite (rendered as no side)
-        #: ``(azimuths (peaks,) degrees, weights (peaks,))`` of the latest frame rendered, or None
+        #: ``(azimuths (n,) degrees, weights (n,))`` of the latest frame rendered (see :meth:`azimuths`), or None
         self.last_peaks = None
 
     @classmethod
@@ -193,7 +193,7 @@ class SideRenderer:
             raise ValueError(f"the side renderer takes ({self.input_size[0]}, {self.input_size[1]}, 3) uint8 RGB "
                              f"frames, got {frame.shape} {frame.dtype}")
         maps = self._session.run(None, {"frames": np.stack([frame, frame[:, ::-1]])})[0]
-        found = mirror_averaged_peaks(maps[0], maps[1], self.peaks, sounding=self.weigh_peaks_by == "sounding")
+        found = mirror_averaged_peaks(maps[0], maps[1], self.peaks, sounding=self._by_sounding)
         cols, scores = found[0], found[-1]
         width = self.input_size[1]
         azimuths = column_to_azimuth(cols * width, width, self.hfov_deg)

@@ -393,6 +393,7 @@ def cmd_score(a):
     metas = {c: json.loads((Path(a.data) / "meta" / f"{c}.json").read_text()) for c in {f.clip for f in labelled}}
     sound_kind = np.array([next(s.get("sound_kind", "?") for s in metas[f.clip]["sources"] if not s.get("silent"))
                            for f in labelled])
+    beside = np.array(["with distractors" in f.scene for f in labelled])   # frames with silent objects
     result["mean_hfov_deg"] = mean_hfov
     result["rules"] = {}
     for name, pred in rules.items():
@@ -402,7 +403,6 @@ def cmd_score(a):
             chosen = np.isclose(pred, az_avg[rows, rank])
             r["nearest_peak_chosen_share"] = float(np.mean(chosen))
             # by the sounding source's kind of sound, on the frames with silent objects beside it
-            beside = np.array(["with distractors" in f.scene for f in labelled])
             r["with_distractors_by_sound_kind"] = {
                 kind: {"frames": int(m.sum()), "mae_deg": float(np.abs(pred[m] - true[m]).mean()),
                        "nearest_peak_chosen_share": float(chosen[m].mean())}
