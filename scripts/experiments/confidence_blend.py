@@ -27,7 +27,9 @@ implies an azimuth that errs differently from the localiser's. This fits blends 
   and ``room and share, 3 bins, 1/3 octave`` the same per tercile of the strongest peak's share
   (where the picture holds several objects the localiser's choice is less often right), and
   ``room and objects, 2 bins, 1/3 octave`` for frames where the localiser sees one object (at most
-  one peak scoring 0.5) and where it sees several,
+  one peak scoring 0.5) and where it sees several, and ``room and agreement, 2 bins, 1/3 octave``
+  for STFT frames where the model's side and the rendered side agree in sign and where they
+  disagree (:func:`agreement`: what the engine could compute per block from its own masks),
 - ``fixed, 1/3 octave, model prior S deg`` (``--model-prior-deg S ...``): each peak's weight
   ``score^4`` times a Gaussian (sigma S degrees) of its distance from the azimuth the model's
   output implies over the second before the frame (hrtf_prior.implied_azimuths),
@@ -66,10 +68,11 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
+from scipy.signal import lfilter
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).parent))
-from hrtf_prior import (N_FFT, Clip, filters_at, implied_azimuths, localiser_peaks, scene_group,  # noqa: E402
+from hrtf_prior import (HFOV_DEG, HOP, N_FFT, SAMPLE_RATE, Clip, filters_at, implied_azimuths, localiser_peaks, scene_group,  # noqa: E402
                         single_source_clips, spectrum, summary, with_side)
 from streambin.train import localisation_eval as L  # noqa: E402
 from streambin.train import metrics as M  # noqa: E402
@@ -80,6 +83,27 @@ from streambin.train.sim.heads import draw_head  # noqa: E402
 
 BINS = N_FFT // 2 + 1
 POWER = 4.0          # the engine's peak weighting, score ** 4
+AGREEMENT_BAND_HZ = (500.0, 8000.0)   # where both sides carry the level difference
+AGREEMENT_TAU_S = 0.25                # the agreement's causal smoothing
+
+
+def agreement(model_side: np.ndarray, rendered: np.ndarray, hop_s: float = HOP / SAMPLE_RATE,
+              band_hz=AGREEMENT_BAND_HZ, tau_s: float = AGREEMENT_TAU_S) -> np.ndarray:
+    """``(T,)`` in [-1, 1]: whether the model's side and the rendered side point the same way.
+
+    ``model_side``, ``rendered``: ``(bins, T)`` complex side spectra at 16 kHz (the model's side
+    is its side mask times the mid, the rendered one the filter times the mid, so their product
+    is ``S conj(H) |mid|^2``). Per frame the real inner product over ``band_hz`` and its
+    normaliser ``sum |S| |H| |mid|^2`` are smoothed by a causal exponential average (time constant
+    ``tau_s``), and their ratio returned (0 where both are silent or nothing is rendered)."""
+    freqs = np.arange(model_side.shape[0]) * SAMPLE_RATE / N_FFT
+    band = (freqs >= band_hz[0]) & (freqs <= band_hz[1])
+    s, r = model_side[band], rendered[band]
+    inner = np.real(s * np.conj(r)).sum(axis=0)
+    norm = (np.abs(s) * np.abs(r)).sum(axis=0)
+    alpha = 1.0 - np.exp(-hop_s / tau_s)
+    smooth = [lfilter([alpha], [1.0, alpha - 1.0], v) for v in (inner, norm)]
+    return np.where(smooth[1] > 0, smooth[0] / np.maximum(smooth[1], 1e-300), 0.0)
 FORMS = ("fixed", "fixed, 1/3 octave", "fixed, 1/6 octave", "share, linear", "score, linear", "share, 3 bins",
          "azimuth, 3 bins, 1/3 octave", "room oracle, 2 bins, 1/3 octave")
 def bands_of(form: str) -> Optional[np.ndarray]:
@@ -93,9 +117,9 @@ class ClipInputs:
     and from them the per-STFT-frame terms."""
 
     def __init__(self, clip: Clip, pred: np.ndarray, azimuths: np.ndarray, scores: np.ndarray,
-                 room_detector: Optional["RoomDetector"] = None):
+                 room_detector: Optional["RoomDetector"] = None, power: float = POWER):
         self.clip, self.pred, self.room_detector = clip, pred, room_detector
-        weights = np.maximum(scores, 1e-12) ** POWER
+        weights = np.maximum(scores, 1e-12) ** power
         self.weights = weights / weights.sum(axis=1, keepdims=True)
         self.azimuths = azimuths
         self.share = self.weights[:, 0]
@@ -159,10 +183,12 @@ class ClipInputs:
         model_side, rendered, t = model_side[:, :T], rendered[:, :T], t[:T]
         if form.startswith("fixed"):
             return np.stack([model_side, rendered])
-        if form.startswith("room and "):   # the room estimate's linear form per tercile of another confidence
-            other = form.split(",")[0][len("room and "):]          # "azimuth" or "share"
+        if form.startswith("room and "):   # the room estimate's linear form per bin of another confidence
+            other = form.split(",")[0][len("room and "):]          # "azimuth", "share", "objects", "agreement"
             p = self.per_stft_frame(self.confidence("room estimate"), t)
-            which = np.digitize(self.per_stft_frame(self.confidence(other), t), edges[other])
+            c = (agreement(model_side, rendered) if other == "agreement"
+                 else self.per_stft_frame(self.confidence(other), t))
+            which = np.digitize(c, edges[other])
             masks = [(which == i).astype(np.float64) for i in range(len(edges[other]) + 1)]
             return np.stack([m * model_side for m in masks] + [p * m * model_side for m in masks]
                             + [m * rendered for m in masks] + [p * m * rendered for m in masks])
@@ -224,12 +250,24 @@ class RoomDetector:
         return out
 
 
+def at_field_of_view(azimuths_at_hfov: np.ndarray, hfov_deg: float) -> np.ndarray:
+    """Azimuths (degrees) read at :data:`HFOV_DEG` of view, read again at ``hfov_deg``: the same
+    image columns through a pinhole camera of another focal length (streambin.camera)."""
+    if hfov_deg == HFOV_DEG:
+        return azimuths_at_hfov
+    ratio = np.tan(np.deg2rad(hfov_deg / 2)) / np.tan(np.deg2rad(HFOV_DEG / 2))
+    return np.rad2deg(np.arctan(np.tan(np.deg2rad(azimuths_at_hfov)) * ratio))
+
+
 def load_inputs(clips: Sequence[Clip], cache: Path, bundle: str, localiser_path: str,
                 room_detector: Optional[RoomDetector] = None, weigh_by: str = "heat",
-                model_cache: Optional[Path] = None) -> List[ClipInputs]:
+                model_cache: Optional[Path] = None, power: float = POWER,
+                hfov_deg: float = HFOV_DEG) -> List[ClipInputs]:
     """The clips' model outputs and localiser peaks, from ``cache`` or computed (and cached);
     ``model_cache``: another cache of the same bundle's outputs to take them from (only the
-    localiser's peaks are then computed)."""
+    localiser's peaks are then computed); ``power``: the peaks weigh ``score ** power``;
+    ``hfov_deg``: the field of view the peaks' columns are turned into azimuths with (the cache
+    holds them at :data:`HFOV_DEG`)."""
     from streambin.train.data import SimBinauralDataset, stored_frame_size
     from streambin.train.evaluate_streaming import StreamedPredictor
     sys.path.insert(0, str(Path(__file__).parent))
@@ -263,7 +301,8 @@ def load_inputs(clips: Sequence[Clip], cache: Path, bundle: str, localiser_path:
             path.parent.mkdir(parents=True, exist_ok=True)
             np.savez(path, pred=pred, azimuths=az, scores=scores)
         with np.load(path) as z:
-            out.append(ClipInputs(clip, z["pred"].astype(np.float64), z["azimuths"], z["scores"], room_detector))
+            out.append(ClipInputs(clip, z["pred"].astype(np.float64), at_field_of_view(z["azimuths"], hfov_deg),
+                                  z["scores"], room_detector, power))
     return out
 
 
@@ -302,6 +341,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help="another --cache of the same --bundle: its model outputs are reused (another localiser)")
     p.add_argument("--weigh-peaks-by", choices=("heat", "sounding"), default="heat",
                    help="weigh the peaks by their heat or by the localiser's sounding map (default heat)")
+    p.add_argument("--power", type=float, default=POWER,
+                   help=f"the peaks weigh score ** POWER, as the bundle's side_renderer 'power' (default {POWER:g})")
+    p.add_argument("--hfov-deg", type=float, default=HFOV_DEG,
+                   help=f"the field of view the peaks' columns become azimuths at, as the bundle's side_renderer "
+                        f"'hfov_deg' (default {HFOV_DEG:g})")
+    p.add_argument("--forms", nargs="+",
+                   help="fit and score only these forms (default: all; 'shipped' is always scored)")
     p.add_argument("--heads", type=int, default=48)
     p.add_argument("--seed", type=int, default=0, help="the heads' draw (hrtf_prior.py's default)")
     p.add_argument("--out", type=Path, required=True)
@@ -317,7 +363,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     room_detector = RoomDetector(args.room_detector) if args.room_detector else None
     if room_detector:
         forms += ("room estimate, linear, 1/3 octave", "room and azimuth, 3 bins, 1/3 octave",
-                  "room and share, 3 bins, 1/3 octave", "room and objects, 2 bins, 1/3 octave")
+                  "room and share, 3 bins, 1/3 octave", "room and objects, 2 bins, 1/3 octave",
+                  "room and agreement, 2 bins, 1/3 octave")
+    if args.forms:
+        unknown = [f for f in args.forms if f not in forms]
+        if unknown:
+            p.error(f"--forms: unknown {unknown}; these are {forms}")
+        forms = tuple(args.forms)
     if args.apply_form and args.apply_form not in forms:
         p.error(f"--apply-form must be one of {forms}")
     engine_forms = [f for f in forms if f.startswith("fixed") and "model prior" not in f]
@@ -333,14 +385,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     rng = np.random.default_rng(args.seed)
     grid, table = side_filter_table([draw_head(rng, "train") for _ in range(args.heads)])
 
-    peak_source = (args.weigh_peaks_by, args.model_cache)
+    if not (0 < args.hfov_deg < 180 and args.power > 0):
+        p.error("--hfov-deg must be in (0, 180) and --power > 0")
+    peak_source = (args.weigh_peaks_by, args.model_cache, args.power, args.hfov_deg)
     root, split = args.fit.rsplit(":", 1)
     fit_clips = single_source_clips(Path(root), split)[: args.fit_clips]
     fit_inputs = load_inputs(fit_clips, args.cache, args.bundle, args.localiser, room_detector, *peak_source)
     shares = np.concatenate([x.share for x in fit_inputs])
     off_centre = np.concatenate([np.abs(x.azimuths[:, 0]) for x in fit_inputs])
     edges = {"share": np.quantile(shares, [1 / 3, 2 / 3]), "azimuth": np.quantile(off_centre, [1 / 3, 2 / 3]),
-             "room oracle": np.array([0.5]), "objects": np.array([1.5])}   # one object seen, or several
+             "room oracle": np.array([0.5]), "objects": np.array([1.5]),   # one object seen, or several
+             "agreement": np.array([0.0])}    # the sides disagree (< 0) or agree
     print(f"|azimuth| of the strongest peak on the fitting frames: terciles at {edges['azimuth'].round(1).tolist()}")
     print(f"share of the strongest peak on the fitting frames: terciles at {edges['share'].round(3).tolist()}, "
           f"median {np.median(shares):.3f}", flush=True)
@@ -348,7 +403,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     # Two-fold choice on the fitting clips: fit on one half, squared error left on the other.
     halves = [fit_inputs[0::2], fit_inputs[1::2]]
     weights, cv = {}, {}
-    kinds = sorted({terms_kind(f) for f in forms})   # forms that differ in banding share their equations
+    # forms that differ in banding share their equations; "fixed" also scores the shipped weights
+    kinds = sorted({terms_kind(f) for f in forms} | {"fixed"})
     parts = [fit(h, kinds, grid, table, edges) for h in tqdm(halves, desc="fitting halves", unit="half")]
     whole = {}
     for kind in kinds:
@@ -390,6 +446,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     variants = {"shipped": ("fixed", shipped), **{f: (f, weights[f]) for f in forms}}
     result = {"command": "python " + " ".join(sys.argv), "fit": args.fit, "fit_clips": len(fit_clips),
+              "power": args.power, "hfov_deg": args.hfov_deg, "weigh_peaks_by": args.weigh_peaks_by,
               "share_terciles": edges["share"].tolist(), "azimuth_terciles_deg": edges["azimuth"].tolist(), "two_fold_residual": cv,
               "validate": args.validate, "validation_residual": validation,
               "validation_residual_per_set": validation_per_set,
@@ -436,7 +493,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         shutil.copytree(args.bundle, args.apply_to)
         w = weights[args.apply_form]
         fitted = {"data": args.fit, "split": f"first {len(fit_clips)} single-source clips, form {args.apply_form!r}",
-                  "clips": len(fit_clips), "side_residual": {"two-fold": cv[args.apply_form]}}
+                  "clips": len(fit_clips), "side_residual": {"two-fold": cv[args.apply_form]}, "power": args.power,
+                  "hfov_deg": args.hfov_deg}
         if w.shape[1] == 2:
             fitted.update(blend_model=w[:, 0].tolist(), blend_rendered=w[:, 1].tolist())
         else:   # (a + a' p) S + (b + b' p) R: the weights in free field (p = 0) and in a room (p = 1)
