@@ -593,6 +593,29 @@ def test_a_plain_fit_of_a_room_following_bundle_replaces_its_room_weights(room_b
     assert _renderer(bundle).room_detector is None
 
 
+def test_a_fit_with_its_peak_power_and_field_of_view_sets_the_bundles(renderer_bundle, tmp_path):
+    from streambin.train import fit_side_blend
+
+    bundle = _copy(renderer_bundle, tmp_path / "b")
+    r = _renderer(bundle)
+    fitted = {"blend_model": r.w_model[:, 0].tolist(), "blend_rendered": r.w_rendered[:, 0].tolist(),
+              "data": "d", "split": "s", "clips": 1, "side_residual": {}}
+    for bad in (0.0, -2.0, float("nan")):
+        with pytest.raises(ValueError, match="power must be a finite number > 0"):
+            fit_side_blend.apply(bundle, {**fitted, "power": bad}, None)
+    assert read_config(bundle)["side_renderer"]["power"] == 4.0          # refused: nothing written
+    fit_side_blend.apply(bundle, {**fitted, "power": 8.0}, None)
+    assert read_config(bundle)["side_renderer"]["power"] == 8.0
+    assert _renderer(bundle).power == 8.0
+    for bad in (0.0, 180.0, float("inf")):
+        with pytest.raises(ValueError, match=r"hfov_deg must be a number of degrees in \(0, 180\)"):
+            fit_side_blend.apply(bundle, {**fitted, "hfov_deg": bad}, None)
+    fit_side_blend.apply(bundle, {**fitted, "hfov_deg": 80.0}, None)
+    assert _renderer(bundle).hfov_deg == 80.0
+    fit_side_blend.apply(bundle, fitted, None)                           # a fit without them keeps them
+    assert (_renderer(bundle).power, _renderer(bundle).hfov_deg) == (8.0, 80.0)
+
+
 def test_streamed_evaluation_feeds_stored_frames_to_both_nets(renderer_bundle, tmp_path, rng):
     from streambin.train import evaluate
 

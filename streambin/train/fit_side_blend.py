@@ -186,14 +186,21 @@ def apply(bundle: Path, result: dict, json_path: Optional[Path]) -> None:
     ``clips``, ``side_residual``); for weights that follow a room detector also
     ``blend_model_room``, ``blend_rendered_room`` (F,) (the weights in a room; the first two are then
     free field's) and ``room_detector``: ``{"weights", "feature_mean", "feature_std"}``
-    (streambin.room_detector). Without them, any room weights the table had are removed. The
-    table is checked as the engine loads it before anything is written."""
+    (streambin.room_detector). Without them, any room weights the table had are removed. An
+    optional ``power`` sets the section's peak weighting (``score ** power``) and an optional
+    ``hfov_deg`` the field of view its peaks' columns become azimuths at, as the weights were
+    fitted with. The table is checked as the engine loads it before anything is written."""
     from streambin.bundle import load_bundle, read_config, write_config
     from streambin.side_renderer import ROOM_TABLE_KEYS, load_table
 
     b = load_bundle(bundle)
     if b.side_renderer is None:
         raise ValueError(f"{bundle} has no side renderer")
+    power, hfov_deg = result.get("power"), result.get("hfov_deg")
+    if power is not None and not (np.isfinite(power) and power > 0):
+        raise ValueError(f"power must be a finite number > 0, got {power!r}")
+    if hfov_deg is not None and not (np.isfinite(hfov_deg) and 0 < hfov_deg < 180):
+        raise ValueError(f"hfov_deg must be a number of degrees in (0, 180), got {hfov_deg!r}")
     table = b.side_renderer["table"]
     with np.load(table) as z:
         arrays = {k: z[k] for k in z.files if k not in ROOM_TABLE_KEYS}
@@ -214,6 +221,10 @@ def apply(bundle: Path, result: dict, json_path: Optional[Path]) -> None:
     finally:
         staged.unlink(missing_ok=True)
     cfg = read_config(bundle)
+    if power is not None:
+        cfg["side_renderer"]["power"] = float(power)
+    if hfov_deg is not None:
+        cfg["side_renderer"]["hfov_deg"] = float(hfov_deg)
     cfg["side_renderer"].setdefault("source", {})["blend_fit"] = {
         "data": result["data"], "split": result["split"], "clips": result["clips"],
         "result": None if json_path is None else str(json_path), "side_residual": result["side_residual"],
