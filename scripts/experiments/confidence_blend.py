@@ -72,8 +72,9 @@ from scipy.signal import lfilter
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).parent))
-from hrtf_prior import (HFOV_DEG, HOP, N_FFT, SAMPLE_RATE, Clip, filters_at, implied_azimuths, localiser_peaks, scene_group,  # noqa: E402
-                        single_source_clips, spectrum, summary, with_side)
+from hrtf_prior import (HFOV_DEG, HOP, N_FFT, SAMPLE_RATE, Clip, filters_at, implied_azimuths,  # noqa: E402
+                        localiser_peaks, scene_group, single_source_clips, spectrum, summary, with_side)
+from streambin.camera import azimuth_to_column, column_to_azimuth  # noqa: E402
 from streambin.train import localisation_eval as L  # noqa: E402
 from streambin.train import metrics as M  # noqa: E402
 from streambin.train.average_head import side_filter_table  # noqa: E402
@@ -85,6 +86,14 @@ BINS = N_FFT // 2 + 1
 POWER = 4.0          # the engine's peak weighting, score ** 4
 AGREEMENT_BAND_HZ = (500.0, 8000.0)   # where both sides carry the level difference
 AGREEMENT_TAU_S = 0.25                # the agreement's causal smoothing
+FORMS = ("fixed", "fixed, 1/3 octave", "fixed, 1/6 octave", "share, linear", "score, linear", "share, 3 bins",
+         "azimuth, 3 bins, 1/3 octave", "room oracle, 2 bins, 1/3 octave")
+
+
+def bands_of(form: str) -> Optional[np.ndarray]:
+    if "octave" not in form:
+        return None
+    return octave_bands(BINS, 16000, int(form.split("1/")[1].split()[0]))
 
 
 def agreement(model_side: np.ndarray, rendered: np.ndarray, hop_s: float = HOP / SAMPLE_RATE,
@@ -104,12 +113,6 @@ def agreement(model_side: np.ndarray, rendered: np.ndarray, hop_s: float = HOP /
     alpha = 1.0 - np.exp(-hop_s / tau_s)
     smooth = [lfilter([alpha], [1.0, alpha - 1.0], v) for v in (inner, norm)]
     return np.where(smooth[1] > 0, smooth[0] / np.maximum(smooth[1], 1e-300), 0.0)
-FORMS = ("fixed", "fixed, 1/3 octave", "fixed, 1/6 octave", "share, linear", "score, linear", "share, 3 bins",
-         "azimuth, 3 bins, 1/3 octave", "room oracle, 2 bins, 1/3 octave")
-def bands_of(form: str) -> Optional[np.ndarray]:
-    if "octave" not in form:
-        return None
-    return octave_bands(BINS, 16000, int(form.split("1/")[1].split()[0]))
 
 
 class ClipInputs:
@@ -252,11 +255,11 @@ class RoomDetector:
 
 def at_field_of_view(azimuths_at_hfov: np.ndarray, hfov_deg: float) -> np.ndarray:
     """Azimuths (degrees) read at :data:`HFOV_DEG` of view, read again at ``hfov_deg``: the same
-    image columns through a pinhole camera of another focal length (streambin.camera)."""
+    image columns through a pinhole camera of another focal length."""
     if hfov_deg == HFOV_DEG:
         return azimuths_at_hfov
-    ratio = np.tan(np.deg2rad(hfov_deg / 2)) / np.tan(np.deg2rad(HFOV_DEG / 2))
-    return np.rad2deg(np.arctan(np.tan(np.deg2rad(azimuths_at_hfov)) * ratio))
+    width = 2.0     # any width: the columns' share of it is what carries over
+    return column_to_azimuth(azimuth_to_column(azimuths_at_hfov, width, HFOV_DEG), width, hfov_deg)
 
 
 def load_inputs(clips: Sequence[Clip], cache: Path, bundle: str, localiser_path: str,
