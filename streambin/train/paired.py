@@ -40,16 +40,22 @@ def load_evaluation(path: str) -> dict:
 
 def pooled(evaluations: Sequence[dict], names: Sequence[str]) -> dict:
     """One evaluation of all the clips of ``evaluations`` (``per_clip`` concatenated, the metrics
-    all of them have); a clip in more than one of them is refused, since it would count twice."""
+    all of them have); a clip in more than one of them is refused, since it would count twice.
+    A clip is its data set's root (``settings["data"]``) and name: when the evaluations come from
+    more than one root, each clip is renamed ``ROOT/NAME`` so that sets which number their clips
+    alike pool (and pair) without clashing."""
+    roots = [(ev.get("settings") or {}).get("data") for ev in evaluations]
+    several_roots = len(set(roots)) > 1
     seen: dict = {}
     per_clip = []
-    for ev, name in zip(evaluations, names):
+    for ev, name, root in zip(evaluations, names, roots):
         for c in ev["per_clip"]:
-            if c["clip"] in seen:
-                raise ValueError(f"clip {c['clip']!r} is in both {seen[c['clip']]} and {name}; pool evaluations "
+            key = (root, c["clip"])
+            if key in seen:
+                raise ValueError(f"clip {c['clip']!r} is in both {seen[key]} and {name}; pool evaluations "
                                  "of different clips")
-            seen[c["clip"]] = name
-            per_clip.append(c)
+            seen[key] = name
+            per_clip.append({**c, "clip": f"{root}/{c['clip']}"} if several_roots else c)
     metrics = [m for m in evaluations[0]["metrics"] if all(m in ev["metrics"] for ev in evaluations[1:])]
     return {"metrics": metrics, "per_clip": per_clip}
 

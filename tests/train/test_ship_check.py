@@ -10,13 +10,16 @@ from streambin.train import ship_check
 
 
 def _evaluation(path, stft, mono=1.0, composites=1.0, photographs=1.0, ratio=1.0, grey=0.0, direction=0.9,
-                localisation=True, first=0):
-    """An evaluation of ``len(stft)`` clips named from ``first`` with these model STFT distances."""
+                localisation=True, first=0, data=None):
+    """An evaluation of ``len(stft)`` clips named from ``first`` with these model STFT distances
+    (of the data set at ``data``, if given)."""
     per_clip = [{"clip": f"{first + i:06d}", "metrics": {"model": {"stft": float(s), "direction_acc": direction},
                                                          "mono_mono": {"stft": mono, "direction_acc": 0.0}}}
                 for i, s in enumerate(stft)]
     ev = {"metrics": ["stft", "direction_acc"], "per_clip": per_clip,
           "summary": {"model": {"stft": {"mean": float(np.mean(stft))}, "direction_acc": {"mean": direction}}}}
+    if data is not None:
+        ev["settings"] = {"data": data}
     if localisation:
         ev["localisation"] = {"summary": {
             "direction_acc": {"composite": {"rate": composites, "n": 16}, "photograph": {"rate": photographs, "n": 12}},
@@ -97,3 +100,61 @@ def test_lateral_floor_and_bad_inputs(files, tmp_path, capsys):
     assert json.loads(out.read_text())["passed"] is True
     assert ship_check.main(["--ood", str(tmp_path / "missing.json"), files["ref_a"]]) == 2
     assert "not a readable evaluation JSON" in capsys.readouterr().err
+
+
+def _lateral(path, wrong, n=10, ratio=1.0, first=0):
+    """A --lateral-only evaluation of ``n`` composite clips at +20 degrees whose per-clip records
+    put ``wrong`` of them on the wrong side (predicted level difference ``ratio`` x the true)."""
+    records = [{"clip": f"{first + i:06d}", "qualifies": True, "reason": "", "scene_kind": "composite",
+                "azimuth_deg": 20.0, "ld_target_db": 4.0, "ld_pred_db": (-1 if i < wrong else 1) * 4.0 * ratio,
+                "ld_grey_db": 0.0, "ld_mirrored_db": (1 if i < wrong else -1) * 4.0 * ratio} for i in range(n)]
+    per_clip = [{"clip": r["clip"], "metrics": {"model": {"stft": 0.5, "direction_acc": 0.9},
+                                                "mono_mono": {"stft": 1.0, "direction_acc": 0.0}}} for r in records]
+    from streambin.train.localisation_eval import summarize
+    path.write_text(json.dumps({"metrics": ["stft"], "per_clip": per_clip,
+                                "localisation": {"summary": summarize(records), "per_clip": records}}))
+    return str(path)
+
+
+def test_lateral_sets_pool_their_clips_and_rows_can_be_judged_on_them_alone(files, tmp_path):
+    cand = [_lateral(tmp_path / "ca.json", 1, ratio=0.8), _lateral(tmp_path / "cb.json", 1, ratio=0.9, first=100)]
+    ref = [_lateral(tmp_path / "ra.json", 0), _lateral(tmp_path / "rb.json", 0, first=100)]
+    # One held-out set whose 16-clip composites row drops to 0.875 (two clips), the lateral sets 9 of 10 each.
+    weak = _evaluation(tmp_path / "weak.json", np.array(_stfts(files["cand_a"])), composites=0.875, ratio=1.1)
+    pairs = list(zip(cand, ref))
+    result = ship_check.check([(weak, files["ref_a"])], pairs, None)
+    assert result["sets"] == ["ood set 1", "lateral (2 sets pooled)"]
+    rows = {r["measure"]: r for r in result["goals"]["candidate"]}
+    assert rows["direction, composites"]["values"] == [0.875, pytest.approx(18 / 20)]
+    pooled_ratios = [-0.8] + [0.8] * 9 + [-0.9] + [0.9] * 9                    # the wrong side counts negative
+    assert rows["median level ratio"]["values"][-1] == pytest.approx(np.median(pooled_ratios))
+    assert result["tests"]["no met goal row turned unmet"]["turned_unmet"] == ["direction, composites"]
+    judged = ship_check.check([(weak, files["ref_a"])], pairs, None, judge_rows="lateral")
+    assert judged["tests"]["no met goal row turned unmet"]["passed"]           # 0.90 pooled: met
+    assert "met on the last alone" in ship_check.format_report(judged)
+    one = ship_check.check([(weak, files["ref_a"])], pairs[0], None)          # one pair as before
+    assert one["sets"] == ["ood set 1", "lateral"]
+    args = ["--ood", weak, files["ref_a"], "--lateral", cand[0], ref[0], "--lateral", cand[1], ref[1]]
+    assert ship_check.main(args) == 1
+    assert ship_check.main(args + ["--judge-rows", "lateral"]) == 0
+    with pytest.raises(ValueError, match="needs --lateral"):
+        ship_check.check([(weak, files["ref_a"])], None, None, judge_rows="lateral")
+    with pytest.raises(ValueError, match="judge_rows must be one of"):
+        ship_check.check([(weak, files["ref_a"])], pairs, None, judge_rows="some")
+    with pytest.raises(ValueError, match="no per-clip localisation records to pool"):
+        ship_check.check([(weak, files["ref_a"])], [(weak, files["ref_a"]), pairs[1]], None)
+
+
+def test_held_out_sets_of_two_roots_pool_although_their_clips_are_numbered_alike(tmp_path, rng):
+    ref = 0.8 + 0.1 * rng.standard_normal(20)
+    pairs = []
+    for root in ("/data/ood_val", "/data/ood_confirm"):    # both number their clips from 000000
+        tag = root.rsplit("/", 1)[1]
+        pairs.append((_evaluation(tmp_path / f"c_{tag}.json", ref - 0.05, data=root),
+                      _evaluation(tmp_path / f"r_{tag}.json", ref, data=root)))
+    result = ship_check.check(pairs, None, None)
+    test = result["tests"]["held-out STFT better by more than the margin"]
+    assert test["paired"]["clips"] == 40 and test["passed"]
+    same_root = [pairs[0], (pairs[0][0], pairs[0][1])]      # the same clips twice still count once
+    with pytest.raises(ValueError, match="is in both ood set 1 and ood set 2"):
+        ship_check.check(same_root, None, None)
