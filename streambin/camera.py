@@ -3,8 +3,9 @@
 A pinhole camera with the listener's head at it, facing where it looks. A source at image
 column ``u`` of a ``W``-wide frame has azimuth ``atan((u - W/2) / f)`` with focal length
 ``f = (W/2) / tan(HFOV/2)``; positive azimuths are on the right. The synthetic scenes are
-rendered at ``HFOV_DEG`` = 90 degrees, and the engine, which cannot know a camera's own field of
-view, assumes it too.
+rendered at ``HFOV_DEG`` = 90 degrees (the first training set; later sets draw 60-100). The
+engine cannot know a camera's own field of view: a bundle's side renderer turns its localiser's
+columns into azimuths at the ``hfov_deg`` its section states.
 """
 
 from __future__ import annotations
