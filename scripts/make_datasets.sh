@@ -5,7 +5,9 @@
 # same command gives the same clip on any machine with the same packages.
 #
 #   scripts/make_datasets.sh eval  ROOT   the evaluation sets: ROOT/ood_val (200 held-out-pool
-#                                         scenes, 40 per scenario) and the 200 test clips of
+#                                         scenes, 40 per scenario), ROOT/ood_confirm and
+#                                         ROOT/ood_confirm2 (two more draws of the same recipe,
+#                                         the confirmation sets) and the 200 test clips of
 #                                         ROOT/simbin (the first set's in-domain test split)
 #   scripts/make_datasets.sh train ROOT   ROOT/simall: every training scene family in one root,
 #                                         8,700 clips (6,960 train / 870 val / 870 test), and
@@ -14,7 +16,7 @@
 # Each family has its own clip-index range, so they share one root without name clashes, and the
 # split rule (a function of the clip index and seed) gives every clip the split it had in the
 # smaller sets the results name (simdiv, simxs, simleg, simsyn). About 35 min on 2 cores for
-# `train`, about 1 min for `eval` (measured once each, docs/results.md). Regenerating a clip rewrites it with the same bytes; to continue a
+# `train`, about 3 min for `eval` (measured: ood_val 1 min, each confirmation set 0.5-1 min). Regenerating a clip rewrites it with the same bytes; to continue a
 # cut-off family, run its line by hand with --start at its first missing clip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +35,8 @@ sim() { "$PY" -m streambin.train.simulate --seconds 10 --rooms --moving --worker
 case "$what" in
   eval)
     sim --out "$root/ood_val" --clips 200 --seed 2026 --pool ood --mix validation
+    sim --out "$root/ood_confirm" --clips 200 --seed 2027 --pool ood --mix validation
+    sim --out "$root/ood_confirm2" --clips 200 --seed 2028 --pool ood --mix validation
     # The first training set's test clips, byte for byte (--legacy --pool all reproduces it).
     sim --out "$root/simbin" --clips 2000 --seed 0 --legacy --pool all --only-split test
     ;;
