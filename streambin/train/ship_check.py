@@ -66,15 +66,22 @@ def stft_over_mono(ev: dict) -> float:
 def pooled_lateral(evaluations: Sequence[dict], names: Sequence[str]) -> dict:
     """One evaluation-like ``{"localisation": {"summary", "per_clip"}}`` from the per-clip
     localisation records of ``evaluations`` (their qualifying clips pooled, summarised anew);
-    a single evaluation is returned as it is."""
+    a single evaluation is returned as it is. A clip (its data root and name) in two of them is
+    refused, since it would count twice."""
     if len(evaluations) == 1:
         return evaluations[0]
-    records = []
+    records, seen = [], {}
     for ev, name in zip(evaluations, names):
         localisation(ev, name)
         per_clip = ev["localisation"].get("per_clip")
         if not per_clip:
             raise ValueError(f"{name}: no per-clip localisation records to pool")
+        root = (ev.get("settings") or {}).get("data")
+        for r in per_clip:
+            if (root, r["clip"]) in seen:
+                raise ValueError(f"clip {r['clip']!r} is in both {seen[(root, r['clip'])]} and {name}; pool "
+                                 "lateral evaluations of different clips")
+            seen[(root, r["clip"])] = name
         records += per_clip
     return {"localisation": {"summary": summarize(records), "per_clip": records}}
 

@@ -141,6 +141,8 @@ def test_lateral_sets_pool_their_clips_and_rows_can_be_judged_on_them_alone(file
         ship_check.check([(weak, files["ref_a"])], None, None, judge_rows="lateral")
     with pytest.raises(ValueError, match="judge_rows must be one of"):
         ship_check.check([(weak, files["ref_a"])], pairs, None, judge_rows="some")
+    with pytest.raises(ValueError, match="is in both .* pool lateral evaluations of different clips"):
+        ship_check.check([(weak, files["ref_a"])], [pairs[0], pairs[0]], None)
     with pytest.raises(ValueError, match="no per-clip localisation records to pool"):
         ship_check.check([(weak, files["ref_a"])], [(weak, files["ref_a"]), pairs[1]], None)
 
