@@ -47,15 +47,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     clips = single_source_clips(Path(root), split)[: args.clips: args.every]
     shares = {}
     for x in C.load_inputs(clips, args.cache, args.bundle, args.localiser):
-        t, mid = C.spectrum(x.clip.mid)
-        model_side = C.spectrum(0.5 * (x.pred[0] - x.pred[1]))[1]
-        n, k = x.azimuths.shape
-        per_frame = np.einsum("nkb,nk->nb", C.filters_at(grid, table, x.azimuths.ravel()).reshape(n, k, -1),
-                              x.weights)
-        rendered = x.per_stft_frame(per_frame, t).T * mid
-        T = min(model_side.shape[1], rendered.shape[1])
-        shares.setdefault(scene_kind(x.clip.meta), []).append(
-            float(np.mean(C.agreement(model_side[:, :T], rendered[:, :T]) < 0)))
+        model_side, rendered = x.terms("fixed", grid, table)     # the two sides' spectra, as the blend sees them
+        x.forget_spectra()
+        shares.setdefault(scene_kind(x.clip.meta), []).append(float(np.mean(C.agreement(model_side, rendered) < 0)))
     for kind, v in sorted(shares.items()) + [("all", [s for v in shares.values() for s in v])]:
         v = np.asarray(v)
         print(f"{kind}: {v.size} clips, disagreeing frames {v.mean():.3f}, clips mostly disagreeing "
