@@ -65,7 +65,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 from scipy.signal import lfilter
@@ -265,12 +265,13 @@ def at_field_of_view(azimuths_at_hfov: np.ndarray, hfov_deg: float) -> np.ndarra
 def load_inputs(clips: Sequence[Clip], cache: Path, bundle: str, localiser_path: str,
                 room_detector: Optional[RoomDetector] = None, weigh_by: str = "heat",
                 model_cache: Optional[Path] = None, power: float = POWER,
-                hfov_deg: float = HFOV_DEG) -> List[ClipInputs]:
+                hfov_deg: Union[float, str] = HFOV_DEG) -> List[ClipInputs]:
     """The clips' model outputs and localiser peaks, from ``cache`` or computed (and cached);
     ``model_cache``: another cache of the same bundle's outputs to take them from (only the
     localiser's peaks are then computed); ``power``: the peaks weigh ``score ** power``;
     ``hfov_deg``: the field of view the peaks' columns are turned into azimuths with (the cache
-    holds them at :data:`HFOV_DEG`)."""
+    holds them at :data:`HFOV_DEG`), or ``"clip"``: each clip's own camera's, from its sidecar
+    (a user who knows the lens)."""
     from streambin.train.data import SimBinauralDataset, stored_frame_size
     from streambin.train.evaluate_streaming import StreamedPredictor
     sys.path.insert(0, str(Path(__file__).parent))
@@ -304,7 +305,8 @@ def load_inputs(clips: Sequence[Clip], cache: Path, bundle: str, localiser_path:
             path.parent.mkdir(parents=True, exist_ok=True)
             np.savez(path, pred=pred, azimuths=az, scores=scores)
         with np.load(path) as z:
-            out.append(ClipInputs(clip, z["pred"].astype(np.float64), at_field_of_view(z["azimuths"], hfov_deg),
+            view = float(clip.meta["hfov_deg"]) if hfov_deg == "clip" else hfov_deg
+            out.append(ClipInputs(clip, z["pred"].astype(np.float64), at_field_of_view(z["azimuths"], view),
                                   z["scores"], room_detector, power))
     return out
 
@@ -346,9 +348,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help="weigh the peaks by their heat or by the localiser's sounding map (default heat)")
     p.add_argument("--power", type=float, default=POWER,
                    help=f"the peaks weigh score ** POWER, as the bundle's side_renderer 'power' (default {POWER:g})")
-    p.add_argument("--hfov-deg", type=float, default=HFOV_DEG,
+    p.add_argument("--hfov-deg", type=lambda v: v if v == "clip" else float(v), default=HFOV_DEG,
                    help=f"the field of view the peaks' columns become azimuths at, as the bundle's side_renderer "
-                        f"'hfov_deg' (default {HFOV_DEG:g})")
+                        f"'hfov_deg' (default {HFOV_DEG:g}), or 'clip': each clip's own camera's (a known lens; "
+                        "not for --apply-form)")
     p.add_argument("--forms", nargs="+",
                    help="fit and score only these forms (default: all; 'shipped' is always scored)")
     p.add_argument("--heads", type=int, default=48)
@@ -388,8 +391,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     rng = np.random.default_rng(args.seed)
     grid, table = side_filter_table([draw_head(rng, "train") for _ in range(args.heads)])
 
-    if not (0 < args.hfov_deg < 180 and args.power > 0):
-        p.error("--hfov-deg must be in (0, 180) and --power > 0")
+    if not ((args.hfov_deg == "clip" or 0 < args.hfov_deg < 180) and args.power > 0):
+        p.error("--hfov-deg must be in (0, 180) or 'clip', and --power > 0")
+    if args.hfov_deg == "clip" and args.apply_form:
+        p.error("--hfov-deg clip reads each clip's own view: a bundle has one, so it cannot be applied")
     peak_source = (args.weigh_peaks_by, args.model_cache, args.power, args.hfov_deg)
     root, split = args.fit.rsplit(":", 1)
     fit_clips = single_source_clips(Path(root), split)[: args.fit_clips]
