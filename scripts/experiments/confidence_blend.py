@@ -75,6 +75,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from hrtf_prior import (HFOV_DEG, HOP, N_FFT, SAMPLE_RATE, Clip, filters_at, implied_azimuths,  # noqa: E402
                         localiser_peaks, scene_group, single_source_clips, spectrum, summary, with_side)
 from streambin.camera import azimuth_to_column, column_to_azimuth  # noqa: E402
+from streambin.side_renderer import WEIGH_PEAKS_BY  # noqa: E402
 from streambin.train import localisation_eval as L  # noqa: E402
 from streambin.train import metrics as M  # noqa: E402
 from streambin.train.average_head import side_filter_table  # noqa: E402
@@ -344,7 +345,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--cache", type=Path, required=True)
     p.add_argument("--model-cache", type=Path,
                    help="another --cache of the same --bundle: its model outputs are reused (another localiser)")
-    p.add_argument("--weigh-peaks-by", choices=("heat", "sounding"), default="heat",
+    p.add_argument("--weigh-peaks-by", choices=WEIGH_PEAKS_BY, default="heat",
                    help="weigh the peaks by their heat or by the localiser's sounding map (default heat)")
     p.add_argument("--power", type=float, default=POWER,
                    help=f"the peaks weigh score ** POWER, as the bundle's side_renderer 'power' (default {POWER:g})")

@@ -237,8 +237,9 @@ def localiser_peaks(net, paths: Sequence[Path], weigh_by: str = "heat") -> Tuple
     strongest mirror-averaged peaks, strongest first: their heat, or with ``weigh_by="sounding"``
     (a localiser with a sounding map) that map's probability at each of them."""
     from object_localiser import INPUT_W, load_frames, peaks  # beside this script
-    if weigh_by not in ("heat", "sounding"):
-        raise ValueError(f"weigh_by must be 'heat' or 'sounding', got {weigh_by!r}")
+    from streambin.side_renderer import WEIGH_PEAKS_BY
+    if weigh_by not in WEIGH_PEAKS_BY:
+        raise ValueError(f"weigh_by must be one of {WEIGH_PEAKS_BY}, got {weigh_by!r}")
     got = peaks(net, load_frames(paths), k=4, mirror_average=True, sounding=weigh_by == "sounding")
     return column_to_azimuth(got[0] * INPUT_W, INPUT_W, HFOV_DEG), got[-1]
 
