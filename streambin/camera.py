@@ -3,16 +3,29 @@
 A pinhole camera with the listener's head at it, facing where it looks. A source at image
 column ``u`` of a ``W``-wide frame has azimuth ``atan((u - W/2) / f)`` with focal length
 ``f = (W/2) / tan(HFOV/2)``; positive azimuths are on the right. The synthetic scenes are
-rendered at ``HFOV_DEG`` = 90 degrees (the first training set; later sets draw 60-100). The
-engine cannot know a camera's own field of view: a bundle's side renderer turns its localiser's
-columns into azimuths at the ``hfov_deg`` its section states.
+rendered at ``HFOV_DEG`` = 90 degrees (the first training set; later sets draw 60-100). A
+bundle's side renderer turns its localiser's columns into azimuths at the ``hfov_deg`` its
+section states, unless the app tells the engine its camera's own field of view
+(``Spatializer(camera_hfov_deg=...)``).
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 HFOV_DEG = 90.0
+
+
+def check_hfov_deg(value, name: str = "hfov_deg") -> float:
+    """``value`` as a float horizontal field of view in degrees, strictly between 0 and 180 (a
+    pinhole camera sees less than a half-plane); ValueError naming ``name`` otherwise."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(value) or not 0.0 < value < 180.0:
+        raise ValueError(f"{name} must be a horizontal field of view in degrees, a number in (0, 180), "
+                         f"got {value!r}")
+    return float(value)
 
 
 def focal_px(width: int, hfov_deg: float = HFOV_DEG) -> float:

@@ -29,7 +29,8 @@ import numpy as np
 
 from streambin import media
 from streambin.backends import BackendUnavailable
-from streambin.cli_options import add_mirror_average_options, add_side_gain_option, add_side_renderer_option
+from streambin.cli_options import (add_camera_hfov_option, add_mirror_average_options, add_side_gain_option,
+                                   add_side_renderer_option)
 from streambin.spatializer import DEFAULT_LOOKAHEAD_FRAMES
 
 PLOT_SUFFIXES = (".png", ".pdf", ".svg")
@@ -40,7 +41,7 @@ def spatialize_file(input_path, output_path, frames_dir=None, video=None, fps: f
                     lookahead_frames: int = DEFAULT_LOOKAHEAD_FRAMES, mirror: bool = False,
                     plot_path=None, progress: bool = True, normalize: bool = False,
                     mirror_average: bool | None = None, side_gain: float | None = None,
-                    side_renderer: bool | None = None) -> dict:
+                    side_renderer: bool | None = None, camera_hfov_deg: float | None = None) -> dict:
     """Spatialize a file offline through the streaming engine; returns the engine's stats plus
     ``seconds`` (audio duration), ``wall_s`` (time taken) and ``sample_rate``.
 
@@ -90,7 +91,8 @@ def spatialize_file(input_path, output_path, frames_dir=None, video=None, fps: f
         result = run_offline(mono, rate, frames, model=model, backend=backend, device=device,
                              block_frames=OFFLINE_BLOCK_FRAMES if block_frames is None else block_frames,
                              lookahead_frames=lookahead_frames, mirror=mirror, mirror_average=mirror_average,
-                             side_gain=side_gain, side_renderer=side_renderer, on_progress=on_progress)
+                             side_gain=side_gain, side_renderer=side_renderer, camera_hfov_deg=camera_hfov_deg,
+                             on_progress=on_progress)
     wall_s = time.perf_counter() - t0
     if media.is_video(output_path):
         media.write_video_with_audio(output_path, picture_source, result.audio, rate)
@@ -147,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_mirror_average_options(sp)
     add_side_gain_option(sp)
     add_side_renderer_option(sp)
+    add_camera_hfov_option(sp)
     sp.add_argument("--plot", metavar="FIG.png",
                     help="also draw what was done: frames, input and output spectrograms, right-minus-left "
                          "level over time (png/pdf/svg; needs matplotlib)")
@@ -176,7 +179,7 @@ def main(argv=None) -> int:
                                 model=args.model, backend=args.backend, device=args.device,
                                 block_frames=args.block_frames, lookahead_frames=args.lookahead_frames,
                                 mirror=args.mirror, mirror_average=args.mirror_average, side_gain=args.side_gain,
-                                side_renderer=args.side_renderer,
+                                side_renderer=args.side_renderer, camera_hfov_deg=args.camera_hfov,
                                 plot_path=args.plot, progress=not args.quiet,
                                 normalize=args.normalize)
     except (media.MediaError, ValueError, FileNotFoundError, ImportError, BackendUnavailable) as exc:

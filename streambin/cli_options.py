@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from streambin.camera import check_hfov_deg
 from streambin.signal_contract import MAX_SIDE_GAIN, check_side_gain
 
 MIRROR_AVERAGE_HELP = ("average the output with the ear-swapped output for the mirrored picture (both networks "
@@ -47,3 +48,29 @@ def add_side_renderer_option(parser: argparse.ArgumentParser, help: str = NO_SID
     bundle says; Spatializer(side_renderer=None))."""
     parser.add_argument("--no-side-renderer", dest="side_renderer", action="store_const", const=False,
                         default=None, help=help)
+
+
+CAMERA_HFOV_HELP = ("the camera's horizontal field of view in degrees, in (0, 180), if you know it (laptop webcams "
+                    "are often 60-80): the side renderer turns where it finds objects into directions through it "
+                    "(default: as the model bundle says, 90 for the shipped default)")
+PER_CLIP = "clip"   # --camera-hfov clip: each evaluated clip's own field of view, from its meta
+
+
+def camera_hfov_arg(text: str, per_clip: bool = False):
+    """argparse type of ``--camera-hfov``: degrees in (0, 180); with ``per_clip`` also "clip"."""
+    if per_clip and text == PER_CLIP:
+        return PER_CLIP
+    try:
+        return check_hfov_deg(float(text), "--camera-hfov")
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be the camera's horizontal field of view in degrees, a number in "
+                                         f"(0, 180){' or ' + repr(PER_CLIP) if per_clip else ''}, got {text!r}") from None
+
+
+def add_camera_hfov_option(parser: argparse.ArgumentParser, help: str = CAMERA_HFOV_HELP,
+                           per_clip: bool = False) -> None:
+    """``--camera-hfov DEG`` -> ``args.camera_hfov`` (None when not given: the bundle's;
+    Spatializer(camera_hfov_deg=None)); ``per_clip`` also accepts "clip" (evaluations: each
+    clip's own view)."""
+    parser.add_argument("--camera-hfov", type=lambda text: camera_hfov_arg(text, per_clip), default=None,
+                        metavar="DEG" + ("|clip" if per_clip else ""), help=help)

@@ -28,7 +28,8 @@ import time
 import numpy as np
 
 from streambin import media
-from streambin.cli_options import add_mirror_average_options, add_side_gain_option, add_side_renderer_option
+from streambin.cli_options import (add_camera_hfov_option, add_mirror_average_options, add_side_gain_option,
+                                   add_side_renderer_option)
 from streambin.spatializer import DEFAULT_LOOKAHEAD_FRAMES
 from streambin.demo_overlay import NO_DISPLAY_MESSAGE, LevelHistory, PreviewWindow, render_overlay
 from streambin.demo_realtime import AudioBridge, FrameSlot, SpatializerWorker
@@ -212,7 +213,8 @@ def run_file_mode(input_wav, output_wav, video=None, frames_dir=None, fps: float
                   lookahead_frames: int = DEFAULT_LOOKAHEAD_FRAMES,
                   blocksize: int = 0, pace: bool = True, preview: bool = False, max_jitter_ms: float = 250.0,
                   print_report: bool = True, mirror: bool = False, mirror_average: bool | None = None,
-                  side_gain: float | None = None, side_renderer: bool | None = None) -> dict:
+                  side_gain: float | None = None, side_renderer: bool | None = None,
+                  camera_hfov_deg: float | None = None) -> dict:
     """Spatialize a wav through the live demo's real-time path; returns the report (see
     :func:`make_report`), also printed unless ``print_report`` is False.
 
@@ -227,7 +229,7 @@ def run_file_mode(input_wav, output_wav, video=None, frames_dir=None, fps: float
         preview: show the preview window if a display exists.
         max_jitter_ms: cap on the jitter buffer's growth (see streambin.demo_realtime).
         model, backend, device, block_frames, lookahead_frames, mirror, mirror_average, side_gain,
-            side_renderer: as for Spatializer.
+            side_renderer, camera_hfov_deg: as for Spatializer.
     """
     from streambin.spatializer import Spatializer
 
@@ -240,7 +242,8 @@ def run_file_mode(input_wav, output_wav, video=None, frames_dir=None, fps: float
     block = int(blocksize) or max(1, int(round(rate * FILE_BLOCK_MS / 1e3)))
     sp = Spatializer(model=model, backend=backend, device=device, sample_rate=rate, block_frames=block_frames,
                      lookahead_frames=lookahead_frames, threaded_visual=True, mirror=mirror,
-                     mirror_average=mirror_average, side_gain=side_gain, side_renderer=side_renderer)
+                     mirror_average=mirror_average, side_gain=side_gain, side_renderer=side_renderer,
+                     camera_hfov_deg=camera_hfov_deg)
     ring = max(int(RING_SECONDS * rate), 4 * block)
     bridge = AudioBridge(ring, ring, preroll_samples=block,
                          max_jitter_samples=max(block, int(max_jitter_ms * rate / 1e3)))
@@ -344,7 +347,7 @@ def run_live(args) -> dict:
     sp = Spatializer(model=args.model, backend=args.backend, device=args.device, sample_rate=rate,
                      block_frames=args.block_frames, lookahead_frames=args.lookahead_frames, threaded_visual=True,
                      mirror=args.mirror, mirror_average=args.mirror_average, side_gain=args.side_gain,
-                     side_renderer=args.side_renderer)
+                     side_renderer=args.side_renderer, camera_hfov_deg=args.camera_hfov)
     ring = int(RING_SECONDS * rate)
     bridge = AudioBridge(ring, ring, preroll_samples=args.blocksize or None,
                          max_jitter_samples=int(args.max_jitter_ms * rate / 1e3),
@@ -429,6 +432,8 @@ def make_report(mode, stats, bridge: AudioBridge, slot: FrameSlot, rate, capture
     return {
         "mode": mode, "sample_rate": int(rate), "backend": f"{stats['backend']}/{stats['device']}",
         "block_frames": stats["block_frames"], "lookahead_frames": stats["lookahead_frames"],
+        # the field of view the side renderer reads the pictures at (None: no side renderer)
+        "camera_hfov_deg": stats.get("camera_hfov_deg"),
         "callbacks": bridge.callbacks, "callback_frames": callback_frames,
         "blocks": stats["blocks"], "block_ms_p99": stats["block_ms_p99"], "block_budget_ms": stats["block_budget_ms"],
         "underruns": bridge.underruns, "underrun_samples": bridge.underrun_samples,
@@ -450,7 +455,8 @@ def format_report(r: dict) -> str:
     capture = "callback block" if r["mode"] == "file" else "device in+out"
     return "\n".join([
         f"streambin demo ({r['mode']} mode, {r['sample_rate']} Hz, {r['backend']}, "
-        f"block {r['block_frames']} frames, lookahead {r['lookahead_frames']})"
+        f"block {r['block_frames']} frames, lookahead {r['lookahead_frames']}"
+        + (f", pictures read at {r['camera_hfov_deg']:g} degrees of view" if r.get("camera_hfov_deg") else "") + ")"
         + (" - stopped early" if r["interrupted"] else ""),
         f"  blocks processed   {r['blocks']} (p99 {r['block_ms_p99']:.2f} ms of {r['block_budget_ms']:.0f} ms budget),"
         f" {r['callbacks']} callbacks of ~{r['callback_frames']:.0f} samples",
@@ -516,6 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_mirror_average_options(p)
     add_side_gain_option(p)
     add_side_renderer_option(p)
+    add_camera_hfov_option(p)
     p.add_argument("--input-wav", help="file mode: mono input audio instead of the microphone")
     p.add_argument("--output-wav", help="file mode: binaural output; live mode: also record what is played")
     p.add_argument("--no-pace", action="store_true", help="file mode: run as fast as possible (tests)")
@@ -548,7 +555,8 @@ def main(argv=None) -> int:
                           block_frames=args.block_frames, lookahead_frames=args.lookahead_frames,
                           blocksize=args.blocksize, pace=not args.no_pace, preview=not args.no_preview,
                           max_jitter_ms=args.max_jitter_ms, mirror=args.mirror, mirror_average=args.mirror_average,
-                          side_gain=args.side_gain, side_renderer=args.side_renderer)
+                          side_gain=args.side_gain, side_renderer=args.side_renderer,
+                          camera_hfov_deg=args.camera_hfov)
             print(f"wrote {args.output_wav}")
             return 0
         print(format_report(run_live(args)))

@@ -51,7 +51,7 @@ from typing import Dict, NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from streambin.camera import column_to_azimuth
+from streambin.camera import check_hfov_deg, column_to_azimuth
 from streambin.room_detector import RoomDetector, RoomTracker
 
 N_MAPS = 6
@@ -130,7 +130,9 @@ class SideRenderer:
                  num_threads: int = 1):
         self.input_size = (int(section["input"]["height"]), int(section["input"]["width"]))
         self.peaks, self.power = int(section["peaks"]), float(section["power"])
-        self.hfov_deg = float(section["hfov_deg"])
+        #: the field of view the bundle's weights were fitted at (its section's ``hfov_deg``)
+        self.section_hfov_deg = float(section["hfov_deg"])
+        self.hfov_deg = self.section_hfov_deg
         #: what each peak's weight is raised from: its heat, or the sounding map at it
         self.weigh_peaks_by = str(section.get("weigh_peaks_by", "heat"))
         if self.weigh_peaks_by not in WEIGH_PEAKS_BY:
@@ -148,6 +150,17 @@ class SideRenderer:
         self.nonfinite_frames = 0   # frames whose localiser output was not finite (rendered as no side)
         #: ``(azimuths (n,) degrees, weights (n,))`` of the latest frame rendered (see :meth:`azimuths`), or None
         self.last_peaks = None
+
+    @property
+    def hfov_deg(self) -> float:
+        """The horizontal field of view, in degrees, the peaks' columns become azimuths at: the
+        section's unless set (a camera's own, streambin.camera.check_hfov_deg); a new value takes
+        effect from the next frame rendered."""
+        return self._hfov_deg
+
+    @hfov_deg.setter
+    def hfov_deg(self, value: float) -> None:
+        self._hfov_deg = check_hfov_deg(value, "hfov_deg")
 
     @classmethod
     def of_bundle(cls, bundle, num_threads: int = 1) -> "SideRenderer":

@@ -71,6 +71,7 @@ import numpy as np
 
 from streambin import dsp
 from streambin.block_runner import FullBandRunner, GpuRunner, ModelRateRunner
+from streambin.camera import check_hfov_deg
 from streambin.frames import check_frame, convert_frame
 from streambin.full_band import device_grid
 from streambin.latency_plan import plan_latency
@@ -185,6 +186,12 @@ class Spatializer:
             localiser runs beside the visual net, per camera frame, on ONNX Runtime's CPU
             provider). None: on when the bundle has one; True: the bundle must have one. Not on
             the GPU pipeline.
+        camera_hfov_deg: the camera's horizontal field of view in degrees, in (0, 180), if you
+            know it (a lens's data sheet, or ``2 * atan(width / (2 * focal_px))``; laptop
+            webcams are often 60-80): the side renderer turns the columns where it finds
+            objects into azimuths through it. None: the field of view the bundle's renderer was
+            fitted at (90 degrees for the shipped default). Needs the side renderer; settable
+            later as the attribute of the same name (a camera switched or zoomed).
 
     Attributes:
         latency_samples: fixed delay of the output behind the input, in samples at
@@ -217,7 +224,7 @@ class Spatializer:
                  gpu_pipeline: bool | None = None, visual_fps: float | None = DEFAULT_VISUAL_FPS,
                  backend_options: dict | None = None, full_band: bool | None = None, mirror: bool = False,
                  mirror_average: bool | None = None, side_gain: float | None = None,
-                 side_renderer: bool | None = None):
+                 side_renderer: bool | None = None, camera_hfov_deg: float | None = None):
         from streambin.backends import create_backend
 
         self._closed = True  # until construction has finished: close() and the finaliser are no-ops
@@ -263,6 +270,8 @@ class Spatializer:
             side_gain = check_side_gain(side_gain)
         if side_renderer is not None and not isinstance(side_renderer, (bool, np.bool_)):
             raise ValueError(f"side_renderer must be True, False or None (as the bundle says), got {side_renderer!r}")
+        if camera_hfov_deg is not None:
+            camera_hfov_deg = check_hfov_deg(camera_hfov_deg, "camera_hfov_deg")
         self.visual_fps = None if visual_fps is None else float(visual_fps)
         self.resample_quality = resample_quality
 
@@ -287,6 +296,11 @@ class Spatializer:
         self.mirror_average = self._resolve_mirror_average(mirror_average)
         self.side_gain = b.inference_side_gain if side_gain is None else side_gain
         renderer = self._open_side_renderer(side_renderer, options.get("num_threads"))
+        if camera_hfov_deg is not None:
+            if renderer is None:
+                raise ValueError(f"camera_hfov_deg={camera_hfov_deg:g}: the field of view is read by the side "
+                                 f"renderer, which is off here (the bundle {b.path} has none, or side_renderer=False)")
+            renderer.hfov_deg = camera_hfov_deg
         # The engine averages unless the graph already does it inside itself.
         self.visual = VisualFeature(self.backend, b.visual_size, threaded=bool(threaded_visual),
                                     mirror_average=self.mirror_average and not b.graph_mirror_average,
@@ -346,6 +360,21 @@ class Spatializer:
     def side_renderer(self) -> bool:
         """Whether the side rendered from the camera frame is blended in (streambin.side_renderer)."""
         return self.visual.side_renderer is not None
+
+    @property
+    def camera_hfov_deg(self) -> float | None:
+        """The horizontal field of view, in degrees, the side renderer reads the camera frames
+        at (None without a side renderer). Set it to the camera's own (in (0, 180)) when it
+        changes; it takes effect from the next camera frame rendered."""
+        renderer = self.visual.side_renderer
+        return None if renderer is None else renderer.hfov_deg
+
+    @camera_hfov_deg.setter
+    def camera_hfov_deg(self, value: float) -> None:
+        value = check_hfov_deg(value, "camera_hfov_deg")
+        if self.visual.side_renderer is None:
+            raise ValueError("camera_hfov_deg is read by the side renderer, which this Spatializer does not run")
+        self.visual.side_renderer.hfov_deg = value
 
     def _measure_audio_ms(self) -> float:
         feat = self.visual.batch
@@ -554,7 +583,7 @@ class Spatializer:
             "backend": self.backend.name, "device": self.backend.device,
             "block_frames": self.block_frames, "lookahead_frames": self.lookahead_frames,
             "mirror_average": self.mirror_average, "side_gain": self.side_gain,
-            "side_renderer": self.side_renderer,
+            "side_renderer": self.side_renderer, "camera_hfov_deg": self.camera_hfov_deg,
             # how likely the stream is in a room, as the side renderer's blend reads it (None:
             # the blend does not depend on it)
             "room_probability": getattr(self._runner, "room_probability", None),

@@ -207,3 +207,23 @@ def test_no_side_renderer_reaches_the_engine(tmp_path):
         runs[flag] = sf.read(str(tmp_path / f"{flag}.wav"), dtype="float32")[0]
     assert np.abs(runs[None] - runs[False]).max() > 1e-4
     np.testing.assert_allclose(runs[None].sum(1), runs[False].sum(1), atol=1e-5)   # the mid is the same
+
+
+def test_camera_field_of_view_reaches_the_engine(tmp_path, capsys):
+    """--camera-hfov reads the picture through the camera's own lens: only the side changes."""
+    wav, _ = _short_wav(tmp_path, channels=1)
+    assert cli.build_parser().parse_args(["spatialize", str(wav), "-o", "o.wav"]).camera_hfov is None
+    runs = {}
+    for hfov in (None, 60.0):
+        stats = cli.spatialize_file(wav, tmp_path / f"{hfov}.wav", video=EXAMPLE_MP4, progress=False,
+                                    camera_hfov_deg=hfov)
+        assert stats["camera_hfov_deg"] == (90.0 if hfov is None else hfov)
+        runs[hfov] = sf.read(str(tmp_path / f"{hfov}.wav"), dtype="float32")[0]
+    assert np.abs(runs[None] - runs[60.0]).max() > 1e-4
+    np.testing.assert_allclose(runs[None].sum(1), runs[60.0].sum(1), atol=1e-5)   # the mid is the same
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["spatialize", str(wav), "-o", "o.wav", "--camera-hfov", "200"])
+    assert "--camera-hfov: must be the camera's horizontal field of view in degrees" in capsys.readouterr().err
+    code = cli.main(["spatialize", str(wav), "-o", str(tmp_path / "x.wav"), "--camera-hfov", "70",
+                     "--no-side-renderer", "--quiet"])
+    assert code == 2 and "read by the side renderer, which is off here" in capsys.readouterr().err

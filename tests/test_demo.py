@@ -414,3 +414,17 @@ def test_no_audio_devices_message(monkeypatch, capsys):
     assert "no audio devices found" in capsys.readouterr().err
     assert demo.main(["--list-devices"]) == 0
     assert "use file mode: --input-wav/--output-wav" in capsys.readouterr().out
+
+
+def test_file_mode_reads_the_pictures_at_the_cameras_field_of_view(tmp_path, capsys):
+    """--camera-hfov reaches the engine (the shipped default's side renderer) and the report."""
+    wav, frames, _ = _write_scene(tmp_path, seconds=0.5, n_frames=5)
+    assert demo.build_parser().parse_args([]).camera_hfov is None
+    assert demo.main(["--input-wav", str(wav), "--frames", str(frames), "--output-wav", str(tmp_path / "o.wav"),
+                      "--no-pace", "--no-preview", "--camera-hfov", "70"]) == 0
+    assert "pictures read at 70 degrees of view" in capsys.readouterr().out
+    assert demo.main(["--input-wav", str(wav), "--output-wav", str(tmp_path / "o.wav"), "--no-pace",
+                      "--no-preview", "--camera-hfov", "70", "--no-side-renderer"]) == 2
+    assert "read by the side renderer, which is off here" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        demo.build_parser().parse_args(["--camera-hfov", "0"])

@@ -13,6 +13,7 @@ torch = pytest.importorskip("torch")
 from export.add_side_renderer import ExportError, add_side_renderer, replace_localiser  # noqa: E402
 from streambin import Spatializer  # noqa: E402
 from streambin.bundle import BundleError, load_bundle, read_config, write_config  # noqa: E402
+from streambin.camera import azimuth_to_column, column_to_azimuth  # noqa: E402
 from streambin.side_renderer import SideRenderer, SideRendererError, mirror_averaged_peaks  # noqa: E402
 
 HEADS = ["sphere~s1", "sphere~s2"]
@@ -190,6 +191,59 @@ def test_threaded_visual_swaps_feature_and_rendered_side_together(renderer_bundl
         assert rendered.shape == (2, 257, 1) and np.abs(rendered).max() > 1e-3
         with pytest.raises(ValueError, match="renderer_frame must be given"):
             sp.visual.submit(np.zeros((32, 64, 3), np.uint8))
+
+
+# ---------------------------------------------------------------- the camera's field of view
+
+def test_peaks_are_read_at_the_cameras_field_of_view(renderer_bundle, rng):
+    r = _renderer(renderer_bundle)
+    frame = _scene(rng)
+    assert r.hfov_deg == r.section_hfov_deg == 90.0
+    az90, w90 = r.azimuths(frame)
+    r.hfov_deg = 60
+    az60, w60 = r.azimuths(frame)
+    width = r.input_size[1]
+    # the same columns, read through a narrower lens: nearer the centre, weighed alike
+    np.testing.assert_allclose(az60, column_to_azimuth(azimuth_to_column(az90, width, 90.0), width, 60.0), atol=1e-9)
+    np.testing.assert_array_equal(w60, w90)
+    off_centre = np.abs(az90) > 1.0
+    assert off_centre.any() and (np.abs(az60[off_centre]) < np.abs(az90[off_centre])).all()
+    for bad in (0, 180, float("nan"), "wide", True):
+        with pytest.raises(ValueError, match=r"hfov_deg must be a horizontal field of view in degrees"):
+            r.hfov_deg = bad
+    assert r.hfov_deg == 60.0     # a refused value changes nothing
+
+
+def test_engine_reads_the_frames_at_the_cameras_field_of_view(renderer_bundle, rng):
+    mono = (0.1 * rng.standard_normal(16000)).astype(np.float32)
+    frame = _scene(rng, (224, 448))
+    kw = dict(sample_rate=16000, block_frames=2, lookahead_frames=1, mirror_average=True)
+    with Spatializer(renderer_bundle, **kw) as default, Spatializer(renderer_bundle, camera_hfov_deg=90, **kw) as same, \
+            Spatializer(renderer_bundle, camera_hfov_deg=60.0, **kw) as narrow:
+        assert (default.camera_hfov_deg, same.camera_hfov_deg, narrow.camera_hfov_deg) == (90.0, 90.0, 60.0)
+        assert narrow.stats["camera_hfov_deg"] == 60.0
+        reference = _stream(default, mono, frame)
+        np.testing.assert_array_equal(_stream(same, mono, frame), reference)   # the bundle's own view: unchanged
+        narrowed = _stream(narrow, mono, frame)
+        side, side_ref = narrowed[0] - narrowed[1], reference[0] - reference[1]
+        assert np.sqrt(np.mean((side - side_ref) ** 2)) > 1e-4 * np.sqrt(np.mean(mono ** 2))
+        np.testing.assert_allclose(narrowed.sum(0), reference.sum(0), atol=1e-4)   # only the side moves
+        narrow.camera_hfov_deg = 90       # set on a live engine: from the next frame on
+        np.testing.assert_array_equal(_stream(narrow, mono, frame), reference)
+
+
+def test_camera_field_of_view_option_is_checked(tiny_unet, renderer_bundle):
+    with pytest.raises(ValueError, match="read by the side renderer, which is off here"):
+        Spatializer(tiny_unet[0], camera_hfov_deg=70)
+    with pytest.raises(ValueError, match="read by the side renderer, which is off here"):
+        Spatializer(renderer_bundle, side_renderer=False, camera_hfov_deg=70)
+    with pytest.raises(ValueError, match=r"camera_hfov_deg must be a horizontal field of view in degrees, a number "
+                                         r"in \(0, 180\), got 180"):
+        Spatializer(renderer_bundle, camera_hfov_deg=180)
+    with Spatializer(tiny_unet[0]) as plain:
+        assert plain.camera_hfov_deg is None and plain.stats["camera_hfov_deg"] is None
+        with pytest.raises(ValueError, match="which this Spatializer does not run"):
+            plain.camera_hfov_deg = 70
 
 
 def test_side_renderer_option_is_checked(tiny_unet, renderer_bundle):
@@ -519,9 +573,10 @@ def test_export_records_provenance_and_refuses_a_fit_of_another_model(tiny_unet,
 
 # ---------------------------------------------------------------- fitting the blend
 
-def _write_set(root, clips, rng, size=(96, 192), seconds=1.0, fps=10):
+def _write_set(root, clips, rng, size=(96, 192), seconds=1.0, fps=10, hfov_deg=None):
     """A SimBinaural-lite layout of ``clips``: name -> (mono (n,), truth (2, n) at 16 kHz,
-    frame (H, W, 3) uint8 shown throughout)."""
+    frame (H, W, 3) uint8 shown throughout); ``hfov_deg``: name -> the field of view its meta
+    states (none where absent)."""
     import cv2
     import soundfile as sf
 
@@ -536,6 +591,8 @@ def _write_set(root, clips, rng, size=(96, 192), seconds=1.0, fps=10):
         meta = {"sample_rate": 16000, "fps": fps, "seconds": seconds, "n_frames": n_frames,
                 "frame_width": size[1], "frame_height": size[0],
                 "sources": [{"name": "s", "azimuth_deg": [20.0] * n_frames, "moving": False}]}
+        if hfov_deg and name in hfov_deg:
+            meta["hfov_deg"] = hfov_deg[name]
         (root / "meta" / f"{name}.json").write_text(json.dumps(meta))
     (root / "splits" / "all.txt").write_text("\n".join(clips) + "\n")
 
@@ -608,7 +665,7 @@ def test_a_fit_with_its_peak_power_and_field_of_view_sets_the_bundles(renderer_b
     assert read_config(bundle)["side_renderer"]["power"] == 8.0
     assert _renderer(bundle).power == 8.0
     for bad in (0.0, 180.0, float("inf")):
-        with pytest.raises(ValueError, match=r"hfov_deg must be a number of degrees in \(0, 180\)"):
+        with pytest.raises(ValueError, match=r"hfov_deg must be a horizontal field of view in degrees, a number in \(0, 180\)"):
             fit_side_blend.apply(bundle, {**fitted, "hfov_deg": bad}, None)
     fit_side_blend.apply(bundle, {**fitted, "hfov_deg": 80.0}, None)
     assert _renderer(bundle).hfov_deg == 80.0
@@ -628,3 +685,32 @@ def test_streamed_evaluation_feeds_stored_frames_to_both_nets(renderer_bundle, t
     off = evaluate.run(evaluate.build_parser().parse_args(common + ["--no-side-renderer"]))
     assert "side renderer" in on["settings"]["protocol"] and "side renderer" not in off["settings"]["protocol"]
     assert on["per_clip"][0]["metrics"]["model"]["stft"] != off["per_clip"][0]["metrics"]["model"]["stft"]
+
+
+def test_streamed_evaluation_reads_each_clip_at_its_own_camera_view(renderer_bundle, tmp_path, rng):
+    from streambin.train import evaluate
+
+    mono = (0.1 * rng.standard_normal(16000)).astype(np.float32)
+    frame = _scene(rng, (224, 448))
+    clips = {name: (mono, np.stack([mono, 0.5 * mono]), frame) for name in ("000000", "000001")}
+    _write_set(tmp_path / "set", clips, rng, size=(224, 448), hfov_deg={"000000": 90.0, "000001": 60.0})
+    common = ["--bundle", str(renderer_bundle), "--data", str(tmp_path / "set"), "--split", "all",
+              "--block-frames", "3", "--lookahead", "1", "--no-localisation", "--no-progress"]
+    bundles = evaluate.run(evaluate.build_parser().parse_args(common))
+    own = evaluate.run(evaluate.build_parser().parse_args(common + ["--camera-hfov", "clip"]))
+    assert own["settings"]["camera_hfov_deg"] == "clip" and "each clip's own camera view" in own["settings"]["protocol"]
+    stft = [[c["metrics"]["model"]["stft"] for c in r["per_clip"]] for r in (bundles, own)]
+    assert stft[1][0] == stft[0][0]      # filmed at the bundle's 90 degrees: the same output
+    assert stft[1][1] != stft[0][1]      # at 60 degrees the objects are read nearer the centre
+    fixed = evaluate.run(evaluate.build_parser().parse_args(common + ["--camera-hfov", "60"]))
+    assert [c["metrics"]["model"]["stft"] for c in fixed["per_clip"]][1] == stft[1][1]
+
+    _write_set(tmp_path / "bare", {"000000": clips["000000"]}, rng, size=(224, 448))
+    with pytest.raises(ValueError, match="needs each clip's meta with its 'hfov_deg'"):
+        evaluate.run(evaluate.build_parser().parse_args(
+            [a if a != str(tmp_path / "set") else str(tmp_path / "bare") for a in common] + ["--camera-hfov", "clip"]))
+    with pytest.raises(SystemExit):
+        evaluate.build_parser().parse_args(common + ["--camera-hfov", "wide"])
+    with pytest.raises(ValueError, match="--camera-hfov is read by the engine's side renderer"):
+        evaluate.run(evaluate.build_parser().parse_args(["--checkpoint", str(tmp_path / "any.pt"), "--data",
+                                                         str(tmp_path / "set"), "--camera-hfov", "70"]))

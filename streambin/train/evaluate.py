@@ -70,7 +70,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from streambin.cli_options import add_mirror_average_options, add_side_gain_option, add_side_renderer_option
+from streambin.cli_options import (add_camera_hfov_option, add_mirror_average_options, add_side_gain_option,
+                                   add_side_renderer_option)
 from streambin.signal_contract import (apply_masks_torch, check_side_gain, input_scale_torch, network_input_torch,
                                        scale_side_output, stft_torch)
 from streambin.train import localisation_eval as L
@@ -80,6 +81,8 @@ from streambin.train.cpu_numerics import flush_denormals
 # (mono (n,) float at the model rate, frames (n_frames, H, W, 3) uint8, fps, visual_mode) ->
 # (2, n) float32 left/right at the model rate; visual_mode as in predict_clip.
 Predictor = Callable[[Any, Any, float, str], np.ndarray]
+# A predictor may also have ``start_clip(meta)``: called with each clip's meta (or None) before
+# its predictions (the streamed engine reads a clip's own camera view from it).
 
 CONDITIONS = ("model", "mono_mono", "audio_only", "flipped_visual")
 VISUAL_MODES = ("true", "flipped", "none")
@@ -446,6 +449,9 @@ def evaluate_model(model, config, dataset, window_hop_s: float = 0.1,
         if lateral_only and not L.qualify(item.get("meta"))["qualifies"]:
             continue
         target, frames, fps, clip = _item_fields(item, i)
+        for engine in [predict] if predict_ao is predict else [predict, predict_ao]:
+            if hasattr(engine, "start_clip"):
+                engine.start_clip(item.get("meta"))
         mono = 0.5 * (target[0] + target[1])
         preds = {}
         for cond in conditions:
@@ -613,6 +619,10 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--backend", default="onnxruntime",
                     help="Spatializer backend for a --bundle (default onnxruntime)")
     add_side_renderer_option(st)
+    add_camera_hfov_option(
+        st, per_clip=True,
+        help="the camera's horizontal field of view the side renderer reads the frames at, in degrees, or 'clip': "
+             "each clip's own (its meta's hfov_deg), as an app that knows its lens (default: as the bundle says)")
     return ap
 
 
@@ -635,6 +645,8 @@ def run(args, load_generator: Optional[Callable] = None,
             return SimBinauralDataset(root, split, mode="eval", visual_size=visual_size)
 
     streamed = bool(args.bundle) or args.streamed
+    if not streamed and getattr(args, "camera_hfov", None) is not None:
+        raise ValueError("--camera-hfov is read by the engine's side renderer: give it with --bundle or --streamed")
     if streamed and args.audio_only_checkpoint:
         raise ValueError("--audio-only-checkpoint is scored by the offline protocol; it cannot be "
                          "combined with --bundle or --streamed")
@@ -695,6 +707,8 @@ def _run_streamed(args, make_dataset, localisation):
         kw.update(backend="torch", device=args.device or "auto")
     if getattr(args, "side_renderer", None) is not None:
         kw["side_renderer"] = args.side_renderer
+    if getattr(args, "camera_hfov", None) is not None:
+        kw["camera_hfov_deg"] = args.camera_hfov
     predictor = StreamedPredictor(args.bundle or args.checkpoint, sample_rate=args.sample_rate,
                                   block_frames=args.block_frames, mirror_average=args.mirror_average,
                                   side_gain=args.side_gain, **kw)
@@ -713,6 +727,7 @@ def _run_streamed(args, make_dataset, localisation):
                              protocol=predictor.description, lateral_only=args.lateral_only)
     results["settings"]["mirror_average"] = bool(predictor.spatializer.mirror_average)
     results["settings"]["side_gain"] = predictor.spatializer.side_gain
+    results["settings"]["camera_hfov_deg"] = predictor.camera_hfov_deg
     return results
 
 

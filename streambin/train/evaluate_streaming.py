@@ -32,6 +32,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from streambin.cli_options import PER_CLIP
 from streambin.train import metrics as M
 from streambin.spatializer import DEFAULT_LOOKAHEAD_FRAMES
 from streambin.train import localisation_eval as L
@@ -58,6 +59,8 @@ class StreamedPredictor:
 
     model: bundle directory, "default", or a checkpoint file (torch backend).
     mirror_average, side_gain, side_renderer: the Spatializer's (None: as the bundle says).
+    camera_hfov_deg: the Spatializer's (None: as the bundle says), or "clip": each clip's own
+    field of view, its meta's ``hfov_deg``, set by :meth:`start_clip` (an app that knows its lens).
     visual_mode of a call: "true" (the frames), "flipped" (every frame mirrored left-right) or
     "none" (every frame a uniform grey image, uint8 128).
     """
@@ -65,16 +68,24 @@ class StreamedPredictor:
     def __init__(self, model, sample_rate: int = 48000, lookahead_frames: int = DEFAULT_LOOKAHEAD_FRAMES,
                  block_frames: int = 1, backend: str = "onnxruntime", device: str = "auto",
                  chunk_ms: float = 10.0, mirror_average: Optional[bool] = None,
-                 side_gain: Optional[float] = None, side_renderer: Optional[bool] = None):
+                 side_gain: Optional[float] = None, side_renderer: Optional[bool] = None,
+                 camera_hfov_deg=None):
         from streambin.spatializer import Spatializer
 
         if not chunk_ms > 0:
             raise ValueError(f"chunk_ms must be > 0 milliseconds, got {chunk_ms!r}")
+        #: the field of view asked for: None (the bundle's), degrees, or "clip"
+        self.camera_hfov_deg = camera_hfov_deg
+        per_clip = camera_hfov_deg == PER_CLIP
         self.spatializer = Spatializer(model, backend=backend, device=device, sample_rate=sample_rate,
                                        block_frames=block_frames, lookahead_frames=lookahead_frames,
                                        mirror_average=mirror_average, side_gain=side_gain,
-                                       side_renderer=side_renderer)
+                                       side_renderer=side_renderer,
+                                       camera_hfov_deg=None if per_clip else camera_hfov_deg)
         sp = self.spatializer
+        if per_clip and not sp.side_renderer:
+            raise ValueError("camera_hfov_deg='clip': the field of view is read by the side renderer, which is off "
+                             "here (the bundle has none, or side_renderer=False)")
         self.sample_rate, self.model_rate = sp.sample_rate, sp.model_rate
         self.chunk = max(1, int(round(chunk_ms * sp.sample_rate / 1000)))
         self.description = (f"streamed through the Spatializer ({sp.backend.name}) at {sp.sample_rate} Hz, "
@@ -82,7 +93,18 @@ class StreamedPredictor:
                             f"frames, latency {sp.latency_ms:.1f} ms"
                             + (", mirror-averaged" if sp.mirror_average else "")
                             + (f", side gain {sp.side_gain:g}" if sp.side_gain != 1.0 else "")
-                            + (", side renderer" if sp.side_renderer else ""))
+                            + (", side renderer" if sp.side_renderer else "")
+                            + (", each clip's own camera view" if per_clip else
+                               f", camera view {camera_hfov_deg:g} degrees" if camera_hfov_deg is not None else ""))
+
+    def start_clip(self, meta: Optional[Dict]) -> None:
+        """Before a clip's predictions: with ``camera_hfov_deg="clip"``, the engine reads its
+        frames at the clip's own field of view (``meta["hfov_deg"]``)."""
+        if self.camera_hfov_deg != PER_CLIP:
+            return
+        if not meta or meta.get("hfov_deg") is None:
+            raise ValueError("camera_hfov_deg='clip' needs each clip's meta with its 'hfov_deg'")
+        self.spatializer.camera_hfov_deg = float(meta["hfov_deg"])
 
     def __call__(self, mono, frames, fps: float, visual_mode: str = "true") -> np.ndarray:
         """mono (n,) float at the model rate; frames (n_frames, H, W, 3) uint8 RGB (numpy or

@@ -191,6 +191,7 @@ def apply(bundle: Path, result: dict, json_path: Optional[Path]) -> None:
     ``hfov_deg`` the field of view its peaks' columns become azimuths at, as the weights were
     fitted with. The table is checked as the engine loads it before anything is written."""
     from streambin.bundle import load_bundle, read_config, write_config
+    from streambin.camera import check_hfov_deg
     from streambin.side_renderer import ROOM_TABLE_KEYS, load_table
 
     b = load_bundle(bundle)
@@ -199,8 +200,8 @@ def apply(bundle: Path, result: dict, json_path: Optional[Path]) -> None:
     power, hfov_deg = result.get("power"), result.get("hfov_deg")
     if power is not None and not (np.isfinite(power) and power > 0):
         raise ValueError(f"power must be a finite number > 0, got {power!r}")
-    if hfov_deg is not None and not (np.isfinite(hfov_deg) and 0 < hfov_deg < 180):
-        raise ValueError(f"hfov_deg must be a number of degrees in (0, 180), got {hfov_deg!r}")
+    if hfov_deg is not None:
+        hfov_deg = check_hfov_deg(hfov_deg)
     table = b.side_renderer["table"]
     with np.load(table) as z:
         arrays = {k: z[k] for k in z.files if k not in ROOM_TABLE_KEYS}
