@@ -18,13 +18,12 @@ import numpy as np
 HFOV_DEG = 90.0
 
 
-def check_hfov_deg(value, name: str = "hfov_deg") -> float:
-    """``value`` as a float horizontal field of view in degrees, strictly between 0 and 180 (a
-    pinhole camera sees less than a half-plane); ValueError naming ``name`` otherwise."""
+def check_hfov_deg(value, name: str = "hfov_deg", kind: str = "horizontal") -> float:
+    """``value`` as a float (``kind``: horizontal) field of view in degrees, strictly between 0
+    and 180 (a pinhole camera sees less than a half-plane); ValueError naming ``name`` otherwise."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)) \
             or not math.isfinite(value) or not 0.0 < value < 180.0:
-        raise ValueError(f"{name} must be a horizontal field of view in degrees, a number in (0, 180), "
-                         f"got {value!r}")
+        raise ValueError(f"{name} must be a {kind} field of view in degrees, a number in (0, 180), got {value!r}")
     return float(value)
 
 
@@ -41,3 +40,14 @@ def azimuth_to_column(azimuth_deg, width: int, hfov_deg: float = HFOV_DEG):
 def column_to_azimuth(u, width: int, hfov_deg: float = HFOV_DEG):
     """Our azimuth in degrees of image column ``u``: ``atan((u - W/2) / f)``."""
     return np.rad2deg(np.arctan((np.asarray(u, dtype=np.float64) - width / 2.0) / focal_px(width, hfov_deg)))
+
+
+def hfov_from_diagonal(diagonal_deg: float, width: int, height: int) -> float:
+    """The horizontal field of view, in degrees, of a pinhole camera whose data sheet gives the
+    diagonal one (webcams usually quote that: 78 degrees diagonal at 16:9 is 70.4 horizontal),
+    for frames of ``width`` x ``height`` pixels (the aspect ratio of the mode in use)."""
+    diagonal_deg = check_hfov_deg(diagonal_deg, "diagonal_deg", kind="diagonal")
+    if isinstance(width, bool) or isinstance(height, bool) or not (width > 0 and height > 0):
+        raise ValueError(f"width and height must be positive pixel counts, got {width!r} x {height!r}")
+    half = np.tan(np.deg2rad(diagonal_deg) / 2.0) * width / np.hypot(width, height)
+    return float(np.rad2deg(2.0 * np.arctan(half)))

@@ -51,7 +51,8 @@ def add_side_renderer_option(parser: argparse.ArgumentParser, help: str = NO_SID
 
 
 CAMERA_HFOV_HELP = ("the camera's horizontal field of view in degrees, in (0, 180), if you know it (laptop webcams "
-                    "are often 60-80): the side renderer turns where it finds objects into directions through it "
+                    "are often 60-80; a data sheet's diagonal 78 is 70 at 16:9, see streambin.camera."
+                    "hfov_from_diagonal): the side renderer turns where it finds objects into directions through it "
                     "(default: as the model bundle says, 90 for the shipped default)")
 PER_CLIP = "clip"   # --camera-hfov clip: each evaluated clip's own field of view, from its meta
 

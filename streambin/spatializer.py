@@ -187,9 +187,10 @@ class Spatializer:
             provider). None: on when the bundle has one; True: the bundle must have one. Not on
             the GPU pipeline.
         camera_hfov_deg: the camera's horizontal field of view in degrees, in (0, 180), if you
-            know it (a lens's data sheet, or ``2 * atan(width / (2 * focal_px))``; laptop
-            webcams are often 60-80): the side renderer turns the columns where it finds
-            objects into azimuths through it. None: the field of view the bundle's renderer was
+            know it (webcam data sheets usually give the diagonal one:
+            ``streambin.camera.hfov_from_diagonal(78, 1920, 1080)`` is 70.4; laptop webcams
+            are often 60-80): the side renderer turns the columns where it finds objects into
+            azimuths through it. None: the field of view the bundle's renderer was
             fitted at (90 degrees for the shipped default). Needs the side renderer; settable
             later as the attribute of the same name (a camera switched or zoomed).
 
