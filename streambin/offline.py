@@ -57,7 +57,8 @@ def spatialize(audio, sample_rate, frames=None, fps=None, **spatializer_kwargs) 
               decoder), without ``fps``.
         fps: frame rate of a frame sequence, frames per second.
         **spatializer_kwargs: settings of :class:`streambin.Spatializer` (model, backend, device,
-            lookahead_frames, block_frames (default 1 here), mirror, color, full_band, ...);
+            lookahead_frames, block_frames (default 1 here), mirror, color, full_band,
+            camera_hfov_deg, ...);
             ``sample_rate`` and ``threaded_visual`` are chosen here.
 
     Returns:
