@@ -7,7 +7,11 @@ for every clip with one sounding, static source beyond ``--min-azimuth`` degrees
 frames whose strongest mirror-averaged peak lies on the other side; per scene kind and by whether
 the picture holds silent objects (distractors), and for the wrong frames whether a silent object
 lies on the peak's side within ``--near`` degrees of it (the localiser found the wrong object)
-or none does (it misplaced the right one, or saw something that is no object).
+or none does (it misplaced the right one, or saw something that is no object). Also how far the
+weighed peaks (``score ** --power``, as the engine weighs them) point to the source's side: the
+mean net weight on its side (-1 .. 1) and the median ratio of the weighed peaks' mean sine of
+azimuth to the source's (1: the rendered azimuth where the source is; below 1, drawn in). Held-out
+sets may be given as a diagnostic (nothing is chosen on this script).
 
     PYTHONPATH=. python scripts/experiments/localiser_failures.py --cache /work/data/cache/confidence_blend \\
         --data /work/data/blendfit:all /work/data/blendfit_leg:all /work/data/probefit:train \\
@@ -24,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 
-def clip_rows(root: Path, split: str, cache: Path, min_azimuth: float, near: float):
+def clip_rows(root: Path, split: str, cache: Path, min_azimuth: float, near: float, power: float = 4.0):
     """Per qualifying clip: scene kind, distractors, frames, wrong-side frames and, of those, the
     ones with a silent object on the peak's side within ``near`` degrees."""
     names = [c.strip() for c in (root / "splits" / f"{split}.txt").read_text().splitlines() if c.strip()]
@@ -42,9 +46,12 @@ def clip_rows(root: Path, split: str, cache: Path, min_azimuth: float, near: flo
         if np.abs(truth).min() < min_azimuth:
             continue
         with np.load(path) as z:
-            top = z["azimuths"][:, 0].astype(np.float64)
-        n = min(len(top), len(truth))
-        top, truth = top[:n], truth[:n]
+            azimuths = z["azimuths"].astype(np.float64)
+            weights = np.maximum(z["scores"].astype(np.float64), 1e-12) ** power
+        weights /= weights.sum(1, keepdims=True)
+        n = min(len(azimuths), len(truth))
+        azimuths, weights, truth = azimuths[:n], weights[:n], truth[:n]
+        top = azimuths[:, 0]
         wrong = np.sign(top) != np.sign(truth)
         by_distractor = 0
         for i in np.flatnonzero(wrong):
@@ -56,7 +63,10 @@ def clip_rows(root: Path, split: str, cache: Path, min_azimuth: float, near: flo
                     break
         rows.append({"clip": name, "kind": meta.get("scene_kind"), "distractors": len(silent),
                      "room": bool(meta.get("room")), "frames": int(n), "wrong": int(wrong.sum()),
-                     "wrong_near_distractor": by_distractor, "clip_wrong": bool(wrong.mean() > 0.5)})
+                     "wrong_near_distractor": by_distractor, "clip_wrong": bool(wrong.mean() > 0.5),
+                     "true_side_weight": float(((weights * np.sign(azimuths)).sum(1) * np.sign(truth)).mean()),
+                     "sine_ratio": float(np.median((weights * np.sin(np.deg2rad(azimuths))).sum(1)
+                                                   / np.sin(np.deg2rad(truth))))})
     return rows
 
 
@@ -67,13 +77,16 @@ def summarise(rows):
     wrong = sum(r["wrong"] for r in rows)
     return {"clips": len(rows), "frames": frames, "wrong_frame_share": wrong / frames,
             "clips_mostly_wrong": sum(r["clip_wrong"] for r in rows),
-            "wrong_frames_near_a_distractor": (sum(r["wrong_near_distractor"] for r in rows) / wrong) if wrong else None}
+            "wrong_frames_near_a_distractor": (sum(r["wrong_near_distractor"] for r in rows) / wrong) if wrong else None,
+            "true_side_weight": float(np.mean([r["true_side_weight"] for r in rows])),
+            "sine_ratio_median": float(np.median([r["sine_ratio"] for r in rows]))}
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--cache", type=Path, required=True, help="confidence_blend.py's --cache")
-    p.add_argument("--data", nargs="+", required=True, help="DATA_ROOT:SPLIT train-pool sets")
+    p.add_argument("--data", nargs="+", required=True, help="DATA_ROOT:SPLIT sets with cached peaks")
+    p.add_argument("--power", type=float, default=4.0, help="peaks weighed by score ** power (the engine's 4)")
     p.add_argument("--min-azimuth", type=float, default=10.0)
     p.add_argument("--near", type=float, default=10.0, help="degrees between a wrong peak and a silent object")
     p.add_argument("--out", type=Path, required=True)
@@ -81,7 +94,7 @@ def main(argv=None) -> int:
     rows = []
     for spec in a.data:
         root, split = spec.rsplit(":", 1)
-        rows += [{**r, "set": spec} for r in clip_rows(Path(root), split, a.cache, a.min_azimuth, a.near)]
+        rows += [{**r, "set": spec} for r in clip_rows(Path(root), split, a.cache, a.min_azimuth, a.near, a.power)]
     groups = {"all": rows}
     for kind in sorted({r["kind"] for r in rows}):
         for room in (False, True):
@@ -95,7 +108,8 @@ def main(argv=None) -> int:
             near = s["wrong_frames_near_a_distractor"]
             print(f"{g:45s} {s['clips']:4d} clips: {s['wrong_frame_share']:.3f} of frames on the wrong side, "
                   f"{s['clips_mostly_wrong']} clips mostly wrong; wrong frames near a distractor "
-                  f"{'-' if near is None else f'{near:.2f}'}")
+                  f"{'-' if near is None else f'{near:.2f}'}; weight on its side {s['true_side_weight']:+.2f}, "
+                  f"sine ratio {s['sine_ratio_median']:.2f}")
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(result, indent=1))
     return 0
