@@ -75,6 +75,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from hrtf_prior import (HFOV_DEG, HOP, N_FFT, SAMPLE_RATE, Clip, filters_at, implied_azimuths,  # noqa: E402
                         localiser_peaks, scene_group, single_source_clips, spectrum, summary, with_side)
 from streambin.camera import azimuth_to_column, column_to_azimuth  # noqa: E402
+from streambin.cli_options import PER_CLIP, camera_hfov_arg  # noqa: E402
 from streambin.side_renderer import WEIGH_PEAKS_BY  # noqa: E402
 from streambin.train import localisation_eval as L  # noqa: E402
 from streambin.train import metrics as M  # noqa: E402
@@ -306,7 +307,7 @@ def load_inputs(clips: Sequence[Clip], cache: Path, bundle: str, localiser_path:
             path.parent.mkdir(parents=True, exist_ok=True)
             np.savez(path, pred=pred, azimuths=az, scores=scores)
         with np.load(path) as z:
-            view = float(clip.meta["hfov_deg"]) if hfov_deg == "clip" else hfov_deg
+            view = float(clip.meta["hfov_deg"]) if hfov_deg == PER_CLIP else hfov_deg
             out.append(ClipInputs(clip, z["pred"].astype(np.float64), at_field_of_view(z["azimuths"], view),
                                   z["scores"], room_detector, power))
     return out
@@ -349,7 +350,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help="weigh the peaks by their heat or by the localiser's sounding map (default heat)")
     p.add_argument("--power", type=float, default=POWER,
                    help=f"the peaks weigh score ** POWER, as the bundle's side_renderer 'power' (default {POWER:g})")
-    p.add_argument("--hfov-deg", type=lambda v: v if v == "clip" else float(v), default=HFOV_DEG,
+    p.add_argument("--hfov-deg", type=lambda v: camera_hfov_arg(v, per_clip=True), default=HFOV_DEG,
                    help=f"the field of view the peaks' columns become azimuths at, as the bundle's side_renderer "
                         f"'hfov_deg' (default {HFOV_DEG:g}), or 'clip': each clip's own camera's (a known lens; "
                         "not for --apply-form)")
@@ -392,9 +393,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     rng = np.random.default_rng(args.seed)
     grid, table = side_filter_table([draw_head(rng, "train") for _ in range(args.heads)])
 
-    if not ((args.hfov_deg == "clip" or 0 < args.hfov_deg < 180) and args.power > 0):
-        p.error("--hfov-deg must be in (0, 180) or 'clip', and --power > 0")
-    if args.hfov_deg == "clip" and args.apply_form:
+    if not args.power > 0:
+        p.error("--power must be > 0")
+    if args.hfov_deg == PER_CLIP and args.apply_form:
         p.error("--hfov-deg clip reads each clip's own view: a bundle has one, so it cannot be applied")
     peak_source = (args.weigh_peaks_by, args.model_cache, args.power, args.hfov_deg)
     root, split = args.fit.rsplit(":", 1)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 from streambin.train.compare import paired_difference
 
@@ -38,24 +38,36 @@ def load_evaluation(path: str) -> dict:
     return ev
 
 
+def data_root(ev: dict) -> Optional[str]:
+    """The data set root an evaluation scored (``settings["data"]``; None if it does not say):
+    a clip is the same clip in two evaluations when their roots and its name are."""
+    return (ev.get("settings") or {}).get("data")
+
+
+def refuse_repeated_clips(records_of: Sequence[Tuple[str, dict, Sequence[dict]]], what: str = "evaluations") -> None:
+    """Raise ValueError if a clip (its :func:`data_root` and name) is in two of the pooled
+    ``(name, evaluation, records)``, since it would count twice; ``records`` are per-clip dicts
+    with a ``"clip"``; ``what`` names the pooled things in the message."""
+    seen: dict = {}
+    for name, ev, records in records_of:
+        for r in records:
+            key = (data_root(ev), r["clip"])
+            if key in seen:
+                raise ValueError(f"clip {r['clip']!r} is in both {seen[key]} and {name}; pool {what} "
+                                 "of different clips")
+            seen[key] = name
+
+
 def pooled(evaluations: Sequence[dict], names: Sequence[str]) -> dict:
     """One evaluation of all the clips of ``evaluations`` (``per_clip`` concatenated, the metrics
     all of them have); a clip in more than one of them is refused, since it would count twice.
     A clip is its data set's root (``settings["data"]``) and name: when the evaluations come from
     more than one root, each clip is renamed ``ROOT/NAME`` so that sets which number their clips
     alike pool (and pair) without clashing."""
-    roots = [(ev.get("settings") or {}).get("data") for ev in evaluations]
-    several_roots = len(set(roots)) > 1
-    seen: dict = {}
-    per_clip = []
-    for ev, name, root in zip(evaluations, names, roots):
-        for c in ev["per_clip"]:
-            key = (root, c["clip"])
-            if key in seen:
-                raise ValueError(f"clip {c['clip']!r} is in both {seen[key]} and {name}; pool evaluations "
-                                 "of different clips")
-            seen[key] = name
-            per_clip.append({**c, "clip": f"{root}/{c['clip']}"} if several_roots else c)
+    refuse_repeated_clips([(name, ev, ev["per_clip"]) for ev, name in zip(evaluations, names)])
+    several_roots = len({data_root(ev) for ev in evaluations}) > 1
+    per_clip = [{**c, "clip": f"{data_root(ev)}/{c['clip']}"} if several_roots else c
+                for ev in evaluations for c in ev["per_clip"]]
     metrics = [m for m in evaluations[0]["metrics"] if all(m in ev["metrics"] for ev in evaluations[1:])]
     return {"metrics": metrics, "per_clip": per_clip}
 

@@ -39,7 +39,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from streambin.train.localisation_eval import summarize
-from streambin.train.paired import load_evaluation, paired_table, pooled
+from streambin.train.paired import load_evaluation, paired_table, pooled, refuse_repeated_clips
 
 DIRECTION_GOAL, MIRROR_GOAL, GREY_GOAL_DB = 0.90, 0.85, 0.5
 LEVEL_RATIO_GOAL = (0.7, 1.4)
@@ -70,19 +70,13 @@ def pooled_lateral(evaluations: Sequence[dict], names: Sequence[str]) -> dict:
     refused, since it would count twice."""
     if len(evaluations) == 1:
         return evaluations[0]
-    records, seen = [], {}
     for ev, name in zip(evaluations, names):
         localisation(ev, name)
-        per_clip = ev["localisation"].get("per_clip")
-        if not per_clip:
+        if not ev["localisation"].get("per_clip"):
             raise ValueError(f"{name}: no per-clip localisation records to pool")
-        root = (ev.get("settings") or {}).get("data")
-        for r in per_clip:
-            if (root, r["clip"]) in seen:
-                raise ValueError(f"clip {r['clip']!r} is in both {seen[(root, r['clip'])]} and {name}; pool "
-                                 "lateral evaluations of different clips")
-            seen[(root, r["clip"])] = name
-        records += per_clip
+    refuse_repeated_clips([(name, ev, ev["localisation"]["per_clip"]) for ev, name in zip(evaluations, names)],
+                          what="lateral evaluations")
+    records = [r for ev in evaluations for r in ev["localisation"]["per_clip"]]
     return {"localisation": {"summary": summarize(records), "per_clip": records}}
 
 
