@@ -120,14 +120,16 @@ class SceneRerenderer:
             raise ValueError(f"mix must be one of {MIXES}, got {mix!r}")
         self.mix, self.room_fraction, self.moving_fraction = mix, float(room_fraction), float(moving_fraction)
         self.max_sources, self.options, self.paths = int(max_sources), options, paths
-        self._libs: Dict[str, Any] = {}
+        self._libs: Dict[tuple, Any] = {}
 
-    def _library(self, pool: str):
-        if pool not in self._libs:
+    def _library(self, pool: str, kind_pools: Optional[Dict[str, str]] = None):
+        key = (pool, tuple(sorted((kind_pools or {}).items())))
+        if key not in self._libs:
             from streambin.train.sim.assets import AssetPaths
             from streambin.train.sim.scene import Library
-            self._libs[pool] = Library(self.paths or AssetPaths(), pool=pool, options=self.options)
-        return self._libs[pool]
+            self._libs[key] = Library(self.paths or AssetPaths(), pool=pool, options=self.options,
+                                      kind_pools=kind_pools)
+        return self._libs[key]
 
     def render(self, meta: dict, audio: np.ndarray, head_ids: Sequence[str]) -> List[np.ndarray]:
         """The scene of the clip whose sidecar is ``meta`` and whose file holds ``audio`` (``(2, n)``
@@ -140,7 +142,7 @@ class SceneRerenderer:
             if key not in meta:
                 raise ValueError(f"clip {meta.get('clip')!r}: its sidecar has no {key!r}; only sets made by "
                                  "python -m streambin.train.simulate can be rendered again")
-        lib = self._library(meta["pool"])
+        lib = self._library(meta["pool"], meta.get("kind_pools"))
         scene, rng = sample_clip_scene(lib, meta["index"], meta["seed"], meta["seconds"], self.max_sources,
                                        self.room_fraction, self.moving_fraction, self.mix)
         own, _ = render_audio(scene, lib, copy.deepcopy(rng))

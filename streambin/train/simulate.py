@@ -36,6 +36,7 @@ import numpy as np
 import soundfile as sf
 
 from .sim import assets as A
+from .sim.pools import parse_kind_pools
 
 SPLIT_NAMES = ("train", "val", "test")
 MIXES = ("random", "validation")
@@ -176,6 +177,8 @@ def scene_sidecar(scene, lib, bboxes, name: str, index: int, seed: int, scale: f
     extra = {k: getattr(lib.options, k) for k in ("sound_colour_db", "extra_sound_share", "synth_sound_share",
                                               "clipart_share")
              if getattr(lib.options, k) > 0}
+    if scene.kind_pools:
+        extra["kind_pools"] = dict(scene.kind_pools)
     return {
         **extra,
         "clip": name, "index": index, "seed": seed, "pool": scene.pool,
@@ -204,11 +207,11 @@ def scene_sidecar(scene, lib, bboxes, name: str, index: int, seed: int, scale: f
     }
 
 
-def _init_worker(paths: A.AssetPaths, pool: str = "train", options=None):
+def _init_worker(paths: A.AssetPaths, pool: str = "train", options=None, kind_pools=None):
     global _LIB
     from .sim.scene import Library
     cv2.setNumThreads(1)  # one clip per process; no oversubscription of the cores
-    _LIB = Library(paths, pool=pool, options=options)
+    _LIB = Library(paths, pool=pool, options=options, kind_pools=kind_pools)
 
 
 def _work(args):
@@ -229,13 +232,14 @@ def generate(out: Path, clips: int, seconds: float, seed: int, rooms: bool, movi
              max_sources: int = 3, workers: int = 1, paths: A.AssetPaths | None = None,
              room_fraction: float = 0.5, moving_fraction: float = 0.3, start: int = 0,
              progress: bool = True, pool: str = "train", options=None, mix: str = "random",
-             only_split: str | None = None) -> dict:
+             only_split: str | None = None, kind_pools: dict | None = None) -> dict:
     """Generate clips ``start .. start+clips-1`` into ``out`` and write the split files.
 
     ``pool`` and ``options`` (:class:`streambin.train.sim.scene.SceneOptions`, default: all
     variation on) choose the assets and what varies; ``mix`` "validation" gives the clips a fixed
     rotation of scenarios; ``only_split`` generates only the clips of that split (e.g. to rebuild
-    a set's test clips).
+    a set's test clips); ``kind_pools`` (e.g. ``{"head": "ood"}``) draws those kinds from the other
+    pool (:func:`streambin.train.sim.pools.check_kind_pools`: evaluation sets only).
     """
     from tqdm import tqdm
 
@@ -266,12 +270,12 @@ def generate(out: Path, clips: int, seconds: float, seed: int, rooms: bool, movi
             write_splits(out, seed)
 
     if workers == 1:
-        _init_worker(paths, pool, options)
+        _init_worker(paths, pool, options, kind_pools)
         for k, j in enumerate(jobs):
             done(k, _work(j))
     else:
         with mp.get_context("spawn").Pool(workers, initializer=_init_worker,
-                                         initargs=(paths, pool, options)) as pool:
+                                         initargs=(paths, pool, options, kind_pools)) as pool:
             # imap keeps index order, so a partial run is a prefix of the clip list (up to workers).
             for k, result in enumerate(pool.imap(_work, jobs, chunksize=1)):
                 done(k, result)
@@ -312,6 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pool", choices=("train", "ood", "all"), default="train",
                    help="asset pool: train (default), ood (held-out backgrounds, objects, voices, "
                         "heads: evaluation sets), all (no split; only with --legacy)")
+    p.add_argument("--kind-pool", action="append", default=[], metavar="KIND=POOL",
+                   help="draw one asset kind (background, cutout, voice, head) from the other pool, "
+                        "e.g. --pool train --kind-pool head=ood: which held-out kind a model's "
+                        "shortfall comes from (evaluation sets only; repeatable)")
     p.add_argument("--mix", choices=MIXES, default="random",
                    help="random scenes, or 'validation': clips cycle through single static source, "
                         "photograph, moving source, two sources, centre source")
@@ -381,14 +389,12 @@ def main(argv=None) -> int:
     if a.pool == "all" and not a.legacy:
         print("error: --pool all (no train/OOD split) is only for --legacy sets", file=sys.stderr)
         return 2
-    if a.synth_sounds > 0 and a.pool == "ood":
-        print("error: --synth-sounds is a training device: held-out (--pool ood) sets hear only sounds "
-              "training never hears", file=sys.stderr)
-        return 2
     paths = A.AssetPaths(sofa=a.sofa, stamps=a.stamps, sf2=None if a.no_instruments else a.sf2)
     try:
-        paths.check()
         options = options_from_args(a)
+        from .sim.scene import check_pools
+        kind_pools = check_pools(options, a.pool, parse_kind_pools(a.kind_pool))
+        paths.check()
     except (A.MissingAssetError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -396,7 +402,8 @@ def main(argv=None) -> int:
     try:
         s = generate(a.out, a.clips, a.seconds, a.seed, a.rooms, a.moving, a.max_sources,
                      a.workers, paths, a.room_fraction, a.moving_fraction, a.start,
-                     pool=a.pool, options=options, mix=a.mix, only_split=a.only_split)
+                     pool=a.pool, options=options, mix=a.mix, only_split=a.only_split,
+                     kind_pools=kind_pools)
     except (RuntimeError, A.MissingAssetError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

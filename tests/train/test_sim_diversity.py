@@ -233,6 +233,63 @@ def test_online_frames_only_items_show_the_same_scenes_without_sound(diverse_ass
         assert b["silent_distractors"].dtype == torch.bool
 
 
+def test_kind_pools_draw_only_the_named_kind_from_the_other_pool(tmp_path, diverse_assets):
+    """A train-pool set whose heads (and, separately, cut-outs) come from the held-out pool: that
+    kind is held out in every scene, every other kind stays in the train pool, the sidecar says
+    which, and a clip renders again from its sidecar."""
+    train_bg = {b.id for b in Library(diverse_assets, pool="train").background_assets}
+    for kind in ("head", "cutout"):
+        out = tmp_path / kind
+        S.generate(out, clips=4, seconds=0.5, seed=9, rooms=False, moving=False, workers=1,
+                   paths=diverse_assets, pool="train", progress=False, kind_pools={kind: "ood"},
+                   options=SceneOptions(procedural_share=0.0))
+        metas = [json.loads((out / "meta" / f"{i:06d}.json").read_text()) for i in range(4)]
+        for m in metas:
+            assert m["pool"] == "train" and m["kind_pools"] == {kind: "ood"}
+            assert heads.head_pool(m["head"]) == ("ood" if kind == "head" else "train")
+            assert m["background"] in train_bg
+            for src in m["sources"]:
+                assert pools.pool_of("cutout", src["name"]) == ("ood" if kind == "cutout" else "train")
+    meta = json.loads((tmp_path / "head" / "meta" / "000000.json").read_text())
+    audio, _ = sf.read(str(tmp_path / "head" / "binaural_audios" / "000000.wav"), dtype="float32")
+    from streambin.train.side_headroom import SceneRerenderer
+    again = SceneRerenderer(max_sources=3, mix="random", room_fraction=0.0, moving_fraction=0.0,
+                            paths=diverse_assets, options=SceneOptions(procedural_share=0.0))
+    (same,) = again.render(meta, audio.T, [meta["head"]])
+    np.testing.assert_allclose(same * np.float32(meta["output_scale"]), audio.T, atol=2e-4)
+    # sets made without per-kind pools keep their sidecars as they were
+    S.generate(tmp_path / "plain", clips=1, seconds=0.5, seed=9, rooms=False, moving=False, workers=1,
+               paths=diverse_assets, pool="train", progress=False)
+    assert "kind_pools" not in json.loads((tmp_path / "plain" / "meta" / "000000.json").read_text())
+
+
+@pytest.mark.parametrize("kind_pools, message", [
+    ({"face": "ood"}, "kind must be one of"),
+    ({"head": "all"}, "must be one of"),
+    ({"head": "train"}, "the scene's own"),
+])
+def test_kind_pools_are_checked(diverse_assets, kind_pools, message):
+    with pytest.raises(ValueError, match=message):
+        Library(diverse_assets, pool="train", kind_pools=kind_pools)
+    with pytest.raises(ValueError, match="not 'all'"):
+        pools.check_kind_pools("all", {"head": "ood"})
+    with pytest.raises(ValueError, match="training device"):
+        Library(diverse_assets, pool="train", kind_pools={"head": "ood"},
+                options=SceneOptions(synth_sound_share=0.5))
+
+
+def test_cli_kind_pool(tmp_path, capsys):
+    assert pools.parse_kind_pools(["head=ood", "cutout=ood"]) == {"head": "ood", "cutout": "ood"}
+    for bad, message in ((["head"], "KIND=POOL"), (["head=ood", "head=ood"], "twice"),
+                         (["face=ood"], "kind must be one of")):
+        assert S.main(["--out", str(tmp_path), "--clips", "1", *sum((["--kind-pool", b] for b in bad), [])]) == 2
+        assert message in capsys.readouterr().err
+    assert S.main(["--out", str(tmp_path), "--clips", "1", "--kind-pool", "head=ood",
+                   "--synth-sounds", "0.5"]) == 2
+    assert "training device" in capsys.readouterr().err
+    assert not (tmp_path / "meta").exists()
+
+
 def test_validation_mix_and_ood_pool_in_the_sidecar(tmp_path, diverse_assets):
     S.generate(tmp_path, clips=5, seconds=1.0, seed=8, rooms=False, moving=False, workers=1,
                paths=diverse_assets, pool="ood", mix="validation", progress=False,

@@ -28,6 +28,11 @@ as a fraction of 2^32 fall below :data:`OOD_SHARE`. It depends on nothing but th
 an asset never changes pool when packages add or drop other assets, and the split is the same
 on every machine. Pool ``"all"`` (no split) exists only to reproduce the first SimBinaural-lite
 sets, which predate the split.
+
+Per-kind pools (:func:`check_kind_pools`) draw some kinds from the other pool than the rest, e.g.
+the train pool's pictures and sounds heard through held-out heads. Such a set mixes held-out
+assets into a scene and is for evaluation only: it says which held-out kind a model's shortfall on
+held-out sets comes from.
 """
 from __future__ import annotations
 
@@ -37,6 +42,9 @@ from typing import Callable, Iterable, TypeVar
 POOLS = ("train", "ood")
 POOL_CHOICES = POOLS + ("all",)
 OOD_SHARE = 0.2
+# The asset kinds whose pool can be chosen apart from the scene's (an instrument goes with its
+# cut-out, a talker's picture is a cut-out, procedural textures are train-only backgrounds).
+KINDS_WITH_OWN_POOL = ("background", "cutout", "voice", "head")
 
 T = TypeVar("T")
 
@@ -45,6 +53,39 @@ def check_pool(pool: str) -> str:
     if pool not in POOL_CHOICES:
         raise ValueError(f"pool must be one of {POOL_CHOICES}, got {pool!r}")
     return pool
+
+
+def check_kind_pools(pool: str, kind_pools: "dict[str, str] | None") -> dict:
+    """``kind_pools`` checked against the scene's ``pool``: ``{kind: "train" | "ood"}`` for kinds
+    of :data:`KINDS_WITH_OWN_POOL` (empty for None). Refused with pool "all" (the first sets had
+    no split) and for a kind given the scene's own pool (it would change nothing)."""
+    check_pool(pool)
+    kind_pools = dict(kind_pools or {})
+    if kind_pools and pool == "all":
+        raise ValueError("per-kind pools need pool 'train' or 'ood', not 'all' (no split)")
+    for kind, kp in kind_pools.items():
+        if kind not in KINDS_WITH_OWN_POOL:
+            raise ValueError(f"a per-kind pool's kind must be one of {KINDS_WITH_OWN_POOL}, got {kind!r}")
+        if kp not in POOLS:
+            raise ValueError(f"the pool of kind {kind!r} must be one of {POOLS}, got {kp!r}")
+        if kp == pool:
+            raise ValueError(f"kind {kind!r} is given pool {kp!r}, the scene's own: leave it out")
+    return kind_pools
+
+
+def parse_kind_pools(specs: "Iterable[str]") -> dict:
+    """``["head=ood", "cutout=ood"]`` (the command line's form) as ``{"head": "ood", ...}``;
+    ValueError for a malformed or repeated entry (its kind and pool are checked by
+    :func:`check_kind_pools`)."""
+    out: dict = {}
+    for spec in specs:
+        kind, sep, pool = str(spec).partition("=")
+        if not sep or not kind or not pool:
+            raise ValueError(f"a per-kind pool is KIND=POOL (e.g. head=ood), got {spec!r}")
+        if kind in out:
+            raise ValueError(f"kind {kind!r} is given a pool twice")
+        out[kind] = pool
+    return out
 
 
 def pool_of(kind: str, identity: str) -> str:

@@ -148,6 +148,7 @@ class SceneSpec:
     sources: list = field(default_factory=list)  # sounding sources first, then silent ones
     room: RoomSpec | None = None
     pool: str = "all"
+    kind_pools: dict = field(default_factory=dict)  # kinds drawn from the other pool (evaluation sets)
     kind: str = "composite"       # or "photograph"
     hfov_deg: float = HFOV_DEG
     head: str = BASE_HEAD
@@ -173,6 +174,17 @@ class SceneSpec:
         return (np.arange(self.n_frames) + 0.5) / self.fps
 
 
+def check_pools(options: "SceneOptions", pool: str, kind_pools: "dict[str, str] | None" = None) -> dict:
+    """The checked per-kind pools (:func:`streambin.train.sim.pools.check_kind_pools`) of a
+    library of ``pool`` with ``options``; ValueError for synthesised sounds in a set with held-out
+    assets: they are a training device, and held-out sets hear only sounds training never hears."""
+    kind_pools = pools.check_kind_pools(pool, kind_pools)
+    if options.synth_sound_share > 0 and "ood" in (pool, *kind_pools.values()):
+        raise ValueError("synthesised sounds (synth_sound_share > 0) are a training device: a set with "
+                         "held-out assets (pool 'ood' or a held-out kind) hears only sounds training never hears")
+    return kind_pools
+
+
 class Library:
     """The loaded assets of one process for one pool: HRIRs and heads, stamps, SoundFont,
     instruments, backgrounds, distractor cut-outs, voices.
@@ -182,23 +194,26 @@ class Library:
         sample_rate: audio rate of the rendered scenes.
         pool: "train", "ood" or "all" (see :mod:`streambin.train.sim.pools`).
         options: the scene options; they decide which asset kinds are looked up at all.
+        kind_pools: kinds drawn from the other pool, e.g. ``{"head": "ood"}``
+            (:func:`streambin.train.sim.pools.check_kind_pools`; evaluation sets only).
     """
 
     def __init__(self, paths: A.AssetPaths, sample_rate: int = 16000, pool: str = "train",
-                 options: "SceneOptions | None" = None):
+                 options: "SceneOptions | None" = None, kind_pools: "dict[str, str] | None" = None):
         paths.check()
         options = options if options is not None else SceneOptions()
         self.paths, self.sample_rate, self.pool, self.options = paths, sample_rate, pools.check_pool(pool), options
+        self.kind_pools = check_pools(options, pool, kind_pools)
         self.hrirs: HrirSet = load_sofa(paths.sofa, sample_rate)
-        self.stamps = pools.select(A.audible_stamps(A.find_stamps(paths.stamps)), "cutout", pool,
-                                   lambda st: st.name)
+        self.stamps = pools.select(A.audible_stamps(A.find_stamps(paths.stamps)), "cutout",
+                                   self.pool_for("cutout"), lambda st: st.name)
         if paths.backgrounds is not None:
             bgs = [A.Background(f"custom/{p.stem}", p) for p in A.background_paths(paths.backgrounds)]
         elif options.many_backgrounds:
             bgs = A.find_backgrounds(paths.background_dirs)
         else:  # the first sets' list, in its order
             bgs = [A.Background(f"skimage/{p.stem}", p) for p in A.background_paths(None)]
-        self.background_assets = pools.select(bgs, "background", pool, lambda b: b.id)
+        self.background_assets = pools.select(bgs, "background", self.pool_for("background"), lambda b: b.id)
         self.backgrounds = [b.path for b in self.background_assets]
         self.soundfont = SoundFont(paths.sf2) if paths.sf2 is not None else None
         self.instruments = []  # (name, program, cut-out path) with both preset and cut-out present
@@ -207,17 +222,17 @@ class Library:
             for name, (program, stem) in sorted(paths.instruments.items()):
                 png = paths.stamps / (stem + ".png")
                 # An instrument belongs to the pool of its picture: one object, one pool.
-                in_pool = pool == "all" or pools.pool_of("cutout", stem) == pool
+                in_pool = pool == "all" or pools.pool_of("cutout", stem) == self.pool_for("cutout")
                 if (0, program) in have and png.is_file() and in_pool:
                     self.instruments.append((name, program, str(png)))
         pictures = A.find_cutouts(paths.stamps) if options.distractor_share > 0 or options.speech_share > 0 else []
-        self.cutouts = pools.select(pictures, "cutout", pool, lambda st: st.name) \
+        self.cutouts = pools.select(pictures, "cutout", self.pool_for("cutout"), lambda st: st.name) \
             if options.distractor_share > 0 else []
         self.voices, self.talkers, self.texts = [], [], []
         if options.speech_share > 0:
-            self.voices = pools.select(A.find_voices(paths.stamps), "voice", pool, lambda v: v.id)
+            self.voices = pools.select(A.find_voices(paths.stamps), "voice", self.pool_for("voice"), lambda v: v.id)
             talkers = [st for st in pictures if st.name in A.TALKER_STAMPS]
-            self.talkers = pools.select(talkers, "cutout", pool, lambda st: st.name)
+            self.talkers = pools.select(talkers, "cutout", self.pool_for("cutout"), lambda st: st.name)
             self.texts = A.stamp_texts(paths.stamps)
         self.sound_groups = []
         if options.extra_sound_share > 0:
@@ -234,14 +249,15 @@ class Library:
                 raise A.MissingAssetError(
                     f"clipart_share > 0 but no clip-art drawing under "
                     f"{paths.clipart} in pool {pool!r}: install the Debian package '{clipart.PACKAGE}'")
-        if options.synth_sound_share > 0 and pool == "ood":
-            raise ValueError("synth_sound_share > 0 with pool 'ood': synthesised sounds are a training "
-                             "device, and held-out sets hear only sounds training never hears")
         if not self.stamps and not self.instruments:
-            raise A.MissingAssetError(f"no sounding stamp or instrument in pool {pool!r}")
-        if not self.background_assets and not (options.procedural_share > 0 and pool != "ood"):
-            raise A.MissingAssetError(f"no background photograph in pool {pool!r}")
+            raise A.MissingAssetError(f"no sounding stamp or instrument in pool {self.pool_for('cutout')!r}")
+        if not self.background_assets and not (options.procedural_share > 0 and self.pool_for("background") != "ood"):
+            raise A.MissingAssetError(f"no background photograph in pool {self.pool_for('background')!r}")
         self._cache: dict = {}
+
+    def pool_for(self, kind: str) -> str:
+        """The pool the assets of ``kind`` come from: its own per-kind pool, else the library's."""
+        return self.kind_pools.get(kind, self.pool)
 
     def cutout(self, path: str) -> np.ndarray:
         if ("cut", path) not in self._cache:
@@ -266,7 +282,7 @@ class Library:
         if not self.options.head_variation:
             return BASE_HEAD
         from .heads import draw_head
-        return draw_head(rng, self.pool)
+        return draw_head(rng, self.pool_for("head"))
 
     def head(self, head_id: str) -> HrirSet:
         """The HRIR set of ``head_id`` (:data:`BASE_HEAD`: the SOFA file of ``paths``)."""
@@ -343,7 +359,7 @@ def sample_scene(rng: np.random.Generator, lib: Library, seconds: float = 10.0, 
     else:
         photograph = bool(div.random() < options.photograph_share)
         n_src = 1 if photograph else int(rng.integers(1, max_sources + 1))
-    procedural = (lib.pool != "ood" and (not lib.background_assets or div.random() < options.procedural_share)
+    procedural = (lib.pool_for("background") != "ood" and (not lib.background_assets or div.random() < options.procedural_share)
                   and options.procedural_share > 0)
     if procedural:
         bg_id, bg_path, crop, proc_seed = "procedural", "", (0, 0, width, height), int(div.integers(2 ** 31))
@@ -356,7 +372,7 @@ def sample_scene(rng: np.random.Generator, lib: Library, seconds: float = 10.0, 
         x0, y0 = div.uniform(0, iw - cw), div.uniform(0, ih - ch)
         crop = (int(x0), int(y0), int(x0 + cw), int(y0 + ch))
     scene = SceneSpec(seconds, lib.sample_rate, fps, width, height, bg_path, crop,
-                      bool(div.random() < 0.5), pool=lib.pool,
+                      bool(div.random() < 0.5), pool=lib.pool, kind_pools=dict(lib.kind_pools),
                       kind="photograph" if photograph else "composite", hfov_deg=hfov,
                       head=lib.draw_head(div),
                       background_id=bg_id, procedural_seed=proc_seed,
