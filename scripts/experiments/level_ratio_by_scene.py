@@ -51,6 +51,7 @@ def mid_centroid_hz(wav: Path) -> float:
     power = np.abs(np.fft.rfft(x.mean(axis=1))) ** 2
     return float((power * np.fft.rfftfreq(len(x), 1.0 / sr)).sum() / max(power.sum(), 1e-30))
 
+
 FACTORS = {
     "room": lambda meta: "room" if meta.get("room") else "free field",
     "head": lambda meta: (meta.get("head_info") or {}).get("kind", "?"),
