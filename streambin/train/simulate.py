@@ -246,6 +246,10 @@ def generate(out: Path, clips: int, seconds: float, seed: int, rooms: bool, movi
     if clips < 1 or seconds <= 0 or max_sources < 1 or workers < 1:
         raise ValueError(f"need clips >= 1, seconds > 0, max_sources >= 1, workers >= 1; got "
                          f"{clips}, {seconds}, {max_sources}, {workers}")
+    from .sim.scene import SceneOptions, check_pools
+    # Checked here, not only in each worker's Library: a worker whose initializer raises is
+    # respawned by the pool again and again instead of failing the run.
+    kind_pools = check_pools(options if options is not None else SceneOptions(), pool, kind_pools)
     paths = paths or A.AssetPaths()
     paths.check()
     out = Path(out)

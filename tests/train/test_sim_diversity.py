@@ -288,6 +288,12 @@ def test_cli_kind_pool(tmp_path, capsys):
                    "--synth-sounds", "0.5"]) == 2
     assert "training device" in capsys.readouterr().err
     assert not (tmp_path / "meta").exists()
+    # the Python API refuses them before any worker starts (a failing worker initializer would
+    # be respawned, not reported)
+    with pytest.raises(ValueError, match="kind must be one of"):
+        S.generate(tmp_path / "api", clips=2, seconds=0.5, seed=1, rooms=False, moving=False, workers=2,
+                   kind_pools={"face": "ood"}, progress=False)
+    assert not (tmp_path / "api").exists()
 
 
 def test_validation_mix_and_ood_pool_in_the_sidecar(tmp_path, diverse_assets):
