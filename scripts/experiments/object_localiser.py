@@ -20,6 +20,17 @@ Three steps (from the repository root, with ``PYTHONPATH=.``)::
     python scripts/experiments/object_localiser.py score --checkpoint runs/objloc/last.pt \\
         --data /work/data/ood_val --split all --out docs/results/object_localiser_ood.json
 
+Fine-tuning the shipped localiser (docs/results.md, "A localiser for pictures unlike its
+pool")::
+
+    python -m streambin.train.localiser_from_bundle --bundle streambin/models/default --out runs/localiser_default.pt
+    python scripts/experiments/object_localiser.py train --frames /work/data/objloc4 \
+        --init runs/localiser_default.pt --lr 5e-4 --steps 4000 --augment strong --out runs/objloc_strong
+    # frames of held-out-pool scenes, for scoring only; the strongest peak against the boxes
+    python scripts/experiments/object_localiser.py frames --pool ood --seed 2200 --count 2000 --out /work/data/objloc_ood
+    python scripts/experiments/object_localiser.py score-frames --frames /work/data/objloc_ood \
+        --checkpoint runs/localiser_default.pt runs/objloc_strong/last.pt
+
 ``hrtf_prior.py --localiser CK`` renders the side at the localiser's azimuth.
 
 Azimuths are compared at the split's mean field of view (the engine cannot know a clip's own),
@@ -52,11 +63,11 @@ MAX_OBJECTS = 6
 
 def _frames_worker(args):
     """Render frames ``start .. start + count`` of the seed's scene stream into one shard."""
-    out, seed, start, count, clipart_share = args
+    out, seed, start, count, clipart_share, pool = args
     from streambin.train.data import OnlineSimDataset
     from streambin.train.sim.scene import SceneOptions
 
-    ds = OnlineSimDataset(start + count, pool="train", seed=seed, frames_only=True,
+    ds = OnlineSimDataset(start + count, pool=pool, seed=seed, frames_only=True,
                           options=SceneOptions(clipart_share=clipart_share))
     frames = np.zeros((count, INPUT_H, INPUT_W, 3), np.uint8)
     boxes = np.full((count, MAX_OBJECTS, 4), -1.0, np.float32)
@@ -78,7 +89,7 @@ def _frames_worker(args):
 def cmd_frames(a):
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [(str(out), a.seed, s, min(a.shard, a.count - s), a.clipart_share)
+    jobs = [(str(out), a.seed, s, min(a.shard, a.count - s), a.clipart_share, a.pool)
             for s in range(0, a.count, a.shard)
             if not (out / f"shard_{a.seed}_{s:08d}.npz").exists()]
     print(f"{len(jobs)} shards to write under {out}", flush=True)
@@ -191,6 +202,83 @@ def augment(frames: np.ndarray, boxes: np.ndarray, rng: np.random.Generator):
     return frames, boxes
 
 
+def _object_mask(boxes: np.ndarray, margin: float = 0.05) -> np.ndarray:
+    """``(96, 192)`` bool: the frame's object boxes ``(K, 4)`` (fractions; -1 rows unused), each
+    grown by ``margin`` of the frame on every side."""
+    mask = np.zeros((INPUT_H, INPUT_W), bool)
+    for x0, y0, x1, y1 in boxes[boxes[:, 0] >= 0]:
+        c0, c1 = int(max(0.0, x0 - margin) * INPUT_W), int(math.ceil(min(1.0, x1 + margin) * INPUT_W))
+        r0, r1 = int(max(0.0, y0 - margin) * INPUT_H), int(math.ceil(min(1.0, y1 + margin) * INPUT_H))
+        mask[r0:r1, c0:c1] = True
+    return mask
+
+
+def _zoom(frame: np.ndarray, boxes: np.ndarray, rng: np.random.Generator, max_zoom: float = 1.3):
+    """Crop a random window ``1 / zoom`` of the frame and scale it back up; boxes follow (clipped;
+    one left with under 40 % of its width or height inside is dropped). Returns ``(frame, boxes,
+    rows)``: ``rows`` the input rows of the boxes kept, in their new order."""
+    z = rng.uniform(1.0, max_zoom)
+    cw, ch = 1.0 / z, 1.0 / z
+    cx, cy = rng.uniform(0, 1 - cw), rng.uniform(0, 1 - ch)
+    c0, r0 = int(cx * INPUT_W), int(cy * INPUT_H)
+    crop = frame[r0:r0 + max(1, int(ch * INPUT_H)), c0:c0 + max(1, int(cw * INPUT_W))]
+    frame = cv2.resize(crop, (INPUT_W, INPUT_H), interpolation=cv2.INTER_LINEAR)
+    out = np.full_like(boxes, -1.0)
+    rows = []
+    for k in np.flatnonzero(boxes[:, 0] >= 0):
+        b = boxes[k]
+        nb = np.array([(b[0] - cx) / cw, (b[1] - cy) / ch, (b[2] - cx) / cw, (b[3] - cy) / ch])
+        clipped = np.clip(nb, 0.0, 1.0)
+        if (clipped[2] - clipped[0]) >= 0.4 * (nb[2] - nb[0]) and (clipped[3] - clipped[1]) >= 0.4 * (nb[3] - nb[1]):
+            out[len(rows)] = clipped
+            rows.append(k)
+    return frame, out, rows
+
+
+def swap_background(frame: np.ndarray, boxes: np.ndarray, other: np.ndarray, other_boxes: np.ndarray) -> np.ndarray:
+    """``frame`` with its background, away from its own objects and from ``other``'s, taken from
+    ``other`` (same shape): ``frame``'s objects stay, ``other``'s are covered by ``frame``'s pixels."""
+    keep = _object_mask(boxes) | _object_mask(other_boxes)
+    return np.where(keep[:, :, None], frame, other)
+
+
+def augment_strong(frames: np.ndarray, boxes: np.ndarray, rng: np.random.Generator, silent: np.ndarray = None):
+    """:func:`augment` and more, for pictures unlike the training pool's: hue, saturation,
+    grey, blur and noise; a random zoom (boxes follow); and in 30 % of the frames the background
+    away from every object replaced by another frame's (the objects of that frame covered), so
+    that the background's content and the seams between pictures do not mark an object.
+
+    ``silent`` ``(B, K)`` bool, when given, is returned aligned with the (possibly dropped)
+    boxes: ``(frames, boxes, silent)``."""
+    frames, boxes = augment(frames, boxes, rng)
+    silent = None if silent is None else silent.copy()
+    originals, original_boxes = frames.copy(), boxes.copy()
+    for i in range(frames.shape[0]):
+        f = frames[i]
+        if rng.random() < 0.3 and frames.shape[0] > 1:
+            j = int(rng.integers(frames.shape[0] - 1))
+            j += j >= i
+            f = swap_background(f, original_boxes[i], originals[j], original_boxes[j])
+        if rng.random() < 0.5:
+            f, boxes[i], rows = _zoom(f, boxes[i], rng)
+            if silent is not None:
+                moved = np.zeros_like(silent[i])
+                moved[:len(rows)] = silent[i][rows]
+                silent[i] = moved
+        hsv = cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2HSV).astype(np.float32)
+        hsv[..., 0] = (hsv[..., 0] + rng.uniform(-18, 18)) % 180
+        hsv[..., 1] = np.clip(hsv[..., 1] * rng.uniform(0.5, 1.5), 0, 255)
+        f = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)
+        if rng.random() < 0.1:
+            f = np.repeat(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY)[:, :, None], 3, axis=2)
+        if rng.random() < 0.2:
+            f = cv2.GaussianBlur(f, (0, 0), rng.uniform(0.5, 1.2))
+        if rng.random() < 0.3:
+            f = np.clip(f.astype(np.float32) + rng.normal(0, rng.uniform(2, 8), f.shape), 0, 255).astype(np.uint8)
+        frames[i] = f
+    return (frames, boxes) if silent is None else (frames, boxes, silent)
+
+
 def cmd_train(a):
     torch.manual_seed(a.seed)
     out = Path(a.out)
@@ -203,8 +291,12 @@ def cmd_train(a):
     opt = torch.optim.AdamW(net.parameters(), lr=a.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=a.steps, pct_start=0.05)
     step, log = 0, []
+    # A localiser recovered from a bundle (streambin.train.localiser_from_bundle) has its
+    # BatchNorms folded into identities: fine-tune it with their statistics fixed.
+    frozen_bn = False
     if a.init:  # the weights only: a new schedule on (maybe) more frames
-        state = torch.load(a.init, weights_only=False)["net"]
+        init = torch.load(a.init, weights_only=False)
+        state, frozen_bn = init["net"], bool(init.get("batchnorm_frozen", False))
         if a.sounding_map and state["head.weight"].shape[0] == SOUNDING_MAP:
             # a localiser without the sounding map: that map starts as a copy of the heat map
             for k in ("head.weight", "head.bias"):
@@ -215,14 +307,26 @@ def cmd_train(a):
         ck = torch.load(last, weights_only=False)
         net.load_state_dict(ck["net"]); opt.load_state_dict(ck["opt"]); sched.load_state_dict(ck["sched"])
         step, log = ck["step"], ck["log"]
+        frozen_bn = bool(ck.get("batchnorm_frozen", frozen_bn))
         print(f"resumed at step {step}", flush=True)
     rng = np.random.default_rng([a.seed, step])
     t0, run = time.time(), {}
-    net.train()
+
+    def train_mode():
+        net.train()
+        if frozen_bn:
+            for m in net.modules():
+                if isinstance(m, torch.nn.BatchNorm2d):
+                    m.eval()
+
+    train_mode()
     while step < a.steps:
         idx = rng.choice(train_idx, a.batch, replace=False)
-        f, b = augment(frames[idx], boxes[idx], rng)
-        loss, parts = loss_fn(net(normalise(torch.from_numpy(f))), b, silent[idx])
+        if a.augment == "strong":
+            f, b, s_idx = augment_strong(frames[idx], boxes[idx], rng, silent[idx])
+        else:
+            (f, b), s_idx = augment(frames[idx], boxes[idx], rng), silent[idx]
+        loss, parts = loss_fn(net(normalise(torch.from_numpy(f))), b, s_idx)
         opt.zero_grad(); loss.backward(); opt.step(); sched.step()
         step += 1
         for k, v in parts.items():
@@ -238,14 +342,14 @@ def cmd_train(a):
             if a.sounding_map:
                 entry["held_out_sounding_error_frac"] = held_out_sounding_error(
                     net, frames[:n_val], boxes[:n_val], silent[:n_val])
-            net.train()
+            train_mode()
             log.append(entry)
             print(f"step {step}: held-out centre error {err:.4f} of the width"
                   + (", sounding object: strongest peak {heat:.4f}, chosen by the sounding map {sounding:.4f}"
                      .format(**entry["held_out_sounding_error_frac"]) if a.sounding_map else ""), flush=True)
             torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                         "step": step, "log": log, "width": a.width, "frames": a.frames, "init": a.init,
-                        "sounding_map": a.sounding_map}, last)
+                        "sounding_map": a.sounding_map, "augment": a.augment, "batchnorm_frozen": frozen_bn}, last)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -337,6 +441,46 @@ def guide_azimuths(checkpoint: str, fit, paths, seed: int):
             out.append(0.5 * (own - mirrored))
     held_mae = float(info["held_out_mae_deg"][info["strength"]])
     return np.concatenate(out), held_mae * math.sqrt(math.pi / 2), info
+
+
+def frame_errors(net, frames, boxes, batch: int = 64) -> dict:
+    """How the strongest mirror-averaged peak of each frame lands among its object boxes (sounding
+    and silent alike; the picture cannot tell them apart): the mean distance to the nearest box
+    centre (fraction of the width) and the share of frames whose peak lies in no box at all (it
+    marked something of the background)."""
+    dist, outside = [], []
+    for s in range(0, len(frames), batch):
+        f, b = frames[s:s + batch], boxes[s:s + batch]
+        cols, _ = peaks(net, f, k=1, mirror_average=True)
+        x = cols[:, 0]
+        ok = b[:, :, 0] >= 0
+        cx = np.where(ok, (b[:, :, 0] + b[:, :, 2]) / 2, np.inf)
+        dist.append(np.min(np.abs(cx - x[:, None]), axis=1))
+        inside = ok & (b[:, :, 0] <= x[:, None]) & (x[:, None] <= b[:, :, 2])
+        outside.append(~inside.any(1))
+    dist, outside = np.concatenate(dist), np.concatenate(outside)
+    n = len(dist)
+    return {"frames": n, "centre_error_frac": float(dist.mean()),
+            "centre_error_frac_se": float(dist.std(ddof=1) / np.sqrt(n)),
+            "peak_outside_boxes": float(outside.mean()),
+            "peak_outside_boxes_se": float(np.sqrt(outside.mean() * (1 - outside.mean()) / n))}
+
+
+@torch.no_grad()
+def cmd_score_frames(a):
+    frames, boxes, _ = load_shards(a.frames)
+    if a.max_frames:
+        frames, boxes = frames[:a.max_frames], boxes[:a.max_frames]
+    has_object = (boxes[:, :, 0] >= 0).any(1)
+    frames, boxes = frames[has_object], boxes[has_object]
+    torch.set_num_threads(a.threads)
+    result = {"frames_from": a.frames}
+    for ck in a.checkpoint:
+        result[ck] = frame_errors(load_localiser(ck), frames, boxes)
+        print(ck, json.dumps(result[ck]), flush=True)
+    if a.out:
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.out).write_text(json.dumps(result, indent=1))
 
 
 def cmd_score(a):
@@ -431,6 +575,8 @@ def main():
     f.add_argument("--shard", type=int, default=500)
     f.add_argument("--workers", type=int, default=2)
     f.add_argument("--clipart-share", type=float, default=0.5)
+    f.add_argument("--pool", choices=("train", "ood"), default="train",
+                   help="asset pool; ood frames are for score-frames only, never for training")
     f.set_defaults(run=cmd_frames)
     t = sub.add_parser("train", help="train the localiser on those frames (resumes from OUT/last.pt)")
     t.add_argument("--frames", required=True, nargs="+", help="directories of frame shards")
@@ -442,6 +588,9 @@ def main():
     t.add_argument("--width", type=int, default=32)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--checkpoint-every", type=int, default=250)
+    t.add_argument("--augment", choices=("basic", "strong"), default="basic",
+                   help="basic: mirror, brightness, contrast; strong: also hue, saturation, grey, blur, noise, "
+                        "zoom and other frames' backgrounds (augment_strong)")
     t.add_argument("--sounding-map", action="store_true",
                    help="also train a heat map of the sounding objects alone (from --init's heat map)")
     t.set_defaults(run=cmd_train)
@@ -457,6 +606,13 @@ def main():
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--out")
     c.set_defaults(run=cmd_score)
+    g = sub.add_parser("score-frames", help="score checkpoints on frame shards: the strongest peak against the boxes")
+    g.add_argument("--checkpoint", required=True, nargs="+")
+    g.add_argument("--frames", required=True, nargs="+", help="directories of frame shards")
+    g.add_argument("--max-frames", type=int, default=0)
+    g.add_argument("--threads", type=int, default=2)
+    g.add_argument("--out")
+    g.set_defaults(run=cmd_score_frames)
     a = p.parse_args()
     if getattr(a, "guide_fit", None):
         from streambin.train.position_probe import split_spec
