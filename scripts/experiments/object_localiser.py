@@ -463,7 +463,18 @@ def frame_errors(net, frames, boxes, batch: int = 64) -> dict:
     return {"frames": n, "centre_error_frac": float(dist.mean()),
             "centre_error_frac_se": float(dist.std(ddof=1) / np.sqrt(n)),
             "peak_outside_boxes": float(outside.mean()),
-            "peak_outside_boxes_se": float(np.sqrt(outside.mean() * (1 - outside.mean()) / n))}
+            "peak_outside_boxes_se": float(np.sqrt(outside.mean() * (1 - outside.mean()) / n)),
+            "per_frame": {"centre_error_frac": dist.round(5).tolist(), "peak_outside_boxes": outside.tolist()}}
+
+
+def paired_against(result: dict, reference: dict) -> dict:
+    """Per-frame differences of :func:`frame_errors` results on the same frames, ``result`` minus
+    ``reference``: mean and standard error of each."""
+    out = {}
+    for key in ("centre_error_frac", "peak_outside_boxes"):
+        d = (np.asarray(result["per_frame"][key], float) - np.asarray(reference["per_frame"][key], float))
+        out[key] = {"mean": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(len(d)))}
+    return out
 
 
 @torch.no_grad()
@@ -474,10 +485,12 @@ def cmd_score_frames(a):
     has_object = (boxes[:, :, 0] >= 0).any(1)
     frames, boxes = frames[has_object], boxes[has_object]
     torch.set_num_threads(a.threads)
-    result = {"frames_from": a.frames}
+    result = {"frames_from": a.frames, "checkpoints": {}}
     for ck in a.checkpoint:
-        result[ck] = frame_errors(load_localiser(ck), frames, boxes)
-        print(ck, json.dumps(result[ck]), flush=True)
+        r = result["checkpoints"][ck] = frame_errors(load_localiser(ck), frames, boxes)
+        if ck != a.checkpoint[0]:
+            r["paired_against_first"] = paired_against(r, result["checkpoints"][a.checkpoint[0]])
+        print(ck, json.dumps({k: v for k, v in r.items() if k != "per_frame"}), flush=True)
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         Path(a.out).write_text(json.dumps(result, indent=1))
@@ -606,7 +619,8 @@ def main():
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--out")
     c.set_defaults(run=cmd_score)
-    g = sub.add_parser("score-frames", help="score checkpoints on frame shards: the strongest peak against the boxes")
+    g = sub.add_parser("score-frames", help="score checkpoints on frame shards: the strongest peak against the boxes "
+                                            "(each after the first also paired against the first)")
     g.add_argument("--checkpoint", required=True, nargs="+")
     g.add_argument("--frames", required=True, nargs="+", help="directories of frame shards")
     g.add_argument("--max-frames", type=int, default=0)

@@ -184,3 +184,28 @@ def test_strong_augmentation_keeps_boxes_and_flags_consistent(tmp_path):
         assert np.all(b[i, valid, 2] > b[i, valid, 0]) and np.all(b[i, valid, 3] > b[i, valid, 1])
         assert not s[i, ~valid].any()          # flags only on boxes that exist
         assert s[i].sum() <= silent[i].sum()   # a flag is never made up
+
+
+def test_score_frames_pairs_each_checkpoint_with_the_first(tmp_path):
+    ck = _random_localiser(tmp_path / "loc.pt")
+    frames, boxes, _ = _shards(tmp_path / "frames", n=12, seed=5)
+    out = tmp_path / "scores.json"
+    run = subprocess.run([sys.executable, str(ROOT / "scripts" / "experiments" / "object_localiser.py"), "score-frames",
+                          "--frames", str(tmp_path / "frames"), "--checkpoint", str(ck), str(ck), "--out", str(out)],
+                         capture_output=True, text=True, cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": ""})
+    assert run.returncode == 0, run.stderr[-2000:]
+    import json
+    result = json.loads(out.read_text())["checkpoints"][str(ck)]
+    # the same checkpoint twice: one entry, scored on all 12 frames
+    assert result["frames"] == 12 and len(result["per_frame"]["centre_error_frac"]) == 12
+    assert 0 <= result["centre_error_frac"] <= 1 and 0 <= result["peak_outside_boxes"] <= 1
+    exp = _experiment()
+    again = exp.frame_errors(load_localiser(str(ck)), frames, boxes)
+    assert again["centre_error_frac"] == pytest.approx(result["centre_error_frac"], abs=1e-4)
+    paired = exp.paired_against(again, again)
+    assert paired["centre_error_frac"] == {"mean": 0.0, "se": 0.0}
+    # by hand: the distance from the strongest peak to the nearest box centre
+    cols, _ = exp.peaks(load_localiser(str(ck)), frames[:1], k=1, mirror_average=True)
+    valid = boxes[0, :, 0] >= 0
+    centres = (boxes[0, valid, 0] + boxes[0, valid, 2]) / 2
+    assert again["per_frame"]["centre_error_frac"][0] == pytest.approx(np.abs(centres - cols[0, 0]).min(), abs=1e-4)
