@@ -63,11 +63,11 @@ MAX_OBJECTS = 6
 
 def _frames_worker(args):
     """Render frames ``start .. start + count`` of the seed's scene stream into one shard."""
-    out, seed, start, count, clipart_share, pool = args
+    out, seed, start, count, clipart_share, pool, kind_pools = args
     from streambin.train.data import OnlineSimDataset
     from streambin.train.sim.scene import SceneOptions
 
-    ds = OnlineSimDataset(start + count, pool=pool, seed=seed, frames_only=True,
+    ds = OnlineSimDataset(start + count, pool=pool, seed=seed, frames_only=True, kind_pools=kind_pools,
                           options=SceneOptions(clipart_share=clipart_share))
     frames = np.zeros((count, INPUT_H, INPUT_W, 3), np.uint8)
     boxes = np.full((count, MAX_OBJECTS, 4), -1.0, np.float32)
@@ -89,7 +89,13 @@ def _frames_worker(args):
 def cmd_frames(a):
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [(str(out), a.seed, s, min(a.shard, a.count - s), a.clipart_share, a.pool)
+    from streambin.train.sim.pools import check_kind_pools, parse_kind_pools
+
+    try:   # checked before any worker starts
+        kind_pools = check_kind_pools(a.pool, parse_kind_pools(a.kind_pool))
+    except ValueError as e:
+        raise SystemExit(f"error: --kind-pool: {e}")
+    jobs = [(str(out), a.seed, s, min(a.shard, a.count - s), a.clipart_share, a.pool, kind_pools)
             for s in range(0, a.count, a.shard)
             if not (out / f"shard_{a.seed}_{s:08d}.npz").exists()]
     print(f"{len(jobs)} shards to write under {out}", flush=True)
@@ -443,16 +449,58 @@ def guide_azimuths(checkpoint: str, fit, paths, seed: int):
     return np.concatenate(out), held_mae * math.sqrt(math.pi / 2), info
 
 
-def frame_errors(net, frames, boxes, batch: int = 64) -> dict:
+def _grey(frame: np.ndarray) -> np.ndarray:
+    return np.repeat(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)[:, :, None], 3, axis=2)
+
+
+def _hue_shift(frame: np.ndarray, shift: float) -> np.ndarray:
+    hsv = cv2.cvtColor(frame, cv2.COLOR_RGB2HSV).astype(np.float32)
+    hsv[..., 0] = (hsv[..., 0] + shift) % 180     # OpenCV's hue runs 0-180
+    return cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)
+
+
+#: photometric copies of a frame whose heat maps :func:`averaged_peak` may average in (the
+#: boxes do not move, so the maps average cell by cell)
+FRAME_VARIANTS = {
+    "blur": lambda f: cv2.GaussianBlur(f, (0, 0), 1.0),
+    "sharpen": lambda f: np.clip(1.5 * f.astype(np.float32) - 0.5 * cv2.GaussianBlur(f, (0, 0), 1.0).astype(np.float32),
+                                 0, 255).astype(np.uint8),
+    "grey": _grey,
+    "hue60": lambda f: _hue_shift(f, 30),       # 60 degrees of hue either way
+    "hue300": lambda f: _hue_shift(f, 150),
+}
+
+
+@torch.no_grad()
+def averaged_peak(net, frames_uint8: np.ndarray, variants=()) -> np.ndarray:
+    """``(B,)`` column (fraction of the width) of each frame's strongest peak, the heat map and
+    the centre offsets mirror-averaged as :func:`peaks` does and also averaged over the
+    :data:`FRAME_VARIANTS` named in ``variants``."""
+    heat = col = 0.0
+    for name in ("", *variants):
+        f = frames_uint8 if not name else np.stack([FRAME_VARIANTS[name](x) for x in frames_uint8])
+        x = normalise(torch.from_numpy(np.ascontiguousarray(f)))
+        out, out_m = net(x), net(x.flip(-1))
+        gw = out.shape[-1]
+        ix = torch.arange(gw, dtype=torch.float32)
+        heat = heat + 0.5 * (torch.sigmoid(out[:, 0]) + torch.sigmoid(out_m[:, 0]).flip(-1))
+        col = col + 0.5 * ((ix + out[:, 2].clamp(0, 1)) + (gw - ((gw - 1 - ix) + out_m[:, 2].clamp(0, 1).flip(-1))))
+    local = heat == F.max_pool2d(heat[:, None], 3, 1, 1)[:, 0]
+    where = (heat * local).flatten(1).argmax(1)
+    n = 1 + len(variants)
+    return (col.flatten(1).gather(1, where[:, None])[:, 0] / n / gw).numpy()
+
+
+def frame_errors(net, frames, boxes, batch: int = 64, variants=()) -> dict:
     """How the strongest mirror-averaged peak of each frame lands among its object boxes (sounding
     and silent alike; the picture cannot tell them apart): the mean distance to the nearest box
     centre (fraction of the width) and the share of frames whose peak lies in no box at all (it
-    marked something of the background)."""
+    marked something of the background). ``variants``: also average the maps over these
+    photometric copies (:func:`averaged_peak`)."""
     dist, outside = [], []
     for s in range(0, len(frames), batch):
         f, b = frames[s:s + batch], boxes[s:s + batch]
-        cols, _ = peaks(net, f, k=1, mirror_average=True)
-        x = cols[:, 0]
+        x = averaged_peak(net, f, variants)
         ok = b[:, :, 0] >= 0
         cx = np.where(ok, (b[:, :, 0] + b[:, :, 2]) / 2, np.inf)
         dist.append(np.min(np.abs(cx - x[:, None]), axis=1))
@@ -486,8 +534,9 @@ def cmd_score_frames(a):
     frames, boxes = frames[has_object], boxes[has_object]
     torch.set_num_threads(a.threads)
     result = {"frames_from": a.frames, "checkpoints": {}}
+    result["variants"] = a.variants
     for ck in a.checkpoint:
-        r = result["checkpoints"][ck] = frame_errors(load_localiser(ck), frames, boxes)
+        r = result["checkpoints"][ck] = frame_errors(load_localiser(ck), frames, boxes, variants=a.variants)
         if ck != a.checkpoint[0]:
             r["paired_against_first"] = paired_against(r, result["checkpoints"][a.checkpoint[0]])
         print(ck, json.dumps({k: v for k, v in r.items() if k != "per_frame"}), flush=True)
@@ -590,6 +639,8 @@ def main():
     f.add_argument("--clipart-share", type=float, default=0.5)
     f.add_argument("--pool", choices=("train", "ood"), default="train",
                    help="asset pool; ood frames are for score-frames only, never for training")
+    f.add_argument("--kind-pool", action="append", default=[], metavar="KIND=POOL",
+                   help="draw this kind (background, cutout, voice, head) from the other pool; for scoring only")
     f.set_defaults(run=cmd_frames)
     t = sub.add_parser("train", help="train the localiser on those frames (resumes from OUT/last.pt)")
     t.add_argument("--frames", required=True, nargs="+", help="directories of frame shards")
@@ -625,6 +676,8 @@ def main():
     g.add_argument("--frames", required=True, nargs="+", help="directories of frame shards")
     g.add_argument("--max-frames", type=int, default=0)
     g.add_argument("--threads", type=int, default=2)
+    g.add_argument("--variants", nargs="*", default=[], choices=sorted(FRAME_VARIANTS),
+                   help="also average the heat maps over these photometric copies of each frame")
     g.add_argument("--out")
     g.set_defaults(run=cmd_score_frames)
     a = p.parse_args()

@@ -446,14 +446,16 @@ class OnlineSimDataset(Dataset):
         paths: :class:`streambin.train.sim.assets.AssetPaths` (default: the Debian locations).
         visual_size, crop_samples, flip_prob, rms, with_positions: as the file-based datasets'.
         frames_only: render the picture and the boxes, not the sound.
+        kind_pools: kinds drawn from the other pool, e.g. ``{"background": "ood"}``
+            (:func:`streambin.train.sim.pools.check_kind_pools`; measurements only).
     """
 
     def __init__(self, length: int, pool: str = "train", seed: int = 0, visual_size=(224, 448),
                  crop_samples: int = 10080, flip_prob: float = 0.0, rms: float = 0.1,
                  room_prob: float = 0.5, moving_prob: float = 0.3, max_sources: int = 3,
                  instrument_prob: float = 0.3, options=None, paths=None, with_positions: bool = False,
-                 frames_only: bool = False):
-        from .sim.pools import check_pool
+                 frames_only: bool = False, kind_pools=None):
+        from .sim.pools import check_kind_pools, check_pool
 
         if length < 1:
             raise ValueError(f"length must be >= 1, got {length}")
@@ -467,6 +469,7 @@ class OnlineSimDataset(Dataset):
         if rms <= 0:
             raise ValueError(f"rms must be > 0, got {rms}")
         self.length, self.pool, self.seed = int(length), check_pool(pool), seed
+        self.kind_pools = check_kind_pools(self.pool, kind_pools)
         self.visual_size = (int(visual_size[0]), int(visual_size[1]))
         self.crop_samples, self.flip_prob, self.rms = int(crop_samples), float(flip_prob), float(rms)
         self.room_prob, self.moving_prob, self.max_sources = room_prob, moving_prob, int(max_sources)
@@ -487,7 +490,7 @@ class OnlineSimDataset(Dataset):
             from .sim.assets import AssetPaths
             from .sim.scene import Library
             self._lib = Library(self.paths or AssetPaths(), MODEL_SAMPLE_RATE, pool=self.pool,
-                                options=self.options)
+                                options=self.options, kind_pools=self.kind_pools)
         return self._lib
 
     def render(self, i: int, epoch: int | None = None):

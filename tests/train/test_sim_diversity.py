@@ -233,6 +233,19 @@ def test_online_frames_only_items_show_the_same_scenes_without_sound(diverse_ass
         assert b["silent_distractors"].dtype == torch.bool
 
 
+def test_online_frames_with_held_out_backgrounds(diverse_assets):
+    """Online frames (the localiser's scoring frames) may draw one kind from the other pool."""
+    ood_bg = {str(p) for p in Library(diverse_assets, pool="ood").backgrounds}
+    ds = OnlineSimDataset(3, seed=4, visual_size=(32, 64), paths=diverse_assets, frames_only=True,
+                          kind_pools={"background": "ood"}, options=SceneOptions(procedural_share=0.0))
+    for i in range(3):
+        scene = ds.render(i)[2]
+        assert scene.background in ood_bg
+        assert all(pools.pool_of("cutout", src.name) == "train" for src in scene.sources)
+    with pytest.raises(ValueError, match="the scene's own"):
+        OnlineSimDataset(3, pool="train", kind_pools={"background": "train"})
+
+
 def test_kind_pools_draw_only_the_named_kind_from_the_other_pool(tmp_path, diverse_assets):
     """A train-pool set whose heads (and, separately, cut-outs) come from the held-out pool: that
     kind is held out in every scene, every other kind stays in the train pool, the sidecar says
