@@ -543,6 +543,41 @@ def cmd_score_frames(a):
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         Path(a.out).write_text(json.dumps(result, indent=1))
+    if a.plot_misses:
+        r = result["checkpoints"][a.checkpoint[0]]
+        plot_misses(frames, boxes, load_localiser(a.checkpoint[0]), np.asarray(r["per_frame"]["peak_outside_boxes"]),
+                    a.plot_misses, a.variants, title=f"{a.checkpoint[0]} on {', '.join(a.frames)}")
+
+
+def plot_misses(frames, boxes, net, outside, path, variants=(), n: int = 12, title: str = ""):
+    """A grid of the first ``n`` frames whose strongest peak lies in no box: each object's box
+    (green) and the peak's column (red line)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    idx = np.flatnonzero(outside)[:n]
+    if not len(idx):
+        print("no frame's peak lies outside every box: nothing to plot")
+        return
+    cols = averaged_peak(net, frames[idx], variants)
+    rows = int(math.ceil(len(idx) / 3))
+    fig, axes = plt.subplots(rows, 3, figsize=(12, 2.2 * rows + 0.6), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    aspect = frames.shape[2] / frames.shape[1]     # width / height: x runs 0 .. aspect, y 0 .. 1
+    for ax, i, c in zip(axes.ravel(), idx, cols):
+        ax.imshow(frames[i], extent=(0, aspect, 1, 0))
+        for x0, y0, x1, y1 in boxes[i][boxes[i, :, 0] >= 0]:
+            ax.add_patch(plt.Rectangle((x0 * aspect, y0), (x1 - x0) * aspect, y1 - y0, fill=False, ec="lime", lw=1.5))
+        ax.axvline(c * aspect, color="red", lw=1.5)
+        ax.set_title(f"frame {i}", fontsize=8)
+    fig.suptitle(f"strongest peak (red) outside every object box (green): {len(idx)} of {int(outside.sum())} such frames"
+                 + (f"\n{title}" if title else ""), fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    print(f"wrote {path}")
 
 
 def cmd_score(a):
@@ -678,6 +713,8 @@ def main():
     g.add_argument("--threads", type=int, default=2)
     g.add_argument("--variants", nargs="*", default=[], choices=sorted(FRAME_VARIANTS),
                    help="also average the heat maps over these photometric copies of each frame")
+    g.add_argument("--plot-misses", metavar="PNG",
+                   help="draw frames whose strongest peak (of the first checkpoint) lies in no box")
     g.add_argument("--out")
     g.set_defaults(run=cmd_score_frames)
     a = p.parse_args()
