@@ -575,8 +575,10 @@ def plot_misses(frames, boxes, net, outside, path, variants=(), n: int = 12, tit
     fig.suptitle(f"strongest peak (red) outside every object box (green): {len(idx)} of {int(outside.sum())} such frames"
                  + (f"\n{title}" if title else ""), fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=80)
     plt.close(fig)
+    from PIL import Image   # photographs make a large PNG: a 256-colour palette keeps it small
+    Image.open(path).convert("RGB").quantize(colors=256).save(path, optimize=True)
     print(f"wrote {path}")
 
 

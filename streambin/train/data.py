@@ -455,7 +455,8 @@ class OnlineSimDataset(Dataset):
                  room_prob: float = 0.5, moving_prob: float = 0.3, max_sources: int = 3,
                  instrument_prob: float = 0.3, options=None, paths=None, with_positions: bool = False,
                  frames_only: bool = False, kind_pools=None):
-        from .sim.pools import check_kind_pools, check_pool
+        from .sim.pools import check_pool
+        from .sim.scene import SceneOptions, check_pools
 
         if length < 1:
             raise ValueError(f"length must be >= 1, got {length}")
@@ -469,7 +470,8 @@ class OnlineSimDataset(Dataset):
         if rms <= 0:
             raise ValueError(f"rms must be > 0, got {rms}")
         self.length, self.pool, self.seed = int(length), check_pool(pool), seed
-        self.kind_pools = check_kind_pools(self.pool, kind_pools)
+        # checked here, not first in a worker process (the Library is built lazily there)
+        self.kind_pools = check_pools(options if options is not None else SceneOptions(), self.pool, kind_pools)
         self.visual_size = (int(visual_size[0]), int(visual_size[1]))
         self.crop_samples, self.flip_prob, self.rms = int(crop_samples), float(flip_prob), float(rms)
         self.room_prob, self.moving_prob, self.max_sources = room_prob, moving_prob, int(max_sources)

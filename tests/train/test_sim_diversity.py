@@ -244,6 +244,8 @@ def test_online_frames_with_held_out_backgrounds(diverse_assets):
         assert all(pools.pool_of("cutout", src.name) == "train" for src in scene.sources)
     with pytest.raises(ValueError, match="the scene's own"):
         OnlineSimDataset(3, pool="train", kind_pools={"background": "train"})
+    with pytest.raises(ValueError, match="synthesised sounds"):
+        OnlineSimDataset(3, pool="train", kind_pools={"background": "ood"}, options=SceneOptions(synth_sound_share=0.2))
 
 
 def test_kind_pools_draw_only_the_named_kind_from_the_other_pool(tmp_path, diverse_assets):
