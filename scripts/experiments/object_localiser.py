@@ -466,8 +466,8 @@ FRAME_VARIANTS = {
     "sharpen": lambda f: np.clip(1.5 * f.astype(np.float32) - 0.5 * cv2.GaussianBlur(f, (0, 0), 1.0).astype(np.float32),
                                  0, 255).astype(np.uint8),
     "grey": _grey,
-    "hue60": lambda f: _hue_shift(f, 30),       # 60 degrees of hue either way
-    "hue300": lambda f: _hue_shift(f, 150),
+    "hue60": lambda f: _hue_shift(f, 30),       # hue turned by 60 degrees (30 of OpenCV's units)
+    "hue300": lambda f: _hue_shift(f, 150),     # and by 300, i.e. 60 the other way
 }
 
 
