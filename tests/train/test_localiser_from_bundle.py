@@ -2,10 +2,8 @@
 fine-tuning it with fixed BatchNorm statistics, and the stronger augmentation of
 scripts/experiments/object_localiser.py (its boxes follow the picture)."""
 
-import importlib.util
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,16 +17,13 @@ from streambin.nets.localiser import INPUT_H, INPUT_W, ObjectLocaliser, load_loc
 from streambin.train.localiser_from_bundle import (LocaliserRecoveryError, check_parity, main,  # noqa: E402
                                                    recover_localiser)
 
-ROOT = Path(__file__).resolve().parents[2]
+from .experiment_scripts import ROOT, load_experiment  # noqa: E402
+
 DEFAULT_BUNDLE = ROOT / "streambin" / "models" / "default"
 
 
 def _experiment():
-    spec = importlib.util.spec_from_file_location("object_localiser",
-                                                  ROOT / "scripts" / "experiments" / "object_localiser.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment("object_localiser")
 
 
 def _random_localiser(path, sounding_map=False):
