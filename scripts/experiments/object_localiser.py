@@ -208,6 +208,10 @@ def augment(frames: np.ndarray, boxes: np.ndarray, rng: np.random.Generator):
     return frames, boxes
 
 
+def _grey(frame: np.ndarray) -> np.ndarray:
+    return np.repeat(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)[:, :, None], 3, axis=2)
+
+
 def _object_mask(boxes: np.ndarray, margin: float = 0.05) -> np.ndarray:
     """``(96, 192)`` bool: the frame's object boxes ``(K, 4)`` (fractions; -1 rows unused), each
     grown by ``margin`` of the frame on every side."""
@@ -276,7 +280,7 @@ def augment_strong(frames: np.ndarray, boxes: np.ndarray, rng: np.random.Generat
         hsv[..., 1] = np.clip(hsv[..., 1] * rng.uniform(0.5, 1.5), 0, 255)
         f = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)
         if rng.random() < 0.1:
-            f = np.repeat(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY)[:, :, None], 3, axis=2)
+            f = _grey(f)
         if rng.random() < 0.2:
             f = cv2.GaussianBlur(f, (0, 0), rng.uniform(0.5, 1.2))
         if rng.random() < 0.3:
@@ -447,10 +451,6 @@ def guide_azimuths(checkpoint: str, fit, paths, seed: int):
             out.append(0.5 * (own - mirrored))
     held_mae = float(info["held_out_mae_deg"][info["strength"]])
     return np.concatenate(out), held_mae * math.sqrt(math.pi / 2), info
-
-
-def _grey(frame: np.ndarray) -> np.ndarray:
-    return np.repeat(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)[:, :, None], 3, axis=2)
 
 
 def _hue_shift(frame: np.ndarray, shift: float) -> np.ndarray:
