@@ -63,12 +63,12 @@ MAX_OBJECTS = 6
 
 def _frames_worker(args):
     """Render frames ``start .. start + count`` of the seed's scene stream into one shard."""
-    out, seed, start, count, clipart_share, pool, kind_pools = args
+    out, seed, start, count, clipart_share, mosaic_share, pool, kind_pools = args
     from streambin.train.data import OnlineSimDataset
     from streambin.train.sim.scene import SceneOptions
 
     ds = OnlineSimDataset(start + count, pool=pool, seed=seed, frames_only=True, kind_pools=kind_pools,
-                          options=SceneOptions(clipart_share=clipart_share))
+                          options=SceneOptions(clipart_share=clipart_share, mosaic_share=mosaic_share))
     frames = np.zeros((count, INPUT_H, INPUT_W, 3), np.uint8)
     boxes = np.full((count, MAX_OBJECTS, 4), -1.0, np.float32)
     silent = np.zeros((count, MAX_OBJECTS), bool)
@@ -95,7 +95,7 @@ def cmd_frames(a):
         kind_pools = check_kind_pools(a.pool, parse_kind_pools(a.kind_pool))
     except ValueError as e:
         raise SystemExit(f"error: --kind-pool: {e}")
-    jobs = [(str(out), a.seed, s, min(a.shard, a.count - s), a.clipart_share, a.pool, kind_pools)
+    jobs = [(str(out), a.seed, s, min(a.shard, a.count - s), a.clipart_share, a.mosaic_share, a.pool, kind_pools)
             for s in range(0, a.count, a.shard)
             if not (out / f"shard_{a.seed}_{s:08d}.npz").exists()]
     print(f"{len(jobs)} shards to write under {out}", flush=True)
@@ -674,6 +674,8 @@ def main():
     f.add_argument("--shard", type=int, default=500)
     f.add_argument("--workers", type=int, default=2)
     f.add_argument("--clipart-share", type=float, default=0.5)
+    f.add_argument("--mosaic-share", type=float, default=0.0,
+                   help="share of composites whose background is a mosaic of the pool's photographs")
     f.add_argument("--pool", choices=("train", "ood"), default="train",
                    help="asset pool; ood frames are for score-frames only, never for training")
     f.add_argument("--kind-pool", action="append", default=[], metavar="KIND=POOL",

@@ -175,10 +175,14 @@ def scene_sidecar(scene, lib, bboxes, name: str, index: int, seed: int, scale: f
         head.update(describe_head(scene.head))
     # Options that are off by default are written only when on, so older sidecars stay the same.
     extra = {k: getattr(lib.options, k) for k in ("sound_colour_db", "extra_sound_share", "synth_sound_share",
-                                              "clipart_share")
+                                              "clipart_share", "mosaic_share")
              if getattr(lib.options, k) > 0}
     if scene.kind_pools:
         extra["kind_pools"] = dict(scene.kind_pools)
+    if scene.mosaic is not None:
+        extra["background_mosaic"] = [{"background": t["background"], "file": Path(t["path"]).name,
+                                       "crop": list(t["crop"]), "box": [round(v, 6) for v in t["box"]]}
+                                      for t in scene.mosaic]
     return {
         **extra,
         "clip": name, "index": index, "seed": seed, "pool": scene.pool,
@@ -307,7 +311,7 @@ def options_from_args(a):
         procedural_share=0.0 if a.no_procedural else a.procedural_share,
         many_backgrounds=not a.skimage_backgrounds_only, sound_colour_db=a.sound_colour,
         extra_sound_share=a.extra_sounds, synth_sound_share=a.synth_sounds,
-        clipart_share=a.clipart)
+        clipart_share=a.clipart, mosaic_share=a.mosaic)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -373,6 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of clips whose sources (talkers excepted) are drawn as clip-art objects "
                         "from openclipart-png (streambin.train.sim.clipart), their sounds unchanged "
                         "(default 0: off)")
+    g.add_argument("--mosaic", type=float, default=0.0, metavar="SHARE",
+                   help="share of composite clips whose background is a mosaic of 2-4 crops of the "
+                        "pool's photographs, each at its own zoom; train pool only (default 0: off)")
     g.add_argument("--no-camera-effects", action="store_true", help="perfect camera pictures")
     g.add_argument("--no-realistic-cutouts", action="store_true",
                    help="hard-edged cut-outs without shadows, heights 0.5-1 m")

@@ -442,3 +442,58 @@ def test_extra_sounds_replace_stamp_sounds_without_distractors_and_draw_only_whe
         b = sample_scene(np.random.default_rng(i), off, seconds=1.0)
         assert [(s.kind, s.sound, s.silent) for s in a.sources] == [(s.kind, s.sound, s.silent) for s in b.sources]
         assert [s.azimuth_deg.tolist() for s in a.sources] == [s.azimuth_deg.tolist() for s in b.sources]
+
+
+def test_mosaic_backgrounds_tile_the_frame_with_the_pools_pictures_and_draw_only_when_on(diverse_assets, tmp_path):
+    """A mosaic background: 2-4 tiles cover the frame exactly, each showing one train-pool
+    picture (the fixture's backgrounds are flat greys, 100 + 5 k for bg{k}); the rest of the
+    scene is what it would have been without the option, which draws nothing when off; held-out
+    and photograph scenes never get one; the sidecar lists the tiles."""
+    from dataclasses import replace as dc_replace
+
+    with pytest.raises(ValueError, match="mosaic_share"):
+        SceneOptions(mosaic_share=-0.1)
+    base = dict(head_variation=False, procedural_share=0.0, photograph_share=0.0, **PLAIN)
+    plain = Library(diverse_assets, pool="train", options=SceneOptions(**base))
+    on = Library(diverse_assets, pool="train", options=SceneOptions(mosaic_share=1.0, **base))
+    off = Library(diverse_assets, pool="train", options=SceneOptions(mosaic_share=0.0, **base))
+    train_ids = {b.id for b in on.background_assets}
+    counts, pictures = set(), set()
+    for i in range(8):
+        a, b = (sample_scene(np.random.default_rng(i), lib, seconds=0.5) for lib in (plain, on))
+        assert sample_scene(np.random.default_rng(i), off, seconds=0.5).mosaic is None and a.mosaic is None
+        assert (a.background, a.background_crop, a.background_flip) == (b.background, b.background_crop, b.background_flip)
+        assert [(s.name, s.azimuth_deg.tolist()) for s in a.sources] == [(s.name, s.azimuth_deg.tolist()) for s in b.sources]
+        tiles = b.mosaic
+        assert 2 <= len(tiles) <= 4 and {t["background"] for t in tiles} <= train_ids
+        counts.add(len(tiles))
+        pictures |= {t["background"] for t in tiles}
+        assert sum((t["box"][2] - t["box"][0]) * (t["box"][3] - t["box"][1]) for t in tiles) == pytest.approx(1.0)
+        (frame,), _ = compose_frames(dc_replace(b, sources=[], seconds=0.1, fps=10.0), on)
+        covered = np.zeros(frame.shape[:2], int)
+        for t in tiles:
+            u0, v0, u1, v1 = t["box"]
+            c0, r0, c1, r1 = (int(round(u0 * b.width)), int(round(v0 * b.height)),
+                              int(round(u1 * b.width)), int(round(v1 * b.height)))
+            if b.background_flip:
+                c0, c1 = b.width - c1, b.width - c0
+            grey = 100 + 5 * int(Path(t["path"]).stem[2:])
+            assert np.all(frame[r0:r1, c0:c1] == grey), t
+            covered[r0:r1, c0:c1] += 1
+            x0, y0, x1, y1 = t["crop"]  # a crop of the tile's shape inside its picture
+            assert 0 <= x0 < x1 <= 700 and 0 <= y0 < y1 <= 300
+            assert (x1 - x0) / (y1 - y0) == pytest.approx((c1 - c0) / (r1 - r0), rel=0.1)
+        assert np.all(covered == 1)  # every pixel in exactly one tile
+    assert len(counts) >= 2 and len(pictures) >= 4
+    # held-out scenes and photograph scenes keep their own backgrounds
+    ood = Library(diverse_assets, pool="ood", options=SceneOptions(mosaic_share=1.0, **base))
+    photos = Library(diverse_assets, pool="train", options=SceneOptions(
+        mosaic_share=1.0, **{**base, "photograph_share": 1.0}))
+    for i in range(4):
+        assert sample_scene(np.random.default_rng(i), ood, seconds=0.5).mosaic is None
+        assert sample_scene(np.random.default_rng(i), photos, seconds=0.5).mosaic is None
+    S.generate(tmp_path, clips=1, seconds=0.5, seed=3, rooms=False, moving=False, workers=1,
+               paths=diverse_assets, pool="train", progress=False, options=SceneOptions(mosaic_share=1.0, **base))
+    meta = json.loads((tmp_path / "meta" / "000000.json").read_text())
+    assert meta["mosaic_share"] == 1.0 and 2 <= len(meta["background_mosaic"]) <= 4
+    assert {t["background"] for t in meta["background_mosaic"]} <= train_ids

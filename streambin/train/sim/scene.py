@@ -76,6 +76,11 @@ class SceneOptions:
             drawn as clip-art objects (:mod:`streambin.train.sim.clipart`) instead of their own
             pictures; their sounds stay as drawn, so such a clip's pictures and sounds do not
             match (0: off, the default, so sets made before it are unchanged).
+        mosaic_share: share of composite scenes whose background is a mosaic of 2-4 tiles, each
+            a crop of a photograph of the pool at its own zoom (train pool only, as procedural
+            textures are), so that a net cannot learn the pool's few backgrounds whole: every
+            mosaic is an arrangement of background things never seen before (0: off, the
+            default, so sets made before it are unchanged).
     """
 
     hfov_range_deg: tuple | None = (60.0, 100.0)
@@ -91,10 +96,11 @@ class SceneOptions:
     extra_sound_share: float = 0.0
     synth_sound_share: float = 0.0
     clipart_share: float = 0.0
+    mosaic_share: float = 0.0
 
     def __post_init__(self):
         for name in ("photograph_share", "distractor_share", "speech_share", "procedural_share",
-                     "extra_sound_share", "synth_sound_share", "clipart_share"):
+                     "extra_sound_share", "synth_sound_share", "clipart_share", "mosaic_share"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {v}")
@@ -156,6 +162,8 @@ class SceneSpec:
     procedural_seed: int | None = None  # procedural background texture instead of a photograph
     camera: dict | None = None    # picture.sample_camera parameters (None: a perfect camera)
     photo: dict | None = None     # photograph scenes: {"crop_h", "y0", "subject_x"} in photo pixels
+    mosaic: list | None = None    # mosaic background: tiles {"background", "path", "crop", "box"}
+                                  # (see _sample_mosaic); background/background_crop then unused
 
     @property
     def sounding(self) -> list:
@@ -442,9 +450,65 @@ def sample_scene(rng: np.random.Generator, lib: Library, seconds: float = 10.0, 
             for src, k in zip(scene.sources, drawn):
                 if src.kind != "speech":  # a talker stays a person the voice can belong to
                     src.cutout = str(lib.clipart[int(k)].png)
+    if (options.mosaic_share > 0 and not photograph and not procedural
+            and lib.pool_for("background") != "ood"):  # drawn only when on (sets stay the same)
+        mr = np.random.default_rng(div.integers(2 ** 63))
+        if mr.random() < options.mosaic_share:
+            scene.mosaic = _sample_mosaic(mr, lib, width, height)
     if rng.random() < room_prob:
         scene.room = sample_room(rng, scene.sounding)
     return scene
+
+
+MOSAIC_TILES = (2, 4)        # tiles per mosaic, inclusive
+MOSAIC_CROP = (0.2, 1.0)     # a tile's crop: this share of the largest crop of its shape
+
+
+def _sample_mosaic(rng: np.random.Generator, lib: Library, width: int, height: int) -> list:
+    """Tiles of a mosaic background: the frame cut by straight cuts (each through the larger
+    tile, across its longer side, at 30-70 %) into 2-4 tiles, each filled by a crop of a
+    photograph of the pool (any of them, repeats allowed) of the tile's shape, 20-100 % of the
+    largest such crop: ``[{"background": id, "path": str, "crop": (x0, y0, x1, y1) photo pixels,
+    "box": (u0, v0, u1, v1) fractions of the frame}]``."""
+    boxes = [(0.0, 0.0, 1.0, 1.0)]
+    for _ in range(int(rng.integers(MOSAIC_TILES[0], MOSAIC_TILES[1] + 1)) - 1):
+        areas = [(b[2] - b[0]) * width * (b[3] - b[1]) * height for b in boxes]
+        u0, v0, u1, v1 = boxes.pop(int(np.argmax(areas)))
+        t = float(rng.uniform(0.3, 0.7))
+        if (u1 - u0) * width >= (v1 - v0) * height:
+            cut = u0 + t * (u1 - u0)
+            boxes += [(u0, v0, cut, v1), (cut, v0, u1, v1)]
+        else:
+            cut = v0 + t * (v1 - v0)
+            boxes += [(u0, v0, u1, cut), (u0, cut, u1, v1)]
+    tiles = []
+    for u0, v0, u1, v1 in boxes:
+        asset = lib.background_assets[int(rng.integers(len(lib.background_assets)))]
+        ih, iw = lib.background(str(asset.path)).shape[:2]
+        aspect = (u1 - u0) * width / ((v1 - v0) * height)  # the tile's width / height
+        ch = min(ih, iw / aspect) * rng.uniform(*MOSAIC_CROP)
+        cw = ch * aspect
+        x0, y0 = rng.uniform(0, iw - cw), rng.uniform(0, ih - ch)
+        tiles.append({"background": asset.id, "path": str(asset.path),
+                      "crop": (int(x0), int(y0), max(int(x0) + 1, int(x0 + cw)), max(int(y0) + 1, int(y0 + ch))),
+                      "box": (u0, v0, u1, v1)})
+    return tiles
+
+
+def _mosaic_background(scene: SceneSpec, lib: Library) -> np.ndarray:
+    """``(H, W, 3) uint8``: the scene's mosaic tiles, each crop resized into its box (the boxes'
+    edges rounded to whole pixels the same way on both sides, so the tiles cover the frame)."""
+    W, H = scene.width, scene.height
+    bg = np.zeros((H, W, 3), np.uint8)
+    for tile in scene.mosaic:
+        u0, v0, u1, v1 = tile["box"]
+        c0, r0, c1, r1 = int(round(u0 * W)), int(round(v0 * H)), int(round(u1 * W)), int(round(v1 * H))
+        if c1 <= c0 or r1 <= r0:
+            continue
+        x0, y0, x1, y1 = tile["crop"]
+        bg[r0:r1, c0:c1] = cv2.resize(lib.background(tile["path"])[y0:y1, x0:x1], (c1 - c0, r1 - r0),
+                                      interpolation=cv2.INTER_AREA)
+    return bg
 
 
 def _azimuth_track(rng: np.random.Generator, n_frames: int, moving: bool, a_max: float) -> np.ndarray:
@@ -681,6 +745,9 @@ def _background(scene: SceneSpec, lib: Library, j: int) -> np.ndarray:
                 lib._cache.clear()
             lib._cache[key] = P.procedural_background(np.random.default_rng(scene.procedural_seed), *shape)
         img = lib._cache[key]
+    elif scene.mosaic is not None:
+        bg = _mosaic_background(scene, lib)
+        return np.ascontiguousarray(bg[:, ::-1]) if scene.background_flip else bg
     else:
         img = lib.background(scene.background)
     if scene.photo is None:
