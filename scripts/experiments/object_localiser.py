@@ -63,12 +63,11 @@ MAX_OBJECTS = 6
 
 def _frames_worker(args):
     """Render frames ``start .. start + count`` of the seed's scene stream into one shard."""
-    out, seed, start, count, clipart_share, mosaic_share, pool, kind_pools = args
+    out, seed, start, count, options, pool, kind_pools = args
     from streambin.train.data import OnlineSimDataset
-    from streambin.train.sim.scene import SceneOptions
 
     ds = OnlineSimDataset(start + count, pool=pool, seed=seed, frames_only=True, kind_pools=kind_pools,
-                          options=SceneOptions(clipart_share=clipart_share, mosaic_share=mosaic_share))
+                          options=options)
     frames = np.zeros((count, INPUT_H, INPUT_W, 3), np.uint8)
     boxes = np.full((count, MAX_OBJECTS, 4), -1.0, np.float32)
     silent = np.zeros((count, MAX_OBJECTS), bool)
@@ -89,13 +88,15 @@ def _frames_worker(args):
 def cmd_frames(a):
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    from streambin.train.sim.pools import check_kind_pools, parse_kind_pools
+    from streambin.train.sim.pools import parse_kind_pools
+    from streambin.train.sim.scene import SceneOptions, check_pools
 
     try:   # checked before any worker starts
-        kind_pools = check_kind_pools(a.pool, parse_kind_pools(a.kind_pool))
+        options = SceneOptions(clipart_share=a.clipart_share, mosaic_share=a.mosaic_share)
+        kind_pools = check_pools(options, a.pool, parse_kind_pools(a.kind_pool))
     except ValueError as e:
-        raise SystemExit(f"error: --kind-pool: {e}")
-    jobs = [(str(out), a.seed, s, min(a.shard, a.count - s), a.clipart_share, a.mosaic_share, a.pool, kind_pools)
+        raise SystemExit(f"error: {e}")
+    jobs = [(str(out), a.seed, s, min(a.shard, a.count - s), options, a.pool, kind_pools)
             for s in range(0, a.count, a.shard)
             if not (out / f"shard_{a.seed}_{s:08d}.npz").exists()]
     print(f"{len(jobs)} shards to write under {out}", flush=True)

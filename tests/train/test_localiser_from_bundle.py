@@ -204,3 +204,16 @@ def test_score_frames_pairs_each_checkpoint_with_the_first(tmp_path):
     valid = boxes[0, :, 0] >= 0
     centres = (boxes[0, valid, 0] + boxes[0, valid, 2]) / 2
     assert again["per_frame"]["centre_error_frac"][0] == pytest.approx(np.abs(centres - cols[0, 0]).min(), abs=1e-4)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--pool", "ood", "--mosaic-share", "0.5"], "mosaic backgrounds"),
+    (["--kind-pool", "background=ood", "--mosaic-share", "0.5"], "mosaic backgrounds"),
+    (["--kind-pool", "face=ood"], "kind must be one of"),
+])
+def test_frames_refuses_bad_pools_before_any_worker(tmp_path, extra, message):
+    run = subprocess.run([sys.executable, str(ROOT / "scripts" / "experiments" / "object_localiser.py"), "frames",
+                          "--out", str(tmp_path / "frames"), "--count", "10", "--workers", "1", *extra],
+                         capture_output=True, text=True, cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": ""})
+    assert run.returncode != 0 and message in run.stderr, run.stderr[-2000:]
+    assert not list((tmp_path / "frames").glob("shard_*.npz"))

@@ -485,13 +485,20 @@ def test_mosaic_backgrounds_tile_the_frame_with_the_pools_pictures_and_draw_only
             assert (x1 - x0) / (y1 - y0) == pytest.approx((c1 - c0) / (r1 - r0), rel=0.1)
         assert np.all(covered == 1)  # every pixel in exactly one tile
     assert len(counts) >= 2 and len(pictures) >= 4
-    # held-out scenes and photograph scenes keep their own backgrounds
-    ood = Library(diverse_assets, pool="ood", options=SceneOptions(mosaic_share=1.0, **base))
+    # held-out backgrounds are refused as mosaics (a training device), and never drawn as one
+    # where options handed to sample_scene bypass the library's check; photographs keep theirs
+    for pool, kind_pools in (("ood", None), ("train", {"background": "ood"})):
+        with pytest.raises(ValueError, match="mosaic backgrounds"):
+            Library(diverse_assets, pool=pool, kind_pools=kind_pools, options=SceneOptions(mosaic_share=0.5, **base))
+    ood = Library(diverse_assets, pool="ood", options=SceneOptions(**base))
     photos = Library(diverse_assets, pool="train", options=SceneOptions(
         mosaic_share=1.0, **{**base, "photograph_share": 1.0}))
     for i in range(4):
-        assert sample_scene(np.random.default_rng(i), ood, seconds=0.5).mosaic is None
+        assert sample_scene(np.random.default_rng(i), ood, seconds=0.5,
+                            options=SceneOptions(mosaic_share=1.0, **base)).mosaic is None
         assert sample_scene(np.random.default_rng(i), photos, seconds=0.5).mosaic is None
+    assert S.main(["--out", str(tmp_path / "refused"), "--clips", "1", "--pool", "ood", "--mosaic", "0.5"]) == 2
+    assert not (tmp_path / "refused" / "meta").exists()
     S.generate(tmp_path, clips=1, seconds=0.5, seed=3, rooms=False, moving=False, workers=1,
                paths=diverse_assets, pool="train", progress=False, options=SceneOptions(mosaic_share=1.0, **base))
     meta = json.loads((tmp_path / "meta" / "000000.json").read_text())

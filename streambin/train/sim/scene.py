@@ -184,12 +184,16 @@ class SceneSpec:
 
 def check_pools(options: "SceneOptions", pool: str, kind_pools: "dict[str, str] | None" = None) -> dict:
     """The checked per-kind pools (:func:`streambin.train.sim.pools.check_kind_pools`) of a
-    library of ``pool`` with ``options``; ValueError for synthesised sounds in a set with held-out
-    assets: they are a training device, and held-out sets hear only sounds training never hears."""
+    library of ``pool`` with ``options``; ValueError for the training devices in a set with held-out
+    assets: synthesised sounds (held-out sets hear only sounds training never hears) and mosaic
+    backgrounds with held-out backgrounds (held-out sets show the held-out pool's pictures as they are)."""
     kind_pools = pools.check_kind_pools(pool, kind_pools)
     if options.synth_sound_share > 0 and "ood" in (pool, *kind_pools.values()):
         raise ValueError("synthesised sounds (synth_sound_share > 0) are a training device: a set with "
                          "held-out assets (pool 'ood' or a held-out kind) hears only sounds training never hears")
+    if options.mosaic_share > 0 and kind_pools.get("background", pool) == "ood":
+        raise ValueError("mosaic backgrounds (mosaic_share > 0) are a training device: a set with held-out "
+                         "backgrounds shows them as they are")
     return kind_pools
 
 
@@ -450,8 +454,10 @@ def sample_scene(rng: np.random.Generator, lib: Library, seconds: float = 10.0, 
             for src, k in zip(scene.sources, drawn):
                 if src.kind != "speech":  # a talker stays a person the voice can belong to
                     src.cutout = str(lib.clipart[int(k)].png)
+    # Drawn only when on (sets stay the same); never of held-out backgrounds, even where options
+    # handed to this function bypass the library's check.
     if (options.mosaic_share > 0 and not photograph and not procedural
-            and lib.pool_for("background") != "ood"):  # drawn only when on (sets stay the same)
+            and lib.pool_for("background") != "ood"):
         mr = np.random.default_rng(div.integers(2 ** 63))
         if mr.random() < options.mosaic_share:
             scene.mosaic = _sample_mosaic(mr, lib, width, height)
