@@ -379,7 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default 0: off)")
     g.add_argument("--mosaic", type=float, default=0.0, metavar="SHARE",
                    help="share of composite clips whose background is a mosaic of 2-4 crops of the "
-                        "pool's photographs, each at its own zoom; a training device, refused with held-out backgrounds (default 0: off)")
+                        "pool's photographs, each at its own zoom; a training device, refused with "
+                        "held-out backgrounds (default 0: off)")
     g.add_argument("--no-camera-effects", action="store_true", help="perfect camera pictures")
     g.add_argument("--no-realistic-cutouts", action="store_true",
                    help="hard-edged cut-outs without shadows, heights 0.5-1 m")

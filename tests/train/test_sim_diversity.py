@@ -462,8 +462,10 @@ def test_mosaic_backgrounds_tile_the_frame_with_the_pools_pictures_and_draw_only
     for i in range(8):
         a, b = (sample_scene(np.random.default_rng(i), lib, seconds=0.5) for lib in (plain, on))
         assert sample_scene(np.random.default_rng(i), off, seconds=0.5).mosaic is None and a.mosaic is None
-        assert (a.background, a.background_crop, a.background_flip) == (b.background, b.background_crop, b.background_flip)
-        assert [(s.name, s.azimuth_deg.tolist()) for s in a.sources] == [(s.name, s.azimuth_deg.tolist()) for s in b.sources]
+        for attr in ("background", "background_crop", "background_flip"):
+            assert getattr(a, attr) == getattr(b, attr)
+        assert [(s.name, s.azimuth_deg.tolist()) for s in a.sources] == \
+            [(s.name, s.azimuth_deg.tolist()) for s in b.sources]
         tiles = b.mosaic
         assert 2 <= len(tiles) <= 4 and {t["background"] for t in tiles} <= train_ids
         counts.add(len(tiles))
