@@ -378,11 +378,8 @@ def sample_scene(rng: np.random.Generator, lib: Library, seconds: float = 10.0, 
     else:
         asset = lib.background_assets[int(div.integers(len(lib.background_assets)))]
         bg_id, bg_path, proc_seed = asset.id, str(asset.path), None
-        ih, iw = lib.background(bg_path).shape[:2]
-        ch = min(ih, iw * height / width) * div.uniform(0.35, 1.0)  # zoom: 35-100 % of the largest crop
-        cw = ch * width / height
-        x0, y0 = div.uniform(0, iw - cw), div.uniform(0, ih - ch)
-        crop = (int(x0), int(y0), int(x0 + cw), int(y0 + ch))
+        # zoom: 35-100 % of the largest crop
+        crop = _random_crop(div, lib.background(bg_path).shape[:2], width, height, (0.35, 1.0))
     scene = SceneSpec(seconds, lib.sample_rate, fps, width, height, bg_path, crop,
                       bool(div.random() < 0.5), pool=lib.pool, kind_pools=dict(lib.kind_pools),
                       kind="photograph" if photograph else "composite", hfov_deg=hfov,
@@ -490,15 +487,21 @@ def _sample_mosaic(rng: np.random.Generator, lib: Library, width: int, height: i
     tiles = []
     for u0, v0, u1, v1 in boxes:
         asset = lib.background_assets[int(rng.integers(len(lib.background_assets)))]
-        ih, iw = lib.background(str(asset.path)).shape[:2]
-        aspect = (u1 - u0) * width / ((v1 - v0) * height)  # the tile's width / height
-        ch = min(ih, iw / aspect) * rng.uniform(*MOSAIC_CROP)
-        cw = ch * aspect
-        x0, y0 = rng.uniform(0, iw - cw), rng.uniform(0, ih - ch)
-        tiles.append({"background": asset.id, "path": str(asset.path),
-                      "crop": (int(x0), int(y0), max(int(x0) + 1, int(x0 + cw)), max(int(y0) + 1, int(y0 + ch))),
-                      "box": (u0, v0, u1, v1)})
+        crop = _random_crop(rng, lib.background(str(asset.path)).shape[:2], (u1 - u0) * width,
+                            (v1 - v0) * height, MOSAIC_CROP)
+        tiles.append({"background": asset.id, "path": str(asset.path), "crop": crop, "box": (u0, v0, u1, v1)})
     return tiles
+
+
+def _random_crop(rng: np.random.Generator, image_hw: tuple, width: float, height: float, zoom: tuple) -> tuple:
+    """``(x0, y0, x1, y1)`` whole pixels: a crop of an image of ``image_hw`` with the shape
+    ``width : height``, ``zoom`` (lo, hi) of the largest such crop, at a uniform position (each
+    side at least one pixel)."""
+    ih, iw = image_hw
+    ch = min(ih, iw * height / width) * rng.uniform(*zoom)
+    cw = ch * width / height
+    x0, y0 = rng.uniform(0, iw - cw), rng.uniform(0, ih - ch)
+    return (int(x0), int(y0), max(int(x0) + 1, int(x0 + cw)), max(int(y0) + 1, int(y0 + ch)))
 
 
 def _mosaic_background(scene: SceneSpec, lib: Library) -> np.ndarray:
