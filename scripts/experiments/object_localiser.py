@@ -526,6 +526,28 @@ def paired_against(result: dict, reference: dict) -> dict:
     return out
 
 
+def cmd_average(a):
+    """``(1 - weight) base + weight tuned`` of two localiser checkpoints of one net (``tuned``
+    fine-tuned from ``base``), written as a checkpoint that scores and exports like either."""
+    from streambin.train.average_checkpoints import interpolate_states
+
+    base, tuned = (torch.load(path, weights_only=False, map_location="cpu") for path in (a.base, a.tuned))
+    for path, ck in ((a.base, base), (a.tuned, tuned)):
+        if not isinstance(ck, dict) or "net" not in ck or "width" not in ck:
+            raise SystemExit(f"error: {path}: not an object localiser checkpoint (expected keys 'net' and 'width')")
+    if (base["width"], base.get("sounding_map", False)) != (tuned["width"], tuned.get("sounding_map", False)):
+        raise SystemExit("error: the two checkpoints are of different nets (width or sounding map)")
+    try:
+        state = interpolate_states(base["net"], tuned["net"], a.weight)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}")
+    out = {k: tuned[k] for k in ("width", "sounding_map", "batchnorm_frozen") if k in tuned}
+    out.update(net=state, averaged_from={"base": a.base, "tuned": a.tuned, "weight": a.weight})
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    torch.save(out, a.out)
+    print(f"wrote {a.out}: (1 - {a.weight}) x {a.base} + {a.weight} x {a.tuned}")
+
+
 @torch.no_grad()
 def cmd_score_frames(a):
     frames, boxes, _ = load_shards(a.frames)
@@ -722,6 +744,12 @@ def main():
                    help="draw frames whose strongest peak (of the first checkpoint) lies in no box")
     g.add_argument("--out")
     g.set_defaults(run=cmd_score_frames)
+    w = sub.add_parser("average", help="interpolate two checkpoints of one localiser in weight space")
+    w.add_argument("--base", required=True, help="the starting point (e.g. the recovered shipped localiser)")
+    w.add_argument("--tuned", required=True, help="a fine-tune of it")
+    w.add_argument("--weight", type=float, required=True, help="0 gives base, 1 tuned")
+    w.add_argument("--out", required=True)
+    w.set_defaults(run=cmd_average)
     a = p.parse_args()
     if getattr(a, "guide_fit", None):
         from streambin.train.position_probe import split_spec

@@ -217,3 +217,32 @@ def test_frames_refuses_bad_pools_before_any_worker(tmp_path, extra, message):
                          capture_output=True, text=True, cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": ""})
     assert run.returncode != 0 and message in run.stderr, run.stderr[-2000:]
     assert not list((tmp_path / "frames").glob("shard_*.npz"))
+
+
+def test_average_interpolates_two_localisers_and_refuses_other_nets(tmp_path):
+    base = torch.load(_random_localiser(tmp_path / "base.pt"), weights_only=False)
+    tuned = {**base, "net": {k: (v + 1.0 if v.is_floating_point() else v) for k, v in base["net"].items()},
+             "batchnorm_frozen": True}
+    torch.save(tuned, tmp_path / "tuned.pt")
+
+    def run(*args):
+        return subprocess.run([sys.executable, str(ROOT / "scripts" / "experiments" / "object_localiser.py"),
+                               "average", *args], capture_output=True, text=True, cwd=ROOT,
+                              env={"PYTHONPATH": str(ROOT), "PATH": ""})
+
+    done = run("--base", str(tmp_path / "base.pt"), "--tuned", str(tmp_path / "tuned.pt"),
+               "--weight", "0.25", "--out", str(tmp_path / "avg.pt"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    avg = torch.load(tmp_path / "avg.pt", weights_only=False)
+    assert avg["width"] == 8 and avg["batchnorm_frozen"] is True and avg["averaged_from"]["weight"] == 0.25
+    for k, v in base["net"].items():
+        expected = v + 0.25 if v.is_floating_point() else v
+        assert torch.allclose(avg["net"][k], expected, atol=1e-6), k
+    load_localiser(str(tmp_path / "avg.pt"))  # it loads as a localiser
+    torch.save({**base, "width": 16}, tmp_path / "other.pt")
+    refused = run("--base", str(tmp_path / "base.pt"), "--tuned", str(tmp_path / "other.pt"),
+                  "--weight", "0.5", "--out", str(tmp_path / "bad.pt"))
+    assert refused.returncode != 0 and "different nets" in refused.stderr and not (tmp_path / "bad.pt").exists()
+    refused = run("--base", str(tmp_path / "base.pt"), "--tuned", str(tmp_path / "tuned.pt"),
+                  "--weight", "1.5", "--out", str(tmp_path / "bad.pt"))
+    assert refused.returncode != 0 and "weight must be in [0, 1]" in refused.stderr
