@@ -1,5 +1,6 @@
 """Median predicted / true level difference of streamed evaluations' lateral clips, split by
-scene kind and by what each clip's meta says of it (room, head kind, silent objects).
+scene kind and by what each clip's meta says of it (room, head kind, silent objects, the
+sounding source's kind of sound).
 
     PYTHONPATH=. python scripts/experiments/level_ratio_by_scene.py \\
         --set held-out docs/results/ood_renderer.json /work/data/ood_val \\
@@ -56,6 +57,8 @@ FACTORS = {
     "room": lambda meta: "room" if meta.get("room") else "free field",
     "head": lambda meta: (meta.get("head_info") or {}).get("kind", "?"),
     "silent objects": lambda meta: "with" if any(s.get("silent") for s in meta["sources"]) else "without",
+    # the first sounding source's kind of sound: stamp (the object's own), instrument, speech, ...
+    "sound kind": lambda meta: next((s.get("sound_kind", "?") for s in meta["sources"] if not s.get("silent")), "?"),
     "sound": lambda meta: sound_band(meta["mid_centroid_hz"]),
 }
 
