@@ -77,10 +77,11 @@ class SceneOptions:
             pictures; their sounds stay as drawn, so such a clip's pictures and sounds do not
             match (0: off, the default, so sets made before it are unchanged).
         mosaic_share: share of composite scenes whose background is a mosaic of 2-4 tiles, each
-            a crop of a photograph of the pool at its own zoom (train pool only, as procedural
-            textures are), so that a net cannot learn the pool's few backgrounds whole: every
-            mosaic is an arrangement of background things never seen before (0: off, the
-            default, so sets made before it are unchanged).
+            a crop of a photograph of the pool at its own zoom, so that a net cannot learn the
+            pool's few backgrounds whole: every mosaic is an arrangement of background things
+            never seen before. A training device: refused with held-out backgrounds
+            (:func:`check_pools`); never in photograph scenes (0: off, the default, so sets made
+            before it are unchanged).
     """
 
     hfov_range_deg: tuple | None = (60.0, 100.0)
