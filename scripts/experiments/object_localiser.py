@@ -52,7 +52,7 @@ import torch.nn.functional as F
 
 from streambin.nets.generator import IMAGENET_MEAN, IMAGENET_STD
 from streambin.nets.localiser import (INPUT_H, INPUT_W, SOUNDING_MAP, STRIDE,  # noqa: F401 (re-exported)
-                                      ObjectLocaliser, load_localiser)
+                                      ObjectLocaliser, load_localiser, read_localiser_checkpoint)
 from streambin.train.data import load_frame
 
 MAX_OBJECTS = 6
@@ -531,10 +531,10 @@ def cmd_average(a):
     fine-tuned from ``base``), written as a checkpoint that scores and exports like either."""
     from streambin.train.average_checkpoints import interpolate_states
 
-    base, tuned = (torch.load(path, weights_only=False, map_location="cpu") for path in (a.base, a.tuned))
-    for path, ck in ((a.base, base), (a.tuned, tuned)):
-        if not isinstance(ck, dict) or "net" not in ck or "width" not in ck:
-            raise SystemExit(f"error: {path}: not an object localiser checkpoint (expected keys 'net' and 'width')")
+    try:
+        base, tuned = (read_localiser_checkpoint(path) for path in (a.base, a.tuned))
+    except ValueError as e:
+        raise SystemExit(f"error: {e}")
     if (base["width"], base.get("sounding_map", False)) != (tuned["width"], tuned.get("sounding_map", False)):
         raise SystemExit("error: the two checkpoints are of different nets (width or sounding map)")
     try:

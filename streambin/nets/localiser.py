@@ -56,12 +56,19 @@ class ObjectLocaliser(nn.Module):
         return self.head(u4)
 
 
-def load_localiser(path: str) -> ObjectLocaliser:
-    """A checkpoint of ``object_localiser.py train`` (``{"net": state_dict, "width": int, ...}``,
-    optionally ``"sounding_map": True``) as an eval-mode net."""
+def read_localiser_checkpoint(path: str) -> dict:
+    """The dict of a checkpoint of ``object_localiser.py train`` (``{"net": state_dict, "width":
+    int, ...}``, optionally ``"sounding_map": True``); ValueError for anything else."""
     ck = torch.load(path, weights_only=False, map_location="cpu")
     if not isinstance(ck, dict) or "net" not in ck or "width" not in ck:
         raise ValueError(f"{path}: not an object localiser checkpoint (expected keys 'net' and 'width')")
+    return ck
+
+
+def load_localiser(path: str) -> ObjectLocaliser:
+    """A checkpoint of ``object_localiser.py train`` (:func:`read_localiser_checkpoint`) as an
+    eval-mode net."""
+    ck = read_localiser_checkpoint(path)
     net = ObjectLocaliser(int(ck["width"]), bool(ck.get("sounding_map", False)))
     net.load_state_dict(ck["net"])
     return net.eval()
