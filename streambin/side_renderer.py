@@ -15,6 +15,12 @@ map, that map's probability at the peak (how likely the object there is the one 
 weights ``w_model`` and ``w_rendered`` were fitted by least squares on train-pool clips with the
 model's own streamed output (``python -m export.add_side_renderer`` records where from).
 
+A weight is one per bin, or one per bin and part of the mask: ``(w_in_phase(f), w_quadrature(f))``
+scale the mask's real and imaginary parts apart. The real part, in phase with the mono, makes one
+ear louder than the other (``|L|^2 - |R|^2 = 4 |M|^2 Re S``); the imaginary part delays one ear
+against the other. Where the delay's phase is unsure (low bins, rooms, an unknown head) least
+squares shrinks it, and weighed apart it need not shrink the level difference with it.
+
 A table may also hold a room detector (streambin.room_detector) and a second pair of weights:
 then the weights follow the probability ``p`` that the scene is in a room, read off the mono's
 last two seconds ten times a second, ``w(f) = (1 - p) w_free(f) + p w_room(f)`` (in free field the
@@ -34,10 +40,11 @@ Bundle files (``config.json`` key ``"side_renderer"``, see streambin.bundle)::
                          (heat logits, box logits, offset x, offset y, box w, box h[, sounding logits])
     side_renderer.npz    azimuths_deg (A,) float32, 0 .. 90 ascending; filters (A, F) complex64
                          (H at those azimuths; F = the model's n_fft // 2 + 1 bins);
-                         blend_model (F,) float32; blend_rendered (F,) float32 (in free field, when
-                         the arrays below are there);
-                         optional, all or none: blend_model_room (F,), blend_rendered_room (F,)
-                         float32 (the weights in a room); room_weights (N + 1,), room_feature_mean
+                         blend_model (F,) or (2, F) float32; blend_rendered the same shape (in free
+                         field, when the arrays below are there; (2, F): the in-phase and the
+                         quadrature part's weights);
+                         optional, all or none: blend_model_room, blend_rendered_room, shaped as
+                         blend_model, float32 (the weights in a room); room_weights (N + 1,), room_feature_mean
                          (N,), room_feature_std (N,) float64 (streambin.room_detector's N features)
 
 The localiser runs on ONNX Runtime's CPU provider whatever the engine's backend: about 1-2 ms
@@ -172,20 +179,26 @@ class SideRenderer:
 
     def set_blend(self, w_model: np.ndarray, w_rendered: np.ndarray, w_model_room: Optional[np.ndarray] = None,
                   w_rendered_room: Optional[np.ndarray] = None) -> None:
-        """Replace the blend weights, each ``(F,)`` finite floats: ``w_model``, ``w_rendered`` in free
-        field and ``w_model_room``, ``w_rendered_room`` in a room (None: the same; only with a room
-        detector may they differ). Takes effect from the next block blended."""
+        """Replace the blend weights, each ``(F,)`` (one per bin) or ``(2, F)`` (per bin for the mask's
+        in-phase and quadrature parts) finite floats: ``w_model``, ``w_rendered`` in free field and
+        ``w_model_room``, ``w_rendered_room`` in a room (None: the same; only with a room detector
+        may they differ). Takes effect from the next block blended.
+
+        Held as ``(2, F, 1)`` float32 whatever the form (read them there): a weight per bin is the
+        same for both parts."""
         F = self._filters_full.shape[1]
         w = [np.asarray(x, np.float64) for x in (w_model, w_rendered)]
         w += [w[0] if w_model_room is None else np.asarray(w_model_room, np.float64),
               w[1] if w_rendered_room is None else np.asarray(w_rendered_room, np.float64)]
-        if any(x.shape != (F,) or not np.isfinite(x).all() for x in w):
-            raise ValueError(f"blend weights must be ({F},) arrays of finite floats, got {[x.shape for x in w]}")
+        if any(x.shape not in ((F,), (2, F)) or not np.isfinite(x).all() for x in w):
+            raise ValueError(f"blend weights must be ({F},) or (2, {F}) arrays of finite floats, got "
+                             f"{[x.shape for x in w]}")
+        w = [np.broadcast_to(x, (2, F)) for x in w]
         if self.room_detector is None and not (np.array_equal(w[0], w[2]) and np.array_equal(w[1], w[3])):
             raise ValueError("room weights differ from the free-field ones but this table has no room detector")
-        # (F, 1) float32: broadcast over a block's frames
+        # (2, F, 1) float32: the mask's real and imaginary parts, broadcast over a block's frames
         self.w_model, self.w_rendered, self.w_model_room, self.w_rendered_room = (
-            x[:, None].astype(np.float32) for x in w)
+            np.ascontiguousarray(x[:, :, None], np.float32) for x in w)
         # blend()'s scratch: no allocation per block; the weights at ``_p_now`` are kept until the
         # room tracker's estimate changes (ten times a second, against a block every 30 ms)
         self._w_model_now = self.w_model.copy()
@@ -265,9 +278,9 @@ class Table(NamedTuple):
 
     grid: np.ndarray                 # (A,) float64 degrees, 0 .. 90
     filters: np.ndarray              # (A, F) complex
-    w_model: np.ndarray              # (F,) free field's weights (everywhere without a detector)
+    w_model: np.ndarray              # (F,) or (2, F) free field's weights (everywhere without a detector)
     w_rendered: np.ndarray
-    w_model_room: Optional[np.ndarray]      # (F,) in a room, or None
+    w_model_room: Optional[np.ndarray]      # as w_model, in a room, or None
     w_rendered_room: Optional[np.ndarray]
     room_detector: Optional[RoomDetector]
 
@@ -303,8 +316,10 @@ def load_table(path: Path, n_bins: int, sample_rate: int, hop: int) -> Table:
     weights = {"blend_model": w_model, "blend_rendered": w_rendered}
     weights.update({k: room[k] for k in ("blend_model_room", "blend_rendered_room") if k in room})
     for name, w in weights.items():
-        if w.shape != (n_bins,) or w.dtype.kind != "f":
-            raise SideRendererError(f"{path}: {name} must be ({n_bins},) float, got {w.shape} {w.dtype}")
+        if w.shape not in ((n_bins,), (2, n_bins)) or w.dtype.kind != "f" or w.shape != w_model.shape:
+            raise SideRendererError(f"{path}: {name} must be ({n_bins},) or (2, {n_bins}) float (one weight per bin, "
+                                    f"or per part of the mask and bin), all of them one shape; got {w.shape} "
+                                    f"{w.dtype} where blend_model is {w_model.shape}")
     if not all(np.isfinite(x).all() for x in (filters, *weights.values())):
         raise SideRendererError(f"{path}: the table holds NaN or infinite values")
     if np.abs(filters[0]).max() > 1e-6:

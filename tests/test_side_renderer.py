@@ -152,6 +152,26 @@ def test_blend_is_the_weighted_model_mask_plus_the_rendered_part(renderer_bundle
         r.azimuths(np.zeros((64, 128, 3), np.uint8))
 
 
+def test_blend_weighs_the_in_phase_and_quadrature_parts_apart(renderer_bundle, rng):
+    """(2, F) weights scale a mask's real part (in phase with the mono) and imaginary part
+    (in quadrature) each by its own row; (F,) weights are the same as two equal rows."""
+    r = _renderer(renderer_bundle)
+    masks = rng.standard_normal((1, 2, 257, 3)).astype(np.float32)
+    rendered = r.rendered_mask(_scene(rng))
+    wm, wr = rng.uniform(0, 1, (2, 257)), rng.uniform(0, 1, (2, 257))
+    r.set_blend(wm, wr)
+    got = r.blend(masks, rendered)
+    for part in (0, 1):
+        np.testing.assert_allclose(got[0, part], masks[0, part] * wm[part][:, None] + rendered[part] * wr[part][:, None],
+                                   rtol=1e-5, atol=1e-6)
+    r.set_blend(wm[0], wr[0])
+    shared = r.blend(masks, rendered).copy()
+    r.set_blend(np.stack([wm[0]] * 2), np.stack([wr[0]] * 2))
+    np.testing.assert_array_equal(r.blend(masks, rendered), shared)
+    with pytest.raises(ValueError, match=r"\(257,\) or \(2, 257\) arrays of finite floats"):
+        r.set_blend(np.ones((3, 257)), wr)
+
+
 # ---------------------------------------------------------------- in the engine
 
 def _stream(sp, mono, frame):
@@ -461,7 +481,7 @@ def test_room_table_arrays_are_checked_and_a_bad_fit_changes_nothing(room_bundle
     with pytest.raises(SideRendererError, match=r"a room detector needs weights \(50,\)"):
         Spatializer(b)
     np.savez(table, **{**good, "blend_rendered_room": good["blend_rendered_room"][:5]})
-    with pytest.raises(SideRendererError, match=r"blend_rendered_room must be \(257,\) float"):
+    with pytest.raises(SideRendererError, match=r"blend_rendered_room must be \(257,\) or \(2, 257\) float"):
         Spatializer(b)
     np.savez(table, **good)
     before = table.read_bytes()
@@ -536,7 +556,9 @@ def test_corrupt_or_inconsistent_table_is_a_clear_error(renderer_bundle, tmp_pat
     with pytest.raises(SideRendererError, match="not a readable side renderer table"):
         Spatializer(b)
     for change, message in ((dict(filters=good["filters"][:, :100]), r"filters must be \(181, 257\) complex"),
-                            (dict(blend_model=good["blend_model"][:10]), r"blend_model must be \(257,\) float"),
+                            (dict(blend_model=good["blend_model"][:10]), r"blend_model must be \(257,\) or \(2, 257\) float"),
+                            (dict(blend_model=np.stack([good["blend_model"]] * 2)),
+                             r"blend_rendered must be .* all of them one shape; got \(257,\) float32 where blend_model is \(2, 257\)"),
                             (dict(filters=good["filters"] + 1.0), "filter at 0 degrees must be zero"),
                             (dict(azimuths_deg=good["azimuths_deg"] * 2), "from 0 to 90 degrees")):
         np.savez(table, **{**good, **change})
@@ -631,10 +653,60 @@ def test_fit_recovers_the_weights_of_a_side_that_is_the_rendered_one(renderer_bu
     np.testing.assert_allclose(np.array(twice["blend_rendered"])[band], b[band], rtol=1e-4)
     fit_side_blend.apply(bundle, result, None)
     again = _renderer(bundle)
-    np.testing.assert_allclose(again.w_rendered[:, 0], b.astype(np.float32), rtol=1e-6)
+    np.testing.assert_allclose(again.w_rendered[0, :, 0], b.astype(np.float32), rtol=1e-6)
     assert read_config(bundle)["side_renderer"]["source"]["blend_fit"]["clips"] == 3
-    with pytest.raises(ValueError, match=r"\(257,\) arrays of finite floats"):
+    with pytest.raises(ValueError, match=r"\(257,\) or \(2, 257\) arrays of finite floats"):
         r.set_blend(np.zeros(3), np.ones(257))
+
+
+def test_by_part_fit_finds_a_side_whose_parts_are_scaled_apart(renderer_bundle, tmp_path, rng):
+    """Truth = the rendered side with its quadrature part at 0.3: the by-part form finds
+    (in phase 1, quadrature 0.3) for the rendered side where it has energy, the shared form cannot,
+    and applied, the engine plays (2, F) weights."""
+    from scipy.signal import istft
+
+    from streambin.train import fit_side_blend
+    from streambin.train.evaluate_streaming import StreamedPredictor
+
+    bundle = _copy(renderer_bundle, tmp_path / "b")
+    render = StreamedPredictor(bundle, sample_rate=48000, block_frames=3, lookahead_frames=1, side_renderer=True)
+    render.spatializer.visual.side_renderer.set_blend(np.zeros(257), np.ones(257))
+    clips = {}
+    for k in range(3):
+        mono = (0.1 * rng.standard_normal(16000)).astype(np.float32)
+        frame = _scene(rng)
+        frames = np.repeat(frame[None], 10, axis=0)
+        out = np.asarray(render(mono, frames, 10.0, "true"), np.float64)
+        spectrum = fit_side_blend._spectrum
+        in_phase, quadrature = fit_side_blend.split_parts(spectrum(0.5 * (out[0] - out[1]), 16000),
+                                                          spectrum(mono.astype(np.float64), 16000))
+        side = istft(in_phase + 0.3 * quadrature, fs=16000, window="hann", nperseg=512, noverlap=384)[1][:16000]
+        clips[f"{k:06d}"] = (mono, np.stack([mono + side, mono - side]), frame)
+    _write_set(tmp_path / "set", clips, rng)
+    result = fit_side_blend.fit(str(bundle), tmp_path / "set", "all", progress=False, form="by-part",
+                                validate=[tmp_path / "set"])
+    wr = np.array(result["blend_rendered"])
+    assert wr.shape == (2, 257) and np.array(result["blend_model"]).shape == (2, 257)
+    band = slice(16, 200)   # 500 Hz - 6.2 kHz: below it a sphere's side is nearly all delay, its in-phase part too
+    np.testing.assert_allclose(wr[0, band], 1.0, atol=0.1)          # small to weigh (0.46 at 0-250 Hz)
+    np.testing.assert_allclose(wr[1, band], 0.3, atol=0.1)
+    res = result["forms"]
+    assert res["by-part"]["side_residual"]["fit clips"] < 0.5 * res["shared"]["side_residual"]["fit clips"]
+    # the same clips as validation: the same residuals
+    assert result["validation"]["side_residual"]["by-part form"] == pytest.approx(
+        res["by-part"]["side_residual"]["fit clips"], rel=1e-9)
+    fit_side_blend.apply(bundle, result, None)
+    with np.load(bundle / "side_renderer.npz") as z:
+        assert z["blend_model"].shape == z["blend_rendered"].shape == (2, 257)
+    mono, frame = (0.1 * rng.standard_normal(48000)).astype(np.float32), _scene(rng, (224, 448))
+    with Spatializer(bundle, sample_rate=48000, block_frames=3, lookahead_frames=1, mirror_average=True) as sp:
+        out = _stream(sp, mono, frame)
+        assert np.abs(out[0] - out[1]).max() > 1e-4                                   # a side is played
+        np.testing.assert_allclose(_stream(sp, mono, np.ascontiguousarray(frame[:, ::-1])), out[::-1], atol=1e-5)
+        grey = _stream(sp, mono, np.full((224, 448, 3), 128, np.uint8))
+        np.testing.assert_array_equal(grey[0], grey[1])
+    with pytest.raises(ValueError, match="form must be one of"):
+        fit_side_blend.fit(str(bundle), tmp_path / "set", "all", progress=False, form="per-bin")
 
 
 def test_a_plain_fit_of_a_room_following_bundle_replaces_its_room_weights(room_bundle, tmp_path, rng):
@@ -655,7 +727,7 @@ def test_a_fit_with_its_peak_power_and_field_of_view_sets_the_bundles(renderer_b
 
     bundle = _copy(renderer_bundle, tmp_path / "b")
     r = _renderer(bundle)
-    fitted = {"blend_model": r.w_model[:, 0].tolist(), "blend_rendered": r.w_rendered[:, 0].tolist(),
+    fitted = {"blend_model": r.w_model[0, :, 0].tolist(), "blend_rendered": r.w_rendered[0, :, 0].tolist(),
               "data": "d", "split": "s", "clips": 1, "side_residual": {}}
     for bad in (0.0, -2.0, float("nan")):
         with pytest.raises(ValueError, match="power must be a finite number > 0"):

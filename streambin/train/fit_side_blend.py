@@ -1,7 +1,8 @@
 """Fit a bundle's side-renderer blend weights on the engine's own streamed output.
 
     python -m streambin.train.fit_side_blend --bundle runs/bundle_renderer \\
-        --data /work/data/blendfit --split all --out docs/results/side_blend_fit.json [--apply]
+        --data /work/data/blendfit --split all --out docs/results/side_blend_fit.json \\
+        [--form by-part] [--validate /work/data/blendval] [--apply]
 
 The engine plays the side mask ``w_model(f) S + w_rendered(f) H_frame(f)`` (streambin.side_renderer).
 This streams every clip of each ``--data`` root's ``--split`` through the Spatializer twice, as the held-out
@@ -16,6 +17,13 @@ over every clip's frames:
 
 by default pooled over 1/3-octave bands (one pair of weights per band, ``--bands-per-octave``;
 0 fits every bin alone, whose weights follow noise where the two sides agree).
+
+Two forms are fitted on the same clips (``--form`` says which one is written): ``shared``, one
+weight per mask as above, and ``by-part``, one weight for each part of each side relative to the
+mono ``M``, the part in phase with it, ``Re(S / M) M`` (the level difference), and the part in
+quadrature (the time difference): four weights per band, written as ``(2, F)`` arrays
+(streambin.side_renderer). ``--validate`` streams other train-pool sets the same way and reports
+what each form's weights, the bundle's own and the model alone leave of their side's error.
 
 Fit on train-pool scenes drawn as the scenes the engine meets are, never on an evaluation
 split. ``--apply`` writes the weights into the
@@ -38,6 +46,10 @@ from tqdm import tqdm
 from streambin.train.localisation_eval import sounding_sources
 
 N_FFT, HOP = 512, 128
+FORMS = ("shared", "by-part")
+#: the shared form's two weights (model, rendered) as the by-part form's four
+#: (model in phase, model in quadrature, rendered in phase, rendered in quadrature)
+SHARED_TO_PARTS = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
 BAND_ORIGIN_HZ = 62.5
 #: bands per octave the weights are fitted over by default (train-pool validation: 1/3-octave
 #: weights left less of the side's error on unseen train-pool clips than per-bin ones, see
@@ -48,6 +60,17 @@ DEFAULT_BANDS_PER_OCTAVE = 3
 def _spectrum(x: np.ndarray, rate: int) -> np.ndarray:
     """``(bins, T)`` complex STFT of ``x (n,)`` (Hann 512, hop 128)."""
     return stft(x, fs=rate, window="hann", nperseg=N_FFT, noverlap=N_FFT - HOP)[2]
+
+
+def split_parts(side: np.ndarray, mono: np.ndarray):
+    """``(in_phase, quadrature)`` of a side spectrum relative to the mono's, both shaped as
+    ``side``: ``in_phase = Re(side / mono) mono`` per cell (what makes one ear louder:
+    ``|M + S|^2 - |M - S|^2 = 4 Re(S conj(M))``), ``quadrature = side - in_phase``. Where the mono
+    is zero the whole side counts as quadrature."""
+    power = np.abs(mono) ** 2
+    ratio = np.divide(np.real(side * np.conj(mono)), power, out=np.zeros(power.shape), where=power > 0)
+    in_phase = ratio * mono
+    return in_phase, side - in_phase
 
 
 def octave_bands(n_bins: int, sample_rate: int, per_octave: int, origin_hz: float = BAND_ORIGIN_HZ) -> np.ndarray:
@@ -112,6 +135,18 @@ class BlendNormalEquations:
         w = np.linalg.solve(gram + 1e-9 * np.eye(k), rhs[..., None])[..., 0]
         return tuple(w[:, i] for i in range(k))
 
+    def tied(self, tie: np.ndarray) -> "BlendNormalEquations":
+        """The equations of ``k`` weights that stand for these ``n_terms`` through ``tie``
+        (``(n_terms, k)``: term ``i``'s weight is ``tie[i] @ w``), e.g. :data:`SHARED_TO_PARTS`."""
+        tie = np.asarray(tie, float)
+        if tie.ndim != 2 or tie.shape[0] != self.rhs.shape[1]:
+            raise ValueError(f"tie must be ({self.rhs.shape[1]}, k), got {tie.shape}")
+        out = BlendNormalEquations(self.rhs.shape[0], tie.shape[1])
+        out.gram = np.einsum("ia,fij,jb->fab", tie, self.gram, tie)
+        out.rhs = self.rhs @ tie
+        out.energy = self.energy
+        return out
+
     def residual(self, *weights: np.ndarray) -> float:
         """Squared error left by ``weights`` (one ``(bins,)`` per term) as a fraction of the true
         side's energy."""
@@ -120,26 +155,10 @@ class BlendNormalEquations:
         return float(err / max(self.energy, 1e-20))
 
 
-def fit(bundle: str, data, split: str, max_clips: int = 0, sample_rate: int = 48000,
-        block_frames: int = 3, lookahead_frames: int = 1, side_gain: Optional[float] = None,
-        progress: bool = True, bands_per_octave: int = DEFAULT_BANDS_PER_OCTAVE) -> dict:
-    """The weights and what they leave of the side (see the module docstring). ``data``: one
-    generated set's root or several (their clips pooled; ``max_clips`` per root);
-    ``bands_per_octave``: fit one pair of weights per band this wide (0: per bin). A bundle whose
-    blend follows a room detector is fitted the same way (one pair everywhere: :func:`apply`
-    then removes the room weights), its own residual reported as None."""
-    if bands_per_octave < 0:
-        raise ValueError(f"bands_per_octave must be >= 0 (0: per bin), got {bands_per_octave}")
+def _items(data, split: str, max_clips: int):
+    """``[(dataset, index)]`` of every clip of one generated set's root or several (``max_clips`` per root)."""
     from streambin.train.data import SimBinauralDataset, stored_frame_size
-    from streambin.train.evaluate_streaming import StreamedPredictor
 
-    kw = dict(sample_rate=sample_rate, block_frames=block_frames, lookahead_frames=lookahead_frames,
-              side_gain=side_gain)
-    model_alone = StreamedPredictor(bundle, side_renderer=False, **kw)
-    rendered_alone = StreamedPredictor(bundle, side_renderer=True, **kw)
-    renderer = rendered_alone.spatializer.visual.side_renderer
-    current = (renderer.w_model[:, 0].astype(np.float64), renderer.w_rendered[:, 0].astype(np.float64))
-    renderer.set_blend(np.zeros_like(current[0]), np.ones_like(current[1]))
     roots = [Path(data)] if isinstance(data, (str, Path)) else [Path(d) for d in data]
     items = []
     for root in roots:
@@ -148,41 +167,110 @@ def fit(bundle: str, data, split: str, max_clips: int = 0, sample_rate: int = 48
         if n_root < 1:
             raise ValueError(f"no clips in {root}:{split}")
         items += [(dataset, i) for i in range(n_root)]
-    n = len(items)
-    normal = BlendNormalEquations(current[0].size)
+    return roots, items
+
+
+def _normal_equations(items, model_alone, rendered_alone, progress: bool, desc: str):
+    """The by-part form's normal equations over ``items`` (see the module docstring), and the
+    number of sounding sources of each clip."""
     rate = model_alone.model_rate
+    normal = BlendNormalEquations(N_FFT // 2 + 1, 4)
     sources = []
-    for dataset, i in tqdm(items, desc="clips", unit="clip", disable=not progress):
+    for dataset, i in tqdm(items, desc=desc, unit="clip", disable=not progress):
         item = dataset[i]
         truth = item["audio"].numpy().astype(np.float64)
         mono = (0.5 * (truth[0] + truth[1])).astype(np.float32)
         scale = 1.0 / max(float(np.max(np.abs(truth))), 1e-20)   # the metrics' peak normalisation
         frames, fps = item["frames"], float(item["fps"])
-        sides = []
+        mono_spectrum = _spectrum(mono.astype(np.float64) * scale, rate)
+        terms = []
         for predictor in (model_alone, rendered_alone):
             out = np.asarray(predictor(mono, frames, fps, "true"), np.float64)
-            sides.append(_spectrum(0.5 * (out[0] - out[1]) * scale, rate))
-        normal.add(_spectrum(0.5 * (truth[0] - truth[1]) * scale, rate), sides)
+            side = _spectrum(0.5 * (out[0] - out[1]) * scale, rate)
+            n = min(side.shape[1], mono_spectrum.shape[1])
+            terms += split_parts(side[:, :n], mono_spectrum[:, :n])
+        normal.add(_spectrum(0.5 * (truth[0] - truth[1]) * scale, rate), terms)
         sources.append(len(sounding_sources(item["meta"])) if item.get("meta") else 0)
-    bands = octave_bands(current[0].size, rate, bands_per_octave) if bands_per_octave else None
-    a, b = normal.solve(bands)
-    return {"bundle": str(bundle), "data": " ".join(str(r) for r in roots), "split": split, "clips": n,
+    return normal, sources
+
+
+def _as_parts(w_model: np.ndarray, w_rendered: np.ndarray):
+    """Blend weights of either form as the four parts' ``(F,)`` weights."""
+    m, r = (np.broadcast_to(np.asarray(w, np.float64), (2, np.shape(w)[-1])) for w in (w_model, w_rendered))
+    return m[0], m[1], r[0], r[1]
+
+
+def fit(bundle: str, data, split: str, max_clips: int = 0, sample_rate: int = 48000,
+        block_frames: int = 3, lookahead_frames: int = 1, side_gain: Optional[float] = None,
+        progress: bool = True, bands_per_octave: int = DEFAULT_BANDS_PER_OCTAVE, form: str = "shared",
+        validate=None, validate_split: str = "all") -> dict:
+    """The weights and what they leave of the side (see the module docstring). ``data``: one
+    generated set's root or several (their clips pooled; ``max_clips`` per root);
+    ``bands_per_octave``: fit one pair of weights per band this wide (0: per bin); ``form``: the
+    form whose weights are returned as ``blend_model`` and ``blend_rendered`` (``(F,)`` shared,
+    ``(2, F)`` by part; both forms are fitted and reported under ``forms``); ``validate``: other
+    sets' roots (their ``validate_split``) to report the residuals on. A bundle whose blend
+    follows a room detector is fitted the same way (one set of weights everywhere: :func:`apply`
+    then removes the room weights), its own residual reported as None."""
+    if bands_per_octave < 0:
+        raise ValueError(f"bands_per_octave must be >= 0 (0: per bin), got {bands_per_octave}")
+    if form not in FORMS:
+        raise ValueError(f"form must be one of {FORMS}, got {form!r}")
+    from streambin.train.evaluate_streaming import StreamedPredictor
+
+    kw = dict(sample_rate=sample_rate, block_frames=block_frames, lookahead_frames=lookahead_frames,
+              side_gain=side_gain)
+    model_alone = StreamedPredictor(bundle, side_renderer=False, **kw)
+    rendered_alone = StreamedPredictor(bundle, side_renderer=True, **kw)
+    renderer = rendered_alone.spatializer.visual.side_renderer
+    # the bundle's weights as the four parts' (held (2, F, 1) whatever the table's form)
+    current = tuple(x.astype(np.float64) for x in (*renderer.w_model[:, :, 0], *renderer.w_rendered[:, :, 0]))
+    n_bins = current[0].size
+    if n_bins != N_FFT // 2 + 1:
+        raise ValueError(f"{bundle}: the blend has {n_bins} bins; this fit's analysis has {N_FFT // 2 + 1}")
+    renderer.set_blend(np.zeros(n_bins), np.ones(n_bins))
+    roots, items = _items(data, split, max_clips)
+    normal, sources = _normal_equations(items, model_alone, rendered_alone, progress, "fit clips")
+    bands = octave_bands(n_bins, model_alone.model_rate, bands_per_octave) if bands_per_octave else None
+    shared = SHARED_TO_PARTS @ np.stack(normal.tied(SHARED_TO_PARTS).solve(bands))   # (4, F)
+    by_part = np.stack(normal.solve(bands))
+    checks = {"fit clips": normal}
+    if validate:
+        val_roots, val_items = _items(validate, validate_split, 0)
+        checks["validation clips"] = _normal_equations(val_items, model_alone, rendered_alone, progress,
+                                                       "validation clips")[0]
+    own = None if renderer.room_detector is not None else current   # one set cannot stand for a room blend
+    alone = (np.ones(n_bins), np.ones(n_bins), np.zeros(n_bins), np.zeros(n_bins))
+    forms = {}
+    for name, w in (("shared", shared), ("by-part", by_part)):
+        forms[name] = {"blend_model": (w[0] if name == "shared" else w[:2]).tolist(),
+                       "blend_rendered": (w[2] if name == "shared" else w[2:]).tolist(),
+                       "side_residual": {k: eq.residual(*w) for k, eq in checks.items()}}
+    chosen = forms[form]
+    return {"bundle": str(bundle), "data": " ".join(str(r) for r in roots), "split": split, "clips": len(items),
             "sounding_sources_per_clip": {str(k): sources.count(k) for k in sorted(set(sources))},
-            "bands_per_octave": bands_per_octave,
+            "bands_per_octave": bands_per_octave, "form": form,
             "settings": {"sample_rate": sample_rate, "block_frames": block_frames, "lookahead_frames": lookahead_frames,
                          "side_gain": model_alone.spatializer.side_gain},
-            "blend_model": a.tolist(), "blend_rendered": b.tolist(),
-            "side_residual": {"model alone": normal.residual(np.ones_like(a), np.zeros_like(b)),
-                              # one pair of weights cannot stand for a blend that follows the room
-                              "bundle's weights before": (None if renderer.room_detector is not None
-                                                          else normal.residual(*current)),
-                              "fitted weights": normal.residual(a, b)}}
+            "blend_model": chosen["blend_model"], "blend_rendered": chosen["blend_rendered"],
+            "side_residual": {"model alone": normal.residual(*alone),
+                              "bundle's weights before": None if own is None else normal.residual(*own),
+                              "fitted weights": chosen["side_residual"]["fit clips"]},
+            "forms": forms,
+            **({"validation": {"data": " ".join(str(r) for r in val_roots), "split": validate_split,
+                               "clips": len(val_items),
+                               "side_residual": {"model alone": checks["validation clips"].residual(*alone),
+                                                 "bundle's weights before": (None if own is None else
+                                                                             checks["validation clips"].residual(*own)),
+                                                 **{f"{k} form": v["side_residual"]["validation clips"]
+                                                    for k, v in forms.items()}}}}
+               if validate else {})}
 
 
 def apply(bundle: Path, result: dict, json_path: Optional[Path]) -> None:
     """Write the fitted weights into ``bundle``'s table and record the fit in its config.
 
-    ``result``: ``blend_model``, ``blend_rendered`` (F,) and what the fit was (``data``, ``split``,
+    ``result``: ``blend_model``, ``blend_rendered`` (F,) or (2, F) and what the fit was (``data``, ``split``,
     ``clips``, ``side_residual``); for weights that follow a room detector also
     ``blend_model_room``, ``blend_rendered_room`` (F,) (the weights in a room; the first two are then
     free field's) and ``room_detector``: ``{"weights", "feature_mean", "feature_std"}``
@@ -246,6 +334,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--bands-per-octave", type=int, default=DEFAULT_BANDS_PER_OCTAVE,
                    help=f"one pair of weights per band this many to the octave (default {DEFAULT_BANDS_PER_OCTAVE}; "
                         "0: per bin)")
+    p.add_argument("--form", choices=FORMS, default="shared",
+                   help="the weights written and returned: one per mask (shared, as shipped) or one per part "
+                        "of each mask, in phase with the mono and in quadrature (by-part); both are fitted")
+    p.add_argument("--validate", type=Path, nargs="+", default=None,
+                   help="other train-pool sets (split 'all') to report each form's residual on")
     p.add_argument("--side-gain", type=float, default=None, help="the Spatializer's (default: the bundle's)")
     p.add_argument("--out", type=Path, help="write the fit (weights, residuals) as JSON")
     p.add_argument("--apply", action="store_true", help="write the weights into the bundle")
@@ -256,7 +349,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.bands_per_octave < 0:
         p.error(f"--bands-per-octave must be >= 0 (0: per bin), got {args.bands_per_octave}")
     result = fit(args.bundle, args.data, args.split, args.max_clips, side_gain=args.side_gain,
-                 progress=not args.no_progress, bands_per_octave=args.bands_per_octave)
+                 progress=not args.no_progress, bands_per_octave=args.bands_per_octave, form=args.form,
+                 validate=args.validate)
     result["command"] = "python -m streambin.train.fit_side_blend " + " ".join(sys.argv[1:] if argv is None else argv)
     result["wall_s"] = round(time.time() - t0, 1)
     if args.out:
@@ -264,8 +358,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args.out.write_text(json.dumps(result, indent=1))
     if args.apply:
         apply(Path(args.bundle), result, args.out)
-    print(json.dumps({k: result[k] for k in ("clips", "sounding_sources_per_clip", "side_residual", "wall_s")},
-                     indent=1))
+    shown = ("clips", "sounding_sources_per_clip", "side_residual", "validation", "wall_s")
+    print(json.dumps({k: result[k] for k in shown if k in result} | {
+        "forms": {k: v["side_residual"] for k, v in result["forms"].items()}}, indent=1))
     return 0
 
 

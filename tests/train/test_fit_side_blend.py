@@ -1,9 +1,10 @@
-"""The side blend's least-squares fit: normal equations per bin or pooled over bands."""
+"""The side blend's least-squares fit: normal equations per bin or pooled over bands, and the
+masks' parts in phase with the mono and in quadrature."""
 
 import numpy as np
 import pytest
 
-from streambin.train.fit_side_blend import BlendNormalEquations, octave_bands
+from streambin.train.fit_side_blend import SHARED_TO_PARTS, BlendNormalEquations, octave_bands, split_parts
 
 
 def test_octave_bands_are_consecutive_and_a_third_of_an_octave_wide():
@@ -61,3 +62,37 @@ def test_equations_of_two_sets_add_up_to_the_pooled_ones(rng):
     np.testing.assert_allclose(a.gram, both.gram)
     np.testing.assert_allclose(np.stack(a.solve()), np.stack(both.solve()))
     assert a.energy == pytest.approx(both.energy)
+
+
+def test_split_parts_separates_level_and_time_difference(rng):
+    mono = rng.standard_normal((5, 7)) + 1j * rng.standard_normal((5, 7))
+    a, b = rng.standard_normal((5, 7)), rng.standard_normal((5, 7))
+    mono[0, 0] = 0.0
+    in_phase, quadrature = split_parts((a + 1j * b) * mono, mono)
+    np.testing.assert_allclose(in_phase, a * mono, atol=1e-12)
+    np.testing.assert_allclose(quadrature, 1j * b * mono, atol=1e-12)
+    side = (a + 1j * b) * mono
+    # only the in-phase part makes one ear louder than the other
+    level = np.abs(mono + side) ** 2 - np.abs(mono - side) ** 2
+    np.testing.assert_allclose(np.abs(mono + in_phase) ** 2 - np.abs(mono - in_phase) ** 2, level, atol=1e-9)
+    np.testing.assert_allclose(np.abs(mono + quadrature) ** 2 - np.abs(mono - quadrature) ** 2, 0.0, atol=1e-9)
+    side[0, 0] = 2.0 + 1.0j          # where the mono is zero the side is all quadrature
+    assert split_parts(side, mono)[0][0, 0] == 0 and split_parts(side, mono)[1][0, 0] == side[0, 0]
+
+
+def test_tied_equations_are_the_shared_forms_fit(rng):
+    """Tying the four parts' weights in pairs gives the fit of the two whole sides."""
+    mono = rng.standard_normal((9, 40)) + 1j * rng.standard_normal((9, 40))
+    sides = [(rng.standard_normal((9, 40)) + 1j * rng.standard_normal((9, 40))) * mono for _ in range(2)]
+    truth = 0.7 * sides[0] + 0.2 * sides[1] + 0.1 * (rng.standard_normal((9, 40)) + 1j * rng.standard_normal((9, 40)))
+    parts, whole = BlendNormalEquations(9, 4), BlendNormalEquations(9, 2)
+    parts.add(truth, [*split_parts(sides[0], mono), *split_parts(sides[1], mono)])
+    whole.add(truth, sides)
+    tied = parts.tied(SHARED_TO_PARTS)
+    for got, want in zip(tied.solve(), whole.solve()):
+        np.testing.assert_allclose(got, want, rtol=1e-9)
+    assert tied.residual(*whole.solve()) == pytest.approx(whole.residual(*whole.solve()), rel=1e-9)
+    assert parts.residual(*parts.solve()) <= whole.residual(*whole.solve()) + 1e-12   # more freedom, no worse
+    with pytest.raises(ValueError, match=r"tie must be \(4, k\)"):
+        parts.tied(np.ones((2, 2)))
+
