@@ -194,12 +194,6 @@ def _normal_equations(items, model_alone, rendered_alone, progress: bool, desc: 
     return normal, sources
 
 
-def _as_parts(w_model: np.ndarray, w_rendered: np.ndarray):
-    """Blend weights of either form as the four parts' ``(F,)`` weights."""
-    m, r = (np.broadcast_to(np.asarray(w, np.float64), (2, np.shape(w)[-1])) for w in (w_model, w_rendered))
-    return m[0], m[1], r[0], r[1]
-
-
 def fit(bundle: str, data, split: str, max_clips: int = 0, sample_rate: int = 48000,
         block_frames: int = 3, lookahead_frames: int = 1, side_gain: Optional[float] = None,
         progress: bool = True, bands_per_octave: int = DEFAULT_BANDS_PER_OCTAVE, form: str = "shared",
