@@ -425,6 +425,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         cv[form] = float(np.mean([parts[1 - i][kind].residual(*parts[i][kind].solve(bands)) for i in range(2)]))
         weights[form] = np.stack(whole[kind].solve(bands), axis=1)     # (bins, k)
     with np.load(Path(args.bundle) / "side_renderer.npz") as z:
+        if z["blend_model"].ndim != 1:   # its forms weigh whole masks, not their parts
+            raise SystemExit(f"{args.bundle}: blend weights per part of the mask {z['blend_model'].shape} are not "
+                             "comparable with these forms; use a bundle with one weight per bin")
         shipped = np.stack([z["blend_model"], z["blend_rendered"]], axis=1).astype(np.float64)
     cv["shipped (no fit)"] = whole["fixed"].residual(*shipped.T)
     print("fitting clips, side's squared error left (two-fold): "
