@@ -28,7 +28,7 @@ import numpy as np
 from scipy.signal import stft
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the factors' owner, beside this file
-from level_ratio_by_scene import FACTORS  # noqa: E402
+from level_ratio_by_scene import FACTORS, centroid_hz  # noqa: E402
 
 from streambin.train.localisation_eval import MIN_TARGET_LD_DB, level_difference_db, qualify  # noqa: E402
 
@@ -73,8 +73,7 @@ def clip_rows(roots, predictor=None, max_clips: int = 0):
             taken += 1
             rate = int(meta.get("sample_rate", 16000))
             mid = truth.mean(axis=0)
-            power = np.abs(np.fft.rfft(mid)) ** 2
-            meta["mid_centroid_hz"] = float((power * np.fft.rfftfreq(len(mid), 1.0 / rate)).sum() / max(power.sum(), 1e-30))
+            meta["mid_centroid_hz"] = centroid_hz(mid, rate)
             out = None
             if predictor is not None:
                 pred = np.asarray(predictor(mid.astype(np.float32), item["frames"], float(item["fps"]), "true"))

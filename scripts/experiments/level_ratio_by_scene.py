@@ -46,11 +46,16 @@ def sound_band(centroid_hz: float) -> str:
     raise ValueError(f"spectral centroid must be a finite frequency >= 0, got {centroid_hz}")
 
 
+def centroid_hz(x: np.ndarray, rate: int) -> float:
+    """Spectral centroid (Hz, power-weighted) of ``x`` (n,) at ``rate``."""
+    power = np.abs(np.fft.rfft(x)) ** 2
+    return float((power * np.fft.rfftfreq(len(x), 1.0 / rate)).sum() / max(power.sum(), 1e-30))
+
+
 def mid_centroid_hz(wav: Path) -> float:
-    """Spectral centroid (Hz, power-weighted) of the mid (mean of the two ears) of a clip file."""
+    """Spectral centroid of the mid (mean of the two ears) of a clip file."""
     x, sr = sf.read(str(wav), dtype="float32", always_2d=True)
-    power = np.abs(np.fft.rfft(x.mean(axis=1))) ** 2
-    return float((power * np.fft.rfftfreq(len(x), 1.0 / sr)).sum() / max(power.sum(), 1e-30))
+    return centroid_hz(x.mean(axis=1), sr)
 
 
 FACTORS = {
