@@ -134,3 +134,27 @@ def test_trunk_localiser_exports_as_the_engines_localiser_graph(tmp_path):
     torch.save({"net": net.state_dict(), "width": 8, "trunk": "efficientnet-lite0"}, ck)
     diff = export_localiser(ck, tmp_path / "localiser.onnx", (INPUT_H, INPUT_W))
     assert diff < 0.05   # float16 weights; the maps are logits of order 1-10
+
+
+def test_localiser_export_keeps_small_weights_float32_when_float16_misses(tmp_path, monkeypatch):
+    """Where float16 weights put the maps past the tolerance, the export keeps ever larger
+    tensors in float32 (export.add_side_renderer.FP16_MIN_ELEMENTS) and reports the last error."""
+    onnx = pytest.importorskip("onnx")
+    import export.add_side_renderer as asr
+
+    torch.manual_seed(2)
+    net = build_localiser(width=8, trunk="efficientnet-lite0")
+    ck = tmp_path / "loc.pt"
+    torch.save({"net": net.state_dict(), "width": 8, "trunk": "efficientnet-lite0"}, ck)
+
+    def fp16_sizes(path):
+        model = onnx.load(str(path))
+        return sorted(int(np.prod(i.dims)) for i in model.graph.initializer
+                      if i.data_type == onnx.TensorProto.FLOAT16)
+
+    asr.export_localiser(ck, tmp_path / "first.onnx", (INPUT_H, INPUT_W))
+    assert min(fp16_sizes(tmp_path / "first.onnx")) < 4096      # the first try held
+    monkeypatch.setattr(asr, "TOL_MAPS", 0.0)                    # no float16 rounding can meet it
+    err = asr.export_localiser(ck, tmp_path / "last.onnx", (INPUT_H, INPUT_W))
+    assert err > 0.0
+    assert min(fp16_sizes(tmp_path / "last.onnx")) >= asr.FP16_MIN_ELEMENTS[-1]
