@@ -23,6 +23,14 @@ def _block(cin, cout, stride=1, dilation=1):
                          nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
+def _decode(net: nn.Module, s4, s8, s16):
+    """The localisers' shared decoder: stride-16 features up to 8 (joined with ``s8``, ``net.up8``)
+    and 4 (joined with ``s4``, ``net.up4``), then ``net.head``'s maps."""
+    u8 = net.up8(torch.cat([F.interpolate(s16, size=s8.shape[-2:], mode="bilinear", align_corners=False), s8], 1))
+    u4 = net.up4(torch.cat([F.interpolate(u8, size=s4.shape[-2:], mode="bilinear", align_corners=False), s4], 1))
+    return net.head(u4)
+
+
 class ObjectLocaliser(nn.Module):
     """``(B, 3, 96, 192)`` normalised RGB -> ``(B, 6, 24, 48)``: channel 0 the centre heat map
     (logits), 1 the box mask (logits), 2-3 the centre's sub-cell offset (x, y, in cells), 4-5 the
@@ -49,11 +57,7 @@ class ObjectLocaliser(nn.Module):
         s4 = self.down4(self.stem(x))
         s8 = self.down8(s4)
         s16 = self.down16(s8)
-        u8 = self.up8(torch.cat([F.interpolate(s16, size=s8.shape[-2:], mode="bilinear",
-                                               align_corners=False), s8], 1))
-        u4 = self.up4(torch.cat([F.interpolate(u8, size=s4.shape[-2:], mode="bilinear",
-                                               align_corners=False), s4], 1))
-        return self.head(u4)
+        return _decode(self, s4, s8, s16)
 
 
 class TrunkLocaliser(nn.Module):
@@ -96,11 +100,7 @@ class TrunkLocaliser(nn.Module):
     def forward(self, x):
         feats = self.trunk.features(x * self.in_scale + self.in_shift)
         s4, s8, s16 = (feats[self.taps[s]] for s in (4, 8, 16))
-        u8 = self.up8(torch.cat([F.interpolate(s16, size=s8.shape[-2:], mode="bilinear",
-                                               align_corners=False), s8], 1))
-        u4 = self.up4(torch.cat([F.interpolate(u8, size=s4.shape[-2:], mode="bilinear",
-                                               align_corners=False), s4], 1))
-        return self.head(u4)
+        return _decode(self, s4, s8, s16)
 
 
 def build_localiser(width: int = 32, sounding_map: bool = False, trunk: str = "own",
@@ -124,7 +124,7 @@ def read_localiser_checkpoint(path: str) -> dict:
     return ck
 
 
-def load_localiser(path: str) -> ObjectLocaliser:
+def load_localiser(path: str) -> nn.Module:
     """A checkpoint of ``object_localiser.py train`` (:func:`read_localiser_checkpoint`) as an
     eval-mode net."""
     ck = read_localiser_checkpoint(path)
