@@ -710,7 +710,9 @@ def main():
     f.add_argument("--pool", choices=("train", "ood"), default="train",
                    help="asset pool; ood frames are for score-frames only, never for training")
     f.add_argument("--kind-pool", action="append", default=[], metavar="KIND=POOL",
-                   help="draw this kind (background, cutout, voice, head) from the other pool; for scoring only")
+                   help="draw this kind (background, cutout, voice, head) from the other pool (for scoring "
+                        "only), or a picture kind (background, cutout, clipart) from a half of the train "
+                        "pool, e.g. cutout=train-a (streambin.train.sim.pools.TRAIN_HALVES)")
     f.set_defaults(run=cmd_frames)
     t = sub.add_parser("train", help="train the localiser on those frames (resumes from OUT/last.pt)")
     t.add_argument("--frames", required=True, nargs="+", help="directories of frame shards")

@@ -327,7 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind-pool", action="append", default=[], metavar="KIND=POOL",
                    help="draw one asset kind (background, cutout, voice, head) from the other pool, "
                         "e.g. --pool train --kind-pool head=ood: which held-out kind a model's "
-                        "shortfall comes from (evaluation sets only; repeatable)")
+                        "shortfall comes from (evaluation sets only), or a picture kind (background, "
+                        "cutout, clipart) from a half of the train pool, e.g. --kind-pool cutout=train-b: "
+                        "pictures a net trained on the other half never saw (repeatable)")
     p.add_argument("--mix", choices=MIXES, default="random",
                    help="random scenes, or 'validation': clips cycle through single static source, "
                         "photograph, moving source, two sources, centre source")

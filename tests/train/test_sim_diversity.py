@@ -278,6 +278,49 @@ def test_kind_pools_draw_only_the_named_kind_from_the_other_pool(tmp_path, diver
     assert "kind_pools" not in json.loads((tmp_path / "plain" / "meta" / "000000.json").read_text())
 
 
+def test_train_halves_split_the_train_pool_and_nothing_else():
+    ids = [f"thing{i}" for i in range(4000)]
+    halves = [pools.train_half_of("cutout", i) for i in ids]
+    for i, h in zip(ids, halves):   # every train-pool identity in exactly one half, no held-out one in either
+        assert (h is None) == (pools.pool_of("cutout", i) == "ood")
+        assert [pools.in_pool("cutout", i, p) for p in pools.TRAIN_HALVES] == [h == "train-a", h == "train-b"]
+    for half in pools.TRAIN_HALVES:
+        assert 0.36 < np.mean([h == half for h in halves]) < 0.44
+    assert pools.select(ids[:40], "cutout", "train-a", str) == [i for i, h in zip(ids[:40], halves) if h == "train-a"]
+
+
+def test_a_train_half_of_pictures(tmp_path, diverse_assets):
+    """A train-pool set whose cut-outs and backgrounds come from one half of the train pool: every
+    object and background is in that half, the heads stay in the train pool, the sidecar says so."""
+    whole = Library(diverse_assets, pool="train")
+    half_b = {"cutout": "train-b", "background": "train-b"}
+    lib = Library(diverse_assets, pool="train", kind_pools=half_b)
+    assert lib.stamps and lib.background_assets
+    assert {s.name for s in lib.stamps} == {s.name for s in whole.stamps
+                                             if pools.train_half_of("cutout", s.name) == "train-b"}
+    assert all(pools.train_half_of("background", b.id) == "train-b" for b in lib.background_assets)
+    assert len(lib.background_assets) < len(whole.background_assets)
+    S.generate(tmp_path, clips=3, seconds=0.5, seed=9, rooms=False, moving=False, workers=1, paths=diverse_assets,
+               pool="train", progress=False, kind_pools=half_b, options=SceneOptions(procedural_share=0.0))
+    for i in range(3):
+        m = json.loads((tmp_path / "meta" / f"{i:06d}.json").read_text())
+        assert m["pool"] == "train" and m["kind_pools"] == half_b and heads.head_pool(m["head"]) == "train"
+        assert pools.train_half_of("background", m["background"]) == "train-b"
+        for src in m["sources"]:
+            assert pools.train_half_of("cutout", src["name"]) == "train-b"
+
+
+@pytest.mark.parametrize("pool, kind_pools, message", [
+    ("ood", {"cutout": "train-a"}, "needs pool 'train'"),
+    ("train", {"head": "train-a"}, "only the kinds"),
+    ("train", {"voice": "train-b"}, "only the kinds"),
+    ("train", {"cutout": "train-c"}, "must be one of"),
+])
+def test_train_halves_are_checked(pool, kind_pools, message):
+    with pytest.raises(ValueError, match=message):
+        pools.check_kind_pools(pool, kind_pools)
+
+
 @pytest.mark.parametrize("kind_pools, message", [
     ({"face": "ood"}, "kind must be one of"),
     ({"head": "all"}, "must be one of"),

@@ -33,6 +33,13 @@ Per-kind pools (:func:`check_kind_pools`) draw some kinds from the other pool th
 the train pool's pictures and sounds heard through held-out heads. Such a set mixes held-out
 assets into a scene and is for evaluation only: it says which held-out kind a model's shortfall on
 held-out sets comes from.
+
+Halves of the train pool (:data:`TRAIN_HALVES`): the train pool's pictures (backgrounds, cut-outs
+with their sounds, clip art) split once more by the same hash, ``train-a`` below the middle of the
+train pool's range and ``train-b`` above it (each about 40 % of all identities). A net trained on
+one half's pictures meets the other half's as it would meet held-out pictures, while every
+asset stays in the train pool: it is how a fit can see a model's mistakes on unseen pictures
+without touching the held-out pool. Given per kind (``{"cutout": "train-b"}``) in a train-pool set.
 """
 from __future__ import annotations
 
@@ -45,6 +52,10 @@ OOD_SHARE = 0.2
 # The asset kinds whose pool can be chosen apart from the scene's (an instrument goes with its
 # cut-out, a talker's picture is a cut-out, procedural textures are train-only backgrounds).
 KINDS_WITH_OWN_POOL = ("background", "cutout", "voice", "head")
+TRAIN_HALVES = ("train-a", "train-b")
+# The picture kinds a train-pool set can draw from one half of the train pool (clip art stays in
+# the set's pool otherwise).
+KINDS_WITH_HALVES = ("background", "cutout", "clipart")
 
 T = TypeVar("T")
 
@@ -64,10 +75,17 @@ def check_kind_pools(pool: str, kind_pools: "dict[str, str] | None") -> dict:
     if kind_pools and pool == "all":
         raise ValueError("per-kind pools need pool 'train' or 'ood', not 'all' (no split)")
     for kind, kp in kind_pools.items():
+        if kp in TRAIN_HALVES:
+            if kind not in KINDS_WITH_HALVES:
+                raise ValueError(f"only the kinds {KINDS_WITH_HALVES} can be drawn from a half of the train pool, "
+                                 f"got {kind!r}={kp!r}")
+            if pool != "train":
+                raise ValueError(f"a half of the train pool ({kind!r}={kp!r}) needs pool 'train', got {pool!r}")
+            continue
         if kind not in KINDS_WITH_OWN_POOL:
             raise ValueError(f"a per-kind pool's kind must be one of {KINDS_WITH_OWN_POOL}, got {kind!r}")
         if kp not in POOLS:
-            raise ValueError(f"the pool of kind {kind!r} must be one of {POOLS}, got {kp!r}")
+            raise ValueError(f"the pool of kind {kind!r} must be one of {POOLS + TRAIN_HALVES}, got {kp!r}")
         if kp == pool:
             raise ValueError(f"kind {kind!r} is given pool {kp!r}, the scene's own: leave it out")
     return kind_pools
@@ -88,18 +106,38 @@ def parse_kind_pools(specs: "Iterable[str]") -> dict:
     return out
 
 
-def pool_of(kind: str, identity: str) -> str:
-    """``"train"`` or ``"ood"`` for the asset ``identity`` of ``kind`` (hash rule above)."""
+def _hash_fraction(kind: str, identity: str) -> float:
     if not kind or not identity:
         raise ValueError(f"kind and identity must be non-empty strings, got {kind!r}, {identity!r}")
-    h = int(hashlib.sha1(f"{kind}:{identity}".encode()).hexdigest()[:8], 16)
-    return "ood" if h / 2 ** 32 < OOD_SHARE else "train"
+    return int(hashlib.sha1(f"{kind}:{identity}".encode()).hexdigest()[:8], 16) / 2 ** 32
+
+
+def pool_of(kind: str, identity: str) -> str:
+    """``"train"`` or ``"ood"`` for the asset ``identity`` of ``kind`` (hash rule above)."""
+    return "ood" if _hash_fraction(kind, identity) < OOD_SHARE else "train"
+
+
+def train_half_of(kind: str, identity: str) -> "str | None":
+    """``"train-a"`` or ``"train-b"`` for a train-pool asset (:data:`TRAIN_HALVES`), None for a
+    held-out one."""
+    f = _hash_fraction(kind, identity)
+    if f < OOD_SHARE:
+        return None
+    return "train-a" if f < (1.0 + OOD_SHARE) / 2 else "train-b"
+
+
+def in_pool(kind: str, identity: str, pool: str) -> bool:
+    """Whether the asset ``identity`` of ``kind`` is in ``pool`` (one of :data:`POOL_CHOICES` or
+    :data:`TRAIN_HALVES`; ``"all"`` holds every asset)."""
+    if pool in TRAIN_HALVES:
+        return train_half_of(kind, identity) == pool
+    check_pool(pool)
+    return pool == "all" or pool_of(kind, identity) == pool
 
 
 def select(items: Iterable[T], kind: str, pool: str, identity: Callable[[T], str]) -> list[T]:
-    """The items of ``pool`` (order kept); ``pool="all"`` keeps every item."""
-    check_pool(pool)
-    items = list(items)
-    if pool == "all":
-        return items
-    return [x for x in items if pool_of(kind, identity(x)) == pool]
+    """The items of ``pool`` (order kept; one of :data:`POOL_CHOICES` or :data:`TRAIN_HALVES`);
+    ``pool="all"`` keeps every item."""
+    if pool not in TRAIN_HALVES:
+        check_pool(pool)
+    return [x for x in items if in_pool(kind, identity(x), pool)]

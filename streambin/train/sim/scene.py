@@ -207,8 +207,9 @@ class Library:
         sample_rate: audio rate of the rendered scenes.
         pool: "train", "ood" or "all" (see :mod:`streambin.train.sim.pools`).
         options: the scene options; they decide which asset kinds are looked up at all.
-        kind_pools: kinds drawn from the other pool, e.g. ``{"head": "ood"}``
-            (:func:`streambin.train.sim.pools.check_kind_pools`; evaluation sets only).
+        kind_pools: kinds drawn from the other pool, e.g. ``{"head": "ood"}`` (evaluation sets
+            only), or picture kinds from a half of the train pool, e.g. ``{"cutout": "train-b"}``
+            (:func:`streambin.train.sim.pools.check_kind_pools`).
     """
 
     def __init__(self, paths: A.AssetPaths, sample_rate: int = 16000, pool: str = "train",
@@ -235,8 +236,7 @@ class Library:
             for name, (program, stem) in sorted(paths.instruments.items()):
                 png = paths.stamps / (stem + ".png")
                 # An instrument belongs to the pool of its picture: one object, one pool.
-                in_pool = pool == "all" or pools.pool_of("cutout", stem) == self.pool_for("cutout")
-                if (0, program) in have and png.is_file() and in_pool:
+                if (0, program) in have and png.is_file() and pools.in_pool("cutout", stem, self.pool_for("cutout")):
                     self.instruments.append((name, program, str(png)))
         pictures = A.find_cutouts(paths.stamps) if options.distractor_share > 0 or options.speech_share > 0 else []
         self.cutouts = pools.select(pictures, "cutout", self.pool_for("cutout"), lambda st: st.name) \
@@ -257,11 +257,12 @@ class Library:
         self.clipart = []
         if options.clipart_share > 0:
             drawings = clipart.find_clipart(paths.clipart, kept_out_list=paths.clipart_kept_out)
-            self.clipart = pools.select(drawings, "clipart", pool, lambda c: c.name)
+            self.clipart = pools.select(drawings, "clipart", self.pool_for("clipart"), lambda c: c.name)
             if not self.clipart:
                 raise A.MissingAssetError(
                     f"clipart_share > 0 but no clip-art drawing under "
-                    f"{paths.clipart} in pool {pool!r}: install the Debian package '{clipart.PACKAGE}'")
+                    f"{paths.clipart} in pool {self.pool_for('clipart')!r}: install the Debian package "
+                    f"'{clipart.PACKAGE}'")
         if not self.stamps and not self.instruments:
             raise A.MissingAssetError(f"no sounding stamp or instrument in pool {self.pool_for('cutout')!r}")
         if not self.background_assets and not (options.procedural_share > 0 and self.pool_for("background") != "ood"):
