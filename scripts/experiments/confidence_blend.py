@@ -364,6 +364,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         "(Gaussian of these sigmas, degrees), with 1/3-octave fixed weights")
     p.add_argument("--room-detector", type=Path,
                    help="a room_detector.py --out JSON: adds the form 'room estimate, linear, 1/3 octave'")
+    p.add_argument("--reference", type=Path,
+                   help="an earlier run's --out JSON: its weights of the forms fitted here are scored beside "
+                        "them as 'FORM (reference)', fitted on nothing here (e.g. weights fitted on other "
+                        "clips or another localiser's peaks)")
     p.add_argument("--apply-form", help="write this form's weights into a copy of --bundle (a fixed form)")
     p.add_argument("--apply-to", type=Path, help="the copy's directory (must not exist)")
     args = p.parse_args(argv)
@@ -430,6 +434,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                              "comparable with these forms; use a bundle with one weight per bin")
         shipped = np.stack([z["blend_model"], z["blend_rendered"]], axis=1).astype(np.float64)
     cv["shipped (no fit)"] = whole["fixed"].residual(*shipped.T)
+    # weights fitted elsewhere, scored as they are: {name: (form, (bins, k) weights)}
+    unfitted = {"shipped": ("fixed", shipped)}
+    if args.reference:
+        earlier = json.loads(args.reference.read_text())["weights"]
+        for form in forms:
+            if form in earlier:
+                unfitted[f"{form} (reference)"] = (form, np.asarray(earlier[form], np.float64))
+                cv[f"{form} (reference, no fit)"] = whole[terms_kind(form)].residual(*unfitted[f"{form} (reference)"][1].T)
+        if len(unfitted) == 1:
+            p.error(f"--reference {args.reference} has weights of none of the forms {forms}")
     print("fitting clips, side's squared error left (two-fold): "
           + ", ".join(f"{f} {r:.4f}" for f, r in cv.items()), flush=True)
     validation, validation_per_set = {}, {}
@@ -440,9 +454,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             val_inputs = load_inputs(single_source_clips(Path(root), split), args.cache, args.bundle, args.localiser,
                                      room_detector, *peak_source)
             per_set[spec] = (len(val_inputs), fit(val_inputs, kinds, grid, table, edges))
-        for form in ("shipped",) + forms:
-            kind = terms_kind(form)
-            w = (shipped if form == "shipped" else weights[form]).T
+        for form in tuple(unfitted) + forms:
+            kind = terms_kind(unfitted[form][0] if form in unfitted else form)
+            w = (unfitted[form][1] if form in unfitted else weights[form]).T
             pooled = None
             for spec, (_, equations_of_set) in per_set.items():
                 validation_per_set.setdefault(spec, {})[form] = equations_of_set[kind].residual(*w)
@@ -457,7 +471,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"  {spec} ({per_set[spec][0]} clips): " + ", ".join(f"{f} {r:.4f}" for f, r in res.items()),
                   flush=True)
 
-    variants = {"shipped": ("fixed", shipped), **{f: (f, weights[f]) for f in forms}}
+    variants = {**unfitted, **{f: (f, weights[f]) for f in forms}}
     result = {"command": "python " + " ".join(sys.argv), "fit": args.fit, "fit_clips": len(fit_clips),
               "power": args.power, "hfov_deg": args.hfov_deg, "weigh_peaks_by": args.weigh_peaks_by,
               "share_terciles": edges["share"].tolist(), "azimuth_terciles_deg": edges["azimuth"].tolist(), "two_fold_residual": cv,
