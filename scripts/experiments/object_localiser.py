@@ -314,6 +314,9 @@ def cmd_train(a):
     frozen_bn = False
     if a.init:  # the weights only: a new schedule on (maybe) more frames
         init = torch.load(a.init, weights_only=False)
+        if init.get("trunk", "own") != a.trunk:
+            raise SystemExit(f"error: --init {a.init} is a localiser on the {init.get('trunk', 'own')!r} trunk; "
+                             f"pass --trunk {init.get('trunk', 'own')} (got {a.trunk!r})")
         state, frozen_bn = init["net"], bool(init.get("batchnorm_frozen", False))
         if a.sounding_map and state["head.weight"].shape[0] == SOUNDING_MAP:
             # a localiser without the sounding map: that map starts as a copy of the heat map

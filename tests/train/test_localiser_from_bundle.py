@@ -13,7 +13,8 @@ pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 from export.add_side_renderer import export_localiser  # noqa: E402
-from streambin.nets.localiser import INPUT_H, INPUT_W, ObjectLocaliser, load_localiser  # noqa: E402
+from streambin.nets.localiser import (INPUT_H, INPUT_W, TrunkLocaliser, build_localiser,  # noqa: E402
+                                      load_localiser)
 from streambin.train.localiser_from_bundle import (LocaliserRecoveryError, check_parity, main,  # noqa: E402
                                                    recover_localiser)
 
@@ -26,10 +27,10 @@ def _experiment():
     return load_experiment("object_localiser")
 
 
-def _random_localiser(path, sounding_map=False):
+def _random_localiser(path, sounding_map=False, trunk="own"):
     """A width-8 localiser whose BatchNorms have non-trivial statistics and affine weights."""
     torch.manual_seed(1)
-    net = ObjectLocaliser(width=8, sounding_map=sounding_map)
+    net = build_localiser(8, sounding_map, trunk)
     with torch.no_grad():
         for m in net.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
@@ -37,7 +38,7 @@ def _random_localiser(path, sounding_map=False):
                 m.running_var.uniform_(0.5, 2.0)
                 m.weight.uniform_(0.5, 1.5)
                 m.bias.uniform_(-0.2, 0.2)
-    torch.save({"net": net.state_dict(), "width": 8, "sounding_map": sounding_map}, path)
+    torch.save({"net": net.state_dict(), "width": 8, "sounding_map": sounding_map, "trunk": trunk}, path)
     return path
 
 
@@ -55,6 +56,27 @@ def test_recovered_localiser_reproduces_its_graph(tmp_path, sounding_map):
     x = torch.randn(2, 3, INPUT_H, INPUT_W)
     with torch.no_grad():
         assert torch.allclose(net(x), original(x), atol=2e-2)
+
+
+def test_an_imagenet_trunk_localiser_recovers_as_one(tmp_path, capsys):
+    """The graph of the ImageNet-trunk localiser (36 Conv nodes, depthwise ones among them) comes
+    back as a TrunkLocaliser, and its checkpoint says so, so fine-tuning it needs that trunk."""
+    ck = _random_localiser(tmp_path / "loc.pt", trunk=TrunkLocaliser.TRUNK)
+    export_localiser(ck, tmp_path / "localiser.onnx", (INPUT_H, INPUT_W))
+    net = recover_localiser(tmp_path / "localiser.onnx")
+    assert isinstance(net, TrunkLocaliser) and check_parity(net, tmp_path / "localiser.onnx") < 1e-4
+    assert main(["--bundle", str(tmp_path), "--out", str(tmp_path / "recovered.pt")]) == 0
+    assert "'efficientnet-lite0' trunk" in capsys.readouterr().out
+    recovered = torch.load(tmp_path / "recovered.pt", weights_only=False)
+    assert recovered["trunk"] == TrunkLocaliser.TRUNK and recovered["batchnorm_frozen"] is True
+    assert isinstance(load_localiser(str(tmp_path / "recovered.pt")), TrunkLocaliser)
+    _shards(tmp_path / "frames", n=12)
+    run = subprocess.run([sys.executable, str(ROOT / "scripts" / "experiments" / "object_localiser.py"), "train",
+                          "--frames", str(tmp_path / "frames"), "--init", str(tmp_path / "recovered.pt"),
+                          "--out", str(tmp_path / "ft"), "--steps", "1", "--batch", "2", "--width", "8"],
+                         capture_output=True, text=True, cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": ""})
+    assert run.returncode != 0 and "pass --trunk efficientnet-lite0" in run.stderr
+    assert not (tmp_path / "ft" / "last.pt").exists()
 
 
 def test_shipped_localiser_recovers_through_the_cli(tmp_path):
