@@ -150,8 +150,7 @@ def main(argv=None) -> int:
     diff = check_parity(net, graph)
     trunk = TrunkLocaliser.TRUNK if isinstance(net, TrunkLocaliser) else "own"
     print(f"recovered {sum(p.numel() for p in net.parameters()):,} weights ({trunk!r} trunk); "
-          f"maps differ from the graph's by "
-          f"at most {diff:.2e}")
+          f"maps differ from the graph's by at most {diff:.2e}")
     if not diff <= a.tolerance:
         print(f"error: that is more than --tolerance {a.tolerance}", file=sys.stderr)
         return 1

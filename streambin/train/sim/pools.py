@@ -68,8 +68,9 @@ def check_pool(pool: str) -> str:
 
 def check_kind_pools(pool: str, kind_pools: "dict[str, str] | None") -> dict:
     """``kind_pools`` checked against the scene's ``pool``: ``{kind: "train" | "ood"}`` for kinds
-    of :data:`KINDS_WITH_OWN_POOL` (empty for None). Refused with pool "all" (the first sets had
-    no split) and for a kind given the scene's own pool (it would change nothing)."""
+    of :data:`KINDS_WITH_OWN_POOL`, or ``{kind: "train-a" | "train-b"}`` for kinds of
+    :data:`KINDS_WITH_HALVES` in a train-pool scene (empty for None). Refused with pool "all" (the
+    first sets had no split) and for a kind given the scene's own pool (it would change nothing)."""
     check_pool(pool)
     kind_pools = dict(kind_pools or {})
     if kind_pools and pool == "all":
