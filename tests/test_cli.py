@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 
 from streambin import cli, media
+from streambin.bundle import load_bundle
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLE_WAV = os.path.join(ROOT, "examples", "scene.wav")
@@ -213,11 +214,12 @@ def test_camera_field_of_view_reaches_the_engine(tmp_path, capsys):
     """--camera-hfov reads the picture through the camera's own lens: only the side changes."""
     wav, _ = _short_wav(tmp_path, channels=1)
     assert cli.build_parser().parse_args(["spatialize", str(wav), "-o", "o.wav"]).camera_hfov is None
+    bundle_hfov_deg = load_bundle("default").config["side_renderer"]["hfov_deg"]   # the lens it was fitted for
     runs = {}
     for hfov in (None, 60.0):
         stats = cli.spatialize_file(wav, tmp_path / f"{hfov}.wav", video=EXAMPLE_MP4, progress=False,
                                     camera_hfov_deg=hfov)
-        assert stats["camera_hfov_deg"] == (90.0 if hfov is None else hfov)
+        assert stats["camera_hfov_deg"] == (bundle_hfov_deg if hfov is None else hfov)
         runs[hfov] = sf.read(str(tmp_path / f"{hfov}.wav"), dtype="float32")[0]
     assert np.abs(runs[None] - runs[60.0]).max() > 1e-4
     np.testing.assert_allclose(runs[None].sum(1), runs[60.0].sum(1), atol=1e-5)   # the mid is the same
