@@ -153,6 +153,12 @@ def binomial_rate(hits: Sequence[bool]) -> Dict[str, Any]:
     return {"rate": p, "sem": math.sqrt(p * (1 - p) / n) if n else float("nan"), "n": n}
 
 
+def on_right_side(record: Mapping, key: str = "ld_pred_db") -> bool:
+    """Whether a clip record's level difference (``key``: the output's, or ``"ld_target_db"`` the
+    truth's) has the sign of its source's azimuth: the direction rows' rule, however small it is."""
+    return bool(np.sign(record[key]) == np.sign(record["azimuth_deg"]))
+
+
 def summarize(records: Sequence[Mapping]) -> Dict[str, Any]:
     """The four measures (module docstring) from :func:`clip_record` records.
 
@@ -166,9 +172,8 @@ def summarize(records: Sequence[Mapping]) -> Dict[str, Any]:
     kinds = list(SCENE_KINDS) + sorted({r["scene_kind"] for r in records} - set(SCENE_KINDS))
 
     def direction(key):
-        by_kind = {k: binomial_rate([np.sign(r[key]) == np.sign(r["azimuth_deg"]) for r in lateral if r["scene_kind"] == k])
-                   for k in kinds}
-        return {"overall": binomial_rate([np.sign(r[key]) == np.sign(r["azimuth_deg"]) for r in lateral]), **by_kind}
+        by_kind = {k: binomial_rate([on_right_side(r, key) for r in lateral if r["scene_kind"] == k]) for k in kinds}
+        return {"overall": binomial_rate([on_right_side(r, key) for r in lateral]), **by_kind}
 
     flips = [np.sign(r["ld_mirrored_db"]) == -np.sign(r["ld_pred_db"]) != 0 for r in lateral]
     ratios = [r["ld_pred_db"] / r["ld_target_db"] for r in lateral if abs(r["ld_target_db"]) >= MIN_TARGET_LD_DB]

@@ -27,6 +27,13 @@ reference's, paired, by more than ``--ood-se`` standard errors; (2) in-domain no
 than ``--in-domain-se`` standard errors and meeting its goal; (3) no goal row the reference meets
 turned unmet; plus ``--min-lateral-level-ratio`` if given. Speed and size rows are not in these
 files: check them with the benchmarks. Exit status 0 when every test passes, 1 when one fails.
+
+With ``--lateral``, the direction rows are also compared clip by clip: per scene kind, the
+candidate's right-side share minus the reference's over the pooled lateral clips, paired (each
+clip scores 1 on the right side, 0 on the wrong one), with its standard error. A clip's side is
+the sign of its level difference however small, so counts of clips moved by a tenth of a dB near
+the centre swing a per-set row by several percent; ``--direction-se K`` makes "not worse, paired,
+by more than K standard errors" a test of the rule, per kind.
 """
 
 from __future__ import annotations
@@ -38,8 +45,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from streambin.train.localisation_eval import summarize
-from streambin.train.paired import load_evaluation, paired_table, pooled, refuse_repeated_clips
+from streambin.train.localisation_eval import on_right_side, summarize
+from streambin.train.paired import data_root, load_evaluation, paired_table, pooled, refuse_repeated_clips
 
 DIRECTION_GOAL, MIRROR_GOAL, GREY_GOAL_DB = 0.90, 0.85, 0.5
 LEVEL_RATIO_GOAL = (0.7, 1.4)
@@ -72,12 +79,53 @@ def pooled_lateral(evaluations: Sequence[dict], names: Sequence[str]) -> dict:
         return evaluations[0]
     for ev, name in zip(evaluations, names):
         localisation(ev, name)
-        if not ev["localisation"].get("per_clip"):
+        if not has_clip_records(ev):
             raise ValueError(f"{name}: no per-clip localisation records to pool")
     refuse_repeated_clips([(name, ev, ev["localisation"]["per_clip"]) for ev, name in zip(evaluations, names)],
                           what="lateral evaluations")
     records = [r for ev in evaluations for r in ev["localisation"]["per_clip"]]
     return {"localisation": {"summary": summarize(records), "per_clip": records}}
+
+
+def has_clip_records(ev: dict) -> bool:
+    """Whether an evaluation keeps its per-clip localisation records (summary-only ones do not)."""
+    return bool((ev.get("localisation") or {}).get("per_clip"))
+
+
+def _lateral_records(ev: dict, name: str) -> Dict[str, dict]:
+    """``{clip: record}`` of an evaluation's clips that count for the direction rows."""
+    localisation(ev, name)
+    if not has_clip_records(ev):
+        raise ValueError(f"{name}: no per-clip localisation records to pair")
+    return {r["clip"]: r for r in ev["localisation"]["per_clip"] if r["qualifies"]}
+
+
+def paired_direction(pairs: Sequence[Tuple[dict, dict]], names: Sequence[Tuple[str, str]]) -> Dict[str, dict]:
+    """Per scene kind with lateral clips: ``{"mean", "sem", "clips", "candidate", "reference"}``,
+    the candidate's right-side share minus the reference's over the qualifying clips of all
+    ``(candidate, reference)`` evaluation ``pairs`` (``names`` theirs), paired per clip, and each
+    model's count of clips on the right side. The two evaluations of a pair must score the same
+    clips as lateral (the same data, evaluated alike); else ValueError."""
+    right: Dict[str, List[Tuple[int, int]]] = {}
+    for (cand, ref), (cand_name, ref_name) in zip(pairs, names):
+        if data_root(cand) != data_root(ref):
+            raise ValueError(f"{cand_name} and {ref_name} evaluate different data ({data_root(cand)}, "
+                             f"{data_root(ref)}); pair evaluations of the same clips")
+        records = [_lateral_records(cand, cand_name), _lateral_records(ref, ref_name)]
+        if set(records[0]) != set(records[1]):
+            odd = sorted(set(records[0]) ^ set(records[1]))
+            raise ValueError(f"{cand_name} and {ref_name} do not score the same lateral clips "
+                             f"({len(odd)} differ, e.g. {odd[0]!r}); evaluate both on the same data")
+        for clip, c in records[0].items():
+            right.setdefault(c["scene_kind"], []).append((int(on_right_side(c)), int(on_right_side(records[1][clip]))))
+    result = {}
+    for kind, scores in right.items():
+        cand, ref = np.array(scores).T
+        diff = (cand - ref).astype(np.float64)
+        sem = float(diff.std(ddof=1) / np.sqrt(diff.size)) if diff.size > 1 else 0.0
+        result[kind] = {"mean": float(diff.mean()), "sem": sem, "clips": int(diff.size),
+                        "candidate": int(cand.sum()), "reference": int(ref.sum())}
+    return result
 
 
 def goal_rows(ood: Sequence[dict], lateral: Optional[dict], in_domain: Optional[dict], names: Sequence[str],
@@ -127,18 +175,21 @@ def goal_rows(ood: Sequence[dict], lateral: Optional[dict], in_domain: Optional[
 
 def check(ood_pairs: Sequence[Tuple[str, str]], lateral: Optional[Sequence[Tuple[str, str]]],
           in_domain: Optional[Tuple[str, str]], ood_se: float = 2.0, in_domain_se: float = 1.0,
-          min_lateral_level_ratio: Optional[float] = None, judge_rows: str = "every-set") -> dict:
+          min_lateral_level_ratio: Optional[float] = None, judge_rows: str = "every-set",
+          direction_se: Optional[float] = None) -> dict:
     """The goals of both models and the bar's tests (see the module docstring). ``lateral``: one
-    ``(candidate, reference)`` pair, or a list of them pooled into one lateral set."""
+    ``(candidate, reference)`` pair, or a list of them pooled into one lateral set;
+    ``direction_se``: the paired direction test's margin in standard errors (None: reported only)."""
     if not ood_pairs:
         raise ValueError("give at least one --ood CANDIDATE REFERENCE pair")
-    if ood_se < 0 or in_domain_se < 0:
-        raise ValueError(f"standard-error margins must be >= 0, got {ood_se}, {in_domain_se}")
+    if ood_se < 0 or in_domain_se < 0 or (direction_se is not None and not direction_se >= 0):
+        raise ValueError(f"standard-error margins must be >= 0, got {ood_se}, {in_domain_se}, {direction_se}")
     if lateral and isinstance(lateral[0], str):    # one pair
         lateral = [tuple(lateral)]
     lateral = list(lateral or [])
+    lateral_evs = [(load_evaluation(c), load_evaluation(r)) for c, r in lateral]
     loaded = {side: {"ood": [load_evaluation(p[i]) for p in ood_pairs],
-                     "lateral": pooled_lateral([load_evaluation(p[i]) for p in lateral], [p[i] for p in lateral])
+                     "lateral": pooled_lateral([e[i] for e in lateral_evs], [p[i] for p in lateral])
                      if lateral else None,
                      "in_domain": load_evaluation(in_domain[i]) if in_domain else None}
               for i, side in enumerate(("candidate", "reference"))}
@@ -160,6 +211,16 @@ def check(ood_pairs: Sequence[Tuple[str, str]], lateral: Optional[Sequence[Tuple
             "passed": row["mean"] <= in_domain_se * row["sem"] and meets}
     turned = [c["measure"] for c, r in zip(goals["candidate"], goals["reference"]) if r["met"] and not c["met"]]
     tests["no met goal row turned unmet"] = {"turned_unmet": turned, "passed": not turned}
+    direction = None    # summary-only lateral evaluations cannot be paired per clip: not reported
+    if lateral_evs and all(has_clip_records(ev) for pair in lateral_evs for ev in pair):
+        direction = paired_direction(lateral_evs, lateral)
+    if direction_se is not None:
+        if direction is None:
+            raise ValueError("--direction-se needs --lateral evaluations with per-clip localisation records")
+        for kind, d in direction.items():
+            tests[f"direction, {kind}s, not worse paired by more than the margin"] = {
+                "paired_direction": d, "margin": direction_se,
+                "passed": d["mean"] >= -direction_se * d["sem"] and (d["sem"] > 0 or d["mean"] >= 0)}
     if min_lateral_level_ratio is not None:
         if not lateral:
             raise ValueError("--min-lateral-level-ratio needs --lateral")
@@ -167,8 +228,8 @@ def check(ood_pairs: Sequence[Tuple[str, str]], lateral: Optional[Sequence[Tuple
         tests["lateral level ratio not lower than the floor"] = {
             "value": value, "floor": min_lateral_level_ratio,
             "passed": value is not None and value >= min_lateral_level_ratio}
-    return {"sets": names, "judge_rows": judge_rows, "goals": goals, "tests": tests,
-            "passed": all(t["passed"] for t in tests.values())}
+    return {"sets": names, "judge_rows": judge_rows, "goals": goals, "paired_direction": direction,
+            "tests": tests, "passed": all(t["passed"] for t in tests.values())}
 
 
 def format_report(result: dict) -> str:
@@ -182,6 +243,9 @@ def format_report(result: dict) -> str:
         lines.append(f"| {c['measure']} | {c['goal']} | {fmt(r['values'])} | {'yes' if r['met'] else 'no'} | "
                      f"{fmt(c['values'])} | {'yes' if c['met'] else 'no'} |")
     lines.append("")
+    for kind, d in (result.get("paired_direction") or {}).items():
+        lines.append(f"- paired direction, {kind}s (pooled lateral): {d['mean']:+.3f} ± {d['sem']:.3f} "
+                     f"({d['clips']} clips; on the right side: candidate {d['candidate']}, reference {d['reference']})")
     for name, t in result["tests"].items():
         detail = ""
         if "paired" in t:
@@ -189,6 +253,9 @@ def format_report(result: dict) -> str:
             detail = f": {100 * p['relative']:+.1f} % ({p['mean']:+.4f} ± {p['sem']:.4f}, {p['clips']} clips)"
         elif "turned_unmet" in t:
             detail = f": {', '.join(t['turned_unmet']) or 'none'}"
+        elif "paired_direction" in t:
+            d = t["paired_direction"]
+            detail = f": {d['mean']:+.3f} ± {d['sem']:.3f} (margin {t['margin']} s.e.)"
         elif "value" in t:
             detail = f": {'-' if t['value'] is None else format(t['value'], '.3f')} (floor {t['floor']})"
         lines.append(f"- {name}{detail}: {'passed' if t['passed'] else 'FAILED'}")
@@ -208,11 +275,14 @@ def main(argv=None) -> int:
     p.add_argument("--ood-se", type=float, default=2.0, help="standard errors the held-out gain must exceed")
     p.add_argument("--in-domain-se", type=float, default=1.0, help="standard errors in-domain may be worse by")
     p.add_argument("--min-lateral-level-ratio", type=float, help="a floor for the lateral set's level ratio")
+    p.add_argument("--direction-se", type=float,
+                   help="test each kind's direction on the lateral clips, paired: not worse by more than this "
+                        "many standard errors (without it the paired figures are only reported)")
     p.add_argument("--out", help="write the result as JSON")
     a = p.parse_args(argv)
     try:
         result = check(a.ood, a.lateral, a.in_domain, a.ood_se, a.in_domain_se, a.min_lateral_level_ratio,
-                       a.judge_rows)
+                       a.judge_rows, a.direction_se)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

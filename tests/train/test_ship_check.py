@@ -160,3 +160,34 @@ def test_held_out_sets_of_two_roots_pool_although_their_clips_are_numbered_alike
     same_root = [pairs[0], (pairs[0][0], pairs[0][1])]      # the same clips twice still count once
     with pytest.raises(ValueError, match="is in both ood set 1 and ood set 2"):
         ship_check.check(same_root, None, None)
+
+
+def test_direction_is_compared_clip_by_clip_over_the_pooled_lateral_clips(files, tmp_path, capsys):
+    """Per kind: the candidate's right-side share minus the reference's, paired per clip, with its
+    standard error; --direction-se turns it into a test of the rule."""
+    cand = [_lateral(tmp_path / "ca.json", 2), _lateral(tmp_path / "cb.json", 0, first=100)]
+    ref = [_lateral(tmp_path / "ra.json", 1), _lateral(tmp_path / "rb.json", 0, first=100)]
+    pairs = list(zip(cand, ref))
+    ood = [(files["cand_a"], files["ref_a"])]
+    d = ship_check.check(ood, pairs, None)["paired_direction"]["composite"]
+    diff = np.array([0.0, -1.0] + [0.0] * 18)          # clip 1 lost by the candidate, clip 0 lost by both
+    assert (d["clips"], d["candidate"], d["reference"]) == (20, 18, 19)
+    assert d["mean"] == pytest.approx(diff.mean()) and d["sem"] == pytest.approx(diff.std(ddof=1) / np.sqrt(20))
+    assert not any("paired" in name for name in ship_check.check(ood, pairs, None)["tests"])   # reported only
+    name = "direction, composites, not worse paired by more than the margin"
+    assert ship_check.check(ood, pairs, None, direction_se=2.0)["tests"][name]["passed"]       # -0.05 ± 0.05
+    assert not ship_check.check(ood, pairs, None, direction_se=0.5)["tests"][name]["passed"]
+    # Without a discordant clip the difference has no spread: level passes, lower fails at any margin.
+    assert ship_check.check(ood, [(ref[0], ref[0])], None, direction_se=2.0)["tests"][name]["passed"]
+    all_lost, all_right = _lateral(tmp_path / "lost.json", 10), _lateral(tmp_path / "right.json", 0)
+    assert not ship_check.check(ood, [(all_lost, all_right)], None, direction_se=2.0)["tests"][name]["passed"]
+    args = ["--ood", *ood[0], "--lateral", cand[0], ref[0], "--lateral", cand[1], ref[1]]
+    assert ship_check.main(args + ["--direction-se", "0.5"]) == 1
+    assert "paired direction, composites (pooled lateral): -0.050 ± 0.050 (20 clips; on the right side: " \
+           "candidate 18, reference 19)" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="do not score the same lateral clips"):
+        ship_check.check(ood, [(cand[0], ref[1])], None)
+    with pytest.raises(ValueError, match="needs --lateral evaluations with per-clip localisation records"):
+        ship_check.check(ood, None, None, direction_se=2.0)
+    with pytest.raises(ValueError, match="margins must be >= 0"):
+        ship_check.check(ood, pairs, None, direction_se=-1.0)
