@@ -187,6 +187,10 @@ def test_direction_is_compared_clip_by_clip_over_the_pooled_lateral_clips(files,
            "candidate 18, reference 19)" in capsys.readouterr().out
     with pytest.raises(ValueError, match="do not score the same lateral clips"):
         ship_check.check(ood, [(cand[0], ref[1])], None)
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_text(json.dumps({**json.load(open(cand[0])), "settings": {"data": "/data/other"}}))
+    with pytest.raises(ValueError, match="evaluate different data"):
+        ship_check.check(ood, [(str(elsewhere), ref[0])], None)
     with pytest.raises(ValueError, match="needs --lateral evaluations with per-clip localisation records"):
         ship_check.check(ood, None, None, direction_se=2.0)
     with pytest.raises(ValueError, match="margins must be >= 0"):
