@@ -6,9 +6,13 @@
         --data /work/data/ood_val \\
         --offline docs/results/hrtf_prior_localiser3_soft_streamed_ood.json
 
+Several held-out draws pool with ``--set CANDIDATE REFERENCE DATA`` (repeatable) instead of
+``--candidate/--reference/--data``; a clip is then its data root and name.
+
 Prints, for the clips both evaluations scored: STFT distance x Mono-Mono and the paired
 difference (mean ± s.e., relative to the reference) for every clip, single- and multi-source
-clips, and the scene groups (lateral, near the centre (< 10 degrees), moving, several sources);
+clips, and the scene groups (lateral, near the centre (< 10 degrees), moving, several sources),
+each also split into clips in a room and in free field;
 how many clips got better or worse and the largest changes; the median level ratio by room and
 scene kind (the clips the level-ratio row counts); and with ``--offline`` (an
 ``hrtf_prior.py`` JSON, or a ``confidence_blend.py`` one and ``--offline-form``), the candidate's
@@ -29,23 +33,31 @@ from streambin.train.localisation_eval import MIN_AZIMUTH_DEG, MIN_TARGET_LD_DB,
 OFFLINE_VARIANT = "blend with the model, localiser, soft"
 
 
-def per_clip(paths):
+def per_clip(sets, side: int):
+    """``{(data root, clip): metrics}`` of the candidate's (``side`` 0) or the reference's (1)
+    evaluations over ``sets`` of ``(candidate paths, reference paths, data root)``."""
     out = {}
-    for path in paths:
-        out.update({c["clip"]: c["metrics"] for c in json.loads(Path(path).read_text())["per_clip"]})
+    for *paths, data in sets:
+        for path in paths[side]:
+            out.update({(data, c["clip"]): c["metrics"] for c in json.loads(Path(path).read_text())["per_clip"]})
     return out
 
 
-def level_ratios(paths, data: Path):
+def read_meta(key):
+    data, clip = key
+    return json.loads((data / "meta" / f"{clip}.json").read_text())
+
+
+def level_ratios(sets, side: int):
     """``{(room or not, scene kind): [signed ratios]}`` over the clips the level-ratio row counts
     (lateral, single static source, ``|LD(target)| >= 1 dB``: streambin.train.localisation_eval)."""
     out = {}
-    for path in paths:
-        for r in json.loads(Path(path).read_text()).get("localisation", {}).get("per_clip", []):
-            if r["qualifies"] and abs(r["ld_target_db"]) >= MIN_TARGET_LD_DB:
-                meta = json.loads((data / "meta" / f"{r['clip']}.json").read_text())
-                key = ("room" if meta.get("room") else "no room", r["scene_kind"])
-                out.setdefault(key, []).append(r["ld_pred_db"] / r["ld_target_db"])
+    for *paths, data in sets:
+        for path in paths[side]:
+            for r in json.loads(Path(path).read_text()).get("localisation", {}).get("per_clip", []):
+                if r["qualifies"] and abs(r["ld_target_db"]) >= MIN_TARGET_LD_DB:
+                    key = ("room" if read_meta((data, r["clip"])).get("room") else "no room", r["scene_kind"])
+                    out.setdefault(key, []).append(r["ld_pred_db"] / r["ld_target_db"])
     return out
 
 
@@ -70,27 +82,42 @@ def paired(cand, ref, mono, clips) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--candidate", nargs="+", required=True, help="the candidate's evaluation JSONs")
-    p.add_argument("--reference", nargs="+", required=True, help="the reference's evaluation JSONs")
-    p.add_argument("--data", type=Path, required=True, help="the scored set (for its sidecars)")
+    p.add_argument("--candidate", nargs="+", help="the candidate's evaluation JSONs")
+    p.add_argument("--reference", nargs="+", help="the reference's evaluation JSONs")
+    p.add_argument("--data", type=Path, help="the scored set (for its sidecars)")
+    p.add_argument("--set", nargs=3, action="append", default=[], metavar=("CANDIDATE", "REFERENCE", "DATA"),
+                   help="one set's two evaluations and its data root (repeatable, instead of the three above)")
     p.add_argument("--offline", help="an hrtf_prior.py JSON with the offline-rendered blend, or a "
                                      "confidence_blend.py JSON with --offline-form")
     p.add_argument("--offline-form", help="the confidence_blend.py form (scored on --data's split 'all')")
     a = p.parse_args(argv)
-    cand, ref = per_clip(a.candidate), per_clip(a.reference)
+    one_set = (a.candidate, a.reference, a.data)
+    if a.set and any(one_set) or not a.set and not all(one_set):
+        p.error("give --candidate, --reference and --data, or --set CANDIDATE REFERENCE DATA (repeatable)")
+    if a.offline and len(a.set) > 1:
+        p.error("--offline compares one set: give it with --candidate/--reference/--data")
+    sets = [(a.candidate, a.reference, a.data)] if not a.set else [([c], [r], Path(d)) for c, r, d in a.set]
+    cand, ref = per_clip(sets, 0), per_clip(sets, 1)
     clips = [c for c in cand if c in ref]
     if not clips:
         p.error("the candidate and reference JSONs share no clip")
     stft = {k: {c: m[c]["model"]["stft"] for c in clips} for k, m in (("cand", cand), ("ref", ref))}
     mono = {c: cand[c]["mono_mono"]["stft"] for c in clips}
-    groups = {c: group(json.loads((a.data / "meta" / f"{c}.json").read_text())) for c in clips}
+    metas = {c: read_meta(c) for c in clips}
+    groups = {c: group(metas[c]) for c in clips}
+    in_room = {c: bool(metas[c].get("room")) for c in clips}
+    label = (lambda c: c[1]) if len(sets) == 1 else (lambda c: f"{c[0].name}/{c[1]}")
     print("all", paired(stft["cand"], stft["ref"], mono, clips))
     single = [c for c in clips if groups[c] != "several sources"]
     print("single source", paired(stft["cand"], stft["ref"], mono, single))
-    for g in ("lateral", "near the centre", "moving", "several sources"):
-        members = [c for c in clips if groups[c] == g]
-        if members:
+    for g in ("all", "lateral", "near the centre", "moving", "several sources"):
+        members = [c for c in clips if g == "all" or groups[c] == g]
+        if members and g != "all":
             print(g, paired(stft["cand"], stft["ref"], mono, members))
+        for room in (True, False):
+            part = [c for c in members if in_room[c] == room]
+            if part:
+                print(f"{g}, {'room' if room else 'free field'}", paired(stft["cand"], stft["ref"], mono, part))
     change = sorted(clips, key=lambda c: stft["cand"][c] - stft["ref"][c])
     better = sum(stft["cand"][c] < stft["ref"][c] for c in clips)
     worse = sum(stft["cand"][c] > stft["ref"][c] for c in clips)
@@ -98,11 +125,10 @@ def main(argv=None) -> int:
     for name, chosen in (("largest gains", change[:6]), ("largest losses", change[::-1][:6])):
         rows = []
         for c in chosen:
-            meta = json.loads((a.data / "meta" / f"{c}.json").read_text())
-            rows.append(f"{c} ({groups[c]}, {'room' if meta.get('room') else 'no room'}, "
+            rows.append(f"{label(c)} ({groups[c]}, {'room' if in_room[c] else 'no room'}, "
                         f"{stft['cand'][c] - stft['ref'][c]:+.3f})")
         print(f"{name}: " + "; ".join(rows))
-    cand_ratios, ref_ratios = level_ratios(a.candidate, a.data), level_ratios(a.reference, a.data)
+    cand_ratios, ref_ratios = level_ratios(sets, 0), level_ratios(sets, 1)
     for key in sorted(set(cand_ratios) | set(ref_ratios)):
         c, r = cand_ratios.get(key, []), ref_ratios.get(key, [])
         print(f"level ratio, {key[0]}, {key[1]}: median {np.median(c) if c else float('nan'):.3f} ({len(c)} clips) "
@@ -111,7 +137,7 @@ def main(argv=None) -> int:
         d = json.loads(Path(a.offline).read_text())
         rows = (d["scored"][f"{a.data}:all"][a.offline_form]["per_clip"] if a.offline_form
                 else d["per_clip"][OFFLINE_VARIANT])
-        offline = {r["clip"]: r["stft"] for r in rows}
+        offline = {(a.data, r["clip"]): r["stft"] for r in rows}
         both = [c for c in clips if c in offline]
         e, o = np.array([stft["cand"][c] for c in both]), np.array([offline[c] for c in both])
         print(f"against the offline-rendered blend, {len(both)} clips: {e.mean() / o.mean():.4f}x, paired "
