@@ -13,8 +13,12 @@ Prints, for the clips both evaluations scored: STFT distance x Mono-Mono and the
 difference (mean ± s.e., relative to the reference) for every clip, single- and multi-source
 clips, and the scene groups (lateral, near the centre (< 10 degrees), moving, several sources),
 each also split into clips in a room and in free field;
-how many clips got better or worse and the largest changes; the median level ratio by room and
-scene kind (the clips the level-ratio row counts); and with ``--offline`` (an
+how many clips got better or worse and the largest changes; the share of Mono-Mono's error in
+rooms; the median level ratio by room and scene kind (the clips the level-ratio row counts); per
+scene kind, how many lateral clips each model puts on the right side, how many of its outputs lie
+within 0.2 dB of the centre (where the direction rows read a sign alone) and how often the
+truth's own level difference points the wrong way, then the clips the two put on different
+sides; and with ``--offline`` (an
 ``hrtf_prior.py`` JSON, or a ``confidence_blend.py`` one and ``--offline-form``), the candidate's
 STFT distances against that experiment's offline-rendered blend on the clips it scored. Figures quoted in docs/results.md, "The side renderer in the
 engine", and the README's quality section.
@@ -28,9 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-from streambin.train.localisation_eval import MIN_AZIMUTH_DEG, MIN_TARGET_LD_DB, sounding_sources
+from streambin.train.localisation_eval import MIN_AZIMUTH_DEG, MIN_TARGET_LD_DB, on_right_side, sounding_sources
 
 OFFLINE_VARIANT = "blend with the model, localiser, soft"
+NEAR_CENTRE_DB = 0.2    # an output level difference this close to 0 dB: its sign is all the direction rows read
 
 
 def per_clip(sets, side: int):
@@ -46,6 +51,17 @@ def per_clip(sets, side: int):
 def read_meta(key):
     data, clip = key
     return json.loads((data / "meta" / f"{clip}.json").read_text())
+
+
+def lateral_records(sets, side: int):
+    """``{(data root, clip): localisation record}`` of the lateral clips (those the direction rows count)."""
+    out = {}
+    for *paths, data in sets:
+        for path in paths[side]:
+            for r in json.loads(Path(path).read_text()).get("localisation", {}).get("per_clip", []):
+                if r["qualifies"]:
+                    out[(data, r["clip"])] = r
+    return out
 
 
 def level_ratios(sets, side: int):
@@ -128,11 +144,31 @@ def main(argv=None) -> int:
             rows.append(f"{label(c)} ({groups[c]}, {'room' if in_room[c] else 'no room'}, "
                         f"{stft['cand'][c] - stft['ref'][c]:+.3f})")
         print(f"{name}: " + "; ".join(rows))
+    room_mono = sum(mono[c] for c in clips if in_room[c])
+    print(f"share of Mono-Mono's error in rooms: {room_mono / sum(mono.values()):.3f}")
     cand_ratios, ref_ratios = level_ratios(sets, 0), level_ratios(sets, 1)
     for key in sorted(set(cand_ratios) | set(ref_ratios)):
         c, r = cand_ratios.get(key, []), ref_ratios.get(key, [])
         print(f"level ratio, {key[0]}, {key[1]}: median {np.median(c) if c else float('nan'):.3f} ({len(c)} clips) "
               f"against {np.median(r) if r else float('nan'):.3f} ({len(r)})")
+    lat = {k: lateral_records(sets, side) for side, k in enumerate(("cand", "ref"))}
+    both = [c for c in lat["cand"] if c in lat["ref"]]
+    for kind in sorted({lat["ref"][c]["scene_kind"] for c in both}):
+        members = [c for c in both if lat["ref"][c]["scene_kind"] == kind]
+        truth_wrong = sum(not on_right_side(lat["ref"][c], "ld_target_db") for c in members)
+        parts = []
+        for k, who in (("cand", "candidate"), ("ref", "reference")):
+            right = [on_right_side(lat[k][c]) for c in members]
+            near = [abs(lat[k][c]["ld_pred_db"]) < NEAR_CENTRE_DB for c in members]
+            parts.append(f"{who} {sum(right)} on the right side, {sum(near)} within {NEAR_CENTRE_DB} dB of the "
+                         f"centre ({sum(n and not r for n, r in zip(near, right))} of them wrong)")
+        print(f"direction, {kind}, {len(members)} lateral clips (the truth wrong in {truth_wrong}): " + "; ".join(parts))
+    for c in both:
+        x, y = lat["cand"][c], lat["ref"][c]
+        if on_right_side(x) != on_right_side(y):
+            print(f"on different sides: {label(c)} ({x['scene_kind']}, azimuth {x['azimuth_deg']:+.1f}, true level "
+                  f"difference {x['ld_target_db']:+.2f} dB): candidate {x['ld_pred_db']:+.2f} dB, reference "
+                  f"{y['ld_pred_db']:+.2f} dB")
     if a.offline:
         d = json.loads(Path(a.offline).read_text())
         rows = (d["scored"][f"{a.data}:all"][a.offline_form]["per_clip"] if a.offline_form
